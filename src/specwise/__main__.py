@@ -1,0 +1,3 @@
+from specwise.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Metric definitions (client side) and server-metric adapters (Prometheus scraping, deltas)."""

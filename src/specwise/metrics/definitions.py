@@ -1,0 +1,175 @@
+"""Declarative definitions of the latency and acceptance metrics specwise reports.
+
+Each metric is a small record: name, unit, definition (the formula) and what it depends on, so the
+report can print the definition next to every number. :func:`summarize_cell` turns request records
+(measured or simulated alike) into a :class:`~specwise.schemas.results.CellSummary`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from specwise.schemas.base import Source
+from specwise.schemas.results import CellSummary, RequestRecord, Role
+from specwise.stats import percentile
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    name: str
+    unit: str
+    definition: str
+    depends_on: tuple[str, ...] = ()
+
+
+METRICS: dict[str, MetricDefinition] = {
+    m.name: m
+    for m in [
+        MetricDefinition("ttft", "s", "time from sending the request to the first chunk carrying generated output"),
+        MetricDefinition(
+            "tpot", "s/token", "(e2e - ttft) / (output_tokens - 1): per output token, excluding the first",
+            ("e2e", "ttft", "output_tokens"),
+        ),
+        MetricDefinition(
+            "itl_per_chunk", "s",
+            "gap between consecutive content chunks (vLLM bench's ITL; with speculation one chunk = one engine step)",
+        ),
+        MetricDefinition(
+            "itl_per_token", "s/token",
+            "gap between consecutive chunks divided by the tokens the later chunk carries (per-token ITL)",
+            ("itl_per_chunk", "chunk_tokens"),
+        ),
+        MetricDefinition("e2e", "s", "time from sending the request to the last chunk carrying generated output"),
+        MetricDefinition(
+            "output_tokens_per_s", "token/s",
+            "sum of output tokens of successful requests / (last completion - first send) of the phase",
+        ),
+        MetricDefinition(
+            "acceptance_rate_metrics", "fraction",
+            "server /metrics delta over the phase: d(spec_decode_num_accepted_tokens) / d(spec_decode_num_draft_tokens)",
+        ),
+        MetricDefinition(
+            "mean_acceptance_length_metrics", "tokens/step",
+            "server /metrics delta: 1 + d(num_accepted_tokens) / d(num_drafts) (includes the bonus token)",
+        ),
+        MetricDefinition(
+            "acceptance_rate_per_request", "fraction",
+            "per request: server per-request draft_acceptance_rate when returned (vLLM 0.29+), else "
+            "(mean tokens per chunk - 1) / k from the stream (valid only when chunks are single engine steps)",
+        ),
+    ]
+}
+
+
+def itl_arrays(record: RequestRecord) -> tuple[np.ndarray, np.ndarray]:
+    """(per-chunk gaps, per-token gaps) of one request; the first chunk (TTFT) is excluded."""
+    offsets = np.asarray(record.chunk_offsets_s, dtype=float)
+    if offsets.size < 2:
+        return np.empty(0), np.empty(0)
+    gaps = np.diff(offsets)
+    tokens = np.asarray(record.chunk_tokens[1:], dtype=float) if record.chunk_tokens else np.ones(gaps.size)
+    tokens = np.where(tokens > 0, tokens, 1.0)
+    return gaps, gaps / tokens
+
+
+def per_request_acceptance(record: RequestRecord, k: int | None) -> tuple[float | None, float | None, str | None]:
+    """(acceptance rate, mean acceptance length, source) of one request."""
+    if record.server_spec is not None and record.server_spec.draft_acceptance_rate is not None:
+        return (record.server_spec.draft_acceptance_rate, record.server_spec.mean_acceptance_length, "server")
+    if record.accepted_per_step:
+        steps = np.asarray(record.accepted_per_step, dtype=float)
+        rate = float(steps.mean() / k) if k else None
+        return rate, float(1.0 + steps.mean()), "engine"
+    if not k or len(record.chunk_tokens) < 2:
+        return None, None, None
+    # The first chunk is prefill (+ maybe a role-only chunk); decode steps follow.
+    decode_chunks = [t for t in record.chunk_tokens[1:] if t > 0]
+    if not decode_chunks:
+        return None, None, None
+    length = float(np.mean(decode_chunks))
+    return max(0.0, min(1.0, (length - 1.0) / k)), length, "chunks"
+
+
+def summarize_cell(
+    records: Iterable[RequestRecord],
+    *,
+    role: Role,
+    source: Source,
+    qps: float | None,
+    temperature: float | None = None,
+    category: str | None = None,
+    k: int | None = None,
+    duration_s: float | None = None,
+) -> CellSummary:
+    """Aggregate request records of one phase into a :class:`CellSummary`."""
+    recs = list(records)
+    ok = [r for r in recs if r.ok]
+    failed = [r for r in recs if not r.ok]
+    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
+    e2e = [r.e2e_s for r in ok if r.e2e_s is not None]
+    tpot = [t for t in (r.tpot_s for r in ok) if t is not None]
+    chunk_gaps: list[np.ndarray] = []
+    token_gaps: list[np.ndarray] = []
+    tokens_per_chunk: list[float] = []
+    for r in ok:
+        cg, tg = itl_arrays(r)
+        chunk_gaps.append(cg)
+        token_gaps.append(tg)
+        tokens_per_chunk.extend(float(t) for t in r.chunk_tokens if t > 0)
+    all_chunk = np.concatenate(chunk_gaps) if chunk_gaps else np.empty(0)
+    all_token = np.concatenate(token_gaps) if token_gaps else np.empty(0)
+
+    rates, lengths, sources = [], [], set()
+    if role == "speculative":
+        for r in ok:
+            rate, length, src = per_request_acceptance(r, k)
+            if rate is not None:
+                rates.append(rate)
+                sources.add(src)
+            if length is not None:
+                lengths.append(length)
+
+    if duration_s is None:
+        starts = [r.sent_s for r in recs if r.sent_s is not None]
+        ends = [r.sent_s + r.e2e_s for r in ok if r.sent_s is not None and r.e2e_s is not None]
+        duration_s = (max(ends) - min(starts)) if starts and ends else 0.0
+    out_tokens = sum(r.output_tokens for r in ok)
+    errors: dict[str, int] = {}
+    for r in failed:
+        errors[r.error_kind or "error"] = errors.get(r.error_kind or "error", 0) + 1
+
+    return CellSummary(
+        role=role,
+        source=source,
+        qps=qps,
+        temperature=temperature,
+        category=category,
+        duration_s=duration_s,
+        requests_ok=len(ok),
+        requests_failed=len(failed),
+        ttft_p50_s=percentile(ttft, 50),
+        ttft_p95_s=percentile(ttft, 95),
+        ttft_p99_s=percentile(ttft, 99),
+        tpot_p50_s=percentile(tpot, 50),
+        tpot_p95_s=percentile(tpot, 95),
+        tpot_p99_s=percentile(tpot, 99),
+        itl_per_token_p50_s=percentile(all_token, 50),
+        itl_per_token_p99_s=percentile(all_token, 99),
+        itl_per_chunk_p50_s=percentile(all_chunk, 50),
+        itl_per_chunk_p99_s=percentile(all_chunk, 99),
+        e2e_p50_s=percentile(e2e, 50),
+        e2e_p95_s=percentile(e2e, 95),
+        e2e_p99_s=percentile(e2e, 99),
+        output_tokens_per_s=(out_tokens / duration_s) if duration_s and duration_s > 0 else None,
+        requests_per_s=(len(ok) / duration_s) if duration_s and duration_s > 0 else None,
+        mean_tokens_per_chunk=float(np.mean(tokens_per_chunk)) if tokens_per_chunk else None,
+        acceptance_rate_per_request_p10=percentile(rates, 10),
+        acceptance_rate_per_request_p50=percentile(rates, 50),
+        acceptance_rate_per_request_p90=percentile(rates, 90),
+        acceptance_length_per_request_p50=percentile(lengths, 50),
+        acceptance_source_per_request=("server" if "server" in sources else next(iter(sources), None)),
+        errors_by_kind=errors,
+    )

@@ -1,0 +1,146 @@
+"""Run results shared by measured (bench) and simulated (simulate) runs.
+
+One schema for both, so every downstream consumer (decide, report) works on either. Times are in
+seconds. Per-request timestamps are relative to the request's send time unless named otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from specwise.schemas.base import Source, SpecwiseModel
+
+Role = Literal["baseline", "speculative"]
+
+
+class ServerSpecDecodeRequestMetrics(SpecwiseModel):
+    """Per-request speculative metrics returned by the server (vLLM 0.29+ ``metrics.speculative_decoding``)."""
+
+    mean_acceptance_length: float | None = None
+    draft_acceptance_rate: float | None = None
+    acceptance_histogram: list[int] | None = None
+    num_spec_steps: int | None = None
+    num_accepted_draft_tokens: int | None = None
+    num_draft_tokens: int | None = None
+    num_spec_tokens: int | None = None
+
+
+class RequestRecord(SpecwiseModel):
+    """One request as seen by the client (measured) or the engine (simulated)."""
+
+    request_id: str
+    role: Role
+    qps: float | None = None
+    temperature: float = 0.0
+    category: str | None = None
+    repeat: int = 0
+    scheduled_s: float = Field(0.0, description="arrival time in the phase's schedule, from phase start")
+    sent_s: float | None = Field(None, description="when the request was sent, from phase start")
+    prompt_tokens: int | None = None
+    output_tokens: int = 0
+    ttft_s: float | None = Field(None, description="send -> first chunk carrying generated output")
+    e2e_s: float | None = Field(None, description="send -> last chunk carrying generated output")
+    chunk_offsets_s: list[float] = Field(
+        default_factory=list, description="arrival of each content chunk, seconds after send"
+    )
+    chunk_tokens: list[int] = Field(default_factory=list, description="output tokens carried by each chunk")
+    token_count_method: Literal["usage", "token_ids", "logprobs", "text", "engine"] = "engine"
+    chunk_estimate_safe: bool = Field(
+        True, description="False when chunks may merge engine steps (tokens/chunk is then not accepted/step)"
+    )
+    accepted_per_step: list[int] | None = Field(
+        None, description="simulated runs: accepted draft tokens in each verify step (0..k)"
+    )
+    server_spec: ServerSpecDecodeRequestMetrics | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def tpot_s(self) -> float | None:
+        """(e2e - ttft) / (output_tokens - 1): per output token, excluding the first."""
+        if self.e2e_s is None or self.ttft_s is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
+
+
+class CellSummary(SpecwiseModel):
+    """Aggregates of one phase: QPS x temperature x endpoint role. Field names are stable (``--json``)."""
+
+    role: Role
+    source: Source
+    qps: float | None
+    temperature: float | None = None
+    category: str | None = None
+    duration_s: float = 0.0
+    requests_ok: int = 0
+    requests_failed: int = 0
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_p50_s: float | None = None
+    tpot_p95_s: float | None = None
+    tpot_p99_s: float | None = None
+    itl_per_token_p50_s: float | None = None
+    itl_per_token_p99_s: float | None = None
+    itl_per_chunk_p50_s: float | None = None
+    itl_per_chunk_p99_s: float | None = None
+    e2e_p50_s: float | None = None
+    e2e_p95_s: float | None = None
+    e2e_p99_s: float | None = None
+    output_tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+    mean_tokens_per_chunk: float | None = None
+    acceptance_rate_metrics: float | None = Field(None, description="server /metrics delta: accepted/drafted")
+    mean_acceptance_length_metrics: float | None = Field(None, description="server /metrics delta: 1 + accepted/drafts")
+    per_position_acceptance_metrics: list[float] | None = None
+    acceptance_rate_per_request_p10: float | None = None
+    acceptance_rate_per_request_p50: float | None = None
+    acceptance_rate_per_request_p90: float | None = None
+    acceptance_length_per_request_p50: float | None = None
+    acceptance_source_per_request: str | None = Field(
+        None, description="'server' (per-request metrics) or 'chunks' (tokens per chunk estimate)"
+    )
+    mean_batch_size: float | None = None
+    saturated: bool = False
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+
+
+class SpeedupCI(SpecwiseModel):
+    """A speedup (baseline / speculative latency, > 1 means speculation is faster) with its CI."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class Comparison(SpecwiseModel):
+    """Baseline vs speculative at one QPS x temperature."""
+
+    qps: float | None
+    temperature: float | None = None
+    speedup_tpot_p50: SpeedupCI
+    speedup_tpot_p99: SpeedupCI
+    speedup_e2e_p50: SpeedupCI
+    speedup_e2e_p99: SpeedupCI
+    speedup_ttft_p50: SpeedupCI | None = None
+    throughput_ratio: float | None = None
+
+
+class RunResult(SpecwiseModel):
+    """A whole A/B run, measured or simulated."""
+
+    schema_version: Literal[1] = 1
+    source: Source
+    tool_version: str
+    config: dict = Field(default_factory=dict, description="the inputs that produced this result")
+    servers: dict = Field(default_factory=dict, description="per role: version, spec config, engine settings")
+    cells: list[CellSummary] = Field(default_factory=list)
+    comparisons: list[Comparison] = Field(default_factory=list)
+    findings: list[str] = Field(default_factory=list)

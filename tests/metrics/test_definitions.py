@@ -1,0 +1,31 @@
+import pytest
+
+from specwise.metrics.definitions import summarize_cell
+from specwise.schemas import RequestRecord, Source
+
+
+def _rec(i, chunks, tokens, sent=0.0):
+    return RequestRecord(
+        request_id=str(i), role="speculative", sent_s=sent, output_tokens=sum(tokens),
+        ttft_s=chunks[0], e2e_s=chunks[-1], chunk_offsets_s=chunks, chunk_tokens=tokens,
+    )
+
+
+def test_tpot_itl_per_token_and_per_chunk():
+    # 1 token at 0.1 s, then chunks of 3 tokens every 30 ms: per-chunk ITL 30 ms, per-token 10 ms
+    r = _rec(0, [0.1, 0.13, 0.16, 0.19], [1, 3, 3, 3])
+    s = summarize_cell([r], role="speculative", source=Source.measured, qps=1.0, k=3)
+    assert s.itl_per_chunk_p50_s == pytest.approx(0.03)
+    assert s.itl_per_token_p50_s == pytest.approx(0.01)
+    assert s.tpot_p50_s == pytest.approx(0.09 / 9)
+    # tokens per decode chunk 3 -> 2 accepted of k=3 per step
+    assert s.acceptance_rate_per_request_p50 == pytest.approx(2 / 3)
+    assert s.acceptance_source_per_request == "chunks"
+
+
+def test_failed_requests_are_counted_by_kind():
+    ok = _rec(0, [0.1, 0.2], [1, 1])
+    bad = RequestRecord(request_id="1", role="baseline", error="boom", error_kind="http_500")
+    s = summarize_cell([ok, bad], role="baseline", source=Source.measured, qps=2.0)
+    assert s.requests_ok == 1 and s.requests_failed == 1
+    assert s.errors_by_kind == {"http_500": 1}
