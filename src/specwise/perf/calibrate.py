@@ -1,0 +1,134 @@
+"""Fit the step-time constants to measurements.
+
+Two sources of data:
+
+* measured step times (``StepSample``: batched tokens, KV tokens, seconds), e.g. from a profiler or
+  vLLM's step timing; fitted by non-negative least squares (additive form, or the hybrid form via a
+  scan over the compute-bound knee N*);
+* a measured baseline run: per-cell TPOT at a known mean batch size (closed-loop or steady open-loop),
+  where each engine step emits one token per sequence, so TPOT ~ step time at N = B, KV = B * C.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from specwise.errors import UserError
+from specwise.perf.steptime import T_SCHED_S, StepTimeModel
+from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.results import CellSummary
+
+
+class StepSample(SpecwiseModel):
+    """One measured step: ``n_tokens`` batched tokens reading ``kv_tokens``; ``seconds`` per forward."""
+
+    n_tokens: float = Field(gt=0)
+    kv_tokens: float = Field(ge=0)
+    seconds: float = Field(gt=0)
+
+
+class FitReport(SpecwiseModel):
+    model: StepTimeModel
+    rmse_s: float
+    max_rel_error: float
+    num_samples: int
+
+
+def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares for a handful of columns by exhaustive active-set search."""
+    n = a.shape[1]
+    best, best_res = np.zeros(n), float(np.sum(y**2))
+    for r in range(1, n + 1):
+        for cols in itertools.combinations(range(n), r):
+            sol, *_ = np.linalg.lstsq(a[:, cols], y, rcond=None)
+            if np.any(sol < 0):
+                continue
+            x = np.zeros(n)
+            x[list(cols)] = sol
+            res = float(np.sum((a @ x - y) ** 2))
+            if res < best_res - 1e-18:
+                best, best_res = x, res
+    return best
+
+
+def _report(model: StepTimeModel, n, kv, y, subtract_sched: bool) -> FitReport:
+    pred = np.asarray(model.forward_time(n, kv)) + (model.t_sched_s if subtract_sched else 0.0)
+    err = pred - y
+    return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
+                     max_rel_error=float(np.max(np.abs(err) / y)), num_samples=int(y.size))
+
+
+def fit_step_times(
+    samples: Sequence[StepSample],
+    form: Literal["hybrid", "additive"] = "additive",
+    base: StepTimeModel | None = None,
+    label: str = "fitted",
+) -> FitReport:
+    """Fit t_fix, the GEMM terms and the KV term to per-forward times (scheduler overhead excluded).
+
+    Communication, MoE and CUDA-graph settings of ``base`` are kept fixed and subtracted first.
+    """
+    if len(samples) < 3:
+        raise UserError("need at least 3 measured step times to fit the step-time model")
+    n = np.array([s.n_tokens for s in samples], dtype=float)
+    kv = np.array([s.kv_tokens for s in samples], dtype=float)
+    y = np.array([s.seconds for s in samples], dtype=float)
+    fixed = {"t_sched_s": base.t_sched_s if base else T_SCHED_S}
+    comm = np.zeros_like(y)
+    if base is not None:
+        fixed.update(comm_s=base.comm_s, comm_s_per_token=base.comm_s_per_token)
+        comm = base.comm_s + base.comm_s_per_token * n
+    target = y - comm
+    ones = np.ones_like(n)
+    if form == "additive":
+        x = nnls(np.column_stack([ones, n, kv]), target)
+        model = StepTimeModel(label=label, form="additive", t_fix_s=x[0], weight_read_s=0.0,
+                              compute_s_per_token=x[1], kv_read_s_per_token=x[2], source=Source.measured,
+                              notes=[f"additive NNLS fit on {len(samples)} step times"], **fixed)
+        return _report(model, n, kv, y, False)
+    # hybrid: t = t_fix + a*max(N, N*) + b*KV is linear in (t_fix, a, b) for a given knee N*; the
+    # weight read is then a*N*. Scan N* over the measured N values (and 0 = always compute-bound).
+    best: tuple[float, np.ndarray, float] | None = None
+    for knee in np.unique(np.concatenate([[0.0], n])):
+        x = nnls(np.column_stack([ones, np.maximum(n, knee), kv]), target)
+        res = float(np.sum((np.column_stack([ones, np.maximum(n, knee), kv]) @ x - target) ** 2))
+        if best is None or res < best[0]:
+            best = (res, x, float(knee))
+    assert best is not None
+    _, x, knee = best
+    model = StepTimeModel(label=label, form="hybrid", t_fix_s=x[0], weight_read_s=x[1] * knee,
+                          compute_s_per_token=x[1], kv_read_s_per_token=x[2], source=Source.measured,
+                          notes=[f"hybrid NNLS fit on {len(samples)} step times, knee N*={knee:g}"], **fixed)
+    return _report(model, n, kv, y, False)
+
+
+def fit_from_baseline_cells(
+    cells: Iterable[CellSummary],
+    mean_context_tokens: float,
+    base: StepTimeModel | None = None,
+    form: Literal["hybrid", "additive"] = "additive",
+) -> FitReport:
+    """Fit from a measured baseline run: each cell's TPOT p50 at its mean batch size.
+
+    Without speculation a decode step emits one token per running sequence, so TPOT ~ one step
+    (forward + scheduler overhead) at N = B, KV = B * mean context. The scheduler overhead cannot be
+    separated from t_fix this way; it is held at ``base.t_sched_s`` (default 1.21 ms) and subtracted.
+    """
+    t_sched = base.t_sched_s if base else T_SCHED_S
+    samples = []
+    for c in cells:
+        if c.role != "baseline" or c.tpot_p50_s is None or not c.mean_batch_size:
+            continue
+        b = float(c.mean_batch_size)
+        seconds = c.tpot_p50_s - t_sched
+        if seconds <= 0:
+            raise UserError(f"TPOT {c.tpot_p50_s:.4f}s at QPS {c.qps} is below the scheduler overhead")
+        samples.append(StepSample(n_tokens=b, kv_tokens=b * mean_context_tokens, seconds=seconds))
+    if len(samples) < 3:
+        raise UserError("need baseline cells with tpot_p50_s and mean_batch_size at >= 3 load levels")
+    return fit_step_times(samples, form=form, base=base, label="fitted from baseline run")

@@ -1,0 +1,337 @@
+"""Step-time model of one engine step: target forward (roofline + fixed costs), draft cost, scheduler.
+
+The formulas and default constants follow theory-and-calibration.md §4.3 and §8.1:
+
+* hybrid form (default): ``t_fix + max(weight_read(N), compute_s_per_token * N) + kv_read_s_per_token * KV
+  + comm_s + comm_s_per_token * N``: below N* ~ weight_read / compute_s_per_token tokens the GEMMs are
+  bound by the weight read, above it by compute.
+* additive form (the SpecDecode-Bench fit, §2.3): ``t_fix + weight_read + a*N + b*KV (+ comm)``.
+
+A step adds the scheduler/engine overhead ``t_sched_s`` and, with speculation, the draft time
+(:class:`DraftCost`). Every constant is a plain field so users can calibrate it
+(:mod:`specwise.perf.calibrate`). Functions accept numpy arrays so the simulator can price many
+candidate steps (e.g. every k for the oracle policy) in one call.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.model import EIGHT_BIT_COMPUTE, LINEAR_BYTES_PER_PARAM, GPUSpec, ModelSpec, Quantization
+
+# ---- default efficiencies and overheads -------------------------------------------------------------
+# theory-and-calibration.md §4.3: the 8B/H100 additive fit corresponds to eta_f ~ 0.72 and eta_kv ~ 1.0.
+# The fit's 5.886 ms constant is the weight read at ~76 % of HBM bandwidth *including* launch cost; we
+# split it into a weight read at 85 % plus a launch cost of 0.25 ms + 12 us per layer, which gives
+# 5.27 + 0.63 = 5.90 ms for Llama-3.1-8B on H100 (matches the fit) and lets the launch part scale
+# with depth for other models.
+ETA_BW = 0.85
+ETA_COMPUTE = 0.72
+ETA_KV = 1.0
+LAUNCH_BASE_S = 0.25e-3
+LAUNCH_PER_LAYER_S = 12e-6
+# Scheduler/engine overhead per step, vLLM 0.10, 8B on H100 (SpecDecode-Bench predictor.py, §2.3).
+T_SCHED_S = 1.20683946e-3
+# Tensor-parallel all-reduce: 2 per layer (§4.3: 2L*(alpha_ar + N*h*2B/beta_ar)). A custom NVLink
+# all-reduce of a small message costs ~8 us; bandwidth at 70 % of the NVLink figure. With these,
+# 70B on TP=4 gets ~1.3 ms of all-reduce + 1.2 ms launch per step, the "~2-3 ms all-reduce/launch"
+# of §8.1.
+ALLREDUCE_LATENCY_S = 8e-6
+ALLREDUCE_BW_EFFICIENCY = 0.7
+# EAGLE/EAGLE-3 head cost (SpecDecode-Bench predictor.py, Llama-3.1-8B on H100, k=3): 2.135 ms per step
+# + 2.378 ns per KV token + 0.841 us per speculated token. We split the fixed part into a per-step
+# 0.80 ms and 0.445 ms per drafted position (so k=3 reproduces 2.135 ms) so the oracle sees k change cost.
+HEAD_FIXED_S = 0.80e-3
+HEAD_PER_PASS_S = 0.445e-3
+HEAD_KV_S_PER_TOKEN = 2.37768493e-9
+HEAD_S_PER_SPEC_TOKEN = 8.41429603e-7
+# n-gram lookup on the CPU: 0.5875 % of the target forward (SpecDecode-Bench predictor.py).
+NGRAM_FRACTION = 0.005875
+
+
+class StepTimeModel(SpecwiseModel):
+    """Time of one target forward pass as a function of batched tokens N and KV tokens read."""
+
+    label: str = ""
+    form: Literal["hybrid", "additive"] = "hybrid"
+    t_fix_s: float = Field(ge=0, description="fixed per-forward cost: launch, sync, norms, sampling")
+    weight_read_s: float = Field(
+        ge=0, description="time to stream the weights a step touches (dense part for MoE), per GPU"
+    )
+    compute_s_per_token: float = Field(ge=0, description="GEMM time per batched (query) token, per GPU")
+    kv_read_s_per_token: float = Field(ge=0, description="time to read one context token's KV, per GPU share")
+    comm_s: float = Field(0.0, ge=0, description="tensor-parallel all-reduce latency per forward")
+    comm_s_per_token: float = Field(0.0, ge=0, description="all-reduce bandwidth time per batched token")
+    t_sched_s: float = Field(T_SCHED_S, ge=0, description="scheduler/engine overhead per engine step")
+    moe_expert_read_s: float = Field(
+        0.0, ge=0, description="time to stream every routed expert (MoE); the share touched grows with N"
+    )
+    moe_touch_fraction: float = Field(
+        0.0, ge=0, le=1, description="experts_per_token / num_experts: share of experts one token touches"
+    )
+    cudagraph_sizes: list[int] | None = Field(
+        None, description="captured CUDA-graph batch sizes; N is padded up to the next one (staircase)"
+    )
+    eager_penalty_s: float = Field(0.0, ge=0, description="extra cost when N exceeds the largest graph")
+    source: Source = Source.assumed
+    notes: list[str] = Field(default_factory=list)
+
+    # ---- evaluation -------------------------------------------------------------------------------
+    def _padded(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.cudagraph_sizes:
+            return n, np.zeros_like(n)
+        sizes = np.asarray(sorted(self.cudagraph_sizes), dtype=float)
+        idx = np.searchsorted(sizes, n, side="left")
+        inside = idx < sizes.size
+        padded = np.where(inside, sizes[np.minimum(idx, sizes.size - 1)], n)
+        return padded, np.where(inside, 0.0, self.eager_penalty_s)
+
+    def weight_read_time(self, n_tokens):
+        """Weight-read time for a step of ``n_tokens`` (MoE: the expected share of experts touched)."""
+        n = np.asarray(n_tokens, dtype=float)
+        out = self.weight_read_s + np.zeros_like(n)
+        if self.moe_expert_read_s > 0:
+            touched = 1.0 - np.power(1.0 - self.moe_touch_fraction, np.maximum(n, 0.0))
+            out = out + self.moe_expert_read_s * touched
+        return out if out.ndim else float(out)
+
+    def forward_time(self, n_tokens, kv_tokens):
+        """Seconds for one forward pass over ``n_tokens`` query tokens reading ``kv_tokens`` KV tokens.
+
+        Accepts scalars or numpy arrays (broadcast). Excludes the scheduler overhead (see :meth:`step_time`).
+        """
+        n = np.asarray(n_tokens, dtype=float)
+        kv = np.asarray(kv_tokens, dtype=float)
+        n_eff, penalty = self._padded(n)
+        weights = self.weight_read_time(n_eff)
+        compute = self.compute_s_per_token * n_eff
+        if self.form == "hybrid":
+            gemm = np.maximum(weights, compute)
+        else:
+            gemm = weights + compute
+        t = self.t_fix_s + gemm + self.kv_read_s_per_token * kv + self.comm_s + self.comm_s_per_token * n_eff
+        t = t + penalty
+        t = np.where(n > 0, t, 0.0)
+        return t if t.ndim else float(t)
+
+    def step_time(self, n_tokens, kv_tokens, draft_s=0.0):
+        """Forward + scheduler overhead + draft time: one engine step."""
+        t = np.asarray(self.forward_time(n_tokens, kv_tokens)) + self.t_sched_s + np.asarray(draft_s)
+        return t if t.ndim else float(t)
+
+    @property
+    def compute_bound_tokens(self) -> float:
+        """N* = weight read / compute per token: batched tokens where GEMMs turn compute-bound."""
+        return self.weight_read_s / self.compute_s_per_token if self.compute_s_per_token > 0 else float("inf")
+
+    # ---- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_deployment(
+        cls,
+        model: ModelSpec,
+        gpu: GPUSpec,
+        tp: int = 1,
+        quant: Quantization | str | None = None,
+        kv_dtype_bytes: float = 2.0,
+        *,
+        eta_bw: float = ETA_BW,
+        eta_compute: float = ETA_COMPUTE,
+        eta_kv: float = ETA_KV,
+        t_sched_s: float = T_SCHED_S,
+        form: Literal["hybrid", "additive"] = "hybrid",
+    ) -> StepTimeModel:
+        """Roofline constants for ``model`` served on ``tp`` x ``gpu`` (theory-and-calibration.md §4)."""
+        if tp < 1:
+            raise ValueError("tp must be >= 1")
+        q = Quantization(quant) if quant is not None else Quantization(model.native_quantization)
+        pc = model.param_counts()
+        bw = gpu.hbm_bandwidth_tbs * 1e12
+        # Weights streamed per step = all weights except the input embedding (a gather, not a GEMM),
+        # unless it is tied to the lm_head (§4.1 "total - input embedding").
+        total_bytes = model.weight_bytes(q)
+        embed_bytes = 0.0 if model.tie_word_embeddings else pc.embedding * 2.0
+        streamed = total_bytes - embed_bytes
+        routed_bytes = 0.0
+        touch = 0.0
+        if model.is_moe:
+            width = model.moe_intermediate_size or model.intermediate_size
+            expert = (3 if model.gated_mlp else 2) * model.hidden_size * width
+            moe_layers = model.num_layers - model.first_k_dense_layers
+            routed_bytes = moe_layers * int(model.num_experts or 0) * expert * LINEAR_BYTES_PER_PARAM[q]
+            touch = min(1.0, (model.experts_per_token or 0) / float(model.num_experts or 1))
+        # Active linear parameters per token (2 FLOPs each): everything but the input embedding.
+        linear_active = pc.active - (0 if model.tie_word_embeddings else pc.embedding)
+        eight_bit = q in EIGHT_BIT_COMPUTE
+        tflops = (gpu.fp8_tflops if eight_bit and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
+        comm_s = comm_tok = 0.0
+        if tp > 1:
+            link = (gpu.interconnect_gbs or 300.0) * 1e9 * ALLREDUCE_BW_EFFICIENCY
+            ring = 2.0 * (tp - 1) / tp
+            comm_s = 2 * model.num_layers * ALLREDUCE_LATENCY_S
+            comm_tok = 2 * model.num_layers * model.hidden_size * 2.0 * ring / link
+        notes = [
+            f"{model.id} on {tp}x {gpu.name}, weights {q.value}, KV {kv_dtype_bytes:g} B/element",
+            f"roofline (theory-and-calibration.md §4.3): eta_bw={eta_bw}, eta_compute={eta_compute}, "
+            f"eta_kv={eta_kv}; {'8-bit' if eight_bit else '16-bit'} GEMMs at {tflops / 1e12:g} TFLOP/s",
+        ]
+        return cls(
+            label=f"{model.id} TP{tp} {gpu.name} {q.value}",
+            form=form,
+            t_fix_s=LAUNCH_BASE_S + LAUNCH_PER_LAYER_S * model.num_layers,
+            weight_read_s=(streamed - routed_bytes) / (tp * bw * eta_bw),
+            compute_s_per_token=2.0 * linear_active / (tp * tflops * eta_compute),
+            kv_read_s_per_token=model.kv_bytes_per_token(kv_dtype_bytes) / (tp * bw * eta_kv),
+            comm_s=comm_s,
+            comm_s_per_token=comm_tok,
+            t_sched_s=t_sched_s,
+            moe_expert_read_s=routed_bytes / (tp * bw * eta_bw),
+            moe_touch_fraction=touch,
+            source=Source.estimated,
+            notes=notes,
+        )
+
+
+# The SpecDecode-Bench additive fit for Llama-3.1-8B-Instruct on 1x H100, vLLM 0.10
+# (theory-and-calibration.md §2.3, `SpecDecode-Bench/simulator/predictor.py` class Llama8BH100).
+LLAMA31_8B_H100_FIT = StepTimeModel(
+    label="Llama-3.1-8B 1x H100 (SpecDecode-Bench additive fit)",
+    form="additive",
+    t_fix_s=5.88590713e-3,
+    weight_read_s=0.0,
+    compute_s_per_token=2.10103129e-05,
+    kv_read_s_per_token=3.92645679e-08,
+    t_sched_s=1.20683946e-3,
+    source=Source.measured,
+    notes=["fitted on instructcoder bs=1,8,16,32,64 (theory-and-calibration.md §2.3)"],
+)
+
+
+DraftMethod = Literal["none", "draft_model", "head", "parallel_head", "ngram"]
+
+
+class DraftCost(SpecwiseModel):
+    """Time the proposer spends per engine step, by method (theory-and-calibration.md §4.3)."""
+
+    method: DraftMethod
+    draft_model: StepTimeModel | None = Field(None, description="draft_model: the draft's own step model")
+    head_fixed_s: float = Field(HEAD_FIXED_S, ge=0, description="head: per-step fixed cost")
+    head_per_pass_s: float = Field(HEAD_PER_PASS_S, ge=0, description="head: cost per drafted position")
+    head_kv_s_per_token: float = Field(HEAD_KV_S_PER_TOKEN, ge=0)
+    head_s_per_spec_token: float = Field(HEAD_S_PER_SPEC_TOKEN, ge=0)
+    ngram_fraction: float = Field(NGRAM_FRACTION, ge=0, description="ngram: share of the target forward")
+
+    def time(self, batch_seqs, kv_tokens, k, extra_tokens=0, target_forward_s=0.0):
+        """Seconds of drafting in one step for ``batch_seqs`` sequences drafting ``k`` tokens each.
+
+        ``extra_tokens``: tokens the draft must also ingest in its first pass (newly verified tokens of
+        the previous step beyond one per sequence, and prefill chunks). ``k`` may be an array (oracle).
+        """
+        b = np.asarray(batch_seqs, dtype=float)
+        kk = np.asarray(k, dtype=float)
+        kv = np.asarray(kv_tokens, dtype=float)
+        active = (kk > 0) & (b > 0)
+        if self.method == "none":
+            t = np.zeros(np.broadcast(b, kk, kv).shape)
+        elif self.method == "draft_model":
+            assert self.draft_model is not None
+            first = np.asarray(self.draft_model.forward_time(b + extra_tokens, kv))
+            later = np.asarray(self.draft_model.forward_time(b, kv))
+            t = first + np.maximum(kk - 1, 0) * later
+        elif self.method == "head":
+            t = (self.head_fixed_s + self.head_per_pass_s * kk + self.head_kv_s_per_token * kv
+                 + self.head_s_per_spec_token * b * kk)
+        elif self.method == "parallel_head":
+            # P-EAGLE/DFlash/DSpark draft all positions in one pass: cost ~independent of k (§4.3).
+            t = (self.head_fixed_s + self.head_per_pass_s + self.head_kv_s_per_token * kv
+                 + self.head_s_per_spec_token * b * kk)
+        else:  # ngram
+            t = self.ngram_fraction * np.asarray(target_forward_s, dtype=float) + 0.0 * kk
+        t = np.where(active, t, 0.0)
+        return t if t.ndim else float(t)
+
+    @classmethod
+    def for_method(
+        cls,
+        method: str,
+        *,
+        gpu: GPUSpec | None = None,
+        draft: ModelSpec | None = None,
+        draft_tp: int = 1,
+        draft_quant: Quantization | str | None = None,
+        kv_dtype_bytes: float = 2.0,
+        target: ModelSpec | None = None,
+        tp: int = 1,
+    ) -> DraftCost:
+        """Draft cost for a vLLM ``method`` (draft_model, eagle, eagle3, mtp, ngram, suffix, dflash, ...)."""
+        m = method.lower()
+        if m in ("none", "off", ""):
+            return cls(method="none")
+        if m in ("ngram", "[ngram]", "ngram_gpu", "suffix"):
+            return cls(method="ngram")
+        if m == "draft_model":
+            if draft is None or gpu is None:
+                raise ValueError("draft_model cost needs the draft ModelSpec and the GPU")
+            sm = StepTimeModel.from_deployment(draft, gpu, tp=draft_tp, quant=draft_quant,
+                                               kv_dtype_bytes=kv_dtype_bytes)
+            return cls(method="draft_model", draft_model=sm)
+        if m in ("eagle", "eagle3", "mtp", "medusa") or m.endswith("_mtp"):
+            # KV read of the one-layer head scales with the target's per-layer KV width per GPU, relative
+            # to the 8B/H100 fit (1 layer x 8 KV heads x 128 x 2 x 2 B, 3.35 TB/s).
+            kv = HEAD_KV_S_PER_TOKEN
+            if target is not None and gpu is not None:
+                ref = 2 * 8 * 128 * 2.0 / 3.35e12
+                ours = target.kv_bytes_per_token_per_layer(kv_dtype_bytes) / (tp * gpu.hbm_bandwidth_tbs * 1e12)
+                kv = HEAD_KV_S_PER_TOKEN * ours / ref
+            return cls(method="head", head_kv_s_per_token=kv)
+        if m in ("dflash", "dspark", "p_eagle", "parallel"):
+            return cls(method="parallel_head")
+        raise ValueError(f"unknown speculative method '{method}'")
+
+
+def draft_cost_ratio(
+    target: ModelSpec,
+    draft: ModelSpec,
+    gpu: GPUSpec,
+    tp: int = 1,
+    draft_tp: int = 1,
+    quant: Quantization | str | None = None,
+    draft_quant: Quantization | str | None = None,
+    kv_dtype_bytes: float = 2.0,
+    context_tokens: int = 0,
+) -> float:
+    """c = one draft forward / one target forward at batch 1 (Leviathan Def. 3.7; §1.3)."""
+    t = StepTimeModel.from_deployment(target, gpu, tp=tp, quant=quant, kv_dtype_bytes=kv_dtype_bytes)
+    d = StepTimeModel.from_deployment(draft, gpu, tp=draft_tp, quant=draft_quant, kv_dtype_bytes=kv_dtype_bytes)
+    return float(d.forward_time(1, context_tokens) / t.forward_time(1, context_tokens))
+
+
+# ---- closed-loop analytic helpers (theory-and-calibration.md §8.3) -------------------------------------
+
+def baseline_step_time(model: StepTimeModel, batch, mean_context):
+    """Step time of a decode-only baseline step with ``batch`` sequences of mean context ``mean_context``."""
+    b = np.asarray(batch, dtype=float)
+    return model.step_time(b, b * mean_context)
+
+
+def speculative_step_time(model: StepTimeModel, draft: DraftCost, batch, k, mean_context,
+                          accepted_per_seq: float = 0.0):
+    """Step time of a verify step: draft + target over B*(k+1) tokens + scheduler overhead."""
+    b = np.asarray(batch, dtype=float)
+    kk = np.asarray(k, dtype=float)
+    kv = b * mean_context
+    fwd = np.asarray(model.forward_time(b * (kk + 1), kv))
+    d = draft.time(b, kv, kk, extra_tokens=b * accepted_per_seq, target_forward_s=fwd)
+    return model.step_time(b * (kk + 1), kv, draft_s=d)
+
+
+def closed_loop_speedup(model: StepTimeModel, draft: DraftCost, batch, k, mean_context,
+                        acceptance_length: float):
+    """S(B,k) = E[L(k)] * T_base(B) / T_SD(B,k): throughput ratio at a fixed batch (§8.3)."""
+    base = baseline_step_time(model, batch, mean_context)
+    spec = speculative_step_time(model, draft, batch, k, mean_context, acceptance_length - 1.0)
+    out = acceptance_length * np.asarray(base) / np.asarray(spec)
+    return out if np.ndim(out) else float(out)
