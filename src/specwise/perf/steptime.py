@@ -118,6 +118,21 @@ class StepTimeModel(SpecwiseModel):
         t = np.where(n > 0, t, 0.0)
         return t if t.ndim else float(t)
 
+    def forward_time_scalar(self, n_tokens: float, kv_tokens: float) -> float:
+        """:meth:`forward_time` for plain floats (the simulator's hot path; same formula)."""
+        if n_tokens <= 0:
+            return 0.0
+        n = n_tokens
+        if self.cudagraph_sizes:
+            return float(self.forward_time(n_tokens, kv_tokens))
+        weights = self.weight_read_s
+        if self.moe_expert_read_s > 0:
+            weights += self.moe_expert_read_s * (1.0 - (1.0 - self.moe_touch_fraction) ** n)
+        compute = self.compute_s_per_token * n
+        gemm = (weights if weights > compute else compute) if self.form == "hybrid" else weights + compute
+        return (self.t_fix_s + gemm + self.kv_read_s_per_token * kv_tokens + self.comm_s
+                + self.comm_s_per_token * n)
+
     def step_time(self, n_tokens, kv_tokens, draft_s=0.0):
         """Forward + scheduler overhead + draft time: one engine step."""
         t = np.asarray(self.forward_time(n_tokens, kv_tokens)) + self.t_sched_s + np.asarray(draft_s)
@@ -252,6 +267,24 @@ class DraftCost(SpecwiseModel):
             t = self.ngram_fraction * np.asarray(target_forward_s, dtype=float) + 0.0 * kk
         t = np.where(active, t, 0.0)
         return t if t.ndim else float(t)
+
+    def time_scalar(self, batch_seqs: float, kv_tokens: float, k: int, extra_tokens: float = 0.0,
+                    target_forward_s: float = 0.0) -> float:
+        """:meth:`time` for plain numbers (the simulator's hot path; same formula)."""
+        if k <= 0 or batch_seqs <= 0 or self.method == "none":
+            return 0.0
+        if self.method == "draft_model":
+            assert self.draft_model is not None
+            dm = self.draft_model
+            first = dm.forward_time_scalar(batch_seqs + extra_tokens, kv_tokens)
+            return first + (k - 1) * dm.forward_time_scalar(batch_seqs, kv_tokens) if k > 1 else first
+        if self.method == "head":
+            return (self.head_fixed_s + self.head_per_pass_s * k + self.head_kv_s_per_token * kv_tokens
+                    + self.head_s_per_spec_token * batch_seqs * k)
+        if self.method == "parallel_head":
+            return (self.head_fixed_s + self.head_per_pass_s + self.head_kv_s_per_token * kv_tokens
+                    + self.head_s_per_spec_token * batch_seqs * k)
+        return self.ngram_fraction * target_forward_s
 
     @classmethod
     def for_method(

@@ -1,0 +1,437 @@
+"""Discrete-event simulator of one vLLM V1-style replica with speculative decoding.
+
+One call to :meth:`Engine.step` is one engine step, as vLLM's scheduler runs it:
+
+1. requests that arrived join the waiting queue;
+2. running requests that finished prefill get ``1 + k`` query tokens each (k drafts to verify; an n-gram
+   miss schedules no draft); running requests still prefilling get a chunk of the remaining
+   ``max_num_batched_tokens`` budget (chunked prefill); waiting requests are admitted while
+   ``max_num_seqs`` slots, budget and KV cache allow;
+3. when the KV cache (``kv_capacity_tokens``) cannot hold the decode tokens, the newest running request is
+   preempted (its KV freed; it is recomputed later, vLLM V1's recompute preemption);
+4. the step takes draft time + target forward + scheduler overhead (:mod:`specwise.perf.steptime`);
+5. each verifying sequence accepts a prefix of its drafts, drawn from its own per-position conditional
+   acceptance (class alphas with a per-request log-odds shift), and emits accepted + 1 tokens in one chunk.
+
+State lives in numpy arrays indexed by request, and per-step work is vectorised over the batch, so one
+simulated hour of a busy 70B server runs in seconds (``benchmarks/simulator_speed.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from specwise.perf.steptime import DraftCost, StepTimeModel
+from specwise.schemas.acceptance import AcceptanceClass
+from specwise.schemas.base import SpecwiseModel
+from specwise.simulate.policy import SpecPolicy
+
+PENDING, WAITING, RUNNING, DONE, ABORTED = 0, 1, 2, 3, 4
+
+
+class EngineConfig(SpecwiseModel):
+    """Scheduler limits of the simulated replica (vLLM names)."""
+
+    max_num_seqs: int = Field(256, ge=1)
+    max_num_batched_tokens: int = Field(8192, ge=1)
+    kv_capacity_tokens: int = Field(ge=1, description="KV-cache capacity in tokens (num_gpu_blocks x block_size)")
+    drain_limit_s: float = Field(
+        900.0, gt=0, description="stop this long after the last arrival; unfinished requests count as failed"
+    )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class Engine:
+    """The simulated replica. Add requests, then call :meth:`step` (or :meth:`run`)."""
+
+    def __init__(
+        self,
+        target: StepTimeModel,
+        draft: DraftCost,
+        policy: SpecPolicy,
+        config: EngineConfig,
+        acceptance_classes: Sequence[AcceptanceClass] = (),
+        seed: int = 0,
+        record_chunks: bool = False,
+    ) -> None:
+        self.target = target
+        self.draft = draft
+        self.policy = policy
+        self.config = config
+        self.classes: list[AcceptanceClass] = list(acceptance_classes)
+        self.kmax = policy.max_k
+        if self.kmax > 0 and not self.classes:
+            raise ValueError("speculation needs at least one acceptance class")
+        self.rng = np.random.default_rng(seed)
+        self.record_chunks = record_chunks
+        self.now = 0.0
+        self.n = 0
+        self._alloc(1024)
+        self.waiting: deque[int] = deque()
+        self.run_list: list[int] = []
+        self.next_arrival = 0
+        self.kv_used = 0
+        self.closed_loop: int | None = None
+        self.closed_next = 0
+        # aggregates
+        self.steps = 0
+        self.busy_time = 0.0
+        self.batch_time = 0.0
+        self.k_steps: dict[int, int] = {}
+        self.num_preemptions = 0
+        self.spec_drafts = 0
+        self.spec_draft_tokens = 0
+        self.spec_accepted = 0
+        self.spec_accepted_per_pos = np.zeros(max(self.kmax, 1), dtype=np.int64)
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0
+        self._gap = np.empty(1 << 16)
+        self._gap_tok = np.empty(1 << 16)
+        self._ngap = 0
+        # outputs of the last step (for serve-sim)
+        self.last_emit_ids = np.empty(0, dtype=np.int64)
+        self.last_emit_tokens = np.empty(0, dtype=np.int64)
+        self.last_emit_accepted = np.empty(0, dtype=np.int64)
+        self.last_finished: list[int] = []
+        self.last_k = 0
+        self.last_dt = 0.0
+        self.chunk_t: list[list[float]] = []
+        self.chunk_n: list[list[int]] = []
+        self.step_acc: list[list[int]] = []
+
+    # ---- request store ----------------------------------------------------------------------------
+    def _alloc(self, cap: int) -> None:
+        k1 = max(self.kmax, 1)
+
+        def grow(name: str, dtype, fill, shape=None) -> None:
+            new = np.full((cap,) if shape is None else (cap, shape), fill, dtype=dtype)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[: old.shape[0]] = old
+            setattr(self, name, new)
+
+        for name in ("arrival", "first_t", "finish_t", "last_emit_t"):
+            grow(name, float, np.nan)
+        for name in ("prompt", "out_len", "cls", "computed", "generated", "prefill_target", "status", "drafts",
+                     "draft_tokens", "accepted", "chunks", "last_tokens"):
+            grow(name, np.int64, 0)
+        grow("alpha", float, 0.0, k1)
+        grow("match_p", float, 1.0)
+        grow("hist", np.int64, 0, self.kmax + 1)
+        self.cap = cap
+
+    def class_index(self, acceptance: AcceptanceClass) -> int:
+        """Index of an acceptance class, registering it if new (serve-sim picks them per request)."""
+        for i, c in enumerate(self.classes):
+            if c is acceptance or c == acceptance:
+                return i
+        self.classes.append(acceptance)
+        return len(self.classes) - 1
+
+    def add_requests(self, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                     class_index: np.ndarray | None = None, closed_loop_concurrency: int | None = None) -> np.ndarray:
+        """Add requests (arrival times nondecreasing; inf = closed loop, set when a slot frees). Returns ids."""
+        m = len(arrival)
+        if self.n + m > self.cap:
+            self._alloc(max(self.cap * 2, self.n + m))
+        ids = np.arange(self.n, self.n + m)
+        self.arrival[ids] = arrival
+        self.prompt[ids] = np.maximum(prompt, 1)
+        self.out_len[ids] = np.maximum(output, 1)
+        self.prefill_target[ids] = self.prompt[ids]
+        ci = np.zeros(m, dtype=np.int64) if class_index is None else np.asarray(class_index, dtype=np.int64)
+        self.cls[ids] = ci
+        if self.kmax > 0:
+            rows, match, sigma = self._class_rows()
+            z = self.rng.standard_normal(m)
+            base = rows[ci]
+            het = sigma[ci]
+            self.alpha[ids] = np.where(het[:, None] > 0, 1 / (1 + np.exp(-(_logit(base) + (het * z)[:, None]))),
+                                       base)
+            self.match_p[ids] = match[ci]
+        if closed_loop_concurrency is not None:
+            self.closed_loop = closed_loop_concurrency
+            self.closed_next = self.n + min(m, closed_loop_concurrency)
+        if self.record_chunks:
+            for _ in range(m):
+                self.chunk_t.append([])
+                self.chunk_n.append([])
+                self.step_acc.append([])
+        self.n += m
+        return ids
+
+    def _class_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.zeros((len(self.classes), max(self.kmax, 1)))
+        for i, c in enumerate(self.classes):
+            a = list(c.conditional)
+            while len(a) < self.kmax:
+                a.append(a[-1])  # positions beyond the profile repeat its last alpha (schemas/acceptance.py)
+            rows[i] = a[: max(self.kmax, 1)]
+        match = np.array([c.match_probability for c in self.classes])
+        sigma = np.array([c.heterogeneity for c in self.classes])
+        return rows, match, sigma
+
+    def abort(self, rid: int) -> None:
+        """Drop a request (client disconnect): frees its slot and KV."""
+        st = self.status[rid]
+        if st == RUNNING:
+            self.run_list.remove(rid)
+            self.kv_used -= int(self.computed[rid])
+        elif st == WAITING:
+            try:
+                self.waiting.remove(rid)
+            except ValueError:
+                pass
+        if st in (PENDING, WAITING, RUNNING):
+            self.status[rid] = ABORTED
+
+    # ---- scheduling -------------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return not self.run_list and not self.waiting
+
+    def _admit_arrivals(self) -> None:
+        if self.next_arrival >= self.n:
+            return
+        end = int(np.searchsorted(self.arrival[self.next_arrival:self.n], self.now, side="right")) + self.next_arrival
+        for rid in range(self.next_arrival, end):
+            if self.status[rid] == PENDING:
+                self.status[rid] = WAITING
+                self.waiting.append(rid)
+        self.next_arrival = end
+
+    def next_arrival_time(self) -> float | None:
+        if self.next_arrival < self.n and math.isfinite(self.arrival[self.next_arrival]):
+            return float(self.arrival[self.next_arrival])
+        return None
+
+    def _preempt_newest(self) -> None:
+        victim = self.run_list.pop()
+        self.kv_used -= int(self.computed[victim])
+        self.computed[victim] = 0
+        self.prefill_target[victim] = self.prompt[victim] + self.generated[victim]
+        self.status[victim] = WAITING
+        self.waiting.appendleft(victim)
+        self.num_preemptions += 1
+
+    def _choose_oracle_k(self, dec: np.ndarray, n_prefill: int, kv_read: float, kv_dec: float) -> int:
+        ks = np.arange(self.kmax + 1)
+        if dec.size == 0 or self.kmax == 0:
+            return 0
+        surv = np.cumprod(self.alpha[dec, : self.kmax], axis=1) * self.match_p[dec][:, None]
+        exp_acc = np.concatenate([[0.0], np.cumsum(surv.sum(axis=0))])
+        n_dec = dec.size
+        n_tok = n_dec * (ks + 1) + n_prefill
+        fwd = np.asarray(self.target.forward_time(n_tok, kv_read))
+        extra = n_prefill + float(np.maximum(self.last_tokens[dec] - 1, 0).sum())
+        dr = np.asarray(self.draft.time(n_dec, kv_dec, ks, extra_tokens=extra, target_forward_s=fwd))
+        rate = (n_dec + exp_acc) / (fwd + self.target.t_sched_s + dr)
+        return int(np.argmax(rate))
+
+    def step(self) -> float | None:
+        """Run one engine step; returns its duration (s), or None when nothing is left to do."""
+        cfg = self.config
+        self._admit_arrivals()
+        if self.idle:
+            t = self.next_arrival_time()
+            if t is None:
+                return None
+            self.now = max(self.now, t)
+            self._admit_arrivals()
+        budget = cfg.max_num_batched_tokens
+        cap_kv = cfg.kv_capacity_tokens
+        while True:
+            run = np.fromiter(self.run_list, dtype=np.int64, count=len(self.run_list))
+            left = self.prefill_target[run] - self.computed[run]
+            dec_mask = left <= 0
+            dec = run[dec_mask]
+            n_dec = dec.size
+            if self.policy.kind == "oracle":
+                pre_left = int(left[~dec_mask].sum())
+                n_pre_est = min(pre_left, max(0, budget - n_dec * (self.kmax + 1)))
+                kv_dec = float(self.computed[dec].sum())
+                k = self._choose_oracle_k(dec, n_pre_est, float(self.computed[run].sum()), kv_dec)
+            else:
+                k = self.policy.k_for(len(self.run_list), len(self.waiting))
+            if n_dec and k:
+                k = min(k, max(0, budget // n_dec - 1))
+            if k > 0 and n_dec:
+                mp = self.match_p[dec]
+                match = self.rng.random(n_dec) < mp if np.any(mp < 1.0) else np.ones(n_dec, dtype=bool)
+            else:
+                match = np.zeros(n_dec, dtype=bool)
+            dec_tokens = n_dec + k * int(match.sum())
+            if self.kv_used + dec_tokens > cap_kv and len(self.run_list) > 1:
+                self._preempt_newest()
+                continue
+            break
+        # chunked prefill of running requests, then admissions
+        pre = run[~dec_mask]
+        pre_left = left[~dec_mask]
+        allowed = max(0, min(budget - dec_tokens, cap_kv - self.kv_used - dec_tokens))
+        if pre.size:
+            before = np.cumsum(pre_left) - pre_left
+            chunks = np.clip(allowed - before, 0, pre_left)
+            allowed -= int(chunks.sum())
+        else:
+            chunks = np.empty(0, dtype=np.int64)
+        new_ids: list[int] = []
+        new_chunks: list[int] = []
+        while self.waiting and len(self.run_list) < cfg.max_num_seqs and allowed > 0:
+            rid = self.waiting[0]
+            need = int(self.prefill_target[rid] + self.out_len[rid] - self.generated[rid])
+            if need > cap_kv:  # can never fit: fail it rather than thrash
+                self.waiting.popleft()
+                self.status[rid] = ABORTED
+                self.finish_t[rid] = np.inf
+                continue
+            self.waiting.popleft()
+            self.status[rid] = RUNNING
+            self.run_list.append(rid)
+            c = min(int(self.prefill_target[rid] - self.computed[rid]), allowed)
+            new_ids.append(rid)
+            new_chunks.append(c)
+            allowed -= c
+        if new_ids:
+            pre = np.concatenate([pre, np.asarray(new_ids, dtype=np.int64)])
+            chunks = np.concatenate([chunks, np.asarray(new_chunks, dtype=np.int64)])
+        n_prefill = int(chunks.sum())
+        n_tokens = dec_tokens + n_prefill
+        if n_tokens == 0:
+            # nothing schedulable (KV full with one huge request): advance to the next arrival or stop
+            t = self.next_arrival_time()
+            if t is None or t <= self.now:
+                return None
+            self.now = t
+            return 0.0
+        kv_dec = float(self.computed[dec].sum()) if n_dec else 0.0
+        kv_read = kv_dec + (float(self.computed[pre].sum()) if pre.size else 0.0) + n_tokens
+        fwd = self.target.forward_time_scalar(n_tokens, kv_read)
+        n_drafting = int(match.sum()) if self.draft.method == "ngram" else n_dec
+        draft_s = 0.0
+        if k > 0 and n_drafting:
+            extra = n_prefill
+            if self.draft.method == "draft_model":
+                extra += int(self.last_tokens[dec].sum()) - n_dec
+            draft_s = self.draft.time_scalar(n_drafting, kv_dec, k, extra_tokens=extra, target_forward_s=fwd)
+        dt = fwd + self.target.t_sched_s + draft_s
+        t_end = self.now + dt
+
+        # ---- outcomes ------------------------------------------------------------------------------
+        if n_dec:
+            if k > 0:
+                u = self.rng.random((n_dec, k))
+                acc = np.cumprod(u < self.alpha[dec, :k], axis=1).sum(axis=1) * match
+            else:
+                acc = np.zeros(n_dec, dtype=np.int64)
+            tokens = np.minimum(acc + 1, self.out_len[dec] - self.generated[dec])
+            if k > 0:
+                drafted = dec[match]
+                acc_d = acc[match]
+                self.drafts[drafted] += 1
+                self.draft_tokens[drafted] += k
+                self.accepted[drafted] += acc_d
+                self.hist[drafted, acc_d] += 1  # request ids are unique within a step
+                counts = np.bincount(acc_d, minlength=k + 1)
+                self.spec_accepted_per_pos[:k] += np.cumsum(counts[::-1])[::-1][1:]
+                self.spec_drafts += int(drafted.size)
+                self.spec_draft_tokens += int(drafted.size) * k
+                self.spec_accepted += int(acc_d.sum())
+            self.computed[dec] += tokens
+            self.kv_used += int(tokens.sum())
+        else:
+            acc = np.empty(0, dtype=np.int64)
+            tokens = np.empty(0, dtype=np.int64)
+        if pre.size:
+            self.computed[pre] += chunks
+            self.kv_used += n_prefill
+            done_pre = pre[self.computed[pre] >= self.prefill_target[pre]]
+            self.prompt_tokens_total += n_prefill
+        else:
+            done_pre = pre
+        emit = np.concatenate([dec, done_pre]) if done_pre.size else dec
+        emit_tok = np.concatenate([tokens, np.ones(done_pre.size, dtype=np.int64)]) if done_pre.size else tokens
+        if emit.size:
+            had = self.generated[emit] > 0
+            first = emit[~had]
+            self.first_t[first] = t_end
+            cont = emit[had]
+            if cont.size:
+                g = t_end - self.last_emit_t[cont]
+                m = g.size
+                if self._ngap + m > self._gap.size:
+                    size = max(self._gap.size * 2, self._ngap + m)
+                    self._gap = np.resize(self._gap, size)
+                    self._gap_tok = np.resize(self._gap_tok, size)
+                self._gap[self._ngap:self._ngap + m] = g
+                self._gap_tok[self._ngap:self._ngap + m] = emit_tok[had]
+                self._ngap += m
+            self.generated[emit] += emit_tok
+            self.generation_tokens_total += int(emit_tok.sum())
+            self.last_emit_t[emit] = t_end
+            self.chunks[emit] += 1
+            self.last_tokens[emit] = emit_tok
+            finished = emit[self.generated[emit] >= self.out_len[emit]]
+            if self.record_chunks:
+                acc_full = np.concatenate([acc, np.zeros(done_pre.size, dtype=np.int64)]) if done_pre.size else acc
+                drafted_flag = np.concatenate([match, np.zeros(done_pre.size, dtype=bool)]) if done_pre.size else match
+                for rid, nt, a, d in zip(emit.tolist(), emit_tok.tolist(), acc_full.tolist(), drafted_flag.tolist()):
+                    self.chunk_t[rid].append(t_end)
+                    self.chunk_n[rid].append(nt)
+                    if d and k > 0:
+                        self.step_acc[rid].append(a)
+        else:
+            finished = emit
+        self.last_emit_ids = emit
+        self.last_emit_tokens = emit_tok
+        self.last_emit_accepted = np.concatenate([acc, np.zeros(done_pre.size, dtype=np.int64)]) \
+            if done_pre.size else acc
+        self.last_k = k
+        self.last_dt = dt
+        fin = finished.tolist()
+        self.last_finished = fin
+        if fin:
+            self.finish_t[finished] = t_end
+            self.status[finished] = DONE
+            self.kv_used -= int(self.computed[finished].sum())
+            done = set(fin)
+            self.run_list = [r for r in self.run_list if r not in done]
+            if self.closed_loop is not None:
+                for _ in fin:
+                    if self.closed_next < self.n:
+                        self.arrival[self.closed_next] = t_end
+                        self.closed_next += 1
+        self.steps += 1
+        self.busy_time += dt
+        self.batch_time += dt * run.size
+        self.k_steps[k] = self.k_steps.get(k, 0) + 1
+        self.now = t_end
+        return dt
+
+    def run(self, until_s: float | None = None) -> None:
+        """Step until every request is done (or ``drain_limit_s`` after the last arrival / ``until_s``)."""
+        finite = self.arrival[: self.n][np.isfinite(self.arrival[: self.n])]
+        last_arrival = float(finite.max()) if finite.size else 0.0
+        stop = last_arrival + self.config.drain_limit_s
+        if until_s is not None:
+            stop = min(stop, until_s)
+        if self.closed_loop is not None:
+            stop = until_s if until_s is not None else math.inf
+        step = self.step
+        while self.now <= stop:
+            if step() is None:
+                break
+
+    # ---- results ----------------------------------------------------------------------------------
+    def itl_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(per-chunk gaps, tokens of the later chunk) over every request, first chunks excluded."""
+        return self._gap[: self._ngap], self._gap_tok[: self._ngap]

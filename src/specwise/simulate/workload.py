@@ -1,0 +1,182 @@
+"""Simulated workloads: arrival processes, prompt/output length distributions and request classes.
+
+Arrivals follow ``vllm bench serve`` (vllm-speculative-decoding.md §4): inter-arrival times
+~ Gamma(shape=burstiness, scale=1/(rate*burstiness)); burstiness 1 is Poisson, < 1 burstier, inf constant.
+Closed-loop concurrency keeps ``concurrency`` requests in flight (a new one arrives when one finishes).
+A trace replays (timestamp, prompt tokens, output tokens) rows from a JSONL/CSV file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from specwise.errors import UserError
+from specwise.schemas.base import SpecwiseModel
+
+
+class LengthDist(SpecwiseModel):
+    """Token-length distribution: fixed, uniform, normal, lognormal (mean + coefficient of variation) or values."""
+
+    kind: Literal["fixed", "uniform", "normal", "lognormal", "values"] = "fixed"
+    mean: float = Field(256, gt=0)
+    cv: float = Field(0.0, ge=0, description="std-dev / mean (normal, lognormal)")
+    low: int = Field(1, ge=1)
+    high: int | None = Field(None, description="upper clip; uniform: upper bound")
+    values: list[int] | None = Field(None, description="kind=values: sampled uniformly with replacement")
+
+    @classmethod
+    def parse(cls, text: str) -> LengthDist:
+        """``512`` | ``uniform:128:1024`` | ``normal:512:0.3`` | ``lognormal:512:0.8`` (mean, cv)."""
+        parts = text.strip().split(":")
+        try:
+            if len(parts) == 1:
+                return cls(kind="fixed", mean=float(parts[0]))
+            kind = parts[0]
+            if kind == "uniform" and len(parts) == 3:
+                lo, hi = int(parts[1]), int(parts[2])
+                return cls(kind="uniform", mean=(lo + hi) / 2, low=lo, high=hi)
+            if kind in ("normal", "lognormal") and len(parts) == 3:
+                return cls(kind=kind, mean=float(parts[1]), cv=float(parts[2]))
+        except ValueError:
+            pass
+        raise UserError(
+            f"cannot read length distribution '{text}': use N, uniform:LOW:HIGH, normal:MEAN:CV or lognormal:MEAN:CV"
+        )
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.kind == "fixed":
+            out = np.full(n, self.mean)
+        elif self.kind == "uniform":
+            out = rng.integers(self.low, (self.high or int(2 * self.mean)) + 1, size=n).astype(float)
+        elif self.kind == "normal":
+            out = rng.normal(self.mean, self.cv * self.mean, size=n)
+        elif self.kind == "lognormal":
+            sigma2 = math.log1p(self.cv**2)
+            out = rng.lognormal(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2), size=n)
+        else:
+            vals = np.asarray(self.values or [int(self.mean)], dtype=float)
+            out = vals[rng.integers(0, vals.size, size=n)]
+        hi = self.high if self.high is not None else np.inf
+        return np.clip(np.rint(out), self.low, hi).astype(np.int64)
+
+
+class RequestClass(SpecwiseModel):
+    """A share of the traffic with its own category and temperature (selects the acceptance class)."""
+
+    category: str = "all"
+    temperature: float = Field(0.0, ge=0)
+    weight: float = Field(1.0, gt=0)
+
+
+class ArrivalSpec(SpecwiseModel):
+    kind: Literal["poisson", "gamma", "constant", "closed", "trace"] = "poisson"
+    qps: float | None = Field(None, gt=0, description="requests per second (open loop)")
+    burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson, <1 burstier")
+    concurrency: int | None = Field(None, ge=1, description="closed loop: requests kept in flight")
+
+    @model_validator(mode="after")
+    def _check(self) -> ArrivalSpec:
+        if self.kind in ("poisson", "gamma", "constant") and self.qps is None:
+            raise ValueError(f"{self.kind} arrivals need qps")
+        if self.kind == "closed" and self.concurrency is None:
+            raise ValueError("closed-loop arrivals need concurrency")
+        return self
+
+
+class WorkloadSpec(SpecwiseModel):
+    arrival: ArrivalSpec
+    prompt_len: LengthDist = LengthDist(kind="lognormal", mean=512, cv=0.8, high=8192)
+    output_len: LengthDist = LengthDist(kind="lognormal", mean=256, cv=0.8, high=4096)
+    classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass()])
+    num_requests: int | None = Field(None, ge=1)
+    duration_s: float | None = Field(None, gt=0, description="open loop: arrivals within this window")
+    trace_path: str | None = None
+
+
+@dataclass
+class RequestArrays:
+    """Pre-generated requests as parallel arrays (arrival inf = closed loop, assigned when a slot frees)."""
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    class_index: np.ndarray
+    classes: list[RequestClass]
+    closed_loop_concurrency: int | None = None
+
+
+def _load_trace(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"trace file '{path}' not found")
+    rows: list[dict] = []
+    if p.suffix == ".csv":
+        with p.open() as f:
+            rows = list(csv.DictReader(f))
+    else:
+        for i, line in enumerate(p.read_text().splitlines()):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}:{i + 1}: not JSON ({exc.msg})") from None
+    try:
+        ts = np.array([float(r["timestamp"]) for r in rows])
+        pt = np.array([int(r["prompt_tokens"]) for r in rows])
+        ot = np.array([int(r["output_tokens"]) for r in rows])
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: each row needs timestamp, prompt_tokens, output_tokens ({exc})") from None
+    if ts.size == 0:
+        raise UserError(f"{path}: empty trace")
+    order = np.argsort(ts, kind="stable")
+    return ts[order] - ts[order][0], pt[order], ot[order]
+
+
+def generate_requests(spec: WorkloadSpec, seed: int = 0) -> RequestArrays:
+    """Draw arrivals, lengths and classes. The same seed gives the same requests (common random numbers)."""
+    rng = np.random.default_rng(seed)
+    a = spec.arrival
+    concurrency = None
+    if a.kind == "trace":
+        if not spec.trace_path:
+            raise UserError("trace arrivals need a trace file")
+        arrival, prompt, output = _load_trace(spec.trace_path)
+        n = arrival.size
+    else:
+        if a.kind == "closed" or spec.num_requests is not None:
+            n = spec.num_requests or 1000
+        elif spec.duration_s is not None:
+            n = max(1, int(math.ceil(spec.duration_s * float(a.qps or 1) * 1.2 + 20)))
+        else:
+            raise UserError("give --num-requests or --duration")
+        if a.kind == "closed":
+            concurrency = int(a.concurrency or 1)
+            arrival = np.full(n, np.inf)
+            arrival[: min(n, concurrency)] = 0.0
+        else:
+            rate = float(a.qps or 1.0)
+            shape = math.inf if a.kind == "constant" else (1.0 if a.kind == "poisson" else a.burstiness)
+            if math.isinf(shape):
+                gaps = np.full(n, 1.0 / rate)
+            else:
+                gaps = rng.gamma(shape, 1.0 / (rate * shape), size=n)
+            arrival = np.cumsum(gaps) - gaps[0]
+            if spec.duration_s is not None and spec.num_requests is None:
+                arrival = arrival[arrival < spec.duration_s]
+                n = arrival.size
+        prompt = spec.prompt_len.sample(rng, n)
+        output = spec.output_len.sample(rng, n)
+    weights = np.array([c.weight for c in spec.classes], dtype=float)
+    class_index = rng.choice(len(spec.classes), size=n, p=weights / weights.sum()) if len(spec.classes) > 1 \
+        else np.zeros(n, dtype=np.int64)
+    return RequestArrays(arrival_s=arrival.astype(float), prompt_tokens=prompt.astype(np.int64),
+                         output_tokens=np.maximum(output.astype(np.int64), 1), class_index=class_index,
+                         classes=list(spec.classes), closed_loop_concurrency=concurrency)
