@@ -1,0 +1,294 @@
+"""``specwise simulate``: where does speculation stop paying as load grows, and which guard recovers it?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+ACCEPT_HELP = (
+    "Per-position acceptance a_1..a_k with vLLM's meaning: the fraction of drafts whose i-th token was "
+    "accepted (its per-position metric and synthetic_acceptance_rates), comma-separated, e.g. 0.7,0.5,0.35"
+)
+
+
+def parse_float_list(text: str, what: str) -> list[float]:
+    from specwise.errors import UserError
+
+    try:
+        values = [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise UserError(f"{what}: expected comma-separated numbers, got '{text}'") from None
+    if not values:
+        raise UserError(f"{what}: give at least one number")
+    return values
+
+
+def acceptance_from_flags(
+    *, rates: str | None, length: float | None, profile_path: Path | None, k: int, method: str,
+    heterogeneity: float | None, target: str, draft: str | None,
+):
+    """The acceptance profile the flags describe (exactly one of rates / length / file, else a default)."""
+    from specwise.errors import UserError
+    from specwise.schemas.acceptance import (
+        AcceptanceClass,
+        AcceptanceProfile,
+        conditional_from_unconditional,
+    )
+    from specwise.schemas.base import Source
+    from specwise.simulate.defaults import default_acceptance
+
+    given = [x is not None for x in (rates, length, profile_path)]
+    if sum(given) > 1:
+        raise UserError("give only one of --acceptance-rates, --acceptance-length, --acceptance-profile")
+    het = 0.5 if heterogeneity is None else heterogeneity
+    if profile_path is not None:
+        if not profile_path.exists():
+            raise UserError(f"acceptance profile '{profile_path}' not found")
+        try:
+            prof = AcceptanceProfile.model_validate_json(profile_path.read_text())
+        except ValueError as exc:
+            raise UserError(f"{profile_path}: not an AcceptanceProfile JSON ({str(exc).splitlines()[0]})") from None
+        if heterogeneity is not None:
+            prof = prof.model_copy(update={"classes": [c.model_copy(update={"heterogeneity": heterogeneity})
+                                                       for c in prof.classes]})
+        return prof
+    if rates is not None:
+        a = parse_float_list(rates, "--acceptance-rates")
+        if any(not 0.0 <= x <= 1.0 for x in a):
+            raise UserError("--acceptance-rates: each a_i must lie in [0, 1]")
+        if any(b > x + 1e-9 for x, b in zip(a, a[1:])):
+            raise UserError("--acceptance-rates are unconditional (vLLM per-position) rates and cannot rise "
+                            "with position: a_(i+1) <= a_i")
+        cond = conditional_from_unconditional(a)
+        return AcceptanceProfile(target=target, draft=draft, method=method, source=Source.assumed,
+                                 classes=[AcceptanceClass(conditional=cond, heterogeneity=het)],
+                                 notes=[f"from --acceptance-rates {rates} (unconditional a_i, vLLM meaning)"])
+    if length is not None:
+        if not 1.0 <= length <= k + 1:
+            raise UserError(f"--acceptance-length must lie in [1, k+1] = [1, {k + 1}] (it includes the bonus token)")
+        alpha = iid_alpha_for_length(length, k)
+        return AcceptanceProfile(target=target, draft=draft, method=method, source=Source.assumed,
+                                 classes=[AcceptanceClass(conditional=[alpha], heterogeneity=het)],
+                                 notes=[f"i.i.d. alpha={alpha:.3f} solving E[L(k={k})]={length} (Leviathan Eq. 1)"])
+    return method_default_acceptance(method, target, draft)
+
+
+def iid_alpha_for_length(length: float, k: int) -> float:
+    """alpha with (1 - alpha^(k+1)) / (1 - alpha) = length (theory-and-calibration.md §1.6), by bisection."""
+    from specwise.schemas.acceptance import mean_acceptance_length
+
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mean_acceptance_length([mid], k) < length:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def method_default_acceptance(method: str, target: str, draft: str | None):
+    from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
+    from specwise.schemas.base import Source
+    from specwise.simulate.defaults import default_acceptance
+
+    m = method.lower()
+    if m in ("eagle", "eagle3", "mtp") or m.endswith("_mtp"):
+        # SpecDecode-Bench EAGLE, Llama-3.1-8B, ShareGPT: conditional .60 .60 .65 .69 .73 (reference §1.6)
+        return AcceptanceProfile(target=target, draft=draft, method=m, source=Source.assumed,
+                                 classes=[AcceptanceClass(conditional=[0.60, 0.60, 0.65, 0.69, 0.73],
+                                                          heterogeneity=0.5)],
+                                 notes=["ASSUMED: EAGLE on Llama-3.1-8B ShareGPT per-position shape "
+                                        "(theory-and-calibration.md §1.6); measure yours with specwise estimate"])
+    if m in ("ngram", "[ngram]", "ngram_gpu", "suffix"):
+        # n-gram ShareGPT: P(match)=0.2 (SpecDecode-Bench simulator) and a_1=.13 -> alpha_1|match=.65,
+        # then .77 .82 .87 .88 (reference §1.6)
+        return AcceptanceProfile(target=target, draft=draft, method=m, source=Source.assumed,
+                                 classes=[AcceptanceClass(conditional=[0.65, 0.77, 0.82, 0.87, 0.88],
+                                                          match_probability=0.2, heterogeneity=0.3)],
+                                 notes=["ASSUMED: vLLM n-gram on ShareGPT, match-or-nothing mixture "
+                                        "(theory-and-calibration.md §1.6)"])
+    prof = default_acceptance(target, draft or "draft")
+    return prof
+
+
+def parse_temperature_mix(text: str | None):
+    from specwise.errors import UserError
+    from specwise.simulate.workload import RequestClass
+
+    if not text:
+        return [RequestClass()]
+    classes = []
+    for part in text.split(","):
+        try:
+            t, w = part.split(":") if ":" in part else (part, "1")
+            classes.append(RequestClass(temperature=float(t), weight=float(w)))
+        except ValueError:
+            raise UserError(f"--temperature-mix: expected TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3, got '{text}'") from None
+    return classes
+
+
+def simulate(
+    target: str = typer.Option(None, "--target", help="Target model (HF id or catalog name). Default: "
+                               "meta-llama/Llama-3.1-70B-Instruct with Llama-3.2-1B-Instruct on 4x H100."),
+    draft: str = typer.Option(None, "--draft", help="Draft model for method draft_model."),
+    method: str = typer.Option(None, "--method", help="vLLM speculative method: draft_model, eagle, eagle3, mtp, "
+                               "ngram, suffix, dflash (default: draft_model with --draft, else eagle3)."),
+    gpu: str = typer.Option("H100", "--gpu", help="GPU name from the catalog (H100, H200, A100-80GB, ...)."),
+    tp: int = typer.Option(None, "--tp", "--gpus", help="Tensor-parallel size of the target (GPUs)."),
+    draft_tp: int = typer.Option(1, "--draft-tp", help="Tensor-parallel size of the draft model (1 or target TP)."),
+    quantization: str = typer.Option(None, "--quantization", "-q", help="Target weights: fp8, awq, gptq-int4, ..."),
+    vllm_version: str = typer.Option(None, "--vllm-version", help="vLLM version (memory accounting of the plan)."),
+    k: int = typer.Option(None, "--k", help="num_speculative_tokens (default 4 for draft models, 3 otherwise)."),
+    acceptance_rates: str = typer.Option(None, "--acceptance-rates", help=ACCEPT_HELP),
+    acceptance_length: float = typer.Option(None, "--acceptance-length",
+                                            help="Mean acceptance length (tokens per verify step, bonus included)."),
+    acceptance_profile: Path = typer.Option(None, "--acceptance-profile",
+                                            help="AcceptanceProfile JSON (from `specwise estimate`)."),
+    heterogeneity: float = typer.Option(None, "--heterogeneity",
+                                        help="Std-dev of the per-request log-odds shift of acceptance (default 0.5)."),
+    prompt_len: str = typer.Option(None, "--prompt-len", help="N | uniform:LO:HI | normal:MEAN:CV | lognormal:MEAN:CV "
+                                   "(default lognormal:355:1.0, ShareGPT mean)."),
+    output_len: str = typer.Option(None, "--output-len", help="As --prompt-len (default lognormal:728:0.8)."),
+    qps: str = typer.Option(None, "--qps", help="Comma-separated request rates to sweep (req/s)."),
+    arrival: str = typer.Option("poisson", "--arrival", help="poisson | gamma | constant"),
+    burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape (vllm bench --burstiness); <1 burstier."),
+    temperature_mix: str = typer.Option(None, "--temperature-mix", help="TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3"),
+    duration: float = typer.Option(None, "--duration", help="Seconds of arrivals per QPS point (default 120)."),
+    num_requests: int = typer.Option(None, "--num-requests", help="Requests per QPS point (instead of --duration)."),
+    max_num_seqs: int = typer.Option(256, "--max-num-seqs"),
+    max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens"),
+    kv_capacity_tokens: int = typer.Option(None, "--kv-capacity-tokens",
+                                           help="Override the KV-cache capacity (tokens) from the memory plan."),
+    no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the oracle policy (faster)."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="Print the sweep as JSON (fields in README)."),
+) -> None:
+    """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
+    from specwise.errors import UserError
+    from specwise.simulate import defaults as D
+    from specwise.simulate.sweep import run_sweep
+    from specwise.simulate.workload import ArrivalSpec, LengthDist, WorkloadSpec
+
+    is_default = target is None
+    target = target or D.DEFAULT_TARGET
+    if is_default and draft is None and method is None:
+        draft = D.DEFAULT_DRAFT
+    if tp is None:
+        tp = D.DEFAULT_TP if is_default else 1
+    method = (method or ("draft_model" if draft else "eagle3")).lower()
+    if method == "draft_model" and not draft:
+        raise UserError("--method draft_model needs --draft MODEL")
+    if k is None:
+        k = D.DEFAULT_K if method == "draft_model" else 3
+    if k < 1:
+        raise UserError("--k must be >= 1 (k=0 is the baseline, which is always simulated)")
+    qps_list = parse_float_list(qps, "--qps") if qps else [1, 2, 4, 6, 8, 10, 12]
+    if any(q <= 0 for q in qps_list):
+        raise UserError("--qps values must be > 0")
+    if arrival not in ("poisson", "gamma", "constant"):
+        raise UserError("--arrival must be poisson, gamma or constant")
+    profile = acceptance_from_flags(rates=acceptance_rates, length=acceptance_length, profile_path=acceptance_profile,
+                                    k=k, method=method, heterogeneity=heterogeneity, target=target, draft=draft)
+    common = dict(method=method, draft_name=draft, draft_tp=draft_tp, quant=quantization,
+                  max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                  kv_capacity_tokens=kv_capacity_tokens, vllm_version=vllm_version)
+    base_dep, base_info = D.build_deployment(target, gpu, tp, speculative=False, **common)
+    spec_dep, spec_info = D.build_deployment(target, gpu, tp, acceptance=profile, speculative=True, **common)
+    if duration is None and num_requests is None:
+        duration = 120.0
+    workload = WorkloadSpec(
+        arrival=ArrivalSpec(kind=arrival, qps=qps_list[0], burstiness=burstiness),
+        prompt_len=LengthDist.parse(prompt_len) if prompt_len else D.DEFAULT_PROMPT_LEN,
+        output_len=LengthDist.parse(output_len) if output_len else D.DEFAULT_OUTPUT_LEN,
+        classes=parse_temperature_mix(temperature_mix),
+        num_requests=num_requests,
+        duration_s=duration if num_requests is None else None,
+    )
+    inputs = {
+        "baseline": base_info, "speculative": spec_info, "k": k,
+        "acceptance": {"source": profile.source, "notes": profile.notes,
+                       "classes": [c.model_dump() for c in profile.classes]},
+        "workload": workload.model_dump(mode="json"),
+        "step_time_model": spec_dep.target.model_dump(mode="json"),
+        "draft_cost": spec_dep.draft.model_dump(mode="json", exclude={"draft_model"}),
+        "seed": seed,
+    }
+    result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
+                       seed=seed, with_oracle=not no_oracle, inputs=inputs)
+    if json_out:
+        from specwise.cli.output import emit_json
+
+        emit_json(result)
+        return
+    render(result, profile, spec_info, k, method)
+
+
+def render(result, profile, info: dict, k: int, method: str) -> None:
+    from rich.table import Table
+
+    from specwise.cli.output import console, fmt_s, fmt_speedup
+
+    if not console.is_terminal:  # files and pipes get the full table instead of 80 squeezed columns
+        from rich.console import Console
+
+        console = Console(width=150)
+    what = f"{info['target']} on {info['tp']}x {info['gpu']}"
+    spec = f"{method}" + (f" {info['draft']}" if info.get("draft") else "") + f", k={k}"
+    console.print(f"[bold]specwise simulate[/bold]: {what}; speculative = {spec}")
+    console.print(f"KV cache: {info['kv_capacity_tokens']:,} tokens ({info['kv_capacity_source']}). "
+                  f"Acceptance ({profile.source}): " + "; ".join(profile.notes or ["see --json inputs.acceptance"]))
+    t = Table(title="Simulated latency per QPS (p50 unless noted)",
+              caption="TTFT = arrival -> first token; TPOT = (E2E - TTFT)/(tokens - 1); E2E = arrival -> last "
+                      "token; out tok/s = output tokens / run time; batch = mean running sequences. "
+                      "speedup = baseline / speculative (>1 faster). Source: simulated.")
+    for col in ("QPS req/s", "server", "TTFT ms", "TTFT p99 ms", "TPOT ms", "TPOT p99 ms", "E2E s", "E2E p99 s",
+                "out tok/s", "batch", "speedup E2E p50", "speedup TPOT p50"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for p in result.points:
+        for name, m in (("baseline", p.baseline), (f"spec k={k}", p.speculative)):
+            first = name == "baseline"
+            sat = " (saturated)" if m.saturated else ""
+            t.add_row(
+                f"{p.qps:g}" if first else "", name + sat, fmt_s(m.ttft_p50_s), fmt_s(m.ttft_p99_s),
+                fmt_s(m.tpot_p50_s), fmt_s(m.tpot_p99_s), fmt_s(m.e2e_p50_s, "s"), fmt_s(m.e2e_p99_s, "s"),
+                f"{m.output_tokens_per_s:.0f}" if m.output_tokens_per_s is not None else "-",
+                f"{m.mean_batch_size:.0f}" if m.mean_batch_size is not None else "-",
+                "" if first else fmt_speedup(p.speedup_e2e_p50), "" if first else fmt_speedup(p.speedup_tpot_p50),
+                end_section=not first,
+            )
+    console.print(t)
+    if result.crossover_qps is not None:
+        console.print(f"[bold]Crossover[/bold]: speculation (fixed k={k}) turns slower than no speculation at "
+                      f"~{result.crossover_qps:.1f} req/s, where the speculative server runs "
+                      f"~{result.crossover_batch_size:.0f} sequences per step (simulated).")
+    else:
+        console.print("[bold]Crossover[/bold]: none in the simulated QPS range.")
+    if result.baseline_saturation_qps is not None:
+        console.print(f"Baseline saturates (queue grows) at {result.baseline_saturation_qps:g} req/s.")
+    for n in result.notes:
+        console.print(f"note: {n}")
+    g = result.guard
+    if g is None:
+        return
+    gt = Table(title="Guard: E2E p50 speedup vs no speculation (>1 = speculation faster)",
+                caption="fixed = k always; guard = recommended schedule; oracle = best k per step (upper bound).")
+    for col in ("QPS (req/s)", f"fixed k={k}", "guard", "oracle", "guard mean k", "oracle mean k"):
+        gt.add_column(col, justify="right")
+    for p in result.points:
+        gt.add_row(f"{p.qps:g}", fmt_speedup(p.speedup_e2e_p50), fmt_speedup(p.guard_speedup_e2e_p50),
+                   fmt_speedup(p.oracle_speedup_e2e_p50),
+                   f"{p.guard.mean_k:.2f}" if p.guard and p.guard.mean_k is not None else "-",
+                   f"{p.oracle.mean_k:.2f}" if p.oracle and p.oracle.mean_k is not None else "-")
+    console.print(gt)
+    import json as _json
+
+    console.print("[bold]Recommended guard[/bold] (vLLM 0.24+; closed-loop model, mean context "
+                  f"{g.mean_context_tokens:.0f} tokens): --speculative-config "
+                  f"'{_json.dumps(g.speculative_config)}'", soft_wrap=True)
+    if g.disable_by_batch_size is not None:
+        console.print(f"V0 / ArcticInference equivalent: disable_by_batch_size={g.disable_by_batch_size} "
+                      "(ignored by vLLM V1).")
+    console.print(f"Worst E2E p50 speedup over the sweep: fixed {fmt_speedup(g.min_speedup_fixed)}, guard "
+                  f"{fmt_speedup(g.min_speedup_guard)}, oracle {fmt_speedup(g.min_speedup_oracle)}.")
