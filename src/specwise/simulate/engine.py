@@ -193,6 +193,7 @@ class Engine:
                 pass
         if st in (PENDING, WAITING, RUNNING):
             self.status[rid] = ABORTED
+            self._release_closed_slots(1, self.now)
 
     # ---- scheduling -------------------------------------------------------------------------------
     @property
@@ -213,6 +214,15 @@ class Engine:
         if self.next_arrival < self.n and math.isfinite(self.arrival[self.next_arrival]):
             return float(self.arrival[self.next_arrival])
         return None
+
+    def _release_closed_slots(self, count: int, t: float) -> None:
+        """Closed loop: each finished (or failed) request lets its client send the next one at ``t``."""
+        if self.closed_loop is None:
+            return
+        for _ in range(count):
+            if self.closed_next < self.n:
+                self.arrival[self.closed_next] = t
+                self.closed_next += 1
 
     def _preempt_newest(self) -> None:
         victim = self.run_list.pop()
@@ -293,6 +303,7 @@ class Engine:
                 self.waiting.popleft()
                 self.status[rid] = ABORTED
                 self.finish_t[rid] = np.inf
+                self._release_closed_slots(1, self.now)
                 continue
             self.waiting.popleft()
             self.status[rid] = RUNNING
@@ -307,11 +318,21 @@ class Engine:
         n_prefill = int(chunks.sum())
         n_tokens = dec_tokens + n_prefill
         if n_tokens == 0:
-            # nothing schedulable (KV full with one huge request): advance to the next arrival or stop
+            if self.run_list:
+                # prefills stuck on a full KV cache: free space (preempt) or fail the lone request
+                if len(self.run_list) > 1:
+                    self._preempt_newest()
+                else:
+                    rid = self.run_list.pop()
+                    self.kv_used -= int(self.computed[rid])
+                    self.status[rid] = ABORTED
+                    self.finish_t[rid] = np.inf
+                    self._release_closed_slots(1, self.now)
+                return 0.0
             t = self.next_arrival_time()
-            if t is None or t <= self.now:
+            if t is None:
                 return None
-            self.now = t
+            self.now = max(self.now, t)
             return 0.0
         kv_dec = float(self.computed[dec].sum()) if n_dec else 0.0
         kv_read = kv_dec + (float(self.computed[pre].sum()) if pre.size else 0.0) + n_tokens
@@ -405,11 +426,7 @@ class Engine:
             self.kv_used -= int(self.computed[finished].sum())
             done = set(fin)
             self.run_list = [r for r in self.run_list if r not in done]
-            if self.closed_loop is not None:
-                for _ in fin:
-                    if self.closed_next < self.n:
-                        self.arrival[self.closed_next] = t_end
-                        self.closed_next += 1
+            self._release_closed_slots(len(fin), t_end)
         self.steps += 1
         self.busy_time += dt
         self.batch_time += dt * run.size

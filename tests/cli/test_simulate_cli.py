@@ -1,0 +1,59 @@
+"""`specwise simulate` end to end through the console entry point."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from specwise.cli.simulate import iid_alpha_for_length
+from specwise.schemas.acceptance import mean_acceptance_length
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "specwise", "simulate", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_json_fields_for_a_small_sweep():
+    p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "eagle3", "--gpu", "H100", "--k", "3",
+            "--acceptance-rates", "0.6,0.36,0.23", "--qps", "2,40", "--num-requests", "80", "--output-len", "128",
+            "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [pt["qps"] for pt in out["points"]] == [2.0, 40.0]
+    for pt in out["points"]:
+        for role in ("baseline", "speculative"):
+            for f in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s", "e2e_p99_s",
+                      "output_tokens_per_s"):
+                assert pt[role][f] > 0
+        assert pt["speedup_e2e_p50"] > 0 and pt["speedup_tpot_p50"] > 0
+    assert "crossover_qps" in out
+    assert out["guard"]["num_speculative_tokens_per_batch_size"][0][0] == 1
+    # unconditional vLLM rates were converted to conditional alphas
+    cond = out["inputs"]["acceptance"]["classes"][0]["conditional"]
+    assert cond == pytest.approx([0.6, 0.6, 0.23 / 0.36])
+    assert out["points"][0]["speculative"]["mean_acceptance_length"] == pytest.approx(1 + 0.6 + 0.36 + 0.23, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--acceptance-rates", "0.5,0.7"], "cannot rise"),
+        (["--acceptance-length", "9", "--k", "3"], "[1, 4]"),
+        (["--qps", "a,b"], "--qps"),
+        (["--target", "no-such-model"], "unknown model"),
+        (["--method", "draft_model", "--target", "meta-llama/Llama-3.1-8B"], "needs --draft"),
+        (["--prompt-len", "zipf:3"], "length distribution"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, message):
+    p = run(*args)
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr
+
+
+def test_acceptance_length_inverts_the_iid_formula():
+    alpha = iid_alpha_for_length(2.25, 3)
+    assert alpha == pytest.approx(0.62, abs=0.01)  # theory-and-calibration.md §1.6: tau 2.25 at k=3 -> 0.62
+    assert mean_acceptance_length([alpha], 3) == pytest.approx(2.25, abs=1e-6)
