@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.secho("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors
-        import click
+        try:
+            import click
+        except ImportError:  # recent typer vendors click as typer._click
+            from typer import _click as click  # type: ignore[no-redef]
 
         if isinstance(exc, click.ClickException):
             exc.show()

@@ -101,6 +101,7 @@ class Engine:
         self.last_emit_ids = np.empty(0, dtype=np.int64)
         self.last_emit_tokens = np.empty(0, dtype=np.int64)
         self.last_emit_accepted = np.empty(0, dtype=np.int64)
+        self.last_emit_drafted = np.empty(0, dtype=bool)
         self.last_finished: list[int] = []
         self.last_k = 0
         self.last_dt = 0.0
@@ -416,6 +417,9 @@ class Engine:
         self.last_emit_tokens = emit_tok
         self.last_emit_accepted = np.concatenate([acc, np.zeros(done_pre.size, dtype=np.int64)]) \
             if done_pre.size else acc
+        drafted_now = match if k > 0 else np.zeros(n_dec, dtype=bool)
+        self.last_emit_drafted = np.concatenate([drafted_now, np.zeros(done_pre.size, dtype=bool)]) \
+            if done_pre.size else drafted_now
         self.last_k = k
         self.last_dt = dt
         fin = finished.tolist()
