@@ -229,7 +229,7 @@ class SimServer:
             if drafted and k > 0:
                 live.per_step_accepted.append(acc)
                 live.per_step_drafted.append(k)
-                self._count_spec(acc, k)
+                self._count_spec(acc, k, ntok)
             self.m_gen.labels(**lv).inc(ntok)
             live.queue.put_nowait((ntok, rid in finished))
             if rid in finished:
@@ -241,7 +241,7 @@ class SimServer:
             self.m_preempt.labels(**lv).inc(eng.num_preemptions - self._preempt_seen)
             self._preempt_seen = eng.num_preemptions
 
-    def _count_spec(self, acc: int, k: int) -> None:
+    def _count_spec(self, acc: int, k: int, emitted: int) -> None:
         lv = self._lv
         if self.cfg.metrics_names == "v1":
             self.m_drafts.labels(**lv).inc()
@@ -253,7 +253,7 @@ class SimServer:
             mv = {"model_name": lv["model_name"]}
             self.m_draft_tokens.labels(**mv).inc(k)
             self.m_accepted.labels(**mv).inc(acc)
-            self.m_emitted.labels(**mv).inc(acc + 1)
+            self.m_emitted.labels(**mv).inc(emitted)
             eng = self.engine
             drafted = eng.spec_draft_tokens
             if drafted:
