@@ -71,7 +71,7 @@ def serve_sim(
     dep, info = D.build_deployment(target, gpu, tp, method=method, draft_name=draft, draft_tp=draft_tp,
                                    quant=quantization, kv_capacity_tokens=kv_capacity_tokens,
                                    max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                   acceptance=profile, speculative=speculative)
+                                   acceptance=profile, speculative=speculative, k=max(k, 1))
     cfg = ServeSimConfig(host=host, port=port, served_model_name=model_name or target, k=k, method=method,
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,

@@ -193,7 +193,7 @@ def simulate(
                                     k=k, method=method, heterogeneity=heterogeneity, target=target, draft=draft)
     common = dict(method=method, draft_name=draft, draft_tp=draft_tp, quant=quantization,
                   max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                  kv_capacity_tokens=kv_capacity_tokens, vllm_version=vllm_version)
+                  kv_capacity_tokens=kv_capacity_tokens, vllm_version=vllm_version, k=k)
     base_dep, base_info = D.build_deployment(target, gpu, tp, speculative=False, **common)
     spec_dep, spec_info = D.build_deployment(target, gpu, tp, acceptance=profile, speculative=True, **common)
     if duration is None and num_requests is None:

@@ -92,29 +92,35 @@ def estimate_kv_capacity_tokens(
 
 
 def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_name: str, tp: int,
-                     draft_tp: int, quant: str | None, vllm_version: str | None) -> tuple[int, int | None, str]:
+                     draft_tp: int, quant: str | None, vllm_version: str | None, k: int = 4,
+                     max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
+                     context: int | None = None) -> tuple[int, int | None, str]:
     """(speculative KV tokens, baseline KV tokens, source) from ``specwise.plan`` when present, else the fallback."""
     try:
-        from specwise.plan.memory import PlanRequest, plan_memory  # type: ignore[import-not-found]
+        from specwise.plan.memory import plan_memory  # type: ignore[import-not-found]
+        from specwise.schemas.plan import PlanRequest  # type: ignore[import-not-found]
     except ImportError:
-        PlanRequest = plan_memory = None  # noqa: N806
+        plan_memory = None
     if plan_memory is not None:
-        try:
-            fields = dict(target=target_name, gpu=gpu_name, tp=tp)
-            if draft_name:
+        fields: dict = dict(target=target_name, gpu=gpu_name, tp=tp, gpus=tp, num_speculative_tokens=max(k, 1))
+        plan_methods = ("draft_model", "ngram", "eagle", "eagle3", "mtp")
+        if method in plan_methods:
+            fields["method"] = method
+            if draft_name and method == "draft_model":
                 fields["draft"] = draft_name
-            if method:
-                fields["method"] = method
-            if vllm_version:
-                fields["vllm_version"] = vllm_version
-            if quant:
-                fields["quantization"] = quant
-            plan = plan_memory(PlanRequest(**fields))
-            spec_kv = getattr(plan.speculative, "kv_cache_tokens", None) if plan.speculative else None
-            base_kv = plan.baseline.kv_cache_tokens
-            return int(spec_kv or base_kv), int(base_kv), "specwise plan memory model"
-        except Exception:  # noqa: BLE001 - an incompatible plan API falls back to the local estimate
-            pass
+                fields["draft_tp"] = draft_tp
+        for key, value in (("vllm_version", vllm_version), ("target_quant", quant), ("max_num_seqs", max_num_seqs),
+                           ("max_num_batched_tokens", max_num_batched_tokens), ("context", context)):
+            if value is not None:
+                fields[key] = value
+        plan = plan_memory(PlanRequest(**fields), suggest=False)
+        base_kv = int(plan.baseline.kv_cache_tokens)
+        if base_kv <= 0:
+            raise UserError(f"{target_name} leaves no KV cache on {tp}x {gpu_name}; raise --tp or quantise")
+        spec_kv = int(plan.speculative.kv_cache_tokens) if plan.speculative is not None else base_kv
+        if spec_kv <= 0:
+            raise UserError(f"target + draft leave no KV cache on {tp}x {gpu_name}; raise --tp or pick a smaller draft")
+        return spec_kv, base_kv, "specwise plan memory model"
     target, tq = get_model(target_name)
     gpu = get_gpu(gpu_name)
     q = quant or tq
@@ -124,7 +130,7 @@ def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_
         d, dq = get_model(draft_name)
     base = estimate_kv_capacity_tokens(target, gpu, tp, q)
     spec = estimate_kv_capacity_tokens(target, gpu, tp, q, d, draft_tp, dq) if d else base
-    return spec, base, "fallback estimate (simulate/defaults.py)"
+    return spec, base, "fallback estimate (simulate/defaults.py; specwise.plan not installed)"
 
 
 def build_deployment(
@@ -142,6 +148,7 @@ def build_deployment(
     acceptance: AcceptanceProfile | None = None,
     vllm_version: str | None = None,
     speculative: bool = True,
+    k: int = DEFAULT_K,
 ) -> tuple[Deployment, dict]:
     """A Deployment for baseline (speculative=False) or speculative runs, plus a description dict."""
     target, tq = get_model(target_name)
@@ -163,7 +170,8 @@ def build_deployment(
                                   target=target, tp=tp) if speculative else DraftCost(method="none"))
     if kv_capacity_tokens is None:
         spec_kv, base_kv, kv_source = plan_kv_capacity(target_name, draft_name, method, gpu_name, tp, draft_tp,
-                                                       quant, vllm_version)
+                                                       quant, vllm_version, k=k, max_num_seqs=max_num_seqs,
+                                                       max_num_batched_tokens=max_num_batched_tokens)
         kv = spec_kv if speculative else (base_kv or spec_kv)
     else:
         kv, kv_source = kv_capacity_tokens, "given"
