@@ -113,7 +113,14 @@ def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_
                            ("max_num_batched_tokens", max_num_batched_tokens), ("context", context)):
             if value is not None:
                 fields[key] = value
-        plan = plan_memory(PlanRequest(**fields), suggest=False)
+        try:
+            plan = plan_memory(PlanRequest(**fields), suggest=False)
+        except UserError as exc:
+            if method == "draft_model":
+                raise
+            # e.g. no EAGLE head for this target in the catalog: size the KV cache without the head
+            spec, base = _fallback_kv(target_name, None, method, gpu_name, tp, draft_tp, quant)
+            return spec, base, f"fallback estimate (plan: {exc})"
         base_kv = int(plan.baseline.kv_cache_tokens)
         if base_kv <= 0:
             raise UserError(f"{target_name} leaves no KV cache on {tp}x {gpu_name}; raise --tp or quantise")
@@ -121,6 +128,12 @@ def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_
         if spec_kv <= 0:
             raise UserError(f"target + draft leave no KV cache on {tp}x {gpu_name}; raise --tp or pick a smaller draft")
         return spec_kv, base_kv, "specwise plan memory model"
+    spec, base = _fallback_kv(target_name, draft_name, method, gpu_name, tp, draft_tp, quant)
+    return spec, base, "fallback estimate (simulate/defaults.py; specwise.plan not installed)"
+
+
+def _fallback_kv(target_name: str, draft_name: str | None, method: str, gpu_name: str, tp: int, draft_tp: int,
+                 quant: str | None) -> tuple[int, int]:
     target, tq = get_model(target_name)
     gpu = get_gpu(gpu_name)
     q = quant or tq
@@ -130,7 +143,7 @@ def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_
         d, dq = get_model(draft_name)
     base = estimate_kv_capacity_tokens(target, gpu, tp, q)
     spec = estimate_kv_capacity_tokens(target, gpu, tp, q, d, draft_tp, dq) if d else base
-    return spec, base, "fallback estimate (simulate/defaults.py; specwise.plan not installed)"
+    return spec, base
 
 
 def build_deployment(
