@@ -239,20 +239,22 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
     console.print(f"[bold]specwise simulate[/bold]: {what}; speculative = {spec}")
     console.print(f"KV cache: {info['kv_capacity_tokens']:,} tokens ({info['kv_capacity_source']}). "
                   f"Acceptance ({profile.source}): " + "; ".join(profile.notes or ["see --json inputs.acceptance"]))
-    t = Table(title="Simulated latency per QPS (p50 unless noted)",
+    t = Table(title="Simulated latency per QPS: TTFT and TPOT in ms, E2E in s; p50 unless marked p99",
               caption="TTFT = arrival -> first token; TPOT = (E2E - TTFT)/(tokens - 1); E2E = arrival -> last "
-                      "token; out tok/s = output tokens / run time; batch = mean running sequences. "
-                      "speedup = baseline / speculative (>1 faster). Source: simulated.")
-    for col in ("QPS req/s", "server", "TTFT ms", "TTFT p99 ms", "TPOT ms", "TPOT p99 ms", "E2E s", "E2E p99 s",
-                "out tok/s", "batch", "speedup E2E p50", "speedup TPOT p50"):
+                      "token; tok/s = output tokens per second of run; batch = mean running sequences; "
+                      "* = saturated (queue keeps growing). speedup = baseline / speculative. Source: simulated.")
+    for col in ("QPS", "server", "TTFT", "TTFT p99", "TPOT", "TPOT p99", "E2E", "E2E p99", "tok/s", "batch",
+                "speedup E2E", "speedup TPOT"):
         t.add_column(col, justify="right", no_wrap=True)
+    def sec(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     for p in result.points:
         for name, m in (("baseline", p.baseline), (f"spec k={k}", p.speculative)):
             first = name == "baseline"
-            sat = " (saturated)" if m.saturated else ""
             t.add_row(
-                f"{p.qps:g}" if first else "", name + sat, fmt_s(m.ttft_p50_s), fmt_s(m.ttft_p99_s),
-                fmt_s(m.tpot_p50_s), fmt_s(m.tpot_p99_s), fmt_s(m.e2e_p50_s, "s"), fmt_s(m.e2e_p99_s, "s"),
+                f"{p.qps:g}" if first else "", name + (" *" if m.saturated else ""), fmt_s(m.ttft_p50_s),
+                fmt_s(m.ttft_p99_s), fmt_s(m.tpot_p50_s), fmt_s(m.tpot_p99_s), sec(m.e2e_p50_s), sec(m.e2e_p99_s),
                 f"{m.output_tokens_per_s:.0f}" if m.output_tokens_per_s is not None else "-",
                 f"{m.mean_batch_size:.0f}" if m.mean_batch_size is not None else "-",
                 "" if first else fmt_speedup(p.speedup_e2e_p50), "" if first else fmt_speedup(p.speedup_tpot_p50),
