@@ -32,6 +32,7 @@ from specwise.schemas.base import SpecwiseModel
 from specwise.simulate.policy import SpecPolicy
 
 PENDING, WAITING, RUNNING, DONE, ABORTED = 0, 1, 2, 3, 4
+_EMPTY = np.empty(0, dtype=np.int64)
 
 
 class EngineConfig(SpecwiseModel):
@@ -78,11 +79,16 @@ class Engine:
         self._alloc(1024)
         self.waiting: deque[int] = deque()
         self.run_list: list[int] = []
+        self._run_arr: np.ndarray | None = None  # cached np.array(run_list); None after any change
+        self.prefilling: set[int] = set()  # running requests whose prefill is not complete
         self.next_arrival = 0
         self.kv_used = 0
         self.closed_loop: int | None = None
         self.closed_next = 0
         # aggregates
+        # tokens of the previous step only matter to a draft model's first pass
+        self._track_last_tokens = draft.method == "draft_model" and self.kmax > 0
+        self._has_mixture = False
         self.steps = 0
         self.busy_time = 0.0
         self.batch_time = 0.0
@@ -159,6 +165,7 @@ class Engine:
             self.alpha[ids] = np.where(het[:, None] > 0, 1 / (1 + np.exp(-(_logit(base) + (het * z)[:, None]))),
                                        base)
             self.match_p[ids] = match[ci]
+            self._has_mixture = self._has_mixture or bool(np.any(match[ci] < 1.0))
         if closed_loop_concurrency is not None:
             self.closed_loop = closed_loop_concurrency
             self.closed_next = self.n + min(m, closed_loop_concurrency)
@@ -186,6 +193,8 @@ class Engine:
         st = self.status[rid]
         if st == RUNNING:
             self.run_list.remove(rid)
+            self._run_arr = None
+            self.prefilling.discard(rid)
             self.kv_used -= int(self.computed[rid])
         elif st == WAITING:
             try:
@@ -227,6 +236,8 @@ class Engine:
 
     def _preempt_newest(self) -> None:
         victim = self.run_list.pop()
+        self._run_arr = None
+        self.prefilling.discard(victim)
         self.kv_used -= int(self.computed[victim])
         self.computed[victim] = 0
         self.prefill_target[victim] = self.prompt[victim] + self.generated[victim]
@@ -261,40 +272,51 @@ class Engine:
         budget = cfg.max_num_batched_tokens
         cap_kv = cfg.kv_capacity_tokens
         while True:
-            run = np.fromiter(self.run_list, dtype=np.int64, count=len(self.run_list))
-            left = self.prefill_target[run] - self.computed[run]
-            dec_mask = left <= 0
-            dec = run[dec_mask]
+            if self._run_arr is None:
+                self._run_arr = np.array(self.run_list, dtype=np.int64)
+            run = self._run_arr
+            if self.prefilling:
+                left = self.prefill_target[run] - self.computed[run]
+                dec_mask = left <= 0
+                dec = run[dec_mask]
+                pre = run[~dec_mask]
+                pre_left = left[~dec_mask]
+            else:
+                dec = run
+                pre = pre_left = _EMPTY
             n_dec = dec.size
             if self.policy.kind == "oracle":
-                pre_left = int(left[~dec_mask].sum())
-                n_pre_est = min(pre_left, max(0, budget - n_dec * (self.kmax + 1)))
-                kv_dec = float(self.computed[dec].sum())
-                k = self._choose_oracle_k(dec, n_pre_est, float(self.computed[run].sum()), kv_dec)
+                n_pre_est = min(int(pre_left.sum()), max(0, budget - n_dec * (self.kmax + 1)))
+                kv_dec = float(self.kv_used - (self.computed[pre].sum() if pre.size else 0))
+                k = self._choose_oracle_k(dec, n_pre_est, float(self.kv_used), kv_dec)
             else:
                 k = self.policy.k_for(len(self.run_list), len(self.waiting))
             if n_dec and k:
                 k = min(k, max(0, budget // n_dec - 1))
             if k > 0 and n_dec:
                 mp = self.match_p[dec]
-                match = self.rng.random(n_dec) < mp if np.any(mp < 1.0) else np.ones(n_dec, dtype=bool)
+                if self._has_mixture:
+                    match = self.rng.random(n_dec) < mp
+                    n_match = int(np.count_nonzero(match))
+                else:
+                    match = np.ones(n_dec, dtype=bool)
+                    n_match = n_dec
             else:
                 match = np.zeros(n_dec, dtype=bool)
-            dec_tokens = n_dec + k * int(match.sum())
+                n_match = 0
+            dec_tokens = n_dec + k * n_match
             if self.kv_used + dec_tokens > cap_kv and len(self.run_list) > 1:
                 self._preempt_newest()
                 continue
             break
         # chunked prefill of running requests, then admissions
-        pre = run[~dec_mask]
-        pre_left = left[~dec_mask]
         allowed = max(0, min(budget - dec_tokens, cap_kv - self.kv_used - dec_tokens))
         if pre.size:
             before = np.cumsum(pre_left) - pre_left
             chunks = np.clip(allowed - before, 0, pre_left)
             allowed -= int(chunks.sum())
         else:
-            chunks = np.empty(0, dtype=np.int64)
+            chunks = _EMPTY
         new_ids: list[int] = []
         new_chunks: list[int] = []
         while self.waiting and len(self.run_list) < cfg.max_num_seqs and allowed > 0:
@@ -309,6 +331,8 @@ class Engine:
             self.waiting.popleft()
             self.status[rid] = RUNNING
             self.run_list.append(rid)
+            self._run_arr = None
+            self.prefilling.add(rid)
             c = min(int(self.prefill_target[rid] - self.computed[rid]), allowed)
             new_ids.append(rid)
             new_chunks.append(c)
@@ -325,6 +349,8 @@ class Engine:
                     self._preempt_newest()
                 else:
                     rid = self.run_list.pop()
+                    self._run_arr = None
+                    self.prefilling.discard(rid)
                     self.kv_used -= int(self.computed[rid])
                     self.status[rid] = ABORTED
                     self.finish_t[rid] = np.inf
@@ -335,14 +361,16 @@ class Engine:
                 return None
             self.now = max(self.now, t)
             return 0.0
-        kv_dec = float(self.computed[dec].sum()) if n_dec else 0.0
-        kv_read = kv_dec + (float(self.computed[pre].sum()) if pre.size else 0.0) + n_tokens
+        # kv_used is the sum of `computed` over running requests (new admissions have computed 0)
+        kv_pre = float(self.computed[pre].sum()) if pre.size else 0.0
+        kv_dec = float(self.kv_used) - kv_pre
+        kv_read = float(self.kv_used) + n_tokens
         fwd = self.target.forward_time_scalar(n_tokens, kv_read)
-        n_drafting = int(match.sum()) if self.draft.method == "ngram" else n_dec
+        n_drafting = n_match if self.draft.method == "ngram" else n_dec
         draft_s = 0.0
         if k > 0 and n_drafting:
             extra = n_prefill
-            if self.draft.method == "draft_model":
+            if self._track_last_tokens:
                 extra += int(self.last_tokens[dec].sum()) - n_dec
             draft_s = self.draft.time_scalar(n_drafting, kv_dec, k, extra_tokens=extra, target_forward_s=fwd)
         dt = fwd + self.target.t_sched_s + draft_s
@@ -355,7 +383,12 @@ class Engine:
                 acc = np.cumprod(u < self.alpha[dec, :k], axis=1).sum(axis=1) * match
             else:
                 acc = np.zeros(n_dec, dtype=np.int64)
-            tokens = np.minimum(acc + 1, self.out_len[dec] - self.generated[dec])
+            if k > 0:
+                tokens = np.minimum(acc + 1, self.out_len[dec] - self.generated[dec])
+                n_dec_tokens = int(tokens.sum())
+            else:
+                tokens = np.ones(n_dec, dtype=np.int64)
+                n_dec_tokens = n_dec
             if k > 0:
                 drafted = dec[match]
                 acc_d = acc[match]
@@ -369,15 +402,17 @@ class Engine:
                 self.spec_draft_tokens += int(drafted.size) * k
                 self.spec_accepted += int(acc_d.sum())
             self.computed[dec] += tokens
-            self.kv_used += int(tokens.sum())
+            self.kv_used += n_dec_tokens
         else:
-            acc = np.empty(0, dtype=np.int64)
-            tokens = np.empty(0, dtype=np.int64)
+            acc = _EMPTY
+            tokens = _EMPTY
+            n_dec_tokens = 0
         if pre.size:
             self.computed[pre] += chunks
             self.kv_used += n_prefill
             done_pre = pre[self.computed[pre] >= self.prefill_target[pre]]
             self.prompt_tokens_total += n_prefill
+            self.prefilling.difference_update(done_pre.tolist())
         else:
             done_pre = pre
         emit = np.concatenate([dec, done_pre]) if done_pre.size else dec
@@ -398,10 +433,12 @@ class Engine:
                 self._gap_tok[self._ngap:self._ngap + m] = emit_tok[had]
                 self._ngap += m
             self.generated[emit] += emit_tok
-            self.generation_tokens_total += int(emit_tok.sum())
+            self.generation_tokens_total += n_dec_tokens + int(done_pre.size)
             self.last_emit_t[emit] = t_end
-            self.chunks[emit] += 1
-            self.last_tokens[emit] = emit_tok
+            if self.kmax > 0:  # without speculation every chunk is one token: chunks == generated
+                self.chunks[emit] += 1
+            if self._track_last_tokens:
+                self.last_tokens[emit] = emit_tok
             finished = emit[self.generated[emit] >= self.out_len[emit]]
             if self.record_chunks:
                 acc_full = np.concatenate([acc, np.zeros(done_pre.size, dtype=np.int64)]) if done_pre.size else acc
@@ -430,6 +467,7 @@ class Engine:
             self.kv_used -= int(self.computed[finished].sum())
             done = set(fin)
             self.run_list = [r for r in self.run_list if r not in done]
+            self._run_arr = None
             self._release_closed_slots(len(fin), t_end)
         self.steps += 1
         self.busy_time += dt

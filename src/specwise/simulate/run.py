@@ -118,7 +118,7 @@ def summarize_engine(eng: Engine, *, role: Role, qps: float | None, k: int | Non
     end = float(eng.finish_t[:n][done].max()) if done.any() else eng.now
     duration = max(end - start, 1e-9)
     total_tokens = int(out.sum())
-    chunks = int(eng.chunks[:n][done].sum())
+    chunks = int((eng.chunks if eng.kmax > 0 else eng.generated)[:n][done].sum())
     rates = lengths = np.empty(0)
     if role == "speculative":
         drafted = done & (eng.drafts[:n] > 0)
