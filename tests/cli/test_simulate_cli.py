@@ -57,3 +57,22 @@ def test_acceptance_length_inverts_the_iid_formula():
     alpha = iid_alpha_for_length(2.25, 3)
     assert alpha == pytest.approx(0.62, abs=0.01)  # theory-and-calibration.md §1.6: tau 2.25 at k=3 -> 0.62
     assert mean_acceptance_length([alpha], 3) == pytest.approx(2.25, abs=1e-6)
+
+
+def test_trace_replay_and_dataset(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    rows = [{"timestamp": 100 + 0.5 * i, "prompt_tokens": 200 + i, "output_tokens": 50} for i in range(41)]
+    trace.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "ngram", "--gpu", "H100",
+            "--trace", str(trace), "--no-oracle", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [pt["qps"] for pt in out["points"]] == [2.0]  # the trace's native rate
+    assert out["points"][0]["baseline"]["requests_ok"] == 41
+    data = tmp_path / "lengths.csv"
+    data.write_text("prompt_tokens,output_tokens\n100,20\n300,40\n")
+    p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "ngram", "--dataset", str(data),
+            "--qps", "4", "--num-requests", "30", "--no-oracle", "--json")
+    assert p.returncode == 0, p.stderr
+    cells = json.loads(p.stdout)["cells"]
+    assert cells[0]["requests_ok"] == 30

@@ -159,3 +159,17 @@ def test_length_distributions_and_trace(tmp_path):
     assert r.arrival_s.tolist() == [0.0, 0.5] and r.prompt_tokens.tolist() == [10, 20]
     run = simulate_cell(deployment(), w, SpecPolicy(kind="off"))
     assert run.summary.requests_ok == 2
+
+
+def test_dataset_lengths_and_trace_rescaling(tmp_path):
+    data = tmp_path / "lengths.jsonl"
+    data.write_text('{"prompt_tokens": 100, "output_tokens": 20}\n{"prompt_tokens": 300, "output_tokens": 40}\n')
+    w = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=5), num_requests=200, dataset_path=str(data))
+    r = generate_requests(w, seed=0)
+    pairs = set(zip(r.prompt_tokens.tolist(), r.output_tokens.tolist()))
+    assert pairs == {(100, 20), (300, 40)}
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(f'{{"timestamp": {i * 2}, "prompt_tokens": 5, "output_tokens": 5}}\n' for i in range(11)))
+    native = generate_requests(WorkloadSpec(arrival=ArrivalSpec(kind="trace"), trace_path=str(trace)))
+    fast = generate_requests(WorkloadSpec(arrival=ArrivalSpec(kind="trace", qps=2.0), trace_path=str(trace)))
+    assert native.arrival_s[-1] == 20.0 and fast.arrival_s[-1] == pytest.approx(5.0)

@@ -155,6 +155,10 @@ def simulate(
     arrival: str = typer.Option("poisson", "--arrival", help="poisson | gamma | constant"),
     burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape (vllm bench --burstiness); <1 burstier."),
     temperature_mix: str = typer.Option(None, "--temperature-mix", help="TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3"),
+    trace: Path = typer.Option(None, "--trace", help="Replay a JSONL/CSV trace (timestamp, prompt_tokens, "
+                               "output_tokens); each --qps rescales its timestamps to that mean rate."),
+    dataset: Path = typer.Option(None, "--dataset", help="JSONL/CSV of prompt_tokens, output_tokens pairs to "
+                                 "sample lengths from (instead of --prompt-len/--output-len)."),
     duration: float = typer.Option(None, "--duration", help="Seconds of arrivals per QPS point (default 120)."),
     num_requests: int = typer.Option(None, "--num-requests", help="Requests per QPS point (instead of --duration)."),
     max_num_seqs: int = typer.Option(256, "--max-num-seqs"),
@@ -189,6 +193,17 @@ def simulate(
         raise UserError("--qps values must be > 0")
     if arrival not in ("poisson", "gamma", "constant"):
         raise UserError("--arrival must be poisson, gamma or constant")
+    for path, flag in ((trace, "--trace"), (dataset, "--dataset")):
+        if path is not None and not path.exists():
+            raise UserError(f"{flag} file '{path}' not found")
+    if trace is not None:
+        arrival = "trace"
+        if not qps:
+            from specwise.simulate.workload import load_rows
+
+            ts, _, _ = load_rows(str(trace), need_timestamp=True)
+            native = (ts.size - 1) / ts[-1] if ts is not None and ts.size > 1 and ts[-1] > 0 else 1.0
+            qps_list = [round(float(native), 6)]
     profile = acceptance_from_flags(rates=acceptance_rates, length=acceptance_length, profile_path=acceptance_profile,
                                     k=k, method=method, heterogeneity=heterogeneity, target=target, draft=draft)
     common = dict(method=method, draft_name=draft, draft_tp=draft_tp, quant=quantization,
@@ -204,7 +219,9 @@ def simulate(
         output_len=LengthDist.parse(output_len) if output_len else D.DEFAULT_OUTPUT_LEN,
         classes=parse_temperature_mix(temperature_mix),
         num_requests=num_requests,
-        duration_s=duration if num_requests is None else None,
+        duration_s=duration if num_requests is None and trace is None else None,
+        trace_path=str(trace) if trace else None,
+        dataset_path=str(dataset) if dataset else None,
     )
     inputs = {
         "baseline": base_info, "speculative": spec_info, "k": k,

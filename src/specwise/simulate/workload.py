@@ -98,7 +98,10 @@ class WorkloadSpec(SpecwiseModel):
     classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass()])
     num_requests: int | None = Field(None, ge=1)
     duration_s: float | None = Field(None, gt=0, description="open loop: arrivals within this window")
-    trace_path: str | None = None
+    trace_path: str | None = Field(None, description="trace replay: rows of timestamp, prompt_tokens, output_tokens")
+    dataset_path: str | None = Field(
+        None, description="(prompt_tokens, output_tokens) pairs sampled with replacement instead of the length dists"
+    )
 
 
 @dataclass
@@ -113,7 +116,7 @@ class RequestArrays:
     closed_loop_concurrency: int | None = None
 
 
-def _load_trace(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_rows(path: str, need_timestamp: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     p = Path(path)
     if not p.exists():
         raise UserError(f"trace file '{path}' not found")
@@ -128,14 +131,17 @@ def _load_trace(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise UserError(f"{path}:{i + 1}: not JSON ({exc.msg})") from None
+    need = "timestamp, prompt_tokens, output_tokens" if need_timestamp else "prompt_tokens, output_tokens"
     try:
-        ts = np.array([float(r["timestamp"]) for r in rows])
         pt = np.array([int(r["prompt_tokens"]) for r in rows])
         ot = np.array([int(r["output_tokens"]) for r in rows])
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{path}: each row needs timestamp, prompt_tokens, output_tokens ({exc})") from None
-    if ts.size == 0:
-        raise UserError(f"{path}: empty trace")
+        ts = np.array([float(r["timestamp"]) for r in rows]) if need_timestamp else None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: each row needs {need} ({exc})") from None
+    if pt.size == 0:
+        raise UserError(f"{path}: no rows")
+    if ts is None:
+        return None, pt, ot
     order = np.argsort(ts, kind="stable")
     return ts[order] - ts[order][0], pt[order], ot[order]
 
@@ -148,8 +154,12 @@ def generate_requests(spec: WorkloadSpec, seed: int = 0) -> RequestArrays:
     if a.kind == "trace":
         if not spec.trace_path:
             raise UserError("trace arrivals need a trace file")
-        arrival, prompt, output = _load_trace(spec.trace_path)
+        arrival, prompt, output = load_rows(spec.trace_path, need_timestamp=True)
+        assert arrival is not None
         n = arrival.size
+        if a.qps is not None and n > 1 and arrival[-1] > 0:
+            # replay the trace's shape at another mean rate: compress/stretch its timestamps
+            arrival = arrival * ((n - 1) / arrival[-1]) / a.qps
     else:
         if a.kind == "closed" or spec.num_requests is not None:
             n = spec.num_requests or 1000
@@ -172,8 +182,13 @@ def generate_requests(spec: WorkloadSpec, seed: int = 0) -> RequestArrays:
             if spec.duration_s is not None and spec.num_requests is None:
                 arrival = arrival[arrival < spec.duration_s]
                 n = arrival.size
-        prompt = spec.prompt_len.sample(rng, n)
-        output = spec.output_len.sample(rng, n)
+        if spec.dataset_path:
+            _, pool_p, pool_o = load_rows(spec.dataset_path, need_timestamp=False)
+            pick = rng.integers(0, pool_p.size, size=n)
+            prompt, output = pool_p[pick], pool_o[pick]
+        else:
+            prompt = spec.prompt_len.sample(rng, n)
+            output = spec.output_len.sample(rng, n)
     weights = np.array([c.weight for c in spec.classes], dtype=float)
     class_index = rng.choice(len(spec.classes), size=n, p=weights / weights.sum()) if len(spec.classes) > 1 \
         else np.zeros(n, dtype=np.int64)
