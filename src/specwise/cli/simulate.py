@@ -167,6 +167,7 @@ def simulate(
                                            help="Override the KV-cache capacity (tokens) from the memory plan."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the oracle policy (faster)."),
     seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", help="Also write the run in the shared RunResult schema (JSON) to FILE."),
     json_out: bool = typer.Option(False, "--json", help="Print the sweep as JSON (fields in README)."),
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
@@ -234,6 +235,10 @@ def simulate(
     }
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
                        seed=seed, with_oracle=not no_oracle, inputs=inputs)
+    if out is not None:
+        from specwise.simulate.sweep import to_run_result
+
+        out.write_text(to_run_result(result).model_dump_json(indent=2))
     if json_out:
         from specwise.cli.output import emit_json
 

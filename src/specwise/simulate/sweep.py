@@ -9,13 +9,15 @@ k beats the baseline.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from pydantic import Field
 
 from specwise.perf.steptime import closed_loop_speedup
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.base import SpecwiseModel
-from specwise.schemas.results import CellSummary
+from specwise.schemas.results import CellSummary, Comparison, RunResult, SpeedupCI
 from specwise.simulate.policy import SpecPolicy
 from specwise.simulate.run import Deployment, simulate_cell
 from specwise.simulate.workload import ArrivalSpec, RequestClass, WorkloadSpec, generate_requests
@@ -210,3 +212,32 @@ def run_sweep(
         notes.append("speculation is slower already at the lowest QPS simulated: crossover_qps is below the range")
     return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps, crossover_batch_size=cross_batch,
                        baseline_saturation_qps=sat, guard=guard, cells=cells, notes=notes)
+
+
+def to_run_result(result: SweepResult) -> RunResult:
+    """The sweep in the shared run schema (source=simulated): baseline and fixed-k cells + comparisons."""
+    from specwise import __version__
+
+    comparisons = []
+    for p in result.points:
+        def ci(a: float | None, b: float | None) -> SpeedupCI:
+            return SpeedupCI(value=_ratio(a, b))
+
+        b, s = p.baseline, p.speculative
+        comparisons.append(Comparison(
+            qps=p.qps,
+            speedup_tpot_p50=ci(b.tpot_p50_s, s.tpot_p50_s), speedup_tpot_p99=ci(b.tpot_p99_s, s.tpot_p99_s),
+            speedup_e2e_p50=ci(b.e2e_p50_s, s.e2e_p50_s), speedup_e2e_p99=ci(b.e2e_p99_s, s.e2e_p99_s),
+            speedup_ttft_p50=ci(b.ttft_p50_s, s.ttft_p50_s),
+            throughput_ratio=_ratio(s.output_tokens_per_s, b.output_tokens_per_s),
+        ))
+    findings = []
+    if result.crossover_qps is not None:
+        findings.append(f"simulated crossover: fixed-k speculation is slower above ~{result.crossover_qps:.2f} req/s")
+    if result.guard is not None:
+        findings.append("recommended guard: num_speculative_tokens_per_batch_size="
+                        + json.dumps(result.guard.num_speculative_tokens_per_batch_size))
+    return RunResult(source="simulated", tool_version=__version__, config=result.inputs,
+                     servers={"baseline": result.inputs.get("baseline", {}),
+                              "speculative": result.inputs.get("speculative", {})},
+                     cells=result.cells, comparisons=comparisons, findings=findings)
