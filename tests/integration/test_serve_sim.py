@@ -21,13 +21,13 @@ MODEL = "sim-70b"
 RATES = [0.7, 0.5, 0.35]  # unconditional a_i (vLLM per-position meaning)
 
 
-def make_server(k=3, profile=None, time_scale=0.02, per_request="summary", metrics_names="v1"):
+def make_server(k=3, profile=None, time_scale=0.02, per_request="summary", metrics_names="v1", kv=300_000):
     if profile is None and k:
         cond = [RATES[0], RATES[1] / RATES[0], RATES[2] / RATES[1]]
         profile = AcceptanceProfile(classes=[AcceptanceClass(conditional=cond, heterogeneity=0.0)])
     dep, _ = build_deployment("meta-llama/Llama-3.1-70B-Instruct", "H100", 4,
                               draft_name="meta-llama/Llama-3.2-1B-Instruct", acceptance=profile,
-                              speculative=k > 0, kv_capacity_tokens=300_000)
+                              speculative=k > 0, kv_capacity_tokens=kv)
     cfg = ServeSimConfig(served_model_name=MODEL, k=k, time_scale=time_scale, per_request_spec_decode_metrics=per_request,
                          metrics_names=metrics_names)
     return SimServer(dep, cfg)
@@ -174,6 +174,21 @@ async def test_bad_requests_get_vllm_style_errors(path, payload, status, err_typ
     assert r.status_code == status
     err = r.json()["error"]
     assert err["type"] == err_type and err["code"] == status and err["message"]
+
+
+async def test_request_larger_than_the_kv_cache_fails_instead_of_hanging():
+    async with Running(make_server(kv=1000)) as client:
+        r = await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2000})
+        assert r.status_code == 400 and "KV cache" in r.json()["error"]["message"]
+        chunks = []
+        async with client.stream("POST", "/v1/completions", json={"prompt": "x", "max_tokens": 2000,
+                                                                  "stream": True}) as s:
+            async for line in s.aiter_lines():
+                if line.startswith("data: "):
+                    chunks.append(line[6:])
+        assert chunks[-1] == "[DONE]" and "error" in json.loads(chunks[0])
+        ok = await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 20})
+        assert ok.status_code == 200
 
 
 async def test_client_disconnect_frees_the_request():

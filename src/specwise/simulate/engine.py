@@ -81,6 +81,7 @@ class Engine:
         self.run_list: list[int] = []
         self._run_arr: np.ndarray | None = None  # cached np.array(run_list); None after any change
         self.prefilling: set[int] = set()  # running requests whose prefill is not complete
+        self.failed: list[int] = []  # requests that can never fit the KV cache (consumers may drain this)
         self.next_arrival = 0
         self.kv_used = 0
         self.closed_loop: int | None = None
@@ -111,6 +112,7 @@ class Engine:
         self.last_finished: list[int] = []
         self.last_k = 0
         self.last_dt = 0.0
+        self.last_n_tokens = 0
         self.chunk_t: list[list[float]] = []
         self.chunk_n: list[list[int]] = []
         self.step_acc: list[list[int]] = []
@@ -326,6 +328,7 @@ class Engine:
                 self.waiting.popleft()
                 self.status[rid] = ABORTED
                 self.finish_t[rid] = np.inf
+                self.failed.append(rid)
                 self._release_closed_slots(1, self.now)
                 continue
             self.waiting.popleft()
@@ -354,6 +357,7 @@ class Engine:
                     self.kv_used -= int(self.computed[rid])
                     self.status[rid] = ABORTED
                     self.finish_t[rid] = np.inf
+                    self.failed.append(rid)
                     self._release_closed_slots(1, self.now)
                 return 0.0
             t = self.next_arrival_time()
@@ -459,6 +463,7 @@ class Engine:
             if done_pre.size else drafted_now
         self.last_k = k
         self.last_dt = dt
+        self.last_n_tokens = n_tokens
         fin = finished.tolist()
         self.last_finished = fin
         if fin:

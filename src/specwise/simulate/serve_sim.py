@@ -37,6 +37,8 @@ from specwise.simulate.workload import LengthDist
 FILLER = ("the quick brown fox jumps over a lazy dog while speculative decoding drafts several tokens and the "
           "target model verifies them in one forward pass").split()
 
+FAILED = -1  # queue sentinel: the engine could not serve the request (larger than the KV cache)
+
 # Histogram buckets of vLLM V1 (vllm/v1/metrics/loggers.py)
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
                 40.0, 80.0, 160.0, 640.0, 2560.0]
@@ -196,8 +198,18 @@ class SimServer:
                 self._wake.clear()
                 await self._wake.wait()
             eng.now = max(eng.now, self.sim_now())
+            steps_before = eng.steps
             dt = eng.step()
+            if eng.failed:
+                for rid in eng.failed:
+                    live = self.live.pop(rid, None)
+                    if live is not None:
+                        live.queue.put_nowait((FAILED, True))
+                eng.failed.clear()
             if dt is None:
+                continue
+            if eng.steps == steps_before:  # bookkeeping only (preemption, failed request): nothing to emit
+                await asyncio.sleep(0)
                 continue
             delay = self._wall_of(eng.now) - time.monotonic()
             if delay > 0:
@@ -210,9 +222,9 @@ class SimServer:
         eng = self.engine
         now_wall = time.monotonic()
         lv = self._lv
-        n_tok = int(eng.last_emit_tokens.sum())
-        if eng.last_emit_ids.size or n_tok:
-            self.m_iter.labels(**lv).observe(n_tok)
+        if eng.last_n_tokens:
+            # tokens scheduled in the step: prefill chunks + (1 + drafts) per decoding request
+            self.m_iter.labels(**lv).observe(eng.last_n_tokens)
         finished = set(eng.last_finished)
         k = eng.last_k
         for rid, ntok, acc, drafted in zip(eng.last_emit_ids.tolist(), eng.last_emit_tokens.tolist(),
@@ -419,6 +431,11 @@ def build_app(server: SimServer) -> web.Application:
             return await _stream(req, body, live, rid_text, chat, prompt_tokens)
         return await _complete(body, live, rid_text, chat, prompt_tokens)
 
+    def _kv_error() -> web.Response:
+        cap = server.dep.engine.kv_capacity_tokens
+        return _error(400, f"The request needs more KV cache than the simulated server holds ({cap} tokens); "
+                      "lower max_tokens or the prompt.", "BadRequestError")
+
     def _usage(prompt_tokens: int, completion: int) -> dict:
         return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion,
                 "completion_tokens": completion, "prompt_tokens_details": None}
@@ -428,6 +445,8 @@ def build_app(server: SimServer) -> web.Application:
         try:
             while True:
                 ntok, done = await live.queue.get()
+                if ntok == FAILED:
+                    return _kv_error()
                 produced += ntok
                 if done:
                     break
@@ -484,6 +503,12 @@ def build_app(server: SimServer) -> web.Application:
                 await send(chunk(first, _usage(prompt_tokens, 0) if continuous else None))
             while True:
                 ntok, done = await live.queue.get()
+                if ntok == FAILED:
+                    err = json.loads(_kv_error().body)
+                    await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n")
+                    await resp.write(b"data: [DONE]\n\n")
+                    finished = True
+                    return resp
                 text, ids = filler(produced, ntok)
                 produced += ntok
                 finish = ("stop" if live.natural_stop else "length") if done else None
