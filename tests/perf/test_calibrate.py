@@ -51,3 +51,31 @@ def test_fit_from_baseline_run_cells():
     assert rep.model.step_time(50, 50_000) == pytest.approx(LLAMA31_8B_H100_FIT.step_time(50, 50_000), rel=0.01)
     with pytest.raises(UserError):
         fit_from_baseline_cells(cells[:2], mean_context_tokens=1000)
+
+
+def test_calibrate_module_cli_writes_a_model_simulate_accepts(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    steps = tmp_path / "steps.csv"
+    lines = ["n_tokens,kv_tokens,seconds"]
+    for n in [1, 8, 32, 64, 128, 256]:
+        for ctx in [500, 3000]:
+            lines.append(f"{n},{n * ctx},{LLAMA31_8B_H100_FIT.forward_time(n, n * ctx)}")
+    steps.write_text("\n".join(lines) + "\n")
+    p = subprocess.run([sys.executable, "-m", "specwise.perf.calibrate", str(steps)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    model = StepTimeModel.model_validate_json(p.stdout)
+    assert model.compute_s_per_token == pytest.approx(21.0e-6, rel=0.02)
+    path = tmp_path / "model.json"
+    path.write_text(p.stdout)
+    sim = subprocess.run([sys.executable, "-m", "specwise", "simulate", "--target", "meta-llama/Llama-3.1-8B-Instruct",
+                          "--method", "ngram", "--qps", "2", "--num-requests", "20", "--no-oracle",
+                          "--step-time-model", str(path), "--json"], capture_output=True, text=True)
+    assert sim.returncode == 0, sim.stderr
+    assert json.loads(sim.stdout)["inputs"]["step_time_model"]["compute_s_per_token"] == pytest.approx(
+        model.compute_s_per_token)
+    bad = subprocess.run([sys.executable, "-m", "specwise.perf.calibrate", str(tmp_path / "missing.csv")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not found" in bad.stderr

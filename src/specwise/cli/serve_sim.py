@@ -33,6 +33,7 @@ def serve_sim(
     max_num_seqs: int = typer.Option(256, "--max-num-seqs"),
     max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens"),
     kv_capacity_tokens: int = typer.Option(None, "--kv-capacity-tokens"),
+    step_time_model: Path = typer.Option(None, "--step-time-model", help="StepTimeModel JSON for the target."),
     vllm_version: str = typer.Option("0.33.0", "--vllm-version", help="Reported by /version."),
     metrics_names: str = typer.Option("v1", "--metrics-names", help="v1 (default) or v0 spec-decode metric names."),
     per_request: str = typer.Option("none", "--per-request-spec-decode-metrics",
@@ -72,6 +73,8 @@ def serve_sim(
                                    quant=quantization, kv_capacity_tokens=kv_capacity_tokens,
                                    max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                                    acceptance=profile, speculative=speculative, k=max(k, 1))
+    if step_time_model is not None:
+        dep = dep.model_copy(update={"target": D.load_step_time_model(step_time_model)})
     cfg = ServeSimConfig(host=host, port=port, served_model_name=model_name or target, k=k, method=method,
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,

@@ -165,6 +165,8 @@ def simulate(
     max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens"),
     kv_capacity_tokens: int = typer.Option(None, "--kv-capacity-tokens",
                                            help="Override the KV-cache capacity (tokens) from the memory plan."),
+    step_time_model: Path = typer.Option(None, "--step-time-model", help="StepTimeModel JSON for the target "
+                                         "(e.g. from `python -m specwise.perf.calibrate STEPS.csv`)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the oracle policy (faster)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="Also write the run in the shared RunResult schema (JSON) to FILE."),
@@ -212,6 +214,11 @@ def simulate(
                   kv_capacity_tokens=kv_capacity_tokens, vllm_version=vllm_version, k=k)
     base_dep, base_info = D.build_deployment(target, gpu, tp, speculative=False, **common)
     spec_dep, spec_info = D.build_deployment(target, gpu, tp, acceptance=profile, speculative=True, **common)
+    if step_time_model is not None:
+        custom = D.load_step_time_model(step_time_model)
+        base_dep = base_dep.model_copy(update={"target": custom})
+        spec_dep = spec_dep.model_copy(update={"target": custom})
+        base_info["step_time_model"] = spec_info["step_time_model"] = str(step_time_model)
     if duration is None and num_requests is None:
         duration = 120.0
     workload = WorkloadSpec(

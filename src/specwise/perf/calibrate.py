@@ -132,3 +132,53 @@ def fit_from_baseline_cells(
     if len(samples) < 3:
         raise UserError("need baseline cells with tpot_p50_s and mean_batch_size at >= 3 load levels")
     return fit_step_times(samples, form=form, base=base, label="fitted from baseline run")
+
+
+def load_step_samples(path: str) -> list[StepSample]:
+    """Step timings from CSV (header n_tokens,kv_tokens,seconds) or JSONL (same keys)."""
+    import csv
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"step-time file '{path}' not found")
+    if p.suffix == ".csv":
+        with p.open() as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    try:
+        return [StepSample(n_tokens=float(r["n_tokens"]), kv_tokens=float(r["kv_tokens"]),
+                           seconds=float(r["seconds"])) for r in rows]
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: rows need n_tokens, kv_tokens, seconds ({exc})") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m specwise.perf.calibrate STEPS.csv [--form hybrid|additive]``: print a StepTimeModel JSON.
+
+    Pass the JSON to ``specwise simulate --step-time-model FILE`` (or ``serve-sim``) to use your constants.
+    """
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m specwise.perf.calibrate", description=main.__doc__)
+    ap.add_argument("steps", help="CSV/JSONL with n_tokens, kv_tokens, seconds (one forward pass each)")
+    ap.add_argument("--form", choices=["hybrid", "additive"], default="additive")
+    ap.add_argument("--t-sched-s", type=float, default=T_SCHED_S, help="scheduler overhead per step (kept fixed)")
+    args = ap.parse_args(argv)
+    try:
+        base = StepTimeModel(t_fix_s=0, weight_read_s=0, compute_s_per_token=0, kv_read_s_per_token=0,
+                             t_sched_s=args.t_sched_s)
+        rep = fit_step_times(load_step_samples(args.steps), form=args.form, base=base)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"fit: rmse {rep.rmse_s * 1e3:.3f} ms, max relative error {rep.max_rel_error:.1%} over "
+          f"{rep.num_samples} steps", file=sys.stderr)
+    print(rep.model.model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -199,6 +199,19 @@ def build_deployment(
     return dep, info
 
 
+def load_step_time_model(path) -> StepTimeModel:
+    """A user's StepTimeModel JSON (every constant of the roofline, e.g. from perf.calibrate)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"step-time model '{p}' not found")
+    try:
+        return StepTimeModel.model_validate_json(p.read_text())
+    except ValueError as exc:
+        raise UserError(f"{p}: not a StepTimeModel JSON ({str(exc).splitlines()[0]})") from None
+
+
 def default_deployment(speculative: bool = True) -> tuple[Deployment, int]:
     dep, _ = build_deployment(DEFAULT_TARGET, DEFAULT_GPU, DEFAULT_TP, draft_name=DEFAULT_DRAFT,
                               acceptance=default_acceptance(), speculative=speculative)
