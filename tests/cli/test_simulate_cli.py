@@ -76,7 +76,9 @@ def test_trace_replay_and_dataset(tmp_path):
     data = tmp_path / "lengths.csv"
     data.write_text("prompt_tokens,output_tokens\n100,20\n300,40\n")
     p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "ngram", "--dataset", str(data),
-            "--qps", "4", "--num-requests", "30", "--no-oracle", "--json")
+            "--qps", "4", "--num-requests", "30", "--no-oracle", "--k-sweep", "1,5", "--json")
     assert p.returncode == 0, p.stderr
-    cells = json.loads(p.stdout)["cells"]
-    assert cells[0]["requests_ok"] == 30
+    out = json.loads(p.stdout)
+    assert out["cells"][0]["requests_ok"] == 30
+    assert [(r["qps"], r["k"]) for r in out["k_sweep"]] == [(4.0, 1), (4.0, 5)]
+    assert all(r["speedup_e2e_p50"] > 0 for r in out["k_sweep"])

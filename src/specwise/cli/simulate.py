@@ -168,6 +168,8 @@ def simulate(
     step_time_model: Path = typer.Option(None, "--step-time-model", help="StepTimeModel JSON for the target "
                                          "(e.g. from `python -m specwise.perf.calibrate STEPS.csv`)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the oracle policy (faster)."),
+    k_sweep: str = typer.Option(None, "--k-sweep", help="Also simulate these fixed k values at every QPS, "
+                                "e.g. 1,2,3,5 (speedup table per k)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="Also write the run in the shared RunResult schema (JSON) to FILE."),
     json_out: bool = typer.Option(False, "--json", help="Print the sweep as JSON (fields in README)."),
@@ -240,8 +242,13 @@ def simulate(
         "draft_cost": spec_dep.draft.model_dump(mode="json", exclude={"draft_model"}),
         "seed": seed,
     }
+    ks = None
+    if k_sweep:
+        ks = sorted({int(x) for x in parse_float_list(k_sweep, "--k-sweep")})
+        if any(x < 1 for x in ks):
+            raise UserError("--k-sweep values must be >= 1")
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
-                       seed=seed, with_oracle=not no_oracle, inputs=inputs)
+                       seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks)
     if out is not None:
         from specwise.simulate.sweep import to_run_result
 
@@ -300,6 +307,17 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
         console.print(f"Baseline saturates (queue grows) at {result.baseline_saturation_qps:g} req/s.")
     for n in result.notes:
         console.print(f"note: {n}")
+    if result.k_sweep:
+        ks = sorted({p.k for p in result.k_sweep})
+        kt = Table(title="Fixed k: E2E p50 speedup vs no speculation (>1 = speculation faster; * = saturated)")
+        kt.add_column("QPS (req/s)", justify="right")
+        for kk in ks:
+            kt.add_column(f"k={kk}", justify="right")
+        for q in sorted({p.qps for p in result.k_sweep}):
+            row = {p.k: p for p in result.k_sweep if p.qps == q}
+            kt.add_row(f"{q:g}", *[fmt_speedup(row[kk].speedup_e2e_p50) + (" *" if row[kk].saturated else "")
+                                   for kk in ks])
+        console.print(kt)
     g = result.guard
     if g is None:
         return

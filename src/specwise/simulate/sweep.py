@@ -81,6 +81,16 @@ class GuardRecommendation(SpecwiseModel):
     min_speedup_oracle: float | None = None
 
 
+class KSweepPoint(SpecwiseModel):
+    qps: float
+    k: int
+    speedup_e2e_p50: float | None
+    speedup_tpot_p50: float | None
+    e2e_p50_s: float | None
+    tpot_p50_s: float | None
+    saturated: bool = False
+
+
 class SweepResult(SpecwiseModel):
     source: str = "simulated"
     inputs: dict = Field(default_factory=dict)
@@ -91,6 +101,7 @@ class SweepResult(SpecwiseModel):
     )
     baseline_saturation_qps: float | None = Field(None, description="first QPS where the baseline queue grows")
     guard: GuardRecommendation | None = None
+    k_sweep: list[KSweepPoint] = Field(default_factory=list, description="fixed-k speedups per (qps, k), if asked")
     cells: list[CellSummary] = Field(default_factory=list, description="full per-cell summaries (shared schema)")
     notes: list[str] = Field(default_factory=list)
 
@@ -162,6 +173,7 @@ def run_sweep(
     with_guard: bool = True,
     with_oracle: bool = True,
     inputs: dict | None = None,
+    k_sweep: list[int] | None = None,
 ) -> SweepResult:
     """Simulate every QPS for baseline, fixed k, guard and oracle; find the crossover."""
     mean_context = workload.prompt_len.mean + workload.output_len.mean / 2.0
@@ -173,6 +185,7 @@ def run_sweep(
             else SpecPolicy(kind="off")
     points: list[SweepPoint] = []
     cells: list[CellSummary] = []
+    ksweep: list[KSweepPoint] = []
     for qps in qps_list:
         arrival = workload.arrival.model_copy(update={"qps": qps}) if workload.arrival.kind != "closed" \
             else workload.arrival
@@ -198,6 +211,14 @@ def run_sweep(
             pt.oracle = PointMetrics.from_summary(o.summary, o.mean_k)
             pt.oracle_speedup_e2e_p50 = _ratio(base.summary.e2e_p50_s, o.summary.e2e_p50_s)
         points.append(pt)
+        for kk in k_sweep or []:
+            if kk == k:
+                ks = spec.summary
+            else:
+                ks = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=kk), seed=seed, qps=qps).summary
+            ksweep.append(KSweepPoint(qps=qps, k=kk, speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, ks.e2e_p50_s),
+                                      speedup_tpot_p50=_ratio(base.summary.tpot_p50_s, ks.tpot_p50_s),
+                                      e2e_p50_s=ks.e2e_p50_s, tpot_p50_s=ks.tpot_p50_s, saturated=ks.saturated))
     cross_qps, cross_batch = _interp_crossover(points)
     sat = next((p.qps for p in points if p.baseline.saturated), None)
     if guard is not None:
@@ -211,7 +232,7 @@ def run_sweep(
     if points and points[0].speedup_e2e_p50 is not None and points[0].speedup_e2e_p50 < 1.0:
         notes.append("speculation is slower already at the lowest QPS simulated: crossover_qps is below the range")
     return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps, crossover_batch_size=cross_batch,
-                       baseline_saturation_qps=sat, guard=guard, cells=cells, notes=notes)
+                       baseline_saturation_qps=sat, guard=guard, k_sweep=ksweep, cells=cells, notes=notes)
 
 
 def to_run_result(result: SweepResult) -> RunResult:
