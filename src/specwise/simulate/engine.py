@@ -213,7 +213,7 @@ class Engine:
         return not self.run_list and not self.waiting
 
     def _admit_arrivals(self) -> None:
-        if self.next_arrival >= self.n:
+        if self.next_arrival >= self.n or self.arrival[self.next_arrival] > self.now:
             return
         end = int(np.searchsorted(self.arrival[self.next_arrival:self.n], self.now, side="right")) + self.next_arrival
         for rid in range(self.next_arrival, end):
@@ -422,10 +422,14 @@ class Engine:
         emit = np.concatenate([dec, done_pre]) if done_pre.size else dec
         emit_tok = np.concatenate([tokens, np.ones(done_pre.size, dtype=np.int64)]) if done_pre.size else tokens
         if emit.size:
-            had = self.generated[emit] > 0
-            first = emit[~had]
-            self.first_t[first] = t_end
-            cont = emit[had]
+            if done_pre.size:
+                had = self.generated[emit] > 0
+                self.first_t[emit[~had]] = t_end
+                cont = emit[had]
+                cont_tok = emit_tok[had]
+            else:  # decoders got their first token when their prefill completed
+                cont = emit
+                cont_tok = emit_tok
             if cont.size:
                 g = t_end - self.last_emit_t[cont]
                 m = g.size
@@ -434,7 +438,7 @@ class Engine:
                     self._gap = np.resize(self._gap, size)
                     self._gap_tok = np.resize(self._gap_tok, size)
                 self._gap[self._ngap:self._ngap + m] = g
-                self._gap_tok[self._ngap:self._ngap + m] = emit_tok[had]
+                self._gap_tok[self._ngap:self._ngap + m] = cont_tok
                 self._ngap += m
             self.generated[emit] += emit_tok
             self.generation_tokens_total += n_dec_tokens + int(done_pre.size)
@@ -458,9 +462,9 @@ class Engine:
         self.last_emit_tokens = emit_tok
         self.last_emit_accepted = np.concatenate([acc, np.zeros(done_pre.size, dtype=np.int64)]) \
             if done_pre.size else acc
-        drafted_now = match if k > 0 else np.zeros(n_dec, dtype=bool)
-        self.last_emit_drafted = np.concatenate([drafted_now, np.zeros(done_pre.size, dtype=bool)]) \
-            if done_pre.size else drafted_now
+        # `match` is all False when nothing was drafted (k = 0)
+        self.last_emit_drafted = np.concatenate([match, np.zeros(done_pre.size, dtype=bool)]) \
+            if done_pre.size else match
         self.last_k = k
         self.last_dt = dt
         self.last_n_tokens = n_tokens
