@@ -197,7 +197,10 @@ class SimServer:
             if eng.idle and eng.next_arrival_time() is None:
                 self._wake.clear()
                 await self._wake.wait()
-            eng.now = max(eng.now, self.sim_now())
+            if eng.idle:
+                # idle time passes in wall-clock; while busy, steps are anchored to the simulated clock so
+                # sleep overshoot does not accumulate into the simulated timeline
+                eng.now = max(eng.now, self.sim_now())
             steps_before = eng.steps
             dt = eng.step()
             if eng.failed:
