@@ -243,13 +243,13 @@ def test_cli_starts_fast_and_serves():
 
 
 async def test_wall_clock_latency_follows_the_simulated_step_times():
-    server = make_server(k=0, time_scale=0.25)
+    server = make_server(k=0, time_scale=0.1)
     m = server.dep.target
-    expected = 0.25 * (m.step_time(2, 2) + sum(m.step_time(1, 2 + i) for i in range(1, 60)))
+    expected = 0.1 * (m.step_time(2, 2) + sum(m.step_time(1, 2 + i) for i in range(1, 100)))
     async with Running(server) as client:
         t0 = time.monotonic()
-        r = await client.post("/v1/completions", json={"model": MODEL, "prompt": "hello", "max_tokens": 60})
+        r = await client.post("/v1/completions", json={"model": MODEL, "prompt": "hello", "max_tokens": 100})
         elapsed = time.monotonic() - t0
     assert r.status_code == 200
-    # sleep overshoot must not accumulate into the simulated timeline
-    assert elapsed == pytest.approx(expected, rel=0.15)
+    # ~1 ms of sleep overshoot per step must not accumulate into the simulated timeline (it would add ~60 %)
+    assert 0.95 * expected <= elapsed <= 1.2 * expected + 0.02
