@@ -173,3 +173,21 @@ def test_dataset_lengths_and_trace_rescaling(tmp_path):
     native = generate_requests(WorkloadSpec(arrival=ArrivalSpec(kind="trace"), trace_path=str(trace)))
     fast = generate_requests(WorkloadSpec(arrival=ArrivalSpec(kind="trace", qps=2.0), trace_path=str(trace)))
     assert native.arrival_s[-1] == 20.0 and fast.arrival_s[-1] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("policy", [SpecPolicy(kind="off"), SpecPolicy(kind="schedule", schedule=[(1, 6, 3), (7, 256, 0)])])
+def test_fast_forward_equals_stepping_one_by_one(policy):
+    dep = deployment(kv=60_000)
+    w = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=15), num_requests=300,
+                     prompt_len=LengthDist(kind="lognormal", mean=300, cv=0.8),
+                     output_len=LengthDist(kind="lognormal", mean=200, cv=0.8))
+    fast = simulate_cell(dep, w, policy, seed=4)
+    slow = simulate_cell(dep, w, policy, seed=4, fast_forward=False)
+    assert fast.engine.steps == slow.engine.steps
+    assert fast.k_steps == slow.k_steps
+    a, b = fast.summary.model_dump(), slow.summary.model_dump()
+    for key, value in b.items():
+        if isinstance(value, float):
+            assert a[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        else:
+            assert a[key] == value, key

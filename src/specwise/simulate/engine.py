@@ -63,6 +63,7 @@ class Engine:
         acceptance_classes: Sequence[AcceptanceClass] = (),
         seed: int = 0,
         record_chunks: bool = False,
+        fast_forward: bool = True,
     ) -> None:
         self.target = target
         self.draft = draft
@@ -74,6 +75,9 @@ class Engine:
             raise ValueError("speculation needs at least one acceptance class")
         self.rng = np.random.default_rng(seed)
         self.record_chunks = record_chunks
+        # batch runs may advance several identical decode-only steps at once (see _fast_forward);
+        # serve-sim needs every step to deliver tokens in real time and turns this off
+        self.fast_forward = fast_forward and not record_chunks
         self.now = 0.0
         self.n = 0
         self._alloc(1024)
@@ -261,10 +265,96 @@ class Engine:
         rate = (n_dec + exp_acc) / (fwd + self.target.t_sched_s + dr)
         return int(np.argmax(rate))
 
+    def _fast_forward(self) -> float | None:
+        """Advance a block of plain decode steps (no drafts, prefills, waiting requests) in one go.
+
+        Such steps are identical except that every sequence's context grows by one token, so the step
+        time is affine in the step index (the KV term). The block ends at the first step that finishes a
+        request, before the first step that starts after the next arrival, or when the KV cache would
+        overflow, so the result equals stepping one by one. Returns the block's duration or None.
+        """
+        if self.waiting or self.prefilling or not self.run_list:
+            return None
+        run = self._run_arr if self._run_arr is not None else np.array(self.run_list, dtype=np.int64)
+        self._run_arr = run
+        b = run.size
+        if b > self.config.max_num_batched_tokens or self.policy.kind == "oracle" or self.policy.k_for(b, 0) != 0:
+            return None
+        remaining = self.out_len[run] - self.generated[run]
+        m = int(remaining.min())
+        m = min(m, (self.config.kv_capacity_tokens - self.kv_used) // b)
+        if m < 2:
+            return None
+        first = self.step_time_decode(b, self.kv_used + b)
+        slope = self.target.kv_read_s_per_token * b
+        dts = first + slope * np.arange(m)
+        starts = self.now + np.concatenate([[0.0], np.cumsum(dts[:-1])])
+        t_next = self.next_arrival_time()
+        if t_next is not None:
+            m = min(m, int(np.searchsorted(starts, t_next, side="left")))
+            if m < 2:
+                return None
+            dts = dts[:m]
+        ends = self.now + np.cumsum(dts)
+        t_end = float(ends[-1])
+        first_gaps = ends[0] - self.last_emit_t[run]
+        n_gaps = b * m
+        if self._ngap + n_gaps > self._gap.size:
+            size = max(self._gap.size * 2, self._ngap + n_gaps)
+            self._gap = np.resize(self._gap, size)
+            self._gap_tok = np.resize(self._gap_tok, size)
+        g = self._gap[self._ngap:self._ngap + n_gaps]
+        g[:b] = first_gaps
+        g[b:] = np.repeat(dts[1:], b)
+        self._gap_tok[self._ngap:self._ngap + n_gaps] = 1.0
+        self._ngap += n_gaps
+        self.generated[run] += m
+        self.computed[run] += m
+        self.kv_used += m * b
+        self.generation_tokens_total += m * b
+        self.last_emit_t[run] = t_end
+        if self.kmax > 0:
+            self.chunks[run] += m
+        if self._track_last_tokens:
+            self.last_tokens[run] = 1
+        finished = run[self.generated[run] >= self.out_len[run]]
+        busy = float(dts.sum())
+        self.steps += m
+        self.busy_time += busy
+        self.batch_time += busy * b
+        self.k_steps[0] = self.k_steps.get(0, 0) + m
+        self.now = t_end
+        self.last_emit_ids = run
+        self.last_emit_tokens = np.full(b, m, dtype=np.int64)
+        self.last_emit_accepted = np.zeros(b, dtype=np.int64)
+        self.last_emit_drafted = np.zeros(b, dtype=bool)
+        self.last_k = 0
+        self.last_dt = busy
+        self.last_n_tokens = b
+        fin = finished.tolist()
+        self.last_finished = fin
+        if fin:
+            self.finish_t[finished] = t_end
+            self.status[finished] = DONE
+            self.kv_used -= int(self.computed[finished].sum())
+            done = set(fin)
+            self.run_list = [r for r in self.run_list if r not in done]
+            self._run_arr = None
+            self._release_closed_slots(len(fin), t_end)
+        return busy
+
+    def step_time_decode(self, batch: int, kv_read: float) -> float:
+        """Step time of a plain decode step (no drafts): forward + scheduler overhead."""
+        return self.target.forward_time_scalar(batch, kv_read) + self.target.t_sched_s
+
     def step(self) -> float | None:
         """Run one engine step; returns its duration (s), or None when nothing is left to do."""
         cfg = self.config
         self._admit_arrivals()
+        if self.fast_forward:
+            dt = self._fast_forward()
+            if dt is not None:
+                return dt
         if self.idle:
             t = self.next_arrival_time()
             if t is None:

@@ -59,6 +59,7 @@ def simulate_cell(
     seed: int = 0,
     records: bool = False,
     qps: float | None = None,
+    fast_forward: bool = True,
 ) -> SimRun:
     """Simulate ``workload`` on ``deployment`` under ``policy``; requests are drawn with ``seed``."""
     reqs = workload if isinstance(workload, RequestArrays) else generate_requests(workload, seed)
@@ -68,7 +69,7 @@ def simulate_cell(
         raise ValueError("a speculative policy needs an acceptance profile")
     eng = Engine(deployment.target, deployment.draft, policy, deployment.engine,
                  acceptance_classes(deployment.acceptance, reqs) if policy.max_k > 0 else [],
-                 seed=seed + 7919, record_chunks=records)
+                 seed=seed + 7919, record_chunks=records, fast_forward=fast_forward)
     eng.add_requests(reqs.arrival_s, reqs.prompt_tokens, reqs.output_tokens, reqs.class_index,
                      closed_loop_concurrency=reqs.closed_loop_concurrency)
     until = None

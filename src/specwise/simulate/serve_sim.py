@@ -94,7 +94,8 @@ class SimServer:
             raise ValueError("a speculative serve-sim needs an acceptance profile")
         self.profile: AcceptanceProfile | None = deployment.acceptance if config.k > 0 else None
         self.engine = Engine(deployment.target, deployment.draft, policy, deployment.engine,
-                             list(self.profile.classes) if self.profile else [], seed=config.seed)
+                             list(self.profile.classes) if self.profile else [], seed=config.seed,
+                             fast_forward=False)  # every step must reach the clients in real time
         self.rng = np.random.default_rng(config.seed + 1)
         self.live: dict[int, _Live] = {}
         self._wake = asyncio.Event()
