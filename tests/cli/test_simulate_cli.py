@@ -82,3 +82,17 @@ def test_trace_replay_and_dataset(tmp_path):
     assert out["cells"][0]["requests_ok"] == 30
     assert [(r["qps"], r["k"]) for r in out["k_sweep"]] == [(4.0, 1), (4.0, 5)]
     assert all(r["speedup_e2e_p50"] > 0 for r in out["k_sweep"])
+
+
+def test_closed_loop_concurrency_sweep():
+    p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "eagle", "--acceptance-length", "2.25",
+            "--k", "3", "--concurrency", "1,64", "--output-len", "200", "--no-oracle", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [(pt["qps"], pt["concurrency"]) for pt in out["points"]] == [(None, 1), (None, 64)]
+    assert out["crossover_qps"] is None and "crossover_concurrency" in out
+    low, high = out["points"]
+    assert low["throughput_ratio"] > high["throughput_ratio"] > 1.0  # shrinks with batch, as the 8B data
+    assert high["baseline"]["mean_batch_size"] > 40
+    bad = run("--concurrency", "4", "--qps", "2")
+    assert bad.returncode == 2 and "either --concurrency" in bad.stderr

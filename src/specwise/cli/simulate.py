@@ -152,6 +152,8 @@ def simulate(
                                    "(default lognormal:355:1.0, ShareGPT mean)."),
     output_len: str = typer.Option(None, "--output-len", help="As --prompt-len (default lognormal:728:0.8)."),
     qps: str = typer.Option(None, "--qps", help="Comma-separated request rates to sweep (req/s)."),
+    concurrency: str = typer.Option(None, "--concurrency", help="Closed loop instead of --qps: comma-separated "
+                                    "numbers of requests kept in flight (speedup vs batch, as SpecDecode-Bench)."),
     arrival: str = typer.Option("poisson", "--arrival", help="poisson | gamma | constant"),
     burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape (vllm bench --burstiness); <1 burstier."),
     temperature_mix: str = typer.Option(None, "--temperature-mix", help="TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3"),
@@ -198,6 +200,13 @@ def simulate(
         raise UserError("--qps values must be > 0")
     if arrival not in ("poisson", "gamma", "constant"):
         raise UserError("--arrival must be poisson, gamma or constant")
+    conc_list = None
+    if concurrency:
+        if qps or trace:
+            raise UserError("give either --concurrency (closed loop) or --qps/--trace (open loop)")
+        conc_list = sorted({int(c) for c in parse_float_list(concurrency, "--concurrency")})
+        if any(c < 1 for c in conc_list):
+            raise UserError("--concurrency values must be >= 1")
     for path, flag in ((trace, "--trace"), (dataset, "--dataset")):
         if path is not None and not path.exists():
             raise UserError(f"{flag} file '{path}' not found")
@@ -248,7 +257,7 @@ def simulate(
         if any(x < 1 for x in ks):
             raise UserError("--k-sweep values must be >= 1")
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
-                       seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks)
+                       seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list)
     if out is not None:
         from specwise.simulate.sweep import to_run_result
 
@@ -279,6 +288,9 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
               caption="TTFT = arrival -> first token; TPOT = (E2E - TTFT)/(tokens - 1); E2E = arrival -> last "
                       "token; tok/s = output tokens per second of run; batch = mean running sequences; "
                       "* = saturated (queue keeps growing). speedup = baseline / speculative. Source: simulated.")
+    def load(p) -> str:
+        return f"{p.qps:g}" if p.qps is not None else f"c={p.concurrency}"
+
     for col in ("QPS", "server", "TTFT", "TTFT p99", "TPOT", "TPOT p99", "E2E", "E2E p99", "tok/s", "batch",
                 "speedup E2E", "speedup TPOT"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -289,7 +301,7 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
         for name, m in (("baseline", p.baseline), (f"spec k={k}", p.speculative)):
             first = name == "baseline"
             t.add_row(
-                f"{p.qps:g}" if first else "", name + (" *" if m.saturated else ""), fmt_s(m.ttft_p50_s),
+                load(p) if first else "", name + (" *" if m.saturated else ""), fmt_s(m.ttft_p50_s),
                 fmt_s(m.ttft_p99_s), fmt_s(m.tpot_p50_s), fmt_s(m.tpot_p99_s), sec(m.e2e_p50_s), sec(m.e2e_p99_s),
                 f"{m.output_tokens_per_s:.0f}" if m.output_tokens_per_s is not None else "-",
                 f"{m.mean_batch_size:.0f}" if m.mean_batch_size is not None else "-",
@@ -297,12 +309,15 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
                 end_section=not first,
             )
     console.print(t)
-    if result.crossover_qps is not None:
+    if result.crossover_concurrency is not None:
+        console.print(f"[bold]Crossover[/bold]: speculation (fixed k={k}) turns slower than no speculation at "
+                      f"~{result.crossover_concurrency:.0f} requests in flight (closed loop, simulated).")
+    elif result.crossover_qps is not None:
         console.print(f"[bold]Crossover[/bold]: speculation (fixed k={k}) turns slower than no speculation at "
                       f"~{result.crossover_qps:.1f} req/s, where the speculative server runs "
                       f"~{result.crossover_batch_size:.0f} sequences per step (simulated).")
     else:
-        console.print("[bold]Crossover[/bold]: none in the simulated QPS range.")
+        console.print("[bold]Crossover[/bold]: none in the simulated load range.")
     if result.baseline_saturation_qps is not None:
         console.print(f"Baseline saturates (queue grows) at {result.baseline_saturation_qps:g} req/s.")
     for n in result.notes:
@@ -313,9 +328,9 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
         kt.add_column("QPS (req/s)", justify="right")
         for kk in ks:
             kt.add_column(f"k={kk}", justify="right")
-        for q in sorted({p.qps for p in result.k_sweep}):
-            row = {p.k: p for p in result.k_sweep if p.qps == q}
-            kt.add_row(f"{q:g}", *[fmt_speedup(row[kk].speedup_e2e_p50) + (" *" if row[kk].saturated else "")
+        for q in sorted({(p.qps, p.concurrency) for p in result.k_sweep}, key=lambda t: (t[0] or 0, t[1] or 0)):
+            row = {p.k: p for p in result.k_sweep if (p.qps, p.concurrency) == q}
+            kt.add_row(load(row[ks[0]]), *[fmt_speedup(row[kk].speedup_e2e_p50) + (" *" if row[kk].saturated else "")
                                    for kk in ks])
         console.print(kt)
     g = result.guard
@@ -326,7 +341,7 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
     for col in ("QPS (req/s)", f"fixed k={k}", "guard", "oracle", "guard mean k", "oracle mean k"):
         gt.add_column(col, justify="right")
     for p in result.points:
-        gt.add_row(f"{p.qps:g}", fmt_speedup(p.speedup_e2e_p50), fmt_speedup(p.guard_speedup_e2e_p50),
+        gt.add_row(load(p), fmt_speedup(p.speedup_e2e_p50), fmt_speedup(p.guard_speedup_e2e_p50),
                    fmt_speedup(p.oracle_speedup_e2e_p50),
                    f"{p.guard.mean_k:.2f}" if p.guard and p.guard.mean_k is not None else "-",
                    f"{p.oracle.mean_k:.2f}" if p.oracle and p.oracle.mean_k is not None else "-")

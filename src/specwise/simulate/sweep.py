@@ -52,7 +52,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 class SweepPoint(SpecwiseModel):
-    qps: float
+    qps: float | None = Field(description="offered request rate (req/s); null for closed-loop points")
+    concurrency: int | None = Field(None, description="closed loop: requests kept in flight")
     baseline: PointMetrics
     speculative: PointMetrics
     guard: PointMetrics | None = None
@@ -60,6 +61,7 @@ class SweepPoint(SpecwiseModel):
     speedup_e2e_p50: float | None = Field(description="baseline E2E p50 / speculative (fixed k) E2E p50; >1 faster")
     speedup_tpot_p50: float | None
     speedup_e2e_p99: float | None = None
+    throughput_ratio: float | None = Field(None, description="speculative / baseline output tokens per second")
     guard_speedup_e2e_p50: float | None = None
     oracle_speedup_e2e_p50: float | None = None
 
@@ -82,7 +84,8 @@ class GuardRecommendation(SpecwiseModel):
 
 
 class KSweepPoint(SpecwiseModel):
-    qps: float
+    qps: float | None
+    concurrency: int | None = None
     k: int
     speedup_e2e_p50: float | None
     speedup_tpot_p50: float | None
@@ -96,6 +99,9 @@ class SweepResult(SpecwiseModel):
     inputs: dict = Field(default_factory=dict)
     points: list[SweepPoint]
     crossover_qps: float | None = Field(description="QPS where speedup_e2e_p50 falls below 1 (interpolated); null if none")
+    crossover_concurrency: float | None = Field(
+        None, description="closed-loop sweeps: concurrency where speedup_e2e_p50 falls below 1 (interpolated)"
+    )
     crossover_batch_size: float | None = Field(
         None, description="mean running batch of the speculative server at the crossover QPS (interpolated)"
     )
@@ -147,14 +153,19 @@ def recommend_guard(spec: Deployment, k_max: int, classes: list[RequestClass], m
                                speculative_config=cfg)
 
 
+def _load(p: SweepPoint) -> float:
+    return float(p.qps if p.qps is not None else p.concurrency or 0)
+
+
 def _interp_crossover(points: list[SweepPoint]) -> tuple[float | None, float | None]:
+    """(load, speculative mean batch) where speedup_e2e_p50 crosses 1; load is QPS or concurrency."""
     for a, b in zip(points, points[1:]):
         sa, sb = a.speedup_e2e_p50, b.speedup_e2e_p50
         if sa is None or sb is None:
             continue
         if sa >= 1.0 > sb:
             f = (sa - 1.0) / (sa - sb)
-            qps = a.qps + f * (b.qps - a.qps)
+            qps = _load(a) + f * (_load(b) - _load(a))
             ba, bb = a.speculative.mean_batch_size, b.speculative.mean_batch_size
             batch = ba + f * (bb - ba) if ba is not None and bb is not None else None
             return qps, batch
@@ -174,8 +185,9 @@ def run_sweep(
     with_oracle: bool = True,
     inputs: dict | None = None,
     k_sweep: list[int] | None = None,
+    concurrency_list: list[int] | None = None,
 ) -> SweepResult:
-    """Simulate every QPS for baseline, fixed k, guard and oracle; find the crossover."""
+    """Simulate every QPS (or closed-loop concurrency) for baseline, fixed k, guard and oracle; find the crossover."""
     mean_context = workload.prompt_len.mean + workload.output_len.mean / 2.0
     guard = recommend_guard(speculative, k, list(workload.classes), mean_context, method) if with_guard else None
     guard_policy = None
@@ -186,16 +198,24 @@ def run_sweep(
     points: list[SweepPoint] = []
     cells: list[CellSummary] = []
     ksweep: list[KSweepPoint] = []
-    for qps in qps_list:
-        arrival = workload.arrival.model_copy(update={"qps": qps}) if workload.arrival.kind != "closed" \
-            else workload.arrival
-        w = workload.model_copy(update={"arrival": ArrivalSpec.model_validate(arrival.model_dump())})
+    loads: list[tuple[float | None, int | None]] = (
+        [(None, c) for c in concurrency_list] if concurrency_list else [(q, None) for q in qps_list])
+    for qps, conc in loads:
+        if conc is not None:
+            arrival = ArrivalSpec(kind="closed", concurrency=conc)
+            n = workload.num_requests or max(4 * conc, 64)
+            w = workload.model_copy(update={"arrival": arrival, "num_requests": n, "duration_s": None})
+        else:
+            arrival = workload.arrival.model_copy(update={"qps": qps})
+            w = workload.model_copy(update={"arrival": ArrivalSpec.model_validate(arrival.model_dump())})
         reqs = generate_requests(w, seed)
         base = simulate_cell(baseline, reqs, SpecPolicy(kind="off"), seed=seed, qps=qps)
         spec = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=k), seed=seed, qps=qps)
         cells += [base.summary, spec.summary]
         pt = SweepPoint(
             qps=qps,
+            concurrency=conc,
+            throughput_ratio=_ratio(spec.summary.output_tokens_per_s, base.summary.output_tokens_per_s),
             baseline=PointMetrics.from_summary(base.summary),
             speculative=PointMetrics.from_summary(spec.summary, spec.mean_k),
             speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, spec.summary.e2e_p50_s),
@@ -216,11 +236,11 @@ def run_sweep(
                 ks = spec.summary
             else:
                 ks = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=kk), seed=seed, qps=qps).summary
-            ksweep.append(KSweepPoint(qps=qps, k=kk, speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, ks.e2e_p50_s),
+            ksweep.append(KSweepPoint(qps=qps, concurrency=conc, k=kk, speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, ks.e2e_p50_s),
                                       speedup_tpot_p50=_ratio(base.summary.tpot_p50_s, ks.tpot_p50_s),
                                       e2e_p50_s=ks.e2e_p50_s, tpot_p50_s=ks.tpot_p50_s, saturated=ks.saturated))
     cross_qps, cross_batch = _interp_crossover(points)
-    sat = next((p.qps for p in points if p.baseline.saturated), None)
+    sat = next((p.qps for p in points if p.baseline.saturated and p.qps is not None), None)
     if guard is not None:
         def worst(vals):
             vals = [v for v in vals if v is not None]
@@ -230,8 +250,12 @@ def run_sweep(
         guard.min_speedup_oracle = worst(p.oracle_speedup_e2e_p50 for p in points)
     notes = []
     if points and points[0].speedup_e2e_p50 is not None and points[0].speedup_e2e_p50 < 1.0:
-        notes.append("speculation is slower already at the lowest QPS simulated: crossover_qps is below the range")
-    return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps, crossover_batch_size=cross_batch,
+        notes.append("speculation is slower already at the lowest load simulated: the crossover is below the range")
+    cross_conc = None
+    if concurrency_list:
+        cross_qps, cross_conc = None, cross_qps
+    return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps,
+                       crossover_concurrency=cross_conc, crossover_batch_size=cross_batch,
                        baseline_saturation_qps=sat, guard=guard, k_sweep=ksweep, cells=cells, notes=notes)
 
 
@@ -250,7 +274,7 @@ def to_run_result(result: SweepResult) -> RunResult:
             speedup_tpot_p50=ci(b.tpot_p50_s, s.tpot_p50_s), speedup_tpot_p99=ci(b.tpot_p99_s, s.tpot_p99_s),
             speedup_e2e_p50=ci(b.e2e_p50_s, s.e2e_p50_s), speedup_e2e_p99=ci(b.e2e_p99_s, s.e2e_p99_s),
             speedup_ttft_p50=ci(b.ttft_p50_s, s.ttft_p50_s),
-            throughput_ratio=_ratio(s.output_tokens_per_s, b.output_tokens_per_s),
+            throughput_ratio=p.throughput_ratio,
         ))
     findings = []
     if result.crossover_qps is not None:
