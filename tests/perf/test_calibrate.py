@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from specwise.errors import UserError
-from specwise.perf.calibrate import StepSample, fit_from_baseline_cells, fit_step_times, nnls
+from specwise.perf.calibrate import StepSample, fit_from_baseline_cells, fit_from_run_result, fit_step_times, nnls
 from specwise.perf.steptime import LLAMA31_8B_H100_FIT, StepTimeModel
-from specwise.schemas.results import CellSummary
+from specwise.schemas.results import CellSummary, RunResult
 
 
 def test_nnls_clips_negative_coefficients():
@@ -48,6 +48,8 @@ def test_fit_from_baseline_run_cells():
         tpot = LLAMA31_8B_H100_FIT.step_time(b, b * 1000)
         cells.append(CellSummary(role="baseline", source="measured", qps=None, tpot_p50_s=tpot, mean_batch_size=b))
     rep = fit_from_baseline_cells(cells, mean_context_tokens=1000)
+    run = RunResult(source="measured", tool_version="test", cells=cells)
+    assert fit_from_run_result(run, 1000).model == rep.model
     assert rep.model.step_time(50, 50_000) == pytest.approx(LLAMA31_8B_H100_FIT.step_time(50, 50_000), rel=0.01)
     with pytest.raises(UserError):
         fit_from_baseline_cells(cells[:2], mean_context_tokens=1000)

@@ -21,7 +21,7 @@ from pydantic import Field
 from specwise.errors import UserError
 from specwise.perf.steptime import T_SCHED_S, StepTimeModel
 from specwise.schemas.base import Source, SpecwiseModel
-from specwise.schemas.results import CellSummary
+from specwise.schemas.results import CellSummary, RunResult
 
 
 class StepSample(SpecwiseModel):
@@ -132,6 +132,12 @@ def fit_from_baseline_cells(
     if len(samples) < 3:
         raise UserError("need baseline cells with tpot_p50_s and mean_batch_size at >= 3 load levels")
     return fit_step_times(samples, form=form, base=base, label="fitted from baseline run")
+
+
+def fit_from_run_result(run: RunResult, mean_context_tokens: float, base: StepTimeModel | None = None,
+                        form: Literal["hybrid", "additive"] = "additive") -> FitReport:
+    """:func:`fit_from_baseline_cells` over the baseline cells of a (measured) RunResult."""
+    return fit_from_baseline_cells(run.cells, mean_context_tokens, base=base, form=form)
 
 
 def load_step_samples(path: str) -> list[StepSample]:
