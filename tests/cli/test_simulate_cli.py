@@ -8,7 +8,8 @@ import pytest
 
 from specwise.cli.simulate import iid_alpha_for_length
 from specwise.schemas.acceptance import mean_acceptance_length
-from specwise.schemas.results import RunResult
+from specwise.metrics.definitions import summarize_cell
+from specwise.schemas.results import RequestRecord, RunResult
 
 
 def run(*args):
@@ -19,13 +20,18 @@ def run(*args):
 def test_json_fields_for_a_small_sweep(tmp_path):
     p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "eagle3", "--gpu", "H100", "--k", "3",
             "--acceptance-rates", "0.6,0.36,0.23", "--qps", "2,40", "--num-requests", "80", "--output-len", "128",
-            "--json", "--out", str(tmp_path / "run.json"))
+            "--json", "--out", str(tmp_path / "run.json"), "--records-out", str(tmp_path / "records.jsonl"))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert [pt["qps"] for pt in out["points"]] == [2.0, 40.0]
     run_result = RunResult.model_validate_json((tmp_path / "run.json").read_text())
     assert run_result.source == "simulated" and len(run_result.cells) == 4 and len(run_result.comparisons) == 2
     assert run_result.comparisons[0].speedup_e2e_p50.value == pytest.approx(out["points"][0]["speedup_e2e_p50"])
+    records = [RequestRecord.model_validate_json(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 4 * 80 and {r.role for r in records} == {"baseline", "speculative"}
+    spec = [r for r in records if r.role == "speculative" and r.qps == 2.0]
+    again = summarize_cell(spec, role="speculative", source="simulated", qps=2.0, k=3)
+    assert again.e2e_p50_s == pytest.approx(out["points"][0]["speculative"]["e2e_p50_s"], rel=1e-6)
     for pt in out["points"]:
         for role in ("baseline", "speculative"):
             for f in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s", "e2e_p99_s",

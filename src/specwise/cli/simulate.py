@@ -174,6 +174,8 @@ def simulate(
                                 "e.g. 1,2,3,5 (speedup table per k)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="Also write the run in the shared RunResult schema (JSON) to FILE."),
+    records_out: Path = typer.Option(None, "--records-out", help="Write per-request RequestRecords (JSONL; baseline "
+                                     "and fixed k, every point) to FILE as the sweep runs."),
     json_out: bool = typer.Option(False, "--json", help="Print the sweep as JSON (fields in README)."),
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
@@ -256,8 +258,11 @@ def simulate(
         ks = sorted({int(x) for x in parse_float_list(k_sweep, "--k-sweep")})
         if any(x < 1 for x in ks):
             raise UserError("--k-sweep values must be >= 1")
+    if records_out is not None:
+        records_out.write_text("")
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
-                       seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list)
+                       seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list,
+                       records_path=str(records_out) if records_out else None)
     if out is not None:
         from specwise.simulate.sweep import to_run_result
 

@@ -186,6 +186,7 @@ def run_sweep(
     inputs: dict | None = None,
     k_sweep: list[int] | None = None,
     concurrency_list: list[int] | None = None,
+    records_path: str | None = None,
 ) -> SweepResult:
     """Simulate every QPS (or closed-loop concurrency) for baseline, fixed k, guard and oracle; find the crossover."""
     mean_context = workload.prompt_len.mean + workload.output_len.mean / 2.0
@@ -209,8 +210,14 @@ def run_sweep(
             arrival = workload.arrival.model_copy(update={"qps": qps})
             w = workload.model_copy(update={"arrival": ArrivalSpec.model_validate(arrival.model_dump())})
         reqs = generate_requests(w, seed)
-        base = simulate_cell(baseline, reqs, SpecPolicy(kind="off"), seed=seed, qps=qps)
-        spec = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=k), seed=seed, qps=qps)
+        keep = records_path is not None
+        base = simulate_cell(baseline, reqs, SpecPolicy(kind="off"), seed=seed, qps=qps, records=keep)
+        spec = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=k), seed=seed, qps=qps, records=keep)
+        if records_path is not None:
+            # written point by point, so a long sweep leaves usable results behind
+            with open(records_path, "a") as f:
+                for rec in (base.records or []) + (spec.records or []):
+                    f.write(rec.model_dump_json() + "\n")
         cells += [base.summary, spec.summary]
         pt = SweepPoint(
             qps=qps,
