@@ -113,6 +113,15 @@ def method_default_acceptance(method: str, target: str, draft: str | None):
     return prof
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    from specwise.errors import UserError
+
+    try:
+        return tuple(int(x) for x in version.split("+")[0].split(".")[:3])
+    except ValueError:
+        raise UserError(f"--vllm-version: expected a version like 0.33.0, got '{version}'") from None
+
+
 def parse_temperature_mix(text: str | None):
     from specwise.errors import UserError
     from specwise.simulate.workload import RequestClass
@@ -197,6 +206,8 @@ def simulate(
         k = D.DEFAULT_K if method == "draft_model" else 3
     if k < 1:
         raise UserError("--k must be >= 1 (k=0 is the baseline, which is always simulated)")
+    if vllm_version:
+        _version_tuple(vllm_version)
     qps_list = parse_float_list(qps, "--qps") if qps else [1, 2, 4, 6, 8, 10, 12]
     if any(q <= 0 for q in qps_list):
         raise UserError("--qps values must be > 0")
@@ -263,6 +274,12 @@ def simulate(
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
                        seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list,
                        records_path=str(records_out) if records_out else None)
+    if vllm_version and result.guard is not None and _version_tuple(vllm_version) < (0, 24):
+        # vllm-speculative-decoding.md §1.7: the per-batch-size schedule exists from 0.24.0; V1 never honoured
+        # disable_by_batch_size (removed in 0.17.0)
+        result.notes.append(f"vLLM {vllm_version} has no num_speculative_tokens_per_batch_size (0.24.0+) and V1 "
+                            "ignores disable_by_batch_size: the guard needs an upgrade; otherwise choose one k "
+                            "for your peak load (see --k-sweep)")
     if out is not None:
         from specwise.simulate.sweep import to_run_result
 
