@@ -163,6 +163,11 @@ async def test_completions_non_streaming_and_baseline_instance():
          "NotFoundError"),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "BadRequestError"),
         ("/v1/completions", {"prompt": "x", "max_tokens": 10**7}, 400, "BadRequestError"),
+        ("/v1/completions", {"prompt": "x", "n": "many"}, 400, "BadRequestError"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": "ten"}, 400, "BadRequestError"),
+        ("/v1/chat/completions", {"messages": "hi"}, 400, "BadRequestError"),
+        ("/v1/completions", {"prompt": "x", "stream": True, "stream_options": 3}, 400, "BadRequestError"),
+        ("/v1/completions", b"[1, 2]", 400, "BadRequestError"),
     ],
 )
 async def test_bad_requests_get_vllm_style_errors(path, payload, status, err_type):

@@ -412,8 +412,10 @@ def build_app(server: SimServer) -> web.Application:
         if chat and (not isinstance(body["messages"], list)
                      or not all(isinstance(m, dict) and "role" in m for m in body["messages"])):
             return _error(400, "'messages' must be a list of objects with a 'role'", "BadRequestError", "messages")
-        if int(body.get("n") or 1) != 1:
+        if body.get("n") not in (None, 1):
             return _error(400, "serve-sim supports n=1 only", "BadRequestError", "n")
+        if not isinstance(body.get("stream_options") or {}, dict):
+            return _error(400, "stream_options must be an object", "BadRequestError", "stream_options")
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or cfg.default_max_tokens
         temperature = body.get("temperature", 1.0)
         try:
