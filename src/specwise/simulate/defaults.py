@@ -192,8 +192,8 @@ def build_deployment(
                      engine=EngineConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                                          kv_capacity_tokens=kv),
                      acceptance=acceptance if speculative else None)
-    info = {"target": target.id, "gpu": gpu.name, "tp": tp, "quantization": q.value if q else None,
-            "method": method if speculative else None, "draft": draft_spec.id if draft_spec else None,
+    info = {"target": target_name, "target_catalog_id": target.id, "gpu": gpu.name, "tp": tp, "quantization": q.value if q else None,
+            "method": method if speculative else None, "draft": draft_name if draft_spec else None,
             "draft_tp": draft_tp if draft_spec else None, "kv_capacity_tokens": kv,
             "kv_capacity_source": kv_source}
     return dep, info
