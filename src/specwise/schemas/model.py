@@ -124,6 +124,11 @@ class ModelSpec(SpecwiseModel):
     max_position_embeddings: int = 4096
     num_mtp_layers: int = 0
     extra_params: int = 0  # e.g. Gemma 3 SigLIP vision tower
+    # Speculator heads (EAGLE/EAGLE-3) reuse parts of the target and add an input projection.
+    shares_target_embedding: bool = False  # embed_tokens not in the checkpoint; vLLM reuses the target's
+    shares_target_lm_head: bool = False  # EAGLE-1 heads project with the target's lm_head
+    fc_input_multiple: int = 0  # fc: (m x hidden) -> hidden; EAGLE-1 m=2 (embed+hidden), EAGLE-3 m=3 (3 taps)
+    attention_input_multiple: int = 1  # EAGLE-3 layer attends over [embed; hidden]: q/k/v read 2 x hidden
     native_quantization: Quantization = Quantization.bf16
     source: str = "catalog"
 
@@ -158,7 +163,8 @@ class ModelSpec(SpecwiseModel):
             return q + kv + o
         q_dim = self.num_heads * self.head_dim
         kv_dim = self.num_kv_heads * self.head_dim
-        params = h * q_dim + 2 * h * kv_dim + q_dim * h
+        h_in = h * self.attention_input_multiple
+        params = h_in * q_dim + 2 * h_in * kv_dim + q_dim * h
         if self.attention_bias:
             params += q_dim + 2 * kv_dim
         if self.qk_norm:
@@ -193,10 +199,12 @@ class ModelSpec(SpecwiseModel):
             total_layers += attn + mt + norms
             active_layers += attn + ma + norms
             mlp_total_last, mlp_active_last = mt, ma
-        embedding = self.vocab_size * h
+        embedding = 0 if self.shares_target_embedding else self.vocab_size * h
         lm_vocab = self.draft_vocab_size or self.vocab_size
-        lm_head = 0 if self.tie_word_embeddings else lm_vocab * h
+        lm_head = 0 if (self.tie_word_embeddings or self.shares_target_lm_head) else lm_vocab * h
         final_norm = h
+        total_layers += self.fc_input_multiple * h * h
+        active_layers += self.fc_input_multiple * h * h
         mtp = 0
         if self.num_mtp_layers:
             # DeepSeek-V3 MTP module: enorm + hnorm + eh_proj (2h -> h) + one MoE decoder layer + norm.
