@@ -59,6 +59,7 @@ class Speculator:
     weight_bytes: float  # whole draft, before TP sharding
     kv_layers_spec: ModelSpec | None  # spec whose KV layers the draft adds
     kv_layers: int
+    quant_at_load: bool = False  # user asked for a format the checkpoint is not stored in
 
 
 def kv_cache_dtype_bytes(kv_cache_dtype: str, model: ModelSpec) -> float:
@@ -159,8 +160,9 @@ def resolve_speculator(req: PlanRequest, target: ModelSpec, target_quant: Quanti
             )
         if method == "draft_model" and kind is not SpeculatorKind.model:
             raise UserError(f"{spec.id} is an {kind.value} head; use --method {kind.value}")
-        quant = Quantization(req.draft_quant or name_quant or spec.native_quantization)
-        return Speculator(method, spec, quant, spec.weight_bytes(quant), spec, spec.num_layers)
+        stored = Quantization(name_quant or spec.native_quantization)
+        quant = Quantization(req.draft_quant or stored)
+        return Speculator(method, spec, quant, spec.weight_bytes(quant), spec, spec.num_layers, quant != stored)
     if method == "ngram":
         return Speculator("ngram", None, None, 0.0, None, 0)
     if method == "mtp":
@@ -183,8 +185,9 @@ def resolve_speculator(req: PlanRequest, target: ModelSpec, target_quant: Quanti
             f"no {method.upper()} head for {target.id} in the catalog; pass its checkpoint with --draft "
             "(local directory or config.json), or use --method ngram"
         )
-    quant = Quantization(req.draft_quant or head.native_quantization)
-    return Speculator(method, head, quant, head.weight_bytes(quant), head, head.num_layers)
+    stored = Quantization(head.native_quantization)
+    quant = Quantization(req.draft_quant or stored)
+    return Speculator(method, head, quant, head.weight_bytes(quant), head, head.num_layers, quant != stored)
 
 
 def _check_tp(model: ModelSpec, tp: int, what: str) -> None:
@@ -208,7 +211,8 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
     facts = version_facts(req.vllm_version)
     gpu = resolve_gpu(req)
     target, name_quant = load_model_spec(req.target)
-    target_quant = Quantization(req.target_quant or name_quant or target.native_quantization)
+    stored_quant = Quantization(name_quant or target.native_quantization)
+    target_quant = Quantization(req.target_quant or stored_quant)
     defaults: list[str] = []
     gpus = req.gpus or req.tp or 1
     tp = req.tp or gpus
@@ -249,8 +253,10 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
     settings = ResolvedSettings(
         target_id=target.id,
         target_quant=target_quant.value,
+        target_quantize_at_load=target_quant != stored_quant,
         draft_id=spec.spec.id if spec and spec.spec else (f"{target.id} (MTP layers)" if spec and spec.method == "mtp" else None),
         draft_quant=spec.quant.value if spec and spec.quant else None,
+        draft_quantize_at_load=bool(spec and spec.quant_at_load),
         method=spec.method if spec else None,  # type: ignore[arg-type]
         gpu=gpu.name,
         gpu_memory_gib=gpu.memory_gib,

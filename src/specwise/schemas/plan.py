@@ -79,8 +79,12 @@ class ResolvedSettings(SpecwiseModel):
 
     target_id: str
     target_quant: str
+    target_quantize_at_load: bool = Field(
+        False, description="the checkpoint is not stored in target_quant: the server must quantise it at load"
+    )
     draft_id: str | None = None
     draft_quant: str | None = None
+    draft_quantize_at_load: bool = False
     method: SpecMethod | None = None
     gpu: str
     gpu_memory_gib: float
