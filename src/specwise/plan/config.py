@@ -97,6 +97,7 @@ def speculative_config_dict(
     guard_schedule: list[list[int]] | None = None,
     extra_keys: dict[str, Any] | None = None,
     legacy: bool = False,
+    heterogeneous_vocab: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``--speculative-config`` mapping for ``s`` on ``facts.version`` (keys checked), plus notes.
 
@@ -115,6 +116,15 @@ def speculative_config_dict(
         cfg["draft_tensor_parallel_size"] = s.draft_tp
     if s.method != "mtp" and s.draft_quantize_at_load and s.draft_quant in _AT_LOAD:
         cfg["quantization"] = _AT_LOAD[s.draft_quant]
+    if heterogeneous_vocab and s.method == "draft_model":
+        if _knows(facts, "use_heterogeneous_vocab", legacy):
+            cfg["use_heterogeneous_vocab"] = True
+            notes.append("use_heterogeneous_vocab=true: draft and target vocab_size differ only by padding")
+        else:
+            notes.append(
+                f"draft and target vocab_size differ (padding only); vLLM {facts.version} has no "
+                "use_heterogeneous_vocab (0.25+) and may refuse the pair: use vLLM >= 0.25 or an equal-size draft"
+            )
     if guard_schedule:
         honoured_disable = _knows(facts, "disable_by_batch_size", legacy) and facts.engine_by_method.get(s.method) == "v0"
         if _knows(facts, "num_speculative_tokens_per_batch_size", legacy):
@@ -187,6 +197,7 @@ def emit_launch_config(
     draft_model: str | None,
     guard_schedule: list[tuple[int, int, int]] | list[list[int]] | None = None,
     extra_keys: dict[str, Any] | None = None,
+    heterogeneous_vocab: bool = False,
 ) -> LaunchConfig:
     """Exact ``vllm serve`` command for ``s.vllm_version`` and the SGLang equivalent.
 
@@ -206,7 +217,8 @@ def emit_launch_config(
     rows = validate_schedule(guard_schedule) if guard_schedule else None
     use_json = "json" in facts.config_forms and (facts.json_methods is None or s.method in facts.json_methods)
     # The mapping is built in both forms: it carries the key checks and the guard logic.
-    cfg, cfg_notes = speculative_config_dict(s, draft_model, facts, rows, extra_keys, legacy=not use_json)
+    cfg, cfg_notes = speculative_config_dict(s, draft_model, facts, rows, extra_keys, legacy=not use_json,
+                                             heterogeneous_vocab=heterogeneous_vocab)
     notes += cfg_notes
     if use_json:
         args += ["--speculative-config", json.dumps(cfg)]

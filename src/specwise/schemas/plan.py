@@ -225,3 +225,32 @@ class PlanResult(SpecwiseModel):
     pairing: PairingReport | None = None
     checks: list[Check] = Field(default_factory=list)
     config: LaunchConfig | None = None
+
+
+class StartupLogFacts(SpecwiseModel):
+    """Memory facts a vLLM server logs at startup (V1 and V0 wordings). None: not in the log."""
+
+    vllm_version: str | None = None
+    engine: Literal["v1", "v0", "unknown"] = "unknown"
+    model_loading_gib: float | None = Field(None, description="'Model loading took X GiB' (max over ranks)")
+    available_kv_cache_gib: float | None = Field(None, description="'Available KV cache memory: X GiB'")
+    gpu_kv_cache_tokens: int | None = Field(None, description="'GPU KV cache size: N tokens'")
+    num_gpu_blocks: int | None = Field(None, description="V0 '# GPU blocks: N' (or '# cuda blocks')")
+    max_concurrency: float | None = Field(None, description="'Maximum concurrency for N tokens per request: Xx'")
+    max_concurrency_tokens: int | None = Field(None, description="the N in that line")
+    cudagraph_gib: float | None = Field(None, description="'Graph capturing finished in S secs, took X GiB'")
+    activation_peak_gib: float | None = Field(None, description="profiling line: activation / torch peak")
+    non_torch_gib: float | None = Field(None, description="profiling line: non-torch memory")
+    kv_cache_gib_profiled: float | None = Field(None, description="V0 profiling line: memory reserved for KV cache")
+    lines_matched: int = 0
+
+
+class LogComparison(SpecwiseModel):
+    """One quantity: what the plan predicted vs what the server logged."""
+
+    quantity: str
+    unit: str
+    predicted: float
+    logged: float
+    error: float = Field(description="predicted - logged")
+    error_fraction: float | None = Field(None, description="(predicted - logged) / logged")
