@@ -217,16 +217,6 @@ class LaunchConfig(SpecwiseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class PlanResult(SpecwiseModel):
-    """Everything ``specwise plan`` reports."""
-
-    request: PlanRequest
-    memory: MemoryPlan
-    pairing: PairingReport | None = None
-    checks: list[Check] = Field(default_factory=list)
-    config: LaunchConfig | None = None
-
-
 class StartupLogFacts(SpecwiseModel):
     """Memory facts a vLLM server logs at startup (V1 and V0 wordings). None: not in the log."""
 
@@ -254,3 +244,15 @@ class LogComparison(SpecwiseModel):
     logged: float
     error: float = Field(description="predicted - logged")
     error_fraction: float | None = Field(None, description="(predicted - logged) / logged")
+
+
+class PlanResult(SpecwiseModel):
+    """Everything ``specwise plan`` reports."""
+
+    request: PlanRequest
+    memory: MemoryPlan
+    pairing: PairingReport | None = None
+    checks: list[Check] = Field(default_factory=list)
+    config: LaunchConfig | None = None
+    startup_log: StartupLogFacts | None = Field(None, description="facts read with --check-log")
+    log_comparison: list[LogComparison] = Field(default_factory=list, description="predicted vs logged")
