@@ -150,3 +150,42 @@ def test_70b_with_8b_draft_on_2xh100_does_not_fit_and_suggests():
 def test_impossible_settings(kw, fragment):
     with pytest.raises(UserError, match=fragment):
         plan_memory(_req(**kw))
+
+
+def test_sliding_window_kv_average():
+    oss, _ = get_model("openai/gpt-oss-120b")
+    # per layer 2 x 8 heads x 64 x 2 B = 2048 B; 18 full layers + 18 layers capped at 128 of 8192 tokens
+    assert kv_bytes_per_token_per_gpu(oss, 1, 2.0, 8192) == pytest.approx(2048 * (18 + 18 * 128 / 8192))
+    assert kv_bytes_per_token_per_gpu(oss, 1, 2.0, None) == 2048 * 36  # no hybrid allocator: worst case
+
+
+def test_eagle3_head_is_a_small_draft_with_its_own_kv():
+    plan = plan_memory(_req(method="eagle3"))
+    s = plan.speculative
+    assert plan.settings.draft_id == "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B"
+    assert s.kv_bytes_per_token_draft == 2 * 1 * 8 * 128 * 2  # one layer of the target's KV shape
+    head, _ = get_model("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B")
+    assert s.draft_weights_gib_per_gpu == pytest.approx(head.weight_bytes("bf16") / GIB)
+    assert 0 < plan.kv_tokens_lost_fraction < 0.05  # 4 KiB of 132 KiB per token, plus the head's weights
+
+
+def test_mtp_adds_one_latent_layer():
+    plan = plan_memory(PlanRequest(target="deepseek-ai/DeepSeek-V3", method="mtp", gpu="H200", gpus=8,
+                                   max_model_len=32768, kv_cache_dtype="fp8"))
+    s = plan.speculative
+    assert s.kv_bytes_per_token_target == 576 * 61
+    assert s.kv_bytes_per_token_draft == 576 * 1
+    pc = get_model("deepseek-ai/DeepSeek-V3")[0].param_counts()
+    assert s.draft_weights_gib_per_gpu == pytest.approx(pc.mtp * 1.0 / 8 / GIB)  # FP8 like the target, TP 8
+    assert plan.fits
+
+
+def test_draft_tp1_puts_the_whole_draft_on_one_gpu():
+    full = plan_memory(_req(target="meta-llama/Llama-3.1-70B-Instruct", gpu="H200", gpus=2,
+                            draft="meta-llama/Llama-3.1-8B-Instruct", draft_tp=1))
+    split = plan_memory(_req(target="meta-llama/Llama-3.1-70B-Instruct", gpu="H200", gpus=2,
+                             draft="meta-llama/Llama-3.1-8B-Instruct"))
+    assert full.speculative.draft_weights_gib_per_gpu == pytest.approx(2 * split.speculative.draft_weights_gib_per_gpu)
+    # the draft's KV heads are not split either: 8 heads on the one GPU vs 4 per GPU
+    assert full.speculative.kv_bytes_per_token_draft == 2 * split.speculative.kv_bytes_per_token_draft
+    assert full.speculative.kv_cache_tokens < split.speculative.kv_cache_tokens
