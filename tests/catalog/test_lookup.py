@@ -119,3 +119,15 @@ def test_hub_offline_names_alternatives(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_hub)
     with pytest.raises(UserError, match="Offline alternatives: a catalog name"):
         load_model_spec("some-org/some-unknown-model")
+
+
+def test_speculators_format_eagle3_head(tmp_path):
+    cfg = {"architectures": ["Eagle3Speculator"], "speculators_model_type": "eagle3", "draft_vocab_size": 32000,
+           "transformer_layer_config": {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 1,
+                                        "num_attention_heads": 32, "num_key_value_heads": 8,
+                                        "intermediate_size": 14336, "vocab_size": 128256},
+           "speculators_config": {"verifier": {"name_or_path": "meta-llama/Llama-3.1-8B-Instruct"}}}
+    spec, _ = spec_from_path(_write(tmp_path, cfg, "head"))
+    assert spec.kind == "eagle3" and spec.speculator_for == ["meta-llama/Llama-3.1-8B-Instruct"]
+    catalog_head, _ = get_model("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B")
+    assert spec.param_counts().total == catalog_head.param_counts().total

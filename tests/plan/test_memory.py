@@ -189,3 +189,13 @@ def test_draft_tp1_puts_the_whole_draft_on_one_gpu():
     # the draft's KV heads are not split either: 8 heads on the one GPU vs 4 per GPU
     assert full.speculative.kv_bytes_per_token_draft == 2 * split.speculative.kv_bytes_per_token_draft
     assert full.speculative.kv_cache_tokens < split.speculative.kv_cache_tokens
+
+
+def test_sliding_window_raises_concurrency_not_pool_tokens():
+    plan = plan_memory(_req(target="openai/gpt-oss-20b"))
+    b = plan.baseline
+    # pool counts all 24 layers x 2048 B per token; a 8192-token request needs 12 full layers x 8192 tokens
+    # plus 12 sliding layers x 128 tokens: 8192 x 2048 x (12 + 12 x 128 / 8192) bytes
+    assert b.kv_bytes_per_token == 24 * 2048
+    assert b.max_concurrency == pytest.approx(b.kv_cache_tokens * 24 * 2048 / (8192 * 2048 * (12 + 12 * 128 / 8192)))
+    assert b.max_concurrency > 1.9 * b.kv_cache_tokens / 8192

@@ -82,15 +82,26 @@ def _sliding_layers(cfg: dict[str, Any], num_layers: int) -> tuple[int | None, i
     return int(window), num_layers
 
 
+def _speculator_kind(cfg: dict[str, Any]) -> tuple[SpeculatorKind, list[str]]:
+    """EAGLE/EAGLE-3 heads by architecture or speculators type; the verifier they were trained for."""
+    arch = " ".join(cfg.get("architectures") or []).lower()
+    spec_type = str(cfg.get("speculators_model_type", "")).lower()
+    verifier = ((cfg.get("speculators_config") or {}).get("verifier") or {}).get("name_or_path")
+    targets = [verifier] if verifier else []
+    if "eagle3" in arch or spec_type == "eagle3" or cfg.get("draft_vocab_size"):
+        return SpeculatorKind.eagle3, targets
+    if "eagle" in arch or spec_type == "eagle":
+        return SpeculatorKind.eagle, targets
+    return SpeculatorKind.model, []
+
+
 def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[ModelSpec, Quantization | None]:
     """Build a spec from a parsed ``config.json``."""
-    if "speculators_config" in cfg or "transformer_layer_config" in cfg:
-        layer = dict(cfg.get("transformer_layer_config") or {})
-        merged = {**layer, **{k: v for k, v in cfg.items() if k in ("draft_vocab_size",)}}
-        cfg = {**merged, "num_hidden_layers": layer.get("num_hidden_layers", 1)}
-        kind = SpeculatorKind.eagle3
-    else:
-        kind = SpeculatorKind.model
+    kind, speculator_for = _speculator_kind(cfg)
+    if "transformer_layer_config" in cfg:  # speculators format: the decoder layer is nested
+        layer = dict(cfg["transformer_layer_config"])
+        cfg = {**layer, "draft_vocab_size": cfg.get("draft_vocab_size"),
+               "num_hidden_layers": layer.get("num_hidden_layers", 1)}
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else None
     top = cfg
     if text:
@@ -132,6 +143,7 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
         tokenizer_family=_TOKENIZER_BY_TYPE.get(model_type, f"{model_type}:{cfg['vocab_size']}"),
         model_type=model_type,
         kind=kind,
+        speculator_for=speculator_for,
         hidden_size=hidden,
         num_layers=layers,
         num_heads=heads,
@@ -143,7 +155,7 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
         tie_word_embeddings=bool(tied),
         attention_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
         qk_norm=model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text"),
-        norms_per_layer=4 if gemma else 2,
+        norms_per_layer=4 if gemma else (3 if kind is SpeculatorKind.eagle3 else 2),
         num_experts=int(experts) if experts else None,
         experts_per_token=cfg.get("num_experts_per_tok") if experts else None,
         moe_intermediate_size=cfg.get("moe_intermediate_size") if experts else None,
@@ -155,8 +167,10 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
         max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
         num_mtp_layers=int(cfg.get("num_nextn_predict_layers") or 0),
         native_quantization=quant or (Quantization.fp32 if cfg.get("torch_dtype") == "float32" else Quantization.bf16),
-        shares_target_embedding=kind is SpeculatorKind.eagle3,
-        fc_input_multiple=3 if kind is SpeculatorKind.eagle3 else 0,
+        # EAGLE heads reuse the target's embedding (EAGLE-1 also its lm_head) and add an fc input projection
+        shares_target_embedding=kind is not SpeculatorKind.model,
+        shares_target_lm_head=kind is SpeculatorKind.eagle,
+        fc_input_multiple={SpeculatorKind.eagle3: 3, SpeculatorKind.eagle: 2}.get(kind, 0),
         attention_input_multiple=2 if kind is SpeculatorKind.eagle3 else 1,
         source=source,
     )

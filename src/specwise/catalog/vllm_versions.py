@@ -66,12 +66,6 @@ class VersionFacts:
     def known_keys(self) -> list[str]:
         return [k for k in _data()["json_keys"] if self.knows_key(k)]
 
-    def key_honoured(self, key: str, method: str) -> bool:
-        """Whether the engine that runs ``method`` on this version actually reads ``key``."""
-        info = _data()["json_keys"].get(key, {})
-        engine = info.get("honoured_on")
-        return self.knows_key(key) and (engine is None or self.engine_by_method.get(method) == engine)
-
     def method_available(self, method: str) -> bool:
         info = _data()["methods"].get(method)
         if info is None:

@@ -307,24 +307,34 @@ def _budget(
     cudagraph = (CUDAGRAPH_BASE_GIB + CUDAGRAPH_PER_LAYER_GIB * layers) * GIB if s.cudagraph_memory_counted else 0.0
 
     available = requested - w_target - w_draft - act - overhead - cudagraph
-    kv_t = kv_bytes_per_token_per_gpu(target, s.tp, s.kv_dtype_bytes, s.max_model_len)
-    kv_d = 0.0
-    if speculating and spec is not None and spec.kv_layers_spec is not None:
-        layers_override = spec.kv_layers if spec.method == "mtp" else None
-        kv_d = kv_bytes_per_token_per_gpu(
-            spec.kv_layers_spec, s.draft_tp or s.tp, s.kv_dtype_bytes, s.max_model_len, layers_override
-        )
+    draft_kv_spec = spec.kv_layers_spec if speculating and spec is not None else None
+    draft_layers = spec.kv_layers if spec is not None and spec.method == "mtp" else None
+
+    def kv_per_token(context_len: int | None) -> tuple[float, float]:
+        """(target, draft) KV bytes per token on one GPU; averaged over sliding windows at ``context_len``."""
+        t = kv_bytes_per_token_per_gpu(target, s.tp, s.kv_dtype_bytes, context_len)
+        d = 0.0
+        if draft_kv_spec is not None:
+            d = kv_bytes_per_token_per_gpu(draft_kv_spec, s.draft_tp or s.tp, s.kv_dtype_bytes, context_len, draft_layers)
+        return t, d
+
+    def sequence_bytes(tokens: int) -> float:
+        """KV one sequence of ``tokens`` needs: whole blocks; sliding-window layers capped at their window."""
+        t, d = kv_per_token(tokens)
+        return math.ceil(tokens / s.block_size) * s.block_size * (t + d)
+
+    # The pool is sized with every layer holding every token (what vLLM reports as "GPU KV cache size");
+    # sliding-window layers only lower what each sequence needs (vLLM frees blocks outside the window).
+    kv_t, kv_d = kv_per_token(None)
     per_token = kv_t + kv_d
     num_blocks = max(0, int(available // (per_token * s.block_size)))
     kv_tokens = num_blocks * s.block_size
-    # Per-sequence need at the typical context, with k lookahead slots, rounded up to whole blocks.
-    seq_tokens = math.ceil((s.context + k) / s.block_size) * s.block_size
-    kv_t_ctx = kv_bytes_per_token_per_gpu(target, s.tp, s.kv_dtype_bytes, s.context)
-    per_token_ctx = kv_t_ctx + kv_d
-    pool_bytes = num_blocks * s.block_size * per_token
-    at_context = int(pool_bytes // (seq_tokens * per_token_ctx)) if per_token_ctx > 0 else 0
-    max_conc = kv_tokens / s.max_model_len
-    fits = available > 0 and kv_tokens >= s.max_model_len
+    pool_bytes = kv_tokens * per_token
+    # vLLM's "Maximum concurrency for max_model_len tokens per request": pool / per-request need.
+    max_conc = pool_bytes / sequence_bytes(s.max_model_len)
+    # At the typical context each running request also holds k lookahead slots.
+    at_context = int(pool_bytes // sequence_bytes(s.context + k))
+    fits = available > 0 and max_conc >= 1.0
     lost = lost_frac = c_lost = c_lost_frac = 0.0
     if baseline is not None:
         lost = baseline.kv_cache_tokens - kv_tokens

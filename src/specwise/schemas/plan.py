@@ -122,8 +122,13 @@ class MemoryBudget(SpecwiseModel):
     kv_bytes_per_token_draft: float = Field(0.0, description="draft KV bytes per token on one GPU")
     kv_bytes_per_token: float = Field(description="target + draft: every block reserves both")
     num_gpu_blocks: int
-    kv_cache_tokens: int = Field(description="num_gpu_blocks x block_size: tokens target and draft can hold")
-    max_concurrency: float = Field(description="kv_cache_tokens / max_model_len, as vLLM logs it")
+    kv_cache_tokens: int = Field(
+        description="num_gpu_blocks x block_size: tokens the pool holds with every target and draft layer holding each"
+    )
+    max_concurrency: float = Field(
+        description="pool / KV one max_model_len request needs (sliding-window layers capped at the window); "
+        "= kv_cache_tokens / max_model_len without sliding windows; as vLLM logs it"
+    )
     max_concurrency_at_context: int = Field(
         description="sequences of `context` tokens (+k lookahead) whose blocks fit, KV-bound"
     )
@@ -134,7 +139,7 @@ class MemoryBudget(SpecwiseModel):
     kv_tokens_lost_fraction: float = Field(0.0, description="kv_tokens_lost / baseline kv_cache_tokens")
     concurrency_lost: float = Field(0.0, description="baseline max_concurrency - this max_concurrency")
     concurrency_lost_fraction: float = 0.0
-    fits: bool = Field(description="weights fit and at least one max_model_len sequence fits in the KV cache")
+    fits: bool = Field(description="weights fit and at least one max_model_len sequence fits (max_concurrency >= 1)")
 
 
 class Suggestion(SpecwiseModel):
