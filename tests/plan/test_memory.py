@@ -142,6 +142,7 @@ def test_70b_with_8b_draft_on_2xh100_does_not_fit_and_suggests():
         (dict(tp=3), "does not divide"),
         (dict(draft="meta-llama/Llama-3.2-1B", draft_tp=3, gpus=4, tp=4), "draft_tensor_parallel_size"),
         (dict(context=100_000), "exceeds"),
+        (dict(max_model_len=200_000, context=1000), "max_position_embeddings"),
         (dict(gpus=3, tp=2), "multiple"),
         (dict(method="mtp"), "no MTP"),
         (dict(method="ngram", draft="meta-llama/Llama-3.2-1B"), "takes no --draft"),

@@ -249,6 +249,11 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
         defaults.append(f"context={context} (assumed typical request length)")
     if context > max_len:
         raise UserError(f"--context {context} exceeds --max-model-len {max_len}")
+    if max_len > target.max_position_embeddings:
+        raise UserError(
+            f"--max-model-len {max_len} exceeds {target.id}'s max_position_embeddings "
+            f"({target.max_position_embeddings}); vLLM refuses it: use <= {target.max_position_embeddings}"
+        )
     kv_bytes = kv_cache_dtype_bytes(req.kv_cache_dtype, target)
     settings = ResolvedSettings(
         target_id=target.id,
@@ -439,6 +444,12 @@ def plan_memory(req: PlanRequest, suggest: bool = True) -> MemoryPlan:
         notes.append(
             "draft_tensor_parallel_size=1: the whole draft sits on one GPU, and vLLM sizes every GPU's "
             "block pool by that tightest GPU"
+        )
+    if (spec is not None and spec.method == "draft_model" and spec.spec is not None
+            and spec.spec.max_position_embeddings < s.max_model_len):
+        notes.append(
+            f"the draft's max_position_embeddings ({spec.spec.max_position_embeddings}) is below max_model_len: "
+            "vLLM 0.33's Model Runner V2 lowers the served max_model_len to the draft's (§1.3)"
         )
     if parse_version(s.vllm_version) < (0, 10, 0):
         notes.append("V0 engine: target and draft get separate cache engines with equal block counts (same tokens)")
