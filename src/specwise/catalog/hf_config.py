@@ -166,7 +166,7 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
         num_sliding_layers=sliding,
         max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
         num_mtp_layers=int(cfg.get("num_nextn_predict_layers") or 0),
-        native_quantization=quant or (Quantization.fp32 if cfg.get("torch_dtype") == "float32" else Quantization.bf16),
+        native_quantization=quant or (Quantization.fp32 if (cfg.get("torch_dtype") or cfg.get("dtype")) == "float32" else Quantization.bf16),
         # EAGLE heads reuse the target's embedding (EAGLE-1 also its lm_head) and add an fc input projection
         shares_target_embedding=kind is not SpeculatorKind.model,
         shares_target_lm_head=kind is SpeculatorKind.eagle,

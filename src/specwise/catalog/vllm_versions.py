@@ -87,6 +87,11 @@ class VersionFacts:
                 return flag
         return None
 
+    def knows_flag(self, flag: str) -> bool:
+        """Whether this version's ``vllm serve`` has the engine flag (``engine_flags`` table)."""
+        info = _data().get("engine_flags", {}).get(flag)
+        return bool(info) and _in(self.parsed, info.get("since"), info.get("until"))
+
     def key_note(self, key: str) -> str:
         return str(_data()["json_keys"].get(key, {}).get("note", ""))
 

@@ -156,12 +156,16 @@ def speculative_config_dict(
     return cfg, notes
 
 
-def _base_args(s: ResolvedSettings, target_model: str) -> list[str]:
+def _base_args(s: ResolvedSettings, target_model: str, facts: VersionFacts) -> list[str]:
     args = [target_model, "--tensor-parallel-size", str(s.tp),
             "--gpu-memory-utilization", f"{s.gpu_memory_utilization:g}",
             "--max-model-len", str(s.max_model_len), "--max-num-seqs", str(s.max_num_seqs)]
     if s.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
+    if s.kv_cache_memory_gib is not None:
+        if not facts.knows_flag("--kv-cache-memory-bytes"):
+            raise UserError(f"vLLM {facts.version} has no --kv-cache-memory-bytes (0.10.2+); use --gpu-memory-utilization")
+        args += ["--kv-cache-memory-bytes", str(int(s.kv_cache_memory_gib * 2**30))]
     if s.target_quantize_at_load and s.target_quant in _AT_LOAD:
         args += ["--quantization", _AT_LOAD[s.target_quant]]
     return args
@@ -205,7 +209,7 @@ def emit_launch_config(
     serves, e.g. a ``-FP8`` checkpoint). ``guard_schedule`` is ``[[start, end, k], ...]``.
     """
     facts = version_facts(s.vllm_version)
-    args = _base_args(s, target_model)
+    args = _base_args(s, target_model, facts)
     notes: list[str] = _quant_notes(s)
     if s.instances > 1:
         notes.append(f"{s.gpus} GPUs / TP {s.tp}: run {s.instances} instances (or --data-parallel-size {s.instances})")

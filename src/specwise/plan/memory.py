@@ -272,6 +272,7 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
         kv_cache_dtype=req.kv_cache_dtype,
         kv_dtype_bytes=kv_bytes,
         gpu_memory_utilization=util,
+        kv_cache_memory_gib=req.kv_cache_memory_gib,
         max_model_len=max_len,
         max_num_seqs=max_seqs,
         max_num_batched_tokens=max_tokens,
@@ -311,7 +312,14 @@ def _budget(
     layers = target.num_layers + (spec.kv_layers if speculating and spec is not None else 0)
     cudagraph = (CUDAGRAPH_BASE_GIB + CUDAGRAPH_PER_LAYER_GIB * layers) * GIB if s.cudagraph_memory_counted else 0.0
 
-    available = requested - w_target - w_draft - act - overhead - cudagraph
+    left = requested - w_target - w_draft - act - overhead - cudagraph
+    # --kv-cache-memory-bytes replaces the utilisation math (§7 "Overrides"); the rest must still fit.
+    if s.kv_cache_memory_gib is not None:
+        available = s.kv_cache_memory_gib * GIB
+        weights_fit = total - w_target - w_draft - act - overhead - cudagraph >= available
+    else:
+        available = left
+        weights_fit = available > 0
     draft_kv_spec = spec.kv_layers_spec if speculating and spec is not None else None
     draft_layers = spec.kv_layers if spec is not None and spec.method == "mtp" else None
 
@@ -339,7 +347,7 @@ def _budget(
     max_conc = pool_bytes / sequence_bytes(s.max_model_len)
     # At the typical context each running request also holds k lookahead slots.
     at_context = int(pool_bytes // sequence_bytes(s.context + k))
-    fits = available > 0 and max_conc >= 1.0
+    fits = weights_fit and max_conc >= 1.0
     lost = lost_frac = c_lost = c_lost_frac = 0.0
     if baseline is not None:
         lost = baseline.kv_cache_tokens - kv_tokens

@@ -4,7 +4,9 @@ Recognised lines (V1 and V0 wordings; `Engine 000:` / `(VllmWorker rank=N)` pref
 
 * ``Model loading took 14.9889 GiB and 5.1 seconds`` (V1), ``Loading model weights took 14.9595 GB`` (V0)
 * ``Available KV cache memory: 52.33 GiB`` (V1)
-* ``GPU KV cache size: 428,656 tokens`` (V1)
+* ``GPU KV cache size: 428,656 tokens`` (V1; ``CPU KV cache size`` on vLLM-CPU, where 0.32 also puts the
+  maximum-concurrency sentence on the same line)
+* ``Explicitly set (1.0/17.59) GiB for KV cache on node 0`` (vLLM-CPU: the KV space it was given)
 * ``Maximum concurrency for 8,192 tokens per request: 52.33x`` (V1, late V0)
 * ``Graph capturing finished in 13 secs, took 0.53 GiB``
 * ``# GPU blocks: 27615, # CPU blocks: 2048`` / ``# cuda blocks: ...`` (V0)
@@ -32,7 +34,8 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "model_loading": re.compile(r"Model loading took " + _NUM + r" ?GiB"),
     "model_loading_v0": re.compile(r"Loading model weights took " + _NUM + r" ?GB"),
     "available_kv": re.compile(r"Available KV cache memory: " + _NUM + r" ?GiB"),
-    "kv_tokens": re.compile(r"GPU KV cache size: " + _NUM + r" tokens"),
+    "kv_tokens": re.compile(r"(?:GPU|CPU|XPU|TPU) KV cache size: " + _NUM + r" tokens"),
+    "cpu_kv_space": re.compile(r"Explicitly set \(" + _NUM + r"/[\d.]+\) GiB for KV cache"),
     "gpu_blocks": re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks: " + _NUM),
     "max_concurrency": re.compile(r"Maximum concurrency for " + _NUM + r" tokens per request: " + _NUM + r"x"),
     "cudagraph": re.compile(r"Graph capturing finished in \S+ secs?, took " + _NUM + r" ?GiB"),
@@ -42,7 +45,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "non_torch_v1": re.compile(r"non-torch forward increase memory: " + _NUM + r" ?GiB"),
     "kv_profiled_v0": re.compile(r"reserved for KV Cache is " + _NUM + r" ?GiB"),
     "version": re.compile(r"(?:vLLM API server version|Initializing a V[01] LLM engine \(v|vLLM version) ?v?(\d+\.\d+\.\d+[\w.+-]*)"),
-    "v1_engine": re.compile(r"V1 LLM engine|EngineCore|VllmWorker|GPU KV cache size"),
+    "v1_engine": re.compile(r"V1 LLM engine|EngineCore|VllmWorker|KV cache size: "),
     "v0_engine": re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks:|V0 LLM engine|Initializing an LLM engine"),
 }
 
@@ -63,7 +66,7 @@ def parse_startup_log(text: str) -> StartupLogFacts:
             # V0 prints GB but means GiB (it divides by 2**30)
             keep_max("model_loading_gib", _f(m.group(1)))
             hit = True
-        if m := _PATTERNS["available_kv"].search(line):
+        if m := _PATTERNS["available_kv"].search(line) or _PATTERNS["cpu_kv_space"].search(line):
             facts["available_kv_cache_gib"] = _f(m.group(1))
             hit = True
         if m := _PATTERNS["kv_tokens"].search(line):

@@ -44,6 +44,10 @@ class PlanRequest(SpecwiseModel):
     max_model_len: int | None = Field(None, description="default: the target's max_position_embeddings")
     max_num_seqs: int | None = Field(None, description="default: vLLM V1 online-serving default (assumed)")
     max_num_batched_tokens: int | None = Field(None, description="default: vLLM V1 online-serving default")
+    kv_cache_memory_gib: float | None = Field(
+        None, gt=0, description="fixed KV cache size per GPU (vLLM --kv-cache-memory-bytes, >= 0.10.2; on CPU "
+        "VLLM_CPU_KVCACHE_SPACE): bypasses the utilisation math"
+    )
     block_size: int = Field(16, gt=0)
     context: int | None = Field(None, description="typical prompt + output tokens per request (default 4096)")
     num_speculative_tokens: int = Field(4, ge=1, le=64, description="k, draft tokens per step")
@@ -95,6 +99,7 @@ class ResolvedSettings(SpecwiseModel):
     kv_cache_dtype: str
     kv_dtype_bytes: float
     gpu_memory_utilization: float
+    kv_cache_memory_gib: float | None = None
     max_model_len: int
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -228,8 +233,10 @@ class StartupLogFacts(SpecwiseModel):
     vllm_version: str | None = None
     engine: Literal["v1", "v0", "unknown"] = "unknown"
     model_loading_gib: float | None = Field(None, description="'Model loading took X GiB' (max over ranks)")
-    available_kv_cache_gib: float | None = Field(None, description="'Available KV cache memory: X GiB'")
-    gpu_kv_cache_tokens: int | None = Field(None, description="'GPU KV cache size: N tokens'")
+    available_kv_cache_gib: float | None = Field(
+        None, description="'Available KV cache memory: X GiB' (vLLM-CPU: 'Explicitly set (X/...) GiB for KV cache')"
+    )
+    gpu_kv_cache_tokens: int | None = Field(None, description="'GPU KV cache size: N tokens' (or CPU on vLLM-CPU)")
     num_gpu_blocks: int | None = Field(None, description="V0 '# GPU blocks: N' (or '# cuda blocks')")
     max_concurrency: float | None = Field(None, description="'Maximum concurrency for N tokens per request: Xx'")
     max_concurrency_tokens: int | None = Field(None, description="the N in that line")
