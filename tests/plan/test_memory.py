@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from specwise.catalog.models import get_model
 from specwise.errors import UserError
 from specwise.plan.memory import (
     forward_activation_bytes,
@@ -13,7 +14,6 @@ from specwise.plan.memory import (
     plan_memory,
     sampler_activation_bytes,
 )
-from specwise.catalog.models import get_model
 from specwise.schemas.base import GIB
 from specwise.schemas.plan import PlanRequest
 

@@ -164,7 +164,9 @@ def alternatives(
         and m.id not in (target.id, exclude) and not m.is_moe and t_size / size_params(m) >= MIN_USEFUL_RATIO
     ]
     # Same family first (closest to the 1:10 middle of the sweet spot), then related lineages.
-    closeness = lambda m: abs(math.log(t_size / size_params(m) / 10.0))  # noqa: E731
+    def closeness(m: ModelSpec) -> float:
+        return abs(math.log(t_size / size_params(m) / 10.0))
+
     same = sorted((m for m in siblings if m.family == target.family), key=closeness)[:4]
     related = sorted((m for m in siblings if m.family != target.family), key=closeness)[:2]
     for m in same + related:
