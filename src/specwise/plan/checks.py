@@ -30,12 +30,13 @@ def plan_checks(memory: MemoryPlan, pairing: PairingReport | None) -> list[Check
             message=(f"draft weights take {draft_frac:.1%} of the fullest GPU"
                      + ("" if draft_frac <= DRAFT_VRAM_MAX else ": the draft is crowding out the KV cache")),
         ))
+    room = chosen.max_concurrency >= 1.0
     checks.append(Check(
-        name="kv_fits_max_model_len", passed=chosen.kv_cache_tokens >= s.max_model_len,
-        value=float(chosen.kv_cache_tokens), threshold=float(s.max_model_len), unit="tokens",
-        message=(f"KV cache holds {chosen.kv_cache_tokens} tokens; one max_model_len sequence needs "
-                 f"{s.max_model_len}" + ("" if chosen.kv_cache_tokens >= s.max_model_len
-                                         else ": vLLM refuses to start")),
+        name="kv_fits_max_model_len", passed=room, value=chosen.max_concurrency, threshold=1.0,
+        unit="max_model_len sequences",
+        message=(f"KV cache holds {chosen.kv_cache_tokens} tokens = {chosen.max_concurrency:.2f} sequences of "
+                 f"max_model_len {s.max_model_len}" + ("" if room else ": vLLM refuses to start; lower "
+                                                       "--max-model-len or free memory")),
     ))
     if pairing is not None and s.method == "draft_model" and pairing.size_ratio is not None:
         ok = pairing.size_ratio >= DRAFT_RATIO_MIN
