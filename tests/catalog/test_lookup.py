@@ -131,3 +131,35 @@ def test_speculators_format_eagle3_head(tmp_path):
     assert spec.kind == "eagle3" and spec.speculator_for == ["meta-llama/Llama-3.1-8B-Instruct"]
     catalog_head, _ = get_model("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B")
     assert spec.param_counts().total == catalog_head.param_counts().total
+
+
+def test_hub_reachable_path(monkeypatch, tmp_path):
+    """With huggingface_hub present and answering, an unknown hub id is read from its config.json."""
+    import sys
+    import types
+
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(LLAMA_8B_CONFIG))
+    calls = []
+
+    def hf_hub_download(repo_id, filename):
+        calls.append((repo_id, filename))
+        return str(cfg_file)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download))
+    spec, quant = load_model_spec("some-org/finetuned-llama-8b-FP8")
+    assert calls == [("some-org/finetuned-llama-8b-FP8", "config.json")]
+    assert spec.id == "some-org/finetuned-llama-8b-FP8" and spec.source.startswith("hub:")
+    assert spec.param_counts().total == 8_030_261_248 and quant == Quantization.fp8
+
+
+def test_hub_unreachable(monkeypatch):
+    import sys
+    import types
+
+    def hf_hub_download(repo_id, filename):
+        raise ConnectionError("offline")
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download))
+    with pytest.raises(UserError, match=r"ConnectionError.*Offline alternatives"):
+        load_model_spec("some-org/some-model")
