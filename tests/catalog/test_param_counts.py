@@ -130,3 +130,23 @@ def test_catalog_size_and_coverage():
             assert m.speculator_for, m.id
             for target in m.speculator_for:
                 assert get_model(target)[0].tokenizer_family == m.tokenizer_family
+
+
+@pytest.mark.parametrize(
+    "quant, bytes_per_param",
+    [
+        ("bf16", 2.0),
+        ("fp8", 1.0),
+        ("int8", 1.0),
+        ("awq", 0.5 + 2.5 / 128),  # int4 + fp16 scale + 4-bit zero per group of 128
+        ("gptq-int4", 0.5 + 2.5 / 128),
+        ("gptq-int8", 1.0 + 3.0 / 128),
+        ("bnb-4bit", 0.5 + (1.0 + 4.0 / 256) / 64),  # NF4, block 64, double-quantised absmax
+    ],
+)
+def test_quantised_weight_bytes(quant, bytes_per_param):
+    spec = get_model("meta-llama/Llama-3.1-70B")[0]
+    # linear layers are quantised; embedding, lm_head and norms (80 x 2 + 1 of width 8192) stay 16-bit
+    sixteen_bit = 2 * 128_256 * 8192 + (80 * 2 + 1) * 8192
+    linear = 70_553_706_496 - sixteen_bit
+    assert spec.weight_bytes(quant) == pytest.approx(linear * bytes_per_param + sixteen_bit * 2)
