@@ -43,3 +43,14 @@ def test_incompatible_tokenizer_fails_check():
     checks, _ = _checks(target="meta-llama/Llama-3.1-8B-Instruct", draft="Qwen/Qwen2.5-0.5B-Instruct", gpu="H100",
                         max_model_len=8192)
     assert not checks["tokenizer_compatible"].passed
+
+
+def test_draft_slower_than_target():
+    # Mixtral-8x7B AWQ streams ~12.7B active params at ~0.52 B each; a bf16 Mistral-7B streams 7.1B x 2 B
+    checks, result = _checks(target="mistralai/Mixtral-8x7B-Instruct-v0.1-AWQ",
+                             draft="mistralai/Mistral-7B-Instruct-v0.3", gpu="L40S", max_model_len=8192)
+    c = checks["draft_step_cost"]
+    assert c.value == pytest.approx(result.pairing.cost_ratio) and c.value > 1 and not c.passed
+    ok, _ = _checks(target="meta-llama/Llama-3.1-70B-Instruct", draft="meta-llama/Llama-3.2-1B-Instruct",
+                    gpu="H200", gpus=2, max_model_len=8192)
+    assert ok["draft_step_cost"].passed

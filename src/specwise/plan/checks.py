@@ -7,6 +7,7 @@ from specwise.schemas.plan import Check, MemoryPlan, PairingReport
 DRAFT_VRAM_MAX = 0.15  # draft weights above ~15 % of GPU memory eat the KV cache speculation needs
 TARGET_VRAM_MAX = 0.70  # a target above 70 % of GPU memory leaves too little for draft + KV
 DRAFT_RATIO_MIN = 8.0  # target:draft below 1:8 -> the draft is larger (slower) than needed
+COST_RATIO_MAX = 1.0  # c >= 1: a draft step costs a whole target step, so no acceptance rate can pay it back
 
 
 def plan_checks(memory: MemoryPlan, pairing: PairingReport | None) -> list[Check]:
@@ -48,6 +49,14 @@ def plan_checks(memory: MemoryPlan, pairing: PairingReport | None) -> list[Check
             unit="target params / draft params",
             message=f"target:draft = {pairing.size_ratio:.1f}:1 (sweet spot 8-12:1){hint}",
         ))
+    if pairing is not None and pairing.cost_ratio is not None:
+        cheap = pairing.cost_ratio < COST_RATIO_MAX
+        checks.append(Check(
+            name="draft_step_cost", passed=cheap, value=pairing.cost_ratio, threshold=COST_RATIO_MAX,
+            unit="c = draft step / target step (estimated, batch 1)",
+            message=(f"c = {pairing.cost_ratio:.2f}" + ("" if cheap else
+                     ": a draft step costs at least a target step (e.g. a 16-bit draft for a 4-bit or MoE "
+                     "target); speculation cannot pay off"))))
     if pairing is not None and s.method is not None:
         checks.append(Check(
             name="tokenizer_compatible", passed=pairing.tokenizer_compatible, unit="",
