@@ -75,3 +75,12 @@ def test_alternatives():
     assert {"yuhuili/EAGLE3-LLaMA3.1-Instruct-8B", "yuhuili/EAGLE-LLaMA3.1-Instruct-8B"} <= heads
     ds = pair_report(_m("deepseek-ai/DeepSeek-V3"), "fp8", 8, H100, None)
     assert any(a.method == "mtp" for a in ds.alternatives)
+
+
+def test_draft_tp1_note():
+    r = pair_report(_m("Qwen/Qwen3-235B-A22B"), "fp8", 4, get_gpu("H200"), "draft_model", _m("Qwen/Qwen3-0.6B"),
+                    "bf16", 4)
+    c_one = estimate_cost_ratio(_m("Qwen/Qwen3-235B-A22B"), "fp8", 4, "draft_model", get_gpu("H200"),
+                                _m("Qwen/Qwen3-0.6B"), "bf16", 1)
+    assert c_one < r.cost_ratio
+    assert any(f"c = {c_one:.3f}" in n for n in r.notes)

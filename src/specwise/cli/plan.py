@@ -226,6 +226,8 @@ def render_plan(result: PlanResult) -> None:
             console.print(f"  size ratio target:draft = {p.size_ratio:.1f}:1{score}")
         if p.cost_ratio is not None:
             console.print(f"  cost ratio c = draft step / target step = {p.cost_ratio:.3f} ({p.cost_ratio_note})")
+        for note in p.notes:
+            console.print(f"  note: {note}", highlight=False, markup=False)
     if p is not None and p.alternatives:
         at = Table(title="Alternatives from the catalog")
         for col in ("method", "draft", "target:draft", "draft GiB", "why"):

@@ -227,6 +227,11 @@ def pair_report(
     ratio = size_params(target) / size_params(draft)
     head = method in ("eagle", "eagle3")
     notes = []
+    if method == "draft_model" and tp > 1 and (draft_tp or tp) == tp:
+        c_one = estimate_cost_ratio(target, target_quant, tp, method, gpu, draft, draft_quant, 1)
+        if c_one < c:
+            notes.append(f"with draft_tensor_parallel_size=1 the draft skips its all-reduces: c = {c_one:.3f} "
+                         f"instead of {c:.3f}, but its weights and KV then sit whole on one GPU (see the memory plan)")
     if head:
         notes.append("EAGLE heads are judged by what they were trained on, not by size: no size score")
     return PairingReport(
