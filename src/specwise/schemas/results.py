@@ -25,6 +25,8 @@ class ServerSpecDecodeRequestMetrics(SpecwiseModel):
     num_accepted_draft_tokens: int | None = None
     num_draft_tokens: int | None = None
     num_spec_tokens: int | None = None
+    per_step_accepted: list[int] | None = Field(None, description="'detailed' mode only")
+    per_step_drafted: list[int] | None = Field(None, description="'detailed' mode only")
 
 
 class RequestRecord(SpecwiseModel):
@@ -35,6 +37,7 @@ class RequestRecord(SpecwiseModel):
     qps: float | None = None
     temperature: float = 0.0
     category: str | None = None
+    prompt_id: str | None = None
     repeat: int = 0
     scheduled_s: float = Field(0.0, description="arrival time in the phase's schedule, from phase start")
     sent_s: float | None = Field(None, description="when the request was sent, from phase start")
