@@ -8,6 +8,8 @@ from specwise.errors import UserError
 
 from .sse_server import ServerBehaviour, SSEServer
 
+pytestmark = pytest.mark.integration
+
 
 def _req(i=0, max_tokens=10, temperature=0.0):
     p = Prompt(prompt_id=f"p{i}", category="chat", messages=[Message(role="user", content="hi")])
