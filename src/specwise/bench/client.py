@@ -36,6 +36,7 @@ __all__ = [
     "ClientConfig",
     "StreamOutcome",
     "StreamingClient",
+    "api_key_headers",
     "discover_model",
     "parse_stream",
 ]
@@ -82,6 +83,12 @@ def _api_key(cfg: ClientConfig) -> str | None:
     if key is None:
         raise UserError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
     return key
+
+
+def api_key_headers(cfg: ClientConfig) -> dict[str, str]:
+    """The Authorization header for ``cfg`` (empty without an API key variable)."""
+    key = _api_key(cfg)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def build_payload(cfg: ClientConfig, req: RequestSpec) -> dict[str, Any]:
@@ -259,10 +266,8 @@ class StreamingClient:
 
     def __init__(self, cfg: ClientConfig, *, max_connections: int = 0) -> None:
         self.cfg = cfg
-        self._headers = {"Content-Type": "application/json"}
-        key = _api_key(cfg)
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
+        self.auth_headers = api_key_headers(cfg)
+        self._headers = {"Content-Type": "application/json", **self.auth_headers}
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 

@@ -116,7 +116,3 @@ class RunStore:
                 continue
             out.setdefault((row["cell"], int(row["attempt"])), []).append(RequestRecord(**row["record"]))
         return out
-
-    def attempts(self, cell_id: str) -> int:
-        """How many attempts of ``cell_id`` have records already (the next attempt number)."""
-        return 1 + max((a for (c, a) in self.records() if c == cell_id), default=-1)

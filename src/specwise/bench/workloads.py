@@ -96,7 +96,8 @@ class Workload(SpecwiseModel):
         default_factory=lambda: {0.0: 1.0},
         description="temperature -> weight, used when a cell does not fix the temperature",
     )
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, description="for prompts that do not set their own")
+    max_tokens_override: int | None = Field(None, description="forces every request's max_tokens")
     synthetic: bool = Field(False, description="random/synthetic prompts: acceptance is meaningless")
     ignore_eos: bool = Field(False, description="requests ask the server to ignore EOS: acceptance is distorted")
 
@@ -142,7 +143,7 @@ class Workload(SpecwiseModel):
                 temp = drawn_t
             out.append(RequestSpec(
                 index=i, request_id=f"r{i:05d}", prompt=prompt, category=cat,
-                max_tokens=prompt.max_tokens or self.max_tokens, temperature=temp,
+                max_tokens=self.max_tokens_override or prompt.max_tokens or self.max_tokens, temperature=temp,
                 seed=int(rng.integers(0, 2**31 - 1)),
             ))
         return out
