@@ -325,8 +325,9 @@ class StreamingClient:
             error, error_kind = f"no complete response within {self.cfg.timeout_s:g} s", "timeout"
         except aiohttp.ClientConnectorError as exc:
             error, error_kind = f"cannot connect: {exc.os_error or exc}", "connection_refused"
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            error, error_kind = f"server closed the stream: {type(exc).__name__}", "disconnected"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            # a reset or closed connection after connecting: the server went away mid-request
+            error, error_kind = f"server closed the connection: {type(exc).__name__}: {exc}", "disconnected"
         except aiohttp.ClientError as exc:
             error, error_kind = f"{type(exc).__name__}: {exc}", "client_error"
         parsed = parse_stream(lines, self.cfg.token_counting)
