@@ -641,13 +641,17 @@ class BenchRunner:
             f.append(f"all measured temperatures ({', '.join(f'{t:g}' for t in temps)}) are below the declared "
                      f"production temperature {self.cfg.production_temperature:g}: acceptance falls with "
                      "temperature, so these results overstate the benefit")
+        few_p50 = [s for s in pooled if s.requests_ok < P50_MIN_REQUESTS]
+        few_p99 = [s for s in pooled if P50_MIN_REQUESTS <= s.requests_ok < P99_MIN_REQUESTS]
+        if few_p50:
+            f.append(f"{len(few_p50)} cells have fewer than {P50_MIN_REQUESTS} successful requests "
+                     f"(min {min(s.requests_ok for s in few_p50)}): even their P50 is unreliable")
+        if few_p99:
+            f.append(f"{len(few_p99)} cells have fewer than {P99_MIN_REQUESTS} successful requests "
+                     f"(min {min(s.requests_ok for s in few_p99)}): their P99 is the top one or two requests, "
+                     "not a tail estimate; raise --num-requests")
         for s in pooled:
             label = f"{s.role} qps={s.qps if s.qps is not None else 'closed-loop'} T={_t(s.temperature)}"
-            if s.requests_ok < P50_MIN_REQUESTS:
-                f.append(f"{label}: only {s.requests_ok} successful requests; even P50 is unreliable")
-            elif s.requests_ok < P99_MIN_REQUESTS:
-                f.append(f"{label}: {s.requests_ok} successful requests; P99 needs >= {P99_MIN_REQUESTS} "
-                         "(it is the top one or two requests here)")
             total = s.requests_ok + s.requests_failed
             if s.requests_failed and total:
                 kinds = ", ".join(f"{k_} x{n}" for k_, n in sorted(s.errors_by_kind.items()))

@@ -54,7 +54,7 @@ async def test_ab_run_recovers_acceptance_from_metrics_and_chunks(tmp_path):
     lines = (run / "records.jsonl").read_text().splitlines()
     assert len(lines) == 48
     assert json.loads((run / "summary.json").read_text())["cells"][0]["role"] == "baseline"
-    assert any("P99 needs" in f for f in result.findings)
+    assert any("P99 is the top one or two" in f for f in result.findings)
 
 
 async def test_both_arms_get_identical_requests_and_schedule(tmp_path):
