@@ -89,10 +89,10 @@ def bench(
 ) -> None:
     """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
     per QPS x temperature, with acceptance from /metrics deltas and per request."""
-    import asyncio
     import time
     from pathlib import Path
 
+    from specwise.bench.client import run_async
     from specwise.bench.runner import BenchConfig, run_bench
     from specwise.cli.output import console, emit_json, err_console
 
@@ -123,7 +123,7 @@ def bench(
     progress = LiveProgress(err_console if json_out else console)
     try:
         with progress:
-            result = asyncio.run(run_bench(cfg, out_dir, resume=resume, progress=progress))
+            result = run_async(run_bench(cfg, out_dir, resume=resume, progress=progress))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/yellow]: everything measured is in {out_dir}; "
                           f"continue with the same options and --resume --out {out_dir}")
