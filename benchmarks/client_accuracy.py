@@ -34,7 +34,9 @@ from specwise.bench.client import ClientConfig, StreamingClient, run_async
 from specwise.bench.workloads import Message, Prompt, RequestSpec
 
 
-def _serve(port: int, chunks: int, ttft_s: float, itl_s: float, ready) -> None:  # noqa: ANN001
+def _serve(port: int, chunks: int, ttft_s: float, itl_s: float, ready, cpus) -> None:  # noqa: ANN001
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     log: dict[str, list[float]] = {}
 
     async def complete(request: web.Request) -> web.StreamResponse:
@@ -74,6 +76,14 @@ def _serve(port: int, chunks: int, ttft_s: float, itl_s: float, ready) -> None: 
     app.router.add_post("/reset", reset)
     ready.set()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=4096)
+
+
+def _cpus(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def _free_port() -> int:
@@ -159,13 +169,17 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=40)
     ap.add_argument("--itl-ms", type=float, default=25.0)
     ap.add_argument("--ttft-ms", type=float, default=50.0)
+    ap.add_argument("--client-cpus", default="", help="pin the client to these CPUs, e.g. 0,1 (2-core budget)")
+    ap.add_argument("--server-cpus", default="", help="pin the server elsewhere, e.g. 2-7")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     port = _free_port()
     ready = mp.Event()
-    server = mp.Process(target=_serve, args=(port, args.chunks, args.ttft_ms / 1e3, args.itl_ms / 1e3, ready),
-                        daemon=True)
+    server = mp.Process(target=_serve, args=(port, args.chunks, args.ttft_ms / 1e3, args.itl_ms / 1e3, ready,
+                                             _cpus(args.server_cpus)), daemon=True)
     server.start()
+    if args.client_cpus:
+        os.sched_setaffinity(0, _cpus(args.client_cpus))  # worker processes inherit it
     ready.wait(10)
     time.sleep(0.5)
     url = f"http://127.0.0.1:{port}"
@@ -179,7 +193,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"client accuracy: {os.cpu_count()} CPUs, {args.chunks} chunks/stream, ITL {args.itl_ms:g} ms, "
+    cpus = len(os.sched_getaffinity(0))
+    print(f"client accuracy: client on {cpus} CPU(s), {args.chunks} chunks/stream, ITL {args.itl_ms:g} ms, "
           f"{args.workers} client process(es); errors vs server write times (ms)")
     print(f"{'streams':>8} {'failed':>6} {'chunks':>7} {'CPU us/chunk':>13} {'TTFT err P50':>13} {'TTFT err P99':>13}"
           f" {'ITL err P50':>12} {'ITL err P99':>12} {'ITL err max':>12}")

@@ -228,3 +228,32 @@ def wait_until(pred, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def main() -> None:
+    """Run as a server process (used to test the bench's own server launching)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tokens-per-chunk", default="1")
+    ap.add_argument("--no-spec", action="store_true")
+    ap.add_argument("--per-request-spec", action="store_true")
+    ap.add_argument("--log-line", action="append", default=[], help="printed at startup, like an engine log")
+    ap.add_argument("--speculative-config", default=None, help="accepted and ignored (parsed by the bench)")
+    args = ap.parse_args()
+    for line in args.log_line:
+        print(line, flush=True)
+    behaviour = ServerBehaviour(tokens_per_chunk=[int(x) for x in args.tokens_per_chunk.split(",")],
+                                spec=not args.no_spec, per_request_spec=args.per_request_spec)
+    server = SSEServer(behaviour, port=args.port).start()
+    print(f"serving on {server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""--baseline-cmd / --speculative-cmd: the bench starts each server process itself, one after the other."""
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from specwise.bench.runner import BenchConfig, run_bench
+from specwise.errors import UserError
+
+from .sse_server import _free_port
+
+pytestmark = pytest.mark.integration
+SCRIPT = Path(__file__).with_name("sse_server.py")
+
+
+def _cmd(port: int, *extra: str) -> str:
+    return shlex.join([sys.executable, str(SCRIPT), "--port", str(port), *extra])
+
+
+async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
+    bport, sport = _free_port(), _free_port()
+    base = _cmd(bport, "--no-spec", "--log-line", "Asynchronous scheduling is enabled",
+                "--log-line", "GPU KV cache size: 50,000 tokens")
+    spec = _cmd(sport, "--tokens-per-chunk", "2", "--per-request-spec",
+                "--speculative-config", '{"method": "draft_model", "num_speculative_tokens": 3}',
+                "--log-line", "Asynchronous scheduling is disabled", "--log-line", "GPU KV cache size: 40,000 tokens")
+    cfg = BenchConfig(baseline_cmd=base, speculative_cmd=spec, qps=[30.0], temperatures=[0.0], num_requests=10,
+                      max_tokens=10, lossless="quick", warmup_requests=1, startup_timeout_s=60)
+    out = tmp_path / "run"
+    result = await run_bench(cfg, str(out))
+    assert result.complete and len(result.cells) == 2
+    s = next(c for c in result.cells if c.role == "speculative")
+    # 10 tokens = prefill + 4 steps of 2 + 1 step of 1: accepted 4 of 5 drafts x k=3
+    assert s.acceptance_rate_metrics == pytest.approx(4 / 15) and s.requests_ok == 10
+    assert result.servers["speculative"]["k"] == 3 and result.servers["speculative"]["launched"]
+    assert result.servers["speculative"]["settings"]["async_scheduling"] == "disabled"
+    differ = next(f for f in result.findings if f.startswith("ENGINE SETTINGS DIFFER"))
+    assert "async_scheduling: baseline enabled vs speculative disabled" in differ
+    assert "kv_cache_tokens" in differ
+    assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in result.findings)
+    assert result.lossless.passed is True
+    assert "Asynchronous scheduling is disabled" in (out / "servers" / "speculative.log").read_text()
+    # both servers were stopped: their ports are free again
+    import socket
+    for port in (bport, sport):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_server_that_dies_at_startup_is_a_user_error_with_its_log(tmp_path):
+    bad = shlex.join([sys.executable, "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]) + " --port 1"
+    cfg = BenchConfig(baseline_cmd=bad, speculative_url="http://127.0.0.1:9", qps=[1.0], num_requests=1,
+                      lossless="off", startup_timeout_s=30)
+    with pytest.raises(UserError, match="CUDA out of memory"):
+        await run_bench(cfg, str(tmp_path / "run"))
