@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 from specwise import __version__
 from specwise.bench.arrivals import ArrivalSpec, SaturationVerdict, detect_saturation, requests_for_duration, schedule
-from specwise.bench.client import ClientConfig, StreamingClient, StreamOutcome, api_key_headers, discover_model
+from specwise.bench.client import ClientConfig, StreamingClient, api_key_headers, discover_model
 from specwise.bench.lossless import LosslessPlan, LosslessSamples, collect_lossless_samples, compare_lossless
 from specwise.bench.servers import (
     LaunchedServer,
@@ -37,6 +37,7 @@ from specwise.bench.servers import (
     like_for_like_baseline_cmd,
     probe_server,
 )
+from specwise.bench.shards import ShardedSender
 from specwise.bench.store import RunStore
 from specwise.bench.workloads import RequestSpec, Workload, build_workload
 from specwise.errors import UserError
@@ -100,6 +101,7 @@ class BenchConfig(SpecwiseModel):
     lossless: Literal["off", "quick", "full"] = "quick"
     startup_timeout_s: float = 1800.0
     warmup_requests: int = Field(2, ge=0)
+    client_workers: int = Field(1, ge=1, description="client processes streaming each cell (open-loop arrivals)")
 
     @model_validator(mode="after")
     def _check(self) -> BenchConfig:
@@ -269,22 +271,33 @@ class BenchRunner:
             "baseline": await self._prepare_endpoint("baseline", self.cfg.baseline_url, None),  # type: ignore[arg-type]
             "speculative": await self._prepare_endpoint("speculative", self.cfg.speculative_url, None),  # type: ignore
         }
-        async with StreamingClient(cfgs["baseline"]) as base, StreamingClient(cfgs["speculative"]) as spec:
-            clients = {"baseline": base, "speculative": spec}
-            for role, client in clients.items():
-                await self._warmup(client, role)
-                await self._collect_lossless(role, client)
-            for rate in self._rates():
-                saturated = False
-                for repeat in range(self.cfg.repeats):
-                    for temp in self.cfg.temperatures:
-                        for role in ROLES:
-                            cell = await self._run_cell(clients[role], role, rate, temp, repeat)
-                            saturated |= cell.saturation.saturated
-                if self.cfg.qps is None:
-                    self.sweep_rates = (self.sweep_rates or []) + [rate]
-                    if saturated:
-                        break
+        senders = {role: self._sender(c) for role, c in cfgs.items()}
+        try:
+            async with StreamingClient(cfgs["baseline"]) as base, StreamingClient(cfgs["speculative"]) as spec:
+                clients = {"baseline": base, "speculative": spec}
+                for role, client in clients.items():
+                    await self._warmup(client, role)
+                    await self._collect_lossless(role, client)
+                for rate in self._rates():
+                    saturated = False
+                    for repeat in range(self.cfg.repeats):
+                        for temp in self.cfg.temperatures:
+                            for role in ROLES:
+                                cell = await self._run_cell(clients[role], role, rate, temp, repeat, senders[role])
+                                saturated |= cell.saturation.saturated
+                    if self.cfg.qps is None:
+                        self.sweep_rates = (self.sweep_rates or []) + [rate]
+                        if saturated:
+                            break
+        finally:
+            for sender in senders.values():
+                if sender is not None:
+                    sender.close()
+
+    def _sender(self, cfg: ClientConfig) -> ShardedSender | None:
+        if self.cfg.client_workers <= 1 or self.cfg.arrival == "closed_loop":
+            return None
+        return ShardedSender(cfg, self.cfg.client_workers)
 
     async def _run_launched_role(self, role: Role) -> None:
         url = getattr(self.cfg, f"{role}_url")
@@ -303,6 +316,7 @@ class BenchRunner:
             if launched:
                 await launched.wait_healthy()
             cfg = await self._prepare_endpoint(role, url, launched)
+            sender = self._sender(cfg)
             async with StreamingClient(cfg) as client:
                 await self._warmup(client, role)
                 await self._collect_lossless(role, client)
@@ -311,13 +325,15 @@ class BenchRunner:
                     saturated = False
                     for repeat in range(self.cfg.repeats):
                         for temp in self.cfg.temperatures:
-                            cell = await self._run_cell(client, role, rate, temp, repeat)
+                            cell = await self._run_cell(client, role, rate, temp, repeat, sender)
                             saturated |= cell.saturation.saturated
                     if self.cfg.qps is None and role == "baseline":
                         self.sweep_rates = (self.sweep_rates or []) + [rate]
                         if saturated:
                             break
         finally:
+            if "sender" in locals() and sender is not None:
+                sender.close()
             if launched:
                 self.progress.message(f"stopping {role} server")
                 launched.stop()
@@ -395,7 +411,7 @@ class BenchRunner:
             return None, str(exc)
 
     async def _run_cell(self, client: StreamingClient, role: Role, qps: float | None, temperature: float | None,
-                        repeat: int) -> CellRun:
+                        repeat: int, sender: ShardedSender | None = None) -> CellRun:
         cid = cell_id(role, repeat, qps, temperature)
         if cid in self.cells:
             return self.cells[cid]
@@ -413,20 +429,21 @@ class BenchRunner:
         abort = asyncio.Event()
         t0 = time.perf_counter()
 
-        def on_done(out: StreamOutcome) -> None:
+        def on_done(record: RequestRecord) -> bool:
             nonlocal failures
-            records.append(out.record)
-            self.store.append_record(cid, attempt, out.record)
-            self.progress.request_done(out.record)
-            if not out.record.ok:
+            records.append(record)
+            self.store.append_record(cid, attempt, record)
+            self.progress.request_done(record)
+            if not record.ok:
                 failures += 1
                 if failures >= budget and self.cfg.error_budget < 1:
                     abort.set()
+            return abort.is_set()
 
         async def send(req: RequestSpec) -> None:
             out = await client.send(req, role=role, qps=qps, repeat=repeat, phase_t0=t0,
                                     max_tokens_per_step=max_per_step)
-            on_done(out)
+            on_done(out.record)
 
         async def sample_loop() -> None:
             while True:
@@ -446,6 +463,9 @@ class BenchRunner:
                         await send(queue.pop())
 
                 await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency or 1)))
+            elif sender is not None:
+                await sender.run_cell(reqs, t0=t0, role=role, qps=qps, repeat=repeat, max_per_step=max_per_step,
+                                      on_record=on_done)
             else:
                 for req in reqs:
                     delay = t0 + req.scheduled_s - time.perf_counter()

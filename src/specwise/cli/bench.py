@@ -85,6 +85,8 @@ def bench(
     error_budget: float = typer.Option(0.2, "--error-budget", help="Stop a cell when this share failed."),
     startup_timeout: float = typer.Option(1800.0, "--startup-timeout", help="Seconds to wait for /health."),
     warmup: int = typer.Option(2, "--warmup", help="Unrecorded warm-up requests per arm."),
+    client_workers: int = typer.Option(1, "--client-workers",
+                                       help="Client processes per arm (shard many concurrent streams)."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
 ) -> None:
     """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
@@ -115,7 +117,7 @@ def bench(
         production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
         request_token_ids=return_token_ids,
         lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
-        startup_timeout_s=startup_timeout, warmup_requests=warmup,
+        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=client_workers,
     )
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result

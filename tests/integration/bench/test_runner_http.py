@@ -122,3 +122,15 @@ async def test_resume_skips_finished_cells_and_reruns_the_interrupted_one(tmp_pa
     assert second.complete and len(second.cells) == 4
     rows = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert {r["attempt"] for r in rows if r["cell"] == "speculative/r0/q40/t0"} == {0, 1}
+
+
+async def test_sharded_client_workers_give_the_same_records(tmp_path):
+    with SSEServer() as base, SSEServer(ServerBehaviour(tokens_per_chunk=[2])) as spec:
+        result = await run_bench(_cfg(base, spec, client_workers=2, num_requests=10), str(tmp_path / "r"))
+    s = next(c for c in result.cells if c.role == "speculative")
+    assert s.requests_ok == 10 and s.acceptance_rate_metrics == pytest.approx(5 / 18)  # 12 tokens: 5 steps of 2, 1 of 1
+    rows = [json.loads(x)["record"] for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    sent = sorted(r["sent_s"] for r in rows if r["role"] == "speculative")
+    sched = sorted(r.get("scheduled_s", 0.0) for r in rows if r["role"] == "speculative")
+    # workers share the parent's clock: each request leaves close to its scheduled offset
+    assert all(abs(a - b) < 0.25 for a, b in zip(sent, sched))
