@@ -641,10 +641,16 @@ class BenchRunner:
                      "A speed-up that changes answers is not a speed-up.")
         base, spec = self.servers.get("baseline"), self.servers.get("speculative")
         if base and spec:
-            diffs = compare_settings(base, spec)
+            diffs = compare_settings(base, spec, include_kv=False)
+            kv_diffs = [d for d in compare_settings(base, spec) if d not in diffs]
             if diffs:
                 f.append("ENGINE SETTINGS DIFFER besides speculation, so the comparison is not like-for-like: "
                          + "; ".join(diffs))
+            if kv_diffs:
+                f.append("KV cache capacity differs (" + "; ".join(kv_diffs) + "): expected when the draft "
+                         "takes memory, and part of speculation's cost at high load; the like-for-like baseline "
+                         "removes it")
+            if diffs or kv_diffs:
                 if self.cfg.baseline_cmd:
                     cmd = like_for_like_baseline_cmd(self.cfg.baseline_cmd, spec)
                     if cmd:

@@ -271,6 +271,10 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
                 info.engine_generation = "V1"
             elif flavor.value == "sglang":
                 info.engine_generation = "sglang"
+            elif flavor.value == "vllm_no_spec":
+                # the `engine` label exists from V1 0.8.3 on and never in V0 (vllm-speculative-decoding.md §2.1)
+                has_engine = any("engine" in s.labels for series in snap.samples.values() for s in series)
+                info.engine_generation = "V1" if has_engine else info.engine_generation
             for labels in snap.label_sets("vllm:cache_config_info"):
                 for key in ("num_gpu_blocks", "block_size", "gpu_memory_utilization", "cache_dtype",
                             "enable_prefix_caching"):
@@ -284,10 +288,19 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
     return info
 
 
-def compare_settings(baseline: ServerInfo, speculative: ServerInfo) -> list[str]:
-    """Every non-speculative setting that differs between the arms, as readable lines."""
+KV_CAPACITY_SETTINGS = ("kv_cache_tokens", "num_gpu_blocks")
+
+
+def compare_settings(baseline: ServerInfo, speculative: ServerInfo, *, include_kv: bool = True) -> list[str]:
+    """Every non-speculative setting that differs between the arms, as readable lines.
+
+    ``include_kv=False`` leaves out KV capacity, which a draft model legitimately reduces (its weights
+    and KV layers share the memory budget, vllm-speculative-decoding.md §7).
+    """
     diffs = []
     for key in COMPARED_SETTINGS:
+        if not include_kv and key in KV_CAPACITY_SETTINGS:
+            continue
         a, b = baseline.settings.get(key), speculative.settings.get(key)
         if key == "engine_generation":
             a, b = baseline.engine_generation, speculative.engine_generation
