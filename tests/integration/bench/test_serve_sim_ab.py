@@ -25,7 +25,7 @@ pytestmark = [
 ]
 
 COMMON = ["--target", "meta-llama/Llama-3.1-8B-Instruct", "--draft", "meta-llama/Llama-3.2-1B-Instruct",
-          "--gpu", "H100", "--tp", "1", "--time-scale", "0.1", "--heterogeneity", "0"]
+          "--gpu", "H100", "--tp", "1", "--time-scale", "1.0", "--heterogeneity", "0"]
 
 
 def _sim(port: int, *args: str) -> str:
