@@ -129,7 +129,7 @@ def bench(
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/yellow]: everything measured is in {out_dir}; "
                           f"continue with the same options and --resume --out {out_dir}")
-        raise typer.Exit(130) from None
+        raise SystemExit(130) from None
     if json_out:
         emit_json(result)
     else:
