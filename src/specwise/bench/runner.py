@@ -695,11 +695,12 @@ class BenchRunner:
         if spec_cells and k is None:
             f.append("draft length k unknown (pass --k): the per-request acceptance estimate from chunks needs it")
         unsafe = [s for s in spec_cells if s.chunk_estimate_safe_share is not None
-                  and s.chunk_estimate_safe_share < 0.9 and s.acceptance_source_per_request == "chunks"]
+                  and s.chunk_estimate_safe_share < 0.9 and s.acceptance_source_per_request != "server"]
         for s in unsafe:
-            f.append(f"speculative qps={s.qps} T={_t(s.temperature)}: chunks merge engine steps in "
-                     f"{100 * (1 - s.chunk_estimate_safe_share):.0f}% of requests, so the per-request chunk estimate "
-                     "is unreliable there; use the /metrics numbers")
+            f.append(f"speculative qps={s.qps} T={_t(s.temperature)}: in "
+                     f"{100 * (1 - s.chunk_estimate_safe_share):.0f}% of requests chunks merge engine steps or "
+                     f"tokens were not counted exactly (method {s.token_count_method}); their per-request "
+                     "acceptance estimate is withheld, use the /metrics numbers")
         if any(s.acceptance_semantics_metrics == "v0_all_positions" for s in spec_cells):
             f.append("server is vLLM V0: acceptance_rate_metrics counts accepted positions after the first "
                      "rejection too and is NOT comparable with vLLM V1's rate (pass --k for the V1-comparable one)")

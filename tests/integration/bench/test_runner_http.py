@@ -134,3 +134,13 @@ async def test_sharded_client_workers_give_the_same_records(tmp_path):
     sched = sorted(r.get("scheduled_s", 0.0) for r in rows if r["role"] == "speculative")
     # workers share the parent's clock: each request leaves close to its scheduled offset
     assert all(abs(a - b) < 0.25 for a, b in zip(sent, sched))
+
+
+async def test_merged_chunks_withhold_the_chunk_estimate_and_say_so(tmp_path):
+    # 6 tokens per chunk with k=3: at least two engine steps per chunk (a busy API server merging outputs)
+    with SSEServer() as base, SSEServer(ServerBehaviour(tokens_per_chunk=[6])) as spec:
+        result = await run_bench(_cfg(base, spec, warmup_requests=0, max_tokens=13), str(tmp_path / "r"))
+    s = next(c for c in result.cells if c.role == "speculative")
+    assert s.chunk_estimate_safe_share == 0.0 and s.acceptance_rate_per_request_p50 is None
+    assert s.acceptance_rate_metrics is not None  # /metrics still counts the steps
+    assert any("estimate is withheld" in f for f in result.findings)
