@@ -29,6 +29,7 @@ class ServerBehaviour:
     fault_every: int = 0  # 0 = every request when fault is set; n = every n-th request
     model: str = "test-model"
     spec: bool = True
+    max_concurrent: int = 0  # > 0: requests beyond this queue (a server with finite capacity)
 
 
 class SSEServer:
@@ -88,6 +89,7 @@ class SSEServer:
         self.stop()
         self.counters = dict.fromkeys(self.counters, 0)
         self.per_pos = [0] * self.b.k
+        self._sem = None  # bound to the old event loop
         self.start()
 
     def __enter__(self) -> SSEServer:
@@ -123,6 +125,14 @@ class SSEServer:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
+        if self.b.max_concurrent:
+            if getattr(self, "_sem", None) is None:
+                self._sem = asyncio.Semaphore(self.b.max_concurrent)
+            async with self._sem:
+                return await self._complete_now(request)
+        return await self._complete_now(request)
+
+    async def _complete_now(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         n = self.requests
         body = await request.json()

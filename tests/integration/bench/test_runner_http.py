@@ -144,3 +144,18 @@ async def test_merged_chunks_withhold_the_chunk_estimate_and_say_so(tmp_path):
     assert s.chunk_estimate_safe_share == 0.0 and s.acceptance_rate_per_request_p50 is None
     assert s.acceptance_rate_metrics is not None  # /metrics still counts the steps
     assert any("estimate is withheld" in f for f in result.findings)
+
+
+async def test_rate_sweep_stops_at_saturation(tmp_path):
+    # capacity: 2 concurrent requests of ~12 x 10 ms -> about 16 req/s; the sweep 6, 12, 24, 48, ... must stop
+    slow = dict(itl_s=0.01, max_concurrent=2)
+    with SSEServer(ServerBehaviour(spec=False, **slow)) as base, SSEServer(ServerBehaviour(**slow)) as spec:
+        cfg = _cfg(base, spec, qps=None, sweep_start=6.0, sweep_factor=2.0, sweep_max=256.0, num_requests=24,
+                   warmup_requests=0)
+        result = await run_bench(cfg, str(tmp_path / "r"))
+    rates = result.config["sweep_rates_run"]
+    assert rates[0] == 6.0 and rates[-1] <= 48.0 and len(rates) >= 2
+    last = [c for c in result.cells if c.qps == rates[-1]]
+    assert any(c.saturated for c in last)
+    assert not any(c.saturated for c in result.cells if c.qps == 6.0)
+    assert any("saturated" in f for f in result.findings)
