@@ -44,3 +44,9 @@ def test_saturation_detects_linear_ttft_growth_only():
     assert v.saturated and v.ttft_slope == pytest.approx(0.5)
     short = detect_saturation(sent, stable, offered_rate=4, achieved_rate=2)
     assert short.saturated and "offered" in short.reasons[0]
+
+
+def test_millisecond_jitter_is_not_saturation():
+    sent = np.linspace(0, 4, 24)
+    ttft = np.where(sent > 3, 0.025, 0.005)  # 5x growth, but only 20 ms: scheduler noise, not a queue
+    assert not detect_saturation(sent, ttft).saturated

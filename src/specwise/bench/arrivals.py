@@ -112,11 +112,12 @@ def detect_saturation(
     *,
     slope_threshold: float = 0.05,
     growth_threshold: float = 2.0,
+    min_growth_s: float = 0.05,
 ) -> SaturationVerdict:
     """Queue growth test. A stable server has TTFT flat in send time; an overloaded one queues, so TTFT
     rises roughly linearly with send time (slope ≈ 1 - capacity/rate). Saturated when TTFT both trends
-    up (slope > ``slope_threshold`` s/s) and grows (last third / first third > ``growth_threshold``),
-    when the waiting queue grows steadily, or when completions fall well short of the offered rate.
+    up (slope > ``slope_threshold`` s/s) and grows (last third / first third > ``growth_threshold``, and by
+    more than ``min_growth_s``, so millisecond jitter on an idle server is not a queue), when the waiting queue grows steadily, or when completions fall well short of the offered rate.
     """
     reasons: list[str] = []
     slope = growth = ratio = None
@@ -129,7 +130,8 @@ def detect_saturation(
         third = len(ys) // 3
         first, last = float(np.median(ys[:third])), float(np.median(ys[-third:]))
         growth = last / first if first > 0 else None
-        if slope is not None and growth is not None and slope > slope_threshold and growth > growth_threshold:
+        grew = growth is not None and growth > growth_threshold and last - first > min_growth_s
+        if slope is not None and slope > slope_threshold and grew:
             reasons.append(f"TTFT grows with send time ({slope:.3f} s/s; last third {growth:.1f}x the first)")
     if waiting_slope_per_s is not None and waiting_max is not None and waiting_slope_per_s > 0.5 and waiting_max >= 5:
         reasons.append(f"server queue grows ({waiting_slope_per_s:.2f} waiting requests/s, max {waiting_max:.0f})")
