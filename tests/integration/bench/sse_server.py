@@ -147,6 +147,7 @@ class SSEServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         self.running += 1
+        self.peak_running = max(getattr(self, "peak_running", 0), self.running)
         try:
             async def send(obj: dict | str) -> None:
                 data = obj if isinstance(obj, str) else json.dumps(obj)

@@ -159,3 +159,20 @@ async def test_rate_sweep_stops_at_saturation(tmp_path):
     assert any(c.saturated for c in last)
     assert not any(c.saturated for c in result.cells if c.qps == 6.0)
     assert any("saturated" in f for f in result.findings)
+
+
+async def test_closed_loop_and_workload_temperature_mix(tmp_path):
+    with SSEServer() as base, SSEServer(ServerBehaviour(tokens_per_chunk=[2])) as spec:
+        cfg = _cfg(base, spec, arrival="closed_loop", concurrency=3, qps=None, temperatures=[None],
+                   workload="mixed", workload_temperatures={0.0: 1.0, 1.0: 1.0}, num_requests=16,
+                   warmup_requests=0)
+        result = await run_bench(cfg, str(tmp_path / "r"))
+        assert spec.peak_running == 3  # closed loop: exactly `concurrency` requests in flight at the peak
+    cells = {c.role: c for c in result.cells}
+    assert cells["speculative"].qps is None and cells["speculative"].temperature is None
+    assert cells["speculative"].requests_ok == 16
+    buckets = {r.temperature for r in result.acceptance_breakdown if r.category is None}
+    assert buckets == {0.0, 1.0}
+    cats = {r.category for r in result.acceptance_breakdown if r.category}
+    assert len(cats) >= 3  # the mixed workload spreads over the built-in suites
+    assert result.comparisons[0].qps is None
