@@ -376,8 +376,15 @@ class BenchRunner:
         if self.cfg.lossless == "off" or role in self.lossless_samples:
             return
         self.progress.message(f"losslessness check: sampling the {role} arm")
-        self.lossless_samples[role] = await collect_lossless_samples(client, self.workload, self._lossless_plan(),
-                                                                     role)
+        plan = self._lossless_plan()
+        # Token ids make the T>0 test per position (vLLM 0.10.2+ return_token_ids); servers that reject the
+        # field get the plain requests and the test compares whole continuations instead.
+        ids_cfg = client.cfg.model_copy(update={"request_token_ids": True})
+        async with StreamingClient(ids_cfg) as ids_client:
+            probe = self.workload.sample(1, seed=self.cfg.seed)[0].model_copy(update={"max_tokens": 2})
+            out = await ids_client.send(probe, role=role)
+            use = ids_client if out.record.ok and out.token_ids else client
+            self.lossless_samples[role] = await collect_lossless_samples(use, self.workload, plan, role)
         self.store.write_json("lossless_samples.json",
                               {r: s.model_dump(mode="json") for r, s in self.lossless_samples.items()})
 
