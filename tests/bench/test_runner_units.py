@@ -69,3 +69,12 @@ def test_missing_metrics_is_said_for_the_speculative_arm():
     s = CellSummary(role="speculative", source=Source.measured, qps=1.0)
     _attach_metrics(s, None, "GET http://b/metrics returned HTTP 404", None, [])
     assert "per-request estimate only" in s.metrics_note and s.acceptance_rate_metrics is None
+
+
+def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_path):
+    r = BenchRunner(_cfg(workload="random", ignore_eos=True, temperatures=[0.0], production_temperature=0.7),
+                    RunStore(tmp_path))
+    findings = r.result().findings
+    assert any("synthetic" in f for f in findings) and any("ignore_eos" in f for f in findings)
+    assert any("production temperature 0.7" in f for f in findings)
+    assert any("interrupted" in f for f in findings)  # never ran: not complete

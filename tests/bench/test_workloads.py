@@ -89,3 +89,9 @@ def test_bad_inputs_are_user_errors(tmp_path):
     nothing.write_text(json.dumps({"text": "no prompt key"}) + "\n")
     with pytest.raises(UserError, match="prompt"):
         load_jsonl(nothing)
+
+
+def test_random_workload_is_marked_synthetic():
+    wl = build_workload("random")
+    assert wl.synthetic and len(wl.prompts) == 100
+    assert wl.sample(3, seed=0)[0].category == "random"

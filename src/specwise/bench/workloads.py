@@ -38,6 +38,7 @@ __all__ = [
     "load_spec_bench",
     "load_suite",
     "load_workload_file",
+    "random_prompts",
 ]
 
 BUILTIN_CATEGORIES = ("chat", "code", "summarization", "json_extraction", "rag_qa")
@@ -247,14 +248,28 @@ def load_workload_file(path: Path | str) -> list[Prompt]:
     return load_jsonl(p)
 
 
+def random_prompts(n: int = 100, words: int = 64, seed: int = 0) -> list[Prompt]:
+    """Synthetic prompts of random words (like ``vllm bench serve --dataset-name random``): fine for load and
+    capacity, meaningless for acceptance (nothing to predict), so the workload is marked ``synthetic``."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "pu", "ri", "so", "tu") for b in ("b", "d", "g", "k", "m", "n",
+                                                                                       "p", "t")]
+    return [Prompt(prompt_id=f"random-{i:03d}", category="random", source="synthetic",
+                   messages=[Message(role="user", content=" ".join(rng.choice(vocab, size=words)))])
+            for i in range(n)]
+
+
 def build_workload(
     spec: str,
     temperatures: dict[float, float] | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> Workload:
-    """``chat`` / ``code`` / … (one built-in suite), ``mixed`` (all five, equal shares),
+    """``chat`` / ``code`` / … (one built-in suite), ``mixed`` (all five, equal shares), ``random`` (synthetic),
     ``chat:0.7,code:0.3`` (weighted built-in mix) or a path to a ShareGPT/Spec-Bench/JSONL file."""
     temps = temperatures or {0.0: 1.0}
+    if spec == "random":
+        return Workload(name="random", prompts=random_prompts(), temperatures=temps, max_tokens=max_tokens,
+                        synthetic=True)
     if Path(spec).suffix in (".json", ".jsonl") or Path(spec).exists():
         prompts = load_workload_file(spec)
         return Workload(name=Path(spec).name, prompts=prompts, temperatures=temps, max_tokens=max_tokens)

@@ -52,7 +52,7 @@ def bench(
     temperatures: str = typer.Option("0,0.7", "--temperatures",
                                      help="Sampling temperatures; 'mix' = the workload's temperature distribution."),
     workload: str = typer.Option("chat", "--workload", help="chat|code|summarization|json_extraction|rag_qa|"
-                                 "mixed, a weighted mix 'chat:3,code:1', or a ShareGPT .json / Spec-Bench or plain "
+                                 "mixed|random (synthetic), a weighted mix 'chat:3,code:1', or a ShareGPT .json / Spec-Bench or plain "
                                  ".jsonl file."),
     workload_temperatures: Optional[str] = typer.Option(
         None, "--workload-temperatures", help="Temperature distribution for 'mix' cells, e.g. 0:0.3,0.7:0.7."),
