@@ -307,6 +307,7 @@ class BenchRunner:
         if not pending and not need_lossless:
             return
         launched = None
+        sender: ShardedSender | None = None
         if cmd:
             launched = LaunchedServer(role, cmd, self.store.path(f"servers/{role}.log"), self.cfg.startup_timeout_s)
             self.progress.message(f"starting {role} server: {cmd}")
@@ -332,7 +333,7 @@ class BenchRunner:
                         if saturated:
                             break
         finally:
-            if "sender" in locals() and sender is not None:
+            if sender is not None:
                 sender.close()
             if launched:
                 self.progress.message(f"stopping {role} server")
