@@ -180,6 +180,10 @@ _LOG_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# specwise.plan.startup_log.StartupLogFacts field -> the setting names used here
+_PLAN_FACT_NAMES = {"gpu_kv_cache_tokens": "kv_cache_tokens", "vllm_version": "version", "engine": "engine_generation"}
+
+
 def extract_log_settings(text: str) -> dict[str, str]:
     """Engine settings from a startup log (last occurrence wins)."""
     try:  # the plan stage owns the full parser (memory lines too); use it when it is there
@@ -190,7 +194,15 @@ def extract_log_settings(text: str) -> dict[str, str]:
     if parse_startup_log is not None:
         parsed = parse_startup_log(text)
         data = parsed.model_dump() if hasattr(parsed, "model_dump") else dict(parsed)
-        out.update({k: str(v) for k, v in data.items() if v is not None and not isinstance(v, (dict, list))})
+        for key, value in data.items():
+            if value is None or isinstance(value, (dict, list)) or key == "lines_matched":
+                continue
+            name = _PLAN_FACT_NAMES.get(key, key)
+            if name == "engine_generation":
+                if str(value).lower() not in ("v0", "v1"):
+                    continue
+                value = str(value).upper()
+            out[name] = str(value)
     for name, pat in _LOG_PATTERNS:
         matches = pat.findall(text)
         if matches and name not in out:
