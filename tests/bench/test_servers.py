@@ -48,7 +48,7 @@ def test_extract_log_settings_from_vllm_style_lines():
         "WARNING [config.py:5] Asynchronous scheduling is disabled.",
     ])
     s = extract_log_settings(log)
-    assert s["kv_cache_tokens"] == "1234560" and s["max_concurrency"] == "150.70"
+    assert s["kv_cache_tokens"] == "1234560" and float(s["max_concurrency"]) == 150.7
     assert s["async_scheduling"] == "disabled" and s["cudagraph_mode"] == "FULL_AND_PIECEWISE"
     assert s["model_runner"] == "v1" and s["engine_generation"] == "V1" and s["version"] == "0.26.0"
     assert s["max_num_seqs"] == "256" and s["enforce_eager"] == "False"
@@ -95,7 +95,7 @@ concurrency for 512 tokens per request: 256.00x
 def test_extract_settings_from_recorded_vllm_cpu_log():
     s = extract_log_settings(VLLM_CPU_032_LOG)
     assert s["model_runner"] == "v1"  # the fallback line names the runner used, despite "Model Runner V2"
-    assert s["kv_cache_tokens"] == "131072" and s["max_concurrency"] == "256.00"
+    assert s["kv_cache_tokens"] == "131072" and float(s["max_concurrency"]) == 256.0
     assert s["cudagraph_mode"].lower() == "none" and s["enforce_eager"] == "True"
     assert s["chunked_prefill"] == "enabled" and s["enable_prefix_caching"] == "True"
     assert (s["spec_method"], s["spec_k"], s["version"]) == ("draft_model", "3", "0.32.0")
