@@ -437,8 +437,16 @@ class BenchRunner:
         abort = asyncio.Event()
         t0 = time.perf_counter()
 
+        info = self.servers.get(role)
+        try:
+            coalesced = info is not None and int(info.settings.get("stream_interval", "1")) > 1
+        except ValueError:
+            coalesced = False
+
         def on_done(record: RequestRecord) -> bool:
             nonlocal failures
+            if coalesced:  # --stream-interval N > 1: the server itself packs several steps into a chunk
+                record.chunk_estimate_safe = False
             records.append(record)
             self.store.append_record(cid, attempt, record)
             self.progress.request_done(record)
