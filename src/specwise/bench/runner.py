@@ -60,6 +60,8 @@ from specwise.stats import bootstrap_ratio_ci, percentile
 __all__ = ["BenchConfig", "BenchRunner", "CellRun", "Progress", "run_bench"]
 
 ROLES: tuple[Role, Role] = ("baseline", "speculative")
+LIKE_FOR_LIKE: Role = "baseline_like_for_like"
+ROLE_ORDER = ("baseline", LIKE_FOR_LIKE, "speculative")
 P99_MIN_REQUESTS = 100  # below this a P99 is an extrapolation from the top one or two requests
 P50_MIN_REQUESTS = 10
 
@@ -102,6 +104,8 @@ class BenchConfig(SpecwiseModel):
     startup_timeout_s: float = 1800.0
     warmup_requests: int = Field(2, ge=0)
     client_workers: int = Field(1, ge=1, description="client processes streaming each cell (open-loop arrivals)")
+    like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
+                                "engine settings forced (needs --baseline-cmd)")
 
     @model_validator(mode="after")
     def _check(self) -> BenchConfig:
@@ -113,6 +117,8 @@ class BenchConfig(SpecwiseModel):
             self.num_requests = 100
         if self.arrival == "closed_loop" and self.concurrency is None:
             raise UserError("--arrival closed_loop needs --concurrency N")
+        if self.like_for_like and not self.baseline_cmd:
+            raise UserError("--like-for-like relaunches the baseline with forced settings: it needs --baseline-cmd")
         return self
 
     @property
@@ -205,6 +211,8 @@ class BenchRunner:
             if self.cfg.launches:
                 for role in ROLES:
                     await self._run_launched_role(role)
+                if self.cfg.like_for_like:
+                    await self._run_like_for_like()
             else:
                 await self._run_urls()
             self._finish_lossless()
@@ -226,7 +234,7 @@ class BenchRunner:
             self.cells[cell.cell_id] = cell
             self.records[cell.cell_id] = recs.get((cell.cell_id, cell.attempt), [])
         info_dir = self.store.path("servers")
-        for role in ROLES:
+        for role in ROLE_ORDER:
             p = info_dir / f"{role}.json"
             if p.exists():
                 self.servers[role] = ServerInfo.model_validate_json(p.read_text())
@@ -299,11 +307,21 @@ class BenchRunner:
             return None
         return ShardedSender(cfg, self.cfg.client_workers)
 
-    async def _run_launched_role(self, role: Role) -> None:
-        url = getattr(self.cfg, f"{role}_url")
-        cmd = getattr(self.cfg, f"{role}_cmd")
+    async def _run_like_for_like(self) -> None:
+        spec = self.servers.get("speculative")
+        cmd = like_for_like_baseline_cmd(self.cfg.baseline_cmd, spec) if spec else None  # type: ignore[arg-type]
+        if cmd is None:
+            self.findings_extra.append("--like-for-like: no non-speculative setting of the speculative arm is known "
+                                       "to force; the default baseline is already the like-for-like one")
+            return
+        self.progress.message(f"like-for-like baseline: {cmd}")
+        await self._run_launched_role(LIKE_FOR_LIKE, cmd=cmd)
+
+    async def _run_launched_role(self, role: Role, cmd: str | None = None) -> None:
+        url = None if cmd else getattr(self.cfg, f"{role}_url")
+        cmd = cmd or getattr(self.cfg, f"{role}_cmd")
         pending = [c for c in self._planned_cells(role) if c not in self.cells]
-        need_lossless = self.cfg.lossless != "off" and role not in self.lossless_samples
+        need_lossless = self.cfg.lossless != "off" and role in ROLES and role not in self.lossless_samples
         if not pending and not need_lossless:
             return
         launched = None
@@ -374,7 +392,7 @@ class BenchRunner:
         return plan(temperature=t, seed=self.cfg.seed)
 
     async def _collect_lossless(self, role: str, client: StreamingClient) -> None:
-        if self.cfg.lossless == "off" or role in self.lossless_samples:
+        if self.cfg.lossless == "off" or role in self.lossless_samples or role not in ROLES:
             return
         self.progress.message(f"losslessness check: sampling the {role} arm")
         plan = self._lossless_plan()
@@ -428,7 +446,7 @@ class BenchRunner:
         reqs = self.cell_requests(qps, temperature, repeat)
         self.progress.cell_started(cid, len(reqs))
         k = self._k()
-        max_per_step = (k + 1) if (role == "speculative" and k) else (1 if role == "baseline" else None)
+        max_per_step = (k + 1) if (role == "speculative" and k) else (None if role == "speculative" else 1)
         before, metrics_error = await self._scrape(client)
         gauges: list[GaugeSample] = []
         records: list[RequestRecord] = []
@@ -556,7 +574,7 @@ class BenchRunner:
     def _pooled_cells(self, k: int | None) -> list[CellSummary]:
         out = []
         for (role, qps, temp), cells in sorted(self._groups().items(), key=lambda kv: (
-                ROLES.index(kv[0][0]), kv[0][1] or 0, -1 if kv[0][2] is None else kv[0][2])):
+                ROLE_ORDER.index(kv[0][0]), kv[0][1] or 0, -1 if kv[0][2] is None else kv[0][2])):
             if len(cells) == 1:
                 out.append(cells[0].summary)
                 continue
@@ -580,9 +598,10 @@ class BenchRunner:
     def _comparisons(self) -> list[Comparison]:
         groups = self._groups()
         out = []
-        keys = sorted({(q, t) for (_, q, t) in groups}, key=lambda x: (x[0] or 0, -1 if x[1] is None else x[1]))
-        for qps, temp in keys:
-            base_cells = groups.get(("baseline", qps, temp), [])
+        keys = sorted({(b, q, t) for (_, q, t) in groups for b in ("baseline", LIKE_FOR_LIKE)},
+                      key=lambda x: (x[1] or 0, -1 if x[2] is None else x[2], x[0] != "baseline"))
+        for baseline_role, qps, temp in keys:
+            base_cells = groups.get((baseline_role, qps, temp), [])
             spec_cells = groups.get(("speculative", qps, temp), [])
             if not base_cells or not spec_cells:
                 continue
@@ -613,7 +632,7 @@ class BenchRunner:
             e2e = lambda r: r.e2e_s  # noqa: E731
             ttft = lambda r: r.ttft_s  # noqa: E731
             comp = Comparison(
-                qps=qps, temperature=temp,
+                qps=qps, temperature=temp, baseline_role=baseline_role,
                 speedup_tpot_p50=speedup(tpot, 50, "tpot_p50"), speedup_tpot_p99=speedup(tpot, 99, "tpot_p99"),
                 speedup_e2e_p50=speedup(e2e, 50, "e2e_p50"), speedup_e2e_p99=speedup(e2e, 99, "e2e_p99"),
                 speedup_ttft_p50=speedup(ttft, 50, "ttft_p50"), repeats=max(1, len(repeats)),
@@ -671,6 +690,11 @@ class BenchRunner:
                     cmd = like_for_like_baseline_cmd(self.cfg.baseline_cmd, spec)
                     if cmd:
                         f.append(f"like-for-like baseline (the speculative arm's other settings forced): {cmd}")
+        like = self.servers.get(LIKE_FOR_LIKE)
+        if like and spec:
+            still = compare_settings(like, spec)
+            f.append("like-for-like baseline measured (comparisons with baseline_role=baseline_like_for_like)"
+                     + (": settings still differing: " + "; ".join(still) if still else ""))
         if spec and spec.synthetic_acceptance:
             f.append("speculative arm uses rejection_sample_method=synthetic: its acceptance is injected, "
                      "not measured, and does not transfer to real traffic")

@@ -85,6 +85,8 @@ def bench(
     error_budget: float = typer.Option(0.2, "--error-budget", help="Stop a cell when this share failed."),
     startup_timeout: float = typer.Option(1800.0, "--startup-timeout", help="Seconds to wait for /health."),
     warmup: int = typer.Option(2, "--warmup", help="Unrecorded warm-up requests per arm."),
+    like_for_like: bool = typer.Option(False, "--like-for-like", help="Also launch the baseline with the "
+                                       "speculative arm's other engine settings forced (needs --baseline-cmd)."),
     client_workers: int = typer.Option(1, "--client-workers",
                                        help="Client processes per arm (shard many concurrent streams)."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
@@ -118,6 +120,7 @@ def bench(
         request_token_ids=return_token_ids,
         lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
         startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=client_workers,
+        like_for_like=like_for_like,
     )
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result

@@ -105,7 +105,7 @@ def render_result(result: RunResult, out_dir: str, console: Console) -> None:
     if result.comparisons:
         comp = Table(title="Speedup = baseline latency / speculative latency (> 1: speculation faster; "
                            "95% bootstrap CI)", title_justify="left")
-        for col in ("qps", "T", "TPOT P50", "TPOT P99", "E2E P50", "E2E P99", "TTFT P50"):
+        for col in ("vs", "qps", "T", "TPOT P50", "TPOT P99", "E2E P50", "E2E P99", "TTFT P50"):
             comp.add_column(col, justify="right")
 
         def sp(x) -> str:  # noqa: ANN001
@@ -115,7 +115,8 @@ def render_result(result: RunResult, out_dir: str, console: Console) -> None:
             return fmt_speedup(x.value) + ci
 
         for c in result.comparisons:
-            comp.add_row("closed" if c.qps is None else f"{c.qps:g}",
+            comp.add_row("like-for-like" if c.baseline_role != "baseline" else "baseline",
+                         "closed" if c.qps is None else f"{c.qps:g}",
                          "mix" if c.temperature is None else f"{c.temperature:g}", sp(c.speedup_tpot_p50),
                          sp(c.speedup_tpot_p99), sp(c.speedup_e2e_p50), sp(c.speedup_e2e_p99),
                          sp(c.speedup_ttft_p50))

@@ -12,7 +12,9 @@ from pydantic import Field
 
 from specwise.schemas.base import Source, SpecwiseModel
 
-Role = Literal["baseline", "speculative"]
+# baseline_like_for_like: the baseline relaunched with the speculative arm's non-speculative engine settings
+# forced (bench --like-for-like), measured next to the default baseline.
+Role = Literal["baseline", "speculative", "baseline_like_for_like"]
 
 
 class ServerSpecDecodeRequestMetrics(SpecwiseModel):
@@ -140,6 +142,7 @@ class Comparison(SpecwiseModel):
     """Baseline vs speculative at one QPS x temperature."""
 
     qps: float | None
+    baseline_role: str = Field("baseline", description="which baseline: 'baseline' or 'baseline_like_for_like'")
     temperature: float | None = None
     speedup_tpot_p50: SpeedupCI
     speedup_tpot_p99: SpeedupCI

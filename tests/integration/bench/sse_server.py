@@ -252,9 +252,12 @@ def main() -> None:
     ap.add_argument("--per-request-spec", action="store_true")
     ap.add_argument("--log-line", action="append", default=[], help="printed at startup, like an engine log")
     ap.add_argument("--speculative-config", default=None, help="accepted and ignored (parsed by the bench)")
-    args = ap.parse_args()
+    args, unknown = ap.parse_known_args()  # vLLM flags (e.g. forced by --like-for-like) are accepted
     for line in args.log_line:
         print(line, flush=True)
+    if "--no-async-scheduling" in unknown or "--async-scheduling" in unknown:
+        state = "disabled" if "--no-async-scheduling" in unknown else "enabled"
+        print(f"Asynchronous scheduling is {state}", flush=True)
     behaviour = ServerBehaviour(tokens_per_chunk=[int(x) for x in args.tokens_per_chunk.split(",")],
                                 spec=not args.no_spec, per_request_spec=args.per_request_spec)
     server = SSEServer(behaviour, port=args.port).start()

@@ -27,10 +27,14 @@ async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
                 "--speculative-config", '{"method": "draft_model", "num_speculative_tokens": 3}',
                 "--log-line", "Asynchronous scheduling is disabled", "--log-line", "GPU KV cache size: 40,000 tokens")
     cfg = BenchConfig(baseline_cmd=base, speculative_cmd=spec, qps=[30.0], temperatures=[0.0], num_requests=10,
-                      max_tokens=10, lossless="quick", warmup_requests=1, startup_timeout_s=60)
+                      max_tokens=10, lossless="quick", warmup_requests=1, startup_timeout_s=60, like_for_like=True)
     out = tmp_path / "run"
     result = await run_bench(cfg, str(out))
-    assert result.complete and len(result.cells) == 2
+    assert result.complete and len(result.cells) == 3
+    assert [c.role for c in result.cells] == ["baseline", "baseline_like_for_like", "speculative"]
+    assert {c.baseline_role for c in result.comparisons} == {"baseline", "baseline_like_for_like"}
+    like = result.servers["baseline_like_for_like"]
+    assert "--no-async-scheduling" in like["command"] and like["settings"]["async_scheduling"] == "disabled"
     s = next(c for c in result.cells if c.role == "speculative")
     # 10 tokens = prefill + 4 steps of 2 + 1 step of 1: accepted 4 of 5 drafts x k=3
     assert s.acceptance_rate_metrics == pytest.approx(4 / 15) and s.requests_ok == 10
@@ -42,6 +46,8 @@ async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
     assert any(f.startswith("KV cache capacity differs (kv_cache_tokens: baseline 50000 vs speculative 40000")
                for f in result.findings)
     assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in result.findings)
+    assert any(f.startswith("like-for-like baseline measured") and "async_scheduling" not in f
+               for f in result.findings)
     assert result.lossless.passed is True
     assert "Asynchronous scheduling is disabled" in (out / "servers" / "speculative.log").read_text()
     # both servers were stopped: their ports are free again
