@@ -199,7 +199,7 @@ class BenchRunner:
         self.sweep_rates: list[float] | None = None
         self.complete = False
         self._attempts: dict[str, int] = {}
-        self.model = cfg.model  # discovered from /v1/models when not given; cfg stays as the user wrote it
+        self.models: dict[str, str] = {}  # per role, from --model or /v1/models; cfg stays as the user wrote it
 
     # --- top level -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -244,18 +244,20 @@ class BenchRunner:
 
             data = json.loads(lossless_path.read_text())
             self.lossless_samples = {r: LosslessSamples(**v) for r, v in data.items()}
+        if self.cfg.qps is None:
+            done = sorted({c.qps for c in self.cells.values() if c.role == "baseline" and c.qps is not None})
+            self.sweep_rates = done or None
         if self.cells:
             self.progress.message(f"resuming: {len(self.cells)} finished cells kept")
 
     def _client_config(self, role: str, url: str) -> ClientConfig:
-        return ClientConfig(base_url=url, model=self.model or "?", api=self.cfg.api,
+        return ClientConfig(base_url=url, model=self.models[role], api=self.cfg.api,
                             api_key_env=self.cfg.api_key_env, timeout_s=self.cfg.timeout_s,
                             token_counting=self.cfg.token_counting, ignore_eos=self.cfg.ignore_eos,
                             request_token_ids=self.cfg.request_token_ids)
 
     async def _prepare_endpoint(self, role: Role, url: str, launched: LaunchedServer | None) -> ClientConfig:
-        if not self.model:
-            self.model = await discover_model(url, self.cfg.api_key_env)
+        self.models[role] = self.cfg.model or await discover_model(url, self.cfg.api_key_env)
         cfg = self._client_config(role, url)
         info = launched.info() if launched else ServerInfo(role=role, url=url)
         info = await probe_server(url, role, headers=api_key_headers(cfg), info=info)
@@ -294,7 +296,7 @@ class BenchRunner:
                                 cell = await self._run_cell(clients[role], role, rate, temp, repeat, senders[role])
                                 saturated |= cell.saturation.saturated
                     if self.cfg.qps is None:
-                        self.sweep_rates = (self.sweep_rates or []) + [rate]
+                        self.sweep_rates = sorted(set(self.sweep_rates or []) | {rate})
                         if saturated:
                             break
         finally:
@@ -322,7 +324,8 @@ class BenchRunner:
         cmd = cmd or getattr(self.cfg, f"{role}_cmd")
         pending = [c for c in self._planned_cells(role) if c not in self.cells]
         need_lossless = self.cfg.lossless != "off" and role in ROLES and role not in self.lossless_samples
-        if not pending and not need_lossless:
+        sweeping = self.cfg.qps is None and role == "baseline" and not self._sweep_done()
+        if not pending and not need_lossless and not sweeping:
             return
         launched = None
         sender: ShardedSender | None = None
@@ -347,7 +350,7 @@ class BenchRunner:
                             cell = await self._run_cell(client, role, rate, temp, repeat, sender)
                             saturated |= cell.saturation.saturated
                     if self.cfg.qps is None and role == "baseline":
-                        self.sweep_rates = (self.sweep_rates or []) + [rate]
+                        self.sweep_rates = sorted(set(self.sweep_rates or []) | {rate})
                         if saturated:
                             break
         finally:
@@ -356,6 +359,15 @@ class BenchRunner:
             if launched:
                 self.progress.message(f"stopping {role} server")
                 launched.stop()
+
+    def _sweep_done(self) -> bool:
+        """A resumed sweep is finished when its last rate saturated or the next rate exceeds the maximum."""
+        if not self.sweep_rates:
+            return False
+        last = self.sweep_rates[-1]
+        if last * self.cfg.sweep_factor > self.cfg.sweep_max:
+            return True
+        return any(c.saturation.saturated for c in self.cells.values() if c.role == "baseline" and c.qps == last)
 
     def _rates(self) -> list[float | None]:
         if self.cfg.arrival == "closed_loop":

@@ -249,6 +249,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tokens-per-chunk", default="1")
     ap.add_argument("--no-spec", action="store_true")
+    ap.add_argument("--max-concurrent", type=int, default=0)
+    ap.add_argument("--itl", type=float, default=0.002)
     ap.add_argument("--per-request-spec", action="store_true")
     ap.add_argument("--log-line", action="append", default=[], help="printed at startup, like an engine log")
     ap.add_argument("--speculative-config", default=None, help="accepted and ignored (parsed by the bench)")
@@ -259,7 +261,8 @@ def main() -> None:
         state = "disabled" if "--no-async-scheduling" in unknown else "enabled"
         print(f"Asynchronous scheduling is {state}", flush=True)
     behaviour = ServerBehaviour(tokens_per_chunk=[int(x) for x in args.tokens_per_chunk.split(",")],
-                                spec=not args.no_spec, per_request_spec=args.per_request_spec)
+                                spec=not args.no_spec, per_request_spec=args.per_request_spec,
+                                max_concurrent=args.max_concurrent, itl_s=args.itl)
     server = SSEServer(behaviour, port=args.port).start()
     print(f"serving on {server.url}", flush=True)
     try:

@@ -63,3 +63,22 @@ async def test_server_that_dies_at_startup_is_a_user_error_with_its_log(tmp_path
                       lossless="off", startup_timeout_s=30)
     with pytest.raises(UserError, match="CUDA out of memory"):
         await run_bench(cfg, str(tmp_path / "run"))
+
+
+async def test_resumed_sweep_reuses_the_baseline_rates_for_the_speculative_arm(tmp_path):
+    slow = ("--max-concurrent", "2", "--itl", "0.01")
+    cfg = BenchConfig(baseline_cmd=_cmd(_free_port(), "--no-spec", *slow), speculative_cmd=_cmd(_free_port(), *slow),
+                      qps=None, sweep_start=10.0, sweep_max=160.0, temperatures=[0.0], num_requests=20, max_tokens=12,
+                      k=3, lossless="off", warmup_requests=0, startup_timeout_s=60)
+    out = tmp_path / "run"
+    first = await run_bench(cfg, str(out))
+    base_rates = sorted(c.qps for c in first.cells if c.role == "baseline")
+    assert base_rates == first.config["sweep_rates_run"] and len(base_rates) < 5  # stopped before 160 req/s
+    # interrupted while the speculative arm ran: its cells are not finished
+    lines = (out / "cells.jsonl").read_text().splitlines()
+    (out / "cells.jsonl").write_text("\n".join(x for x in lines if '"role":"speculative"' not in x) + "\n")
+    second = await run_bench(cfg, str(out), resume=True)
+    assert sorted(c.qps for c in second.cells if c.role == "speculative") == base_rates
+    assert second.complete
+    # the finished baseline sweep was not relaunched
+    assert (out / "servers" / "baseline.log").read_text().count("serving on") == 1
