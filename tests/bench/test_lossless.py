@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from specwise.bench.lossless import (
     LosslessPlan,
