@@ -30,6 +30,7 @@ class ServerBehaviour:
     model: str = "test-model"
     spec: bool = True
     max_concurrent: int = 0  # > 0: requests beyond this queue (a server with finite capacity)
+    metrics: bool = True  # False: /metrics answers 404 (e.g. a proxy that does not expose it)
 
 
 class SSEServer:
@@ -100,6 +101,8 @@ class SSEServer:
 
     # --- handlers --------------------------------------------------------------------------------
     async def _metrics(self, request: web.Request) -> web.Response:
+        if not self.b.metrics:
+            return web.Response(status=404, text="not found")
         lab = f'engine="0",model_name="{self.b.model}"'
         lines = [
             "# TYPE vllm:num_requests_running gauge", f"vllm:num_requests_running{{{lab}}} {self.running}",

@@ -176,3 +176,13 @@ async def test_closed_loop_and_workload_temperature_mix(tmp_path):
     cats = {r.category for r in result.acceptance_breakdown if r.category}
     assert len(cats) >= 3  # the mixed workload spreads over the built-in suites
     assert result.comparisons[0].qps is None
+
+
+async def test_missing_metrics_falls_back_to_the_per_request_estimate(tmp_path):
+    with SSEServer() as base, SSEServer(ServerBehaviour(tokens_per_chunk=[3], metrics=False)) as spec:
+        result = await run_bench(_cfg(base, spec, warmup_requests=0, max_tokens=13), str(tmp_path / "r"))
+    s = next(c for c in result.cells if c.role == "speculative")
+    assert s.acceptance_rate_metrics is None and "/metrics unavailable" in s.metrics_note
+    assert s.acceptance_source_per_request == "chunks"
+    assert s.acceptance_rate_per_request_p50 == pytest.approx(2 / 3)  # 13 tokens: prefill + 4 steps of 3
+    assert any("/metrics unavailable" in f for f in result.findings)
