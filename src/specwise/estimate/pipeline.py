@@ -1,7 +1,12 @@
 """The estimation run: continuations, one teacher-forced pass per model, per-request records, summary.
 
-For every request the target generates a continuation at ``context_temperature`` (or the request's
-supplied ``response`` is used), then each model runs once over prompt + continuation. From those logits
+For every request the target generates a continuation at each context temperature (or the request's
+supplied ``response`` is used), then each model runs once over prompt + continuation. Acceptance depends on
+the text it is measured along: greedy text is more predictable than text sampled at T = 1, and an argmax
+draft's acceptance at T = 1 measured on greedy text comes out several points too high. Each evaluated
+temperature therefore uses the continuation generated at the nearest context temperature (by default the
+temperatures rounded to 0.5: three generations for any grid in [0, 1]), while all temperatures of a band
+share one teacher-forced pass. From those logits
 the per-position acceptances for every temperature (:mod:`.acceptance`) and the n-gram proposals with
 their acceptances (:mod:`.ngram`) are computed and appended to ``requests.jsonl`` in the output
 directory, one line per request, so an interrupted run resumes where it stopped. The summary
@@ -170,38 +175,50 @@ def teacher_forced_logits(model: Any, sequences: Sequence[list[int]], starts: Se
     return [logits[i, starts[i] - 1 : starts[i] - 1 + lengths[i], :vocab] for i in range(len(sequences))]
 
 
+def context_bands(temperatures: Sequence[float], context_temperatures: Sequence[float]) -> dict[float, list[int]]:
+    """Which generated contexts each evaluated temperature uses: the nearest context temperature (ties: lower)."""
+    bands: dict[float, list[int]] = {}
+    for j, t in enumerate(temperatures):
+        nearest = min(sorted(context_temperatures), key=lambda c: abs(c - t))
+        bands.setdefault(nearest, []).append(j)
+    return bands
+
+
+def auto_context_temperatures(temperatures: Sequence[float]) -> list[float]:
+    """Default context temperatures: every evaluated temperature rounded to the nearest 0.5."""
+    import math
+
+    return sorted({math.floor(t * 2 + 0.5) / 2 for t in temperatures})
+
+
 def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float]) -> dict[str, list]:
     return {"lossless": _round(lossless_acceptance(t_rows, d_rows, temps)),
             "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps))}
 
 
-def _ngram_record(t_rows: Any, prompt: list[int], cont: list[int], settings: EstimateSettings) -> dict[str, Any]:
+def _ngram_record(t_rows: Any, prompt: list[int], cont: list[int], settings: EstimateSettings,
+                  temps: Sequence[float]) -> dict[str, Any]:
     proposals, lengths = replay_proposals(prompt, cont, settings.k_max, settings.prompt_lookup_min,
                                           settings.prompt_lookup_max)
-    chain = ngram_chain(t_rows, proposals, lengths, settings.temperatures)
+    chain = ngram_chain(t_rows, proposals, lengths, temps)
     sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
     return {"lengths": lengths.tolist(), "chain": sparse}
 
 
-def process_batch(models: Models, batch: Sequence[PromptRecord], settings: EstimateSettings) -> list[dict[str, Any]]:
-    """Records for one batch of requests (see module docstring)."""
-    tok = models.target.tokenizer
-    prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in batch]
-    max_new = [min(r.max_tokens or settings.max_new_tokens, settings.max_new_tokens) for r in batch]
-    conts: list[list[int] | None] = [None] * len(batch)
-    for i, r in enumerate(batch):
-        if r.response is not None:
-            conts[i] = tok(r.response, add_special_tokens=False)["input_ids"][: max_new[i]]
-    todo = [i for i, c in enumerate(conts) if c is None]
-    if todo:
-        generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
-                                           settings.context_temperature, settings.seed + hash_ids([batch[i].id for i in todo]))
-        for i, c in zip(todo, generated):
-            conts[i] = c
+def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequence[list[int]],
+                     settings: EstimateSettings, temp_indices: Sequence[int],
+                     context_temperature: float | None) -> list[dict[str, Any]]:
+    """Teacher-forced passes of every model over prompt + continuation; per-position acceptances."""
+    temps = [settings.temperatures[j] for j in temp_indices]
     keep = [i for i, c in enumerate(conts) if c]
-    seqs = [prompts[i] + list(conts[i]) for i in keep]  # type: ignore[operator]
+    entries: list[dict[str, Any]] = [
+        {"temperature": context_temperature, "temps": list(temp_indices), "continuation": list(c),
+         "pairs": {}, "ngram": {}} for c in conts]
+    if not keep:
+        return entries
+    seqs = [prompts[i] + list(conts[i]) for i in keep]
     starts = [len(prompts[i]) for i in keep]
-    lens = [len(conts[i]) for i in keep]  # type: ignore[arg-type]
+    lens = [len(conts[i]) for i in keep]
     device, vocab = models.target.device, models.vocab or 0
     rows = {"target": teacher_forced_logits(models.target.model, seqs, starts, lens, device, vocab)}
     if models.draft is not None:
@@ -210,29 +227,53 @@ def process_batch(models: Models, batch: Sequence[PromptRecord], settings: Estim
         rows["target_ref"] = teacher_forced_logits(models.target_reference.model, seqs, starts, lens, device, vocab)
     if models.draft_reference is not None:
         rows["draft_ref"] = teacher_forced_logits(models.draft_reference.model, seqs, starts, lens, device, vocab)
-    temps = settings.temperatures
-    out = []
     for j, i in enumerate(keep):
-        r = batch[i]
-        rec: dict[str, Any] = {"id": r.id, "category": r.category, "prompt_tokens": starts[j],
-                               "continuation": list(conts[i]),  # type: ignore[arg-type]
-                               "from_response": r.response is not None, "pairs": {}, "ngram": {}}
+        entry = entries[i]
         if "draft" in rows:
-            rec["pairs"]["deployed"] = _pair_record(rows["target"][j], rows["draft"][j], temps)
+            entry["pairs"]["deployed"] = _pair_record(rows["target"][j], rows["draft"][j], temps)
             if "target_ref" in rows or "draft_ref" in rows:
                 t_ref = rows.get("target_ref", rows["target"])[j]
                 d_ref = rows.get("draft_ref", rows["draft"])[j]
-                rec["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps)
+                entry["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps)
         if "ngram" in settings.methods:
-            rec["ngram"]["deployed"] = _ngram_record(rows["target"][j], prompts[i], list(conts[i]), settings)
+            entry["ngram"]["deployed"] = _ngram_record(rows["target"][j], prompts[i], list(conts[i]), settings, temps)
             if "target_ref" in rows:
-                rec["ngram"]["reference"] = _ngram_record(rows["target_ref"][j], prompts[i], list(conts[i]), settings)
-        out.append(rec)
-    for i, r in enumerate(batch):
-        if i not in keep:
-            out.append({"id": r.id, "category": r.category, "prompt_tokens": len(prompts[i]), "continuation": [],
-                        "from_response": r.response is not None, "pairs": {}, "ngram": {}})
-    return out
+                entry["ngram"]["reference"] = _ngram_record(rows["target_ref"][j], prompts[i], list(conts[i]),
+                                                            settings, temps)
+    return entries
+
+
+def process_batch(models: Models, batch: Sequence[PromptRecord], settings: EstimateSettings) -> list[dict[str, Any]]:
+    """Records for one batch of requests (see module docstring).
+
+    A request with a supplied response has one context (the response) serving every temperature; the others
+    get one generated continuation per context temperature, serving the temperatures nearest to it.
+    """
+    tok = models.target.tokenizer
+    prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in batch]
+    max_new = [min(r.max_tokens or settings.max_new_tokens, settings.max_new_tokens) for r in batch]
+    contexts: list[list[dict[str, Any]]] = [[] for _ in batch]
+    with_response = [i for i, r in enumerate(batch) if r.response is not None]
+    if with_response:
+        conts = [tok(batch[i].response, add_special_tokens=False)["input_ids"][: max_new[i]] for i in with_response]
+        entries = _context_entries(models, [prompts[i] for i in with_response], conts, settings,
+                                   list(range(len(settings.temperatures))), None)
+        for i, e in zip(with_response, entries):
+            contexts[i].append(e)
+    todo = [i for i, r in enumerate(batch) if r.response is None]
+    if todo:
+        for c_temp, indices in context_bands(settings.temperatures, settings.context_temperatures).items():
+            generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
+                                               c_temp, settings.seed + hash_ids([batch[i].id for i in todo]))
+            entries = _context_entries(models, [prompts[i] for i in todo], generated, settings, indices, c_temp)
+            for i, e in zip(todo, entries):
+                contexts[i].append(e)
+    return [{"id": r.id, "category": r.category, "prompt_tokens": len(prompts[i]),
+             "from_response": r.response is not None, "contexts": contexts[i]} for i, r in enumerate(batch)]
+
+
+def record_tokens(record: dict[str, Any]) -> int:
+    return sum(len(c["continuation"]) for c in record["contexts"])
 
 
 def hash_ids(ids: Sequence[str]) -> int:
@@ -256,7 +297,7 @@ def run_estimation(models: Models, prompts: Sequence[PromptRecord], settings: Es
             for rec in records:
                 fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
         if on_progress:
-            on_progress(len(batch), sum(len(r["continuation"]) for r in records))
+            on_progress(len(batch), sum(record_tokens(r) for r in records))
     return read_records(out_dir)
 
 
@@ -266,27 +307,31 @@ def run_estimation(models: Models, prompts: Sequence[PromptRecord], settings: Es
 
 
 def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, verification: str,
-                   k_max: int, n_temps: int) -> list[RequestChain]:
-    """Per-request chains for a method ('draft_model'/'ngram'), pair ('deployed'/'reference')."""
+                   k_max: int, temp_indices: Sequence[int]) -> list[RequestChain]:
+    """Per-request chains for a method ('draft_model'/'ngram'), pair ('deployed'/'reference') and the
+    evaluated temperatures ``temp_indices`` (all served by one context per request)."""
     chains = []
+    wanted = list(temp_indices)
     for rec in records:
-        n = len(rec["continuation"])
-        if n == 0:
+        entry = next((c for c in rec["contexts"] if set(wanted) <= set(c["temps"])), None)
+        if entry is None or not entry["continuation"]:
             continue
+        rows = [entry["temps"].index(j) for j in wanted]
+        n = len(entry["continuation"])
         if method == "draft_model":
-            pair = rec["pairs"].get(which)
+            pair = entry["pairs"].get(which)
             if pair is None:
                 continue
-            betas = np.asarray(pair["lossless" if verification == "lossless" else "argmax"], dtype=np.float64)
+            betas = np.asarray(pair["lossless" if verification == "lossless" else "argmax"], dtype=np.float64)[rows]
             chain, lengths = chain_from_positions(betas, k_max)
         else:
-            ng = rec["ngram"].get(which)
+            ng = entry["ngram"].get(which)
             if ng is None:
                 continue
             lengths = np.asarray(ng["lengths"], dtype=np.int64)
-            chain = np.zeros((n_temps, n, k_max))
+            chain = np.zeros((len(wanted), n, k_max))
             for t, values in ng["chain"].items():
-                arr = np.asarray(values, dtype=np.float64)
+                arr = np.asarray(values, dtype=np.float64)[rows]
                 chain[:, int(t), : arr.shape[1]] = arr
         chains.append(RequestChain(rec["id"], rec["category"], chain, lengths))
     return chains
@@ -309,24 +354,27 @@ def method_estimate(records: Sequence[dict[str, Any]], method: str, verification
                     cost_ratio: float, cost_ratio_source: str, draft_name: str | None,
                     fixed_k: int | None, which: str = "deployed") -> MethodEstimate | None:
     temps = settings.temperatures
-    n_temps, k_max = len(temps), settings.k_max
+    k_max = settings.k_max
     main_v = verification if method == "draft_model" else "argmax_draft"
-    chains = request_chains(records, method, which, main_v, k_max, n_temps)
-    if not chains:
+    # per band of temperatures served by one context temperature: summaries indexed by local temperature
+    where: dict[int, tuple[Any, Any, int, float, Any]] = {}
+    for _, indices in context_bands(temps, settings.context_temperatures).items():
+        chains = request_chains(records, method, which, main_v, k_max, indices)
+        if not chains:
+            continue
+        groups = summarize(chains, k_max, len(indices))
+        argmax_groups = groups if main_v == "argmax_draft" else summarize(
+            request_chains(records, method, which, "argmax_draft", k_max, indices), k_max, len(indices))
+        for jj, j in enumerate(indices):
+            flat = np.concatenate([rc.chain[jj, :, 0] for rc in chains])
+            where[j] = (groups, argmax_groups, jj, float(flat.mean()) if flat.size else float("nan"),
+                        groups["all"].heterogeneity()[jj])
+    if len(where) != len(temps):
         return None
-    groups = summarize(chains, k_max, n_temps)
-    argmax_groups = groups if main_v == "argmax_draft" else summarize(
-        request_chains(records, method, which, "argmax_draft", k_max, n_temps), k_max, n_temps)
-    allg, allg_arg = groups["all"], argmax_groups["all"]
-    # mean per-position beta over all positions (greedy agreement at T = 0)
-    pos_means = []
-    for j in range(n_temps):
-        vals = [rc.chain[j, :, 0][: len(rc.lengths)] for rc in chains]
-        flat = np.concatenate(vals) if vals else np.zeros(0)
-        pos_means.append(float(flat.mean()) if flat.size else float("nan"))
-    het = allg.heterogeneity()
     entries = []
-    for j, temperature in enumerate(temps):
+    for j0, temperature in enumerate(temps):
+        groups, argmax_groups, j, pos_mean, het_j = where[j0]
+        allg, allg_arg = groups["all"], argmax_groups["all"]
         speedups = [float(speedup_batch1(allg.counters_by_k[k - 1], cost_ratio)[j]) for k in range(1, k_max + 1)]
         rec_k = recommend_k(speedups)
         rate_k = fixed_k or max(rec_k, 1)
@@ -363,9 +411,9 @@ def method_estimate(records: Sequence[dict[str, Any]], method: str, verification
                                                    for k in range(1, k_max + 1)],
             per_position_acceptance=[round(float(a), 5) for a in unconditional],
             conditional_acceptance=_conditional(unconditional),
-            mean_position_acceptance=round(pos_means[j], 5),
+            mean_position_acceptance=round(pos_mean, 5),
             match_probability=round(float(top.match_probability()[j]), 5),
-            heterogeneity=round(float(het[j]), 4),
+            heterogeneity=round(float(het_j), 4),
             speedup_batch1_by_k=[round(s, 4) for s in speedups],
             recommended_k=rec_k,
             categories=categories,

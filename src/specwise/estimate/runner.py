@@ -12,6 +12,7 @@ from specwise.estimate.pipeline import (
     build_models,
     method_estimate,
     quantization_estimates,
+    record_tokens,
     run_estimation,
 )
 from specwise.estimate.prompts import PromptRecord, prompt_token_ids
@@ -74,7 +75,7 @@ def build_profile(est: MethodEstimate, settings: EstimateSettings) -> Acceptance
         target=settings.target, draft=est.draft if est.method == "draft_model" else None, method=est.method,
         verification=est.verification, source=Source.estimated, classes=classes,
         notes=[f"specwise estimate: k_max {settings.k_max}, conditional alphas at k_max; continuations at "
-               f"T={settings.context_temperature:g}"],
+               f"T={','.join(f'{t:g}' for t in settings.context_temperatures)}"],
     )
 
 
@@ -241,17 +242,19 @@ def run(settings: EstimateSettings, records: Sequence[PromptRecord], device: str
     if validate:
         validation = validate_estimates(models, settings, records, methods, validate_temperatures, out_dir, show_progress)
         checks = distribution_checks(models, settings, records, methods)
-    n_tokens = sum(len(r["continuation"]) for r in rows)
+    n_tokens = sum(record_tokens(r) for r in rows)
     notes = []
-    if settings.context_temperature == 0 and any(t > 0 for t in settings.temperatures):
-        notes.append("continuations are the target's greedy text; at T > 0 the estimate evaluates sampling "
-                     "acceptance along that text (see README: Estimate, accuracy)")
+    far = [t for t in settings.temperatures
+           if min(abs(t - c) for c in settings.context_temperatures) > 0.25]
+    if far:
+        notes.append(f"temperatures {', '.join(f'{t:g}' for t in far)} are evaluated on text generated more than "
+                     "0.25 away in temperature; acceptance depends on the text (add --context-temperatures)")
     result = EstimateResult(
         target=models.target.description, draft=draft_name, device=device, dtype=str(dtype).replace("torch.", ""),
         context=ContextInfo(num_requests=len(rows), num_tokens=n_tokens,
                             generated=sum(1 for r in rows if not r["from_response"]),
                             from_responses=sum(1 for r in rows if r["from_response"]),
-                            context_temperature=settings.context_temperature),
+                            context_temperatures=settings.context_temperatures),
         k_max=settings.k_max, acceptance_rate_definition=RATE_DEFINITION, method=primary.method,
         verification=primary.verification, temperatures=primary.temperatures, methods=methods,
         recommendations=recommendations(methods), quantization=quant, validation=validation,

@@ -30,7 +30,8 @@ class EstimateSettings(SpecwiseModel):
     temperatures: list[float]
     k_max: int
     max_new_tokens: int
-    context_temperature: float
+    context_temperatures: list[float] = Field(description="temperatures the target generates continuations at; "
+                                              "each evaluated temperature uses the nearest")
     prompt_lookup_min: int
     prompt_lookup_max: int
     seed: int
@@ -127,6 +128,7 @@ class DistributionCheckResult(SpecwiseModel):
     verification: str
     temperature: float
     samples: int
+    categories: int = Field(description="cells of (first token, second token) compared, rare ones pooled")
     chi_square: float
     dof: int
     p_value: float
@@ -139,7 +141,8 @@ class ContextInfo(SpecwiseModel):
     num_tokens: int = Field(description="continuation tokens the estimate is computed over")
     generated: int = Field(description="requests whose continuation the target generated")
     from_responses: int = Field(description="requests whose supplied response was teacher-forced")
-    context_temperature: float = Field(description="temperature the target generated continuations at")
+    context_temperatures: list[float] = Field(description="temperatures the target generated continuations at; "
+                                              "each evaluated temperature uses the nearest")
 
 
 class Recommendation(SpecwiseModel):
