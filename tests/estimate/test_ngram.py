@@ -40,3 +40,17 @@ def test_replay_and_chain_at_t0_and_t1():
     assert chain[0, 1, :2].tolist() == [1.0, 1.0]  # proposals 2, 3 match positions 1, 2
     p_top = np.exp(5.0) / (np.exp(5.0) + 5 * np.exp(-5.0))
     assert chain[1, 1, 0] == pytest.approx(p_top)
+
+
+def test_incremental_replay_equals_direct_proposals():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        prompt = rng.integers(0, 4, size=rng.integers(1, 12)).tolist()
+        cont = rng.integers(0, 4, size=rng.integers(1, 25)).tolist()
+        lo = int(rng.integers(1, 3))
+        hi = lo + int(rng.integers(0, 3))
+        proposals, lengths = replay_proposals(prompt, cont, 4, lo, hi)
+        for t in range(len(cont)):
+            cap = min(4, len(cont) - 1 - t)
+            expected = propose(prompt + cont[:t], cap, lo, hi) if cap > 0 else []
+            assert proposals[t, : lengths[t]].tolist() == expected, (trial, t)

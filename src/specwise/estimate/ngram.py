@@ -9,8 +9,11 @@ counted in ``num_drafts``).
 
 The estimate replays that proposer at every position of the target's continuation. Draft i of a step
 starting at t is accepted (vLLM's rejection sampler with a one-hot draft, theory-and-calibration.md §1.5)
-with probability ``p_T(proposal_i)`` at position t + i, and at T = 0 iff it equals the target's argmax
-there. Acceptance is taken along the target's continuation, like the model-draft estimate.
+with probability ``p_T(proposal_i)`` in the context prompt + y_<t + proposal_<i, and at T = 0 iff it
+equals the target's argmax there. Where the proposal agrees with the continuation y those are the
+teacher-forced logits; where it diverges the pipeline runs the target over the proposal's branch
+(:func:`specwise.estimate.pipeline._ngram_records`), since a copy proposal conditioned on sampled text
+that left the copy would understate acceptance at T > 0.
 """
 
 from __future__ import annotations
@@ -41,19 +44,41 @@ def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: 
                      lookup_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Proposals at every continuation position t (context = prompt + continuation[:t]).
 
-    Returns (proposals [n, k_max] int64 padded with -1, lengths [n]); lengths are capped at
-    ``n - 1 - t`` like model drafts (the decoder stops at the continuation's length).
+    Same result as calling :func:`propose` at every position, in O(length x (max - min + 1)): for each n a
+    dict maps an n-gram to its most recent start among n-grams that end before the context's last token
+    (so the suffix never matches itself and a follower always exists). Returns (proposals [n, k_max] int64
+    padded with -1, lengths [n]); lengths are capped at ``n - 1 - t`` like model drafts (the decoder stops
+    at the continuation's length).
     """
     n = len(continuation)
     proposals = np.full((n, k_max), -1, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
-    context = list(prompt)
+    context = [int(x) for x in prompt]
+    sizes = range(lookup_min, lookup_max + 1)
+    latest: dict[int, dict[tuple[int, ...], int]] = {size: {} for size in sizes}
+
+    def index_ngrams_ending_at(end: int) -> None:
+        for size in sizes:
+            start = end - size + 1
+            if start >= 0:
+                latest[size][tuple(context[start : end + 1])] = start
+
+    # n-grams ending at or before len(context) - 2 are candidates for the first lookup
+    for end in range(len(context) - 1):
+        index_ngrams_ending_at(end)
     for t in range(n):
         cap = min(k_max, n - 1 - t)
-        if cap > 0:
-            prop = propose(context, cap, lookup_min, lookup_max)
-            proposals[t, : len(prop)] = prop
-            lengths[t] = len(prop)
+        length = len(context)
+        if cap > 0 and length >= 2:
+            for size in range(min(lookup_max, length - 1), lookup_min - 1, -1):
+                start = latest[size].get(tuple(context[length - size :]))
+                if start is not None:
+                    follow = context[start + size : start + size + cap]
+                    proposals[t, : len(follow)] = follow
+                    lengths[t] = len(follow)
+                    break
+        if length >= 1:
+            index_ngrams_ending_at(length - 1)
         context.append(int(continuation[t]))
     return proposals, lengths
 

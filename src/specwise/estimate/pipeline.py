@@ -196,13 +196,47 @@ def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float]) -> dict[str, 
             "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps))}
 
 
-def _ngram_record(t_rows: Any, prompt: list[int], cont: list[int], settings: EstimateSettings,
-                  temps: Sequence[float]) -> dict[str, Any]:
-    proposals, lengths = replay_proposals(prompt, cont, settings.k_max, settings.prompt_lookup_min,
-                                          settings.prompt_lookup_max)
-    chain = ngram_chain(t_rows, proposals, lengths, temps)
-    sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
-    return {"lengths": lengths.tolist(), "chain": sparse}
+def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]], conts: Sequence[list[int]],
+                   settings: EstimateSettings, temps: Sequence[float], device: str, vocab: int,
+                   batch_size: int = 16) -> list[dict[str, Any]]:
+    """n-gram chains for a batch, with the target's logits taken along each proposal's own branch.
+
+    Draft i of a step starting at t is verified in the context prompt + y_<t + proposal_<i. Where the
+    proposal agrees with the continuation y that is the teacher-forced context; where it diverges
+    (common at T > 0, where y is sampled but the proposal is a deterministic copy), the continuation's
+    logits would condition on the wrong text and understate acceptance, so the target runs once more
+    over prompt + y_<t + proposal_<(L-1) for those starts (batched).
+    """
+    replays = [replay_proposals(prompts[r], conts[r], settings.k_max, settings.prompt_lookup_min,
+                                settings.prompt_lookup_max) for r in range(len(conts))]
+    chains = [ngram_chain(rows[r], proposals, lengths, temps) for r, (proposals, lengths) in enumerate(replays)]
+    branches = []  # (request, start t, branch sequence, rows wanted)
+    for r, (proposals, lengths) in enumerate(replays):
+        cont = conts[r]
+        for t in np.nonzero(lengths > 1)[0]:
+            length = int(lengths[t])
+            head = proposals[t, : length - 1].tolist()
+            if head != list(cont[t : t + length - 1]):
+                branches.append((r, int(t), prompts[r] + list(cont[:t]) + head, length - 1))
+    for start in range(0, len(branches), batch_size):
+        chunk = branches[start : start + batch_size]
+        logits = teacher_forced_logits(model, [b[2] for b in chunk], [len(b[2]) - b[3] + 1 for b in chunk],
+                                       [b[3] for b in chunk], device, vocab)
+        for (r, t, _, n_rows), branch_rows in zip(chunk, logits):
+            proposed = replays[r][0][t, 1 : 1 + n_rows]
+            for i in range(n_rows):
+                chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps)
+    out = []
+    for (proposals, lengths), chain in zip(replays, chains):
+        sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
+        out.append({"lengths": lengths.tolist(), "chain": sparse})
+    return out
+
+
+def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float]) -> np.ndarray:
+    from specwise.estimate.acceptance import proposal_acceptance
+
+    return proposal_acceptance(rows, proposed, temps)[:, 0]
 
 
 def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequence[list[int]],
@@ -235,11 +269,16 @@ def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequen
                 t_ref = rows.get("target_ref", rows["target"])[j]
                 d_ref = rows.get("draft_ref", rows["draft"])[j]
                 entry["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps)
-        if "ngram" in settings.methods:
-            entry["ngram"]["deployed"] = _ngram_record(rows["target"][j], prompts[i], list(conts[i]), settings, temps)
-            if "target_ref" in rows:
-                entry["ngram"]["reference"] = _ngram_record(rows["target_ref"][j], prompts[i], list(conts[i]),
-                                                            settings, temps)
+    if "ngram" in settings.methods:
+        kept_prompts = [prompts[i] for i in keep]
+        kept_conts = [list(conts[i]) for i in keep]
+        for which, key, model in (("deployed", "target", models.target),
+                                  ("reference", "target_ref", models.target_reference)):
+            if key not in rows:
+                continue
+            records = _ngram_records(model.model, rows[key], kept_prompts, kept_conts, settings, temps, device, vocab)
+            for j, i in enumerate(keep):
+                entries[i]["ngram"][which] = records[j]
     return entries
 
 

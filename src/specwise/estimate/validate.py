@@ -130,8 +130,8 @@ def _residual(p: Any, q: Any) -> Any:
 def _sample(probs: Any, generator: Any) -> int:
     import torch
 
-    return int(torch.multinomial(probs.float() if probs.dtype != torch.float64 else probs, 1,
-                                 generator=generator).item())
+    # sampled on the generator's device, so CPU and CUDA runs draw from one seeded stream each
+    return int(torch.multinomial(probs.to(generator.device), 1, generator=generator).item())
 
 
 def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: LogitsSource | None,
@@ -179,7 +179,7 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
                 emitted.append(best)
                 break
             p = _probs(rows[i], temperature)
-            u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+            u = float(torch.rand(1, generator=generator, dtype=torch.float64, device=generator.device))
             if verification == "lossless":
                 q = draft_probs[i]
             else:  # one-hot draft: min(1, p/q) = p(token); the residual is p with the token removed
@@ -338,7 +338,7 @@ def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verificati
         target.reset()
         if draft is not None:
             draft.reset()
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        generator = torch.Generator(device=models.target.device).manual_seed(seed * 1_000_003 + index)
         tokens, counters = speculative_decode(prompt, target, draft, verification, k, temperature,
                                               max_new_tokens[index], eos, generator, lookup_min, lookup_max)
         total.add(counters)
