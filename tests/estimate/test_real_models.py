@@ -92,8 +92,8 @@ def test_quantized_draft_argmax_and_quantization_drop(target, tmp_path):
 
 def test_ngram(target, tmp_path):
     models = Models(target=target, draft=None, vocab=49152)
-    result = _estimate(models, tmp_path, DATA / "copy_prompts.jsonl", ["ngram"], "argmax_draft", 4, 6, 48,
-                       lookup=(1, 3))
+    result = _estimate(models, tmp_path, DATA / "copy_prompts.jsonl", ["ngram"], "argmax_draft", 4, 10, 48,
+                       lookup=(2, 4))
     _assert_agreement(result, "ngram")
     assert 0.0 < result.temperatures[0].match_probability < 1.0
     assert all(d.passed for d in result.distribution_checks)

@@ -157,14 +157,16 @@ def render(result: Any) -> None:
                   "model).")
     for m in result.methods:
         name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
-        table = Table(title=f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]")
-        for col in ("T", "acceptance\n(accepted/drafted)", "k", "argmax-draft\nacceptance", "P10 / P50 / P90\nover requests",
-                    "tokens/step\nat k", "match\nprob.", "rec. k", "speedup\nbs=1, est."):
+        table = Table(title=f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]",
+                      caption="accept. = accepted/drafted at k (estimated); argmax = same for an argmax draft; "
+                      "P10/50/90 over requests; tok/step = tokens per verify step at k; match = steps with a "
+                      "proposal; bs1 = batch-1 speedup at rec. k (estimated)")
+        for col in ("T", "accept.", "k", "argmax", "P10/P50/P90", "tok/step", "match", "rec. k", "bs1"):
             table.add_column(col, justify="right")
         for t in m.temperatures:
             kk = t.acceptance_rate_k
             table.add_row(f"{t.temperature:g}", _pct(t.acceptance_rate), str(kk), _pct(t.acceptance_rate_argmax_draft),
-                          f"{_pct(t.acceptance_rate_p10)} / {_pct(t.acceptance_rate_p50)} / {_pct(t.acceptance_rate_p90)}",
+                          f"{_pct(t.acceptance_rate_p10)}/{_pct(t.acceptance_rate_p50)}/{_pct(t.acceptance_rate_p90)}",
                           f"{t.expected_tokens_per_step[kk - 1]:.2f}", _pct(t.match_probability),
                           str(t.recommended_k) if t.recommended_k else "none",
                           f"{max([1.0] + t.speedup_batch1_by_k):.2f}x")
@@ -187,7 +189,7 @@ def render(result: Any) -> None:
         console.print(q)
     if result.validation:
         v = Table(title="Validation: real speculative decoding on the same prompts (measured) vs estimate")
-        for col in ("method", "verification", "T", "k", "estimated", "measured", "|error|", "drafted", "ok (<= 0.05)"):
+        for col in ("method", "verify", "T", "k", "estimated", "measured", "|err|", "drafted", "<=0.05"):
             v.add_column(col, justify="right")
         for e in result.validation:
             v.add_row(e.method, e.verification, f"{e.temperature:g}", str(e.k), _pct(e.acceptance_estimated),
