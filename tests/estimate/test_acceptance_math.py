@@ -92,15 +92,24 @@ def test_constant_acceptance_reproduces_leviathan_expected_length():
 
 
 def test_no_proposal_steps_count_as_steps_but_not_drafts():
-    chain = np.zeros((1, 4, 2))
+    chain = np.zeros((1, 5, 2))
     chain[0, 0, :2] = [1.0, 1.0]
-    lengths = np.array([2, 0, 0, 0])
+    lengths = np.array([2, 0, 0, 0, 0])
     c = replay_steps(chain, lengths, 2)
-    # step 0 accepts both drafts and emits 3 tokens; position 3 is a plain step
-    assert c.steps[0] == pytest.approx(2.0)
+    # step 0 accepts both drafts (3 tokens); position 3 finds no match; position 4 is the forced last step
+    assert c.steps[0] == pytest.approx(3.0)
     assert c.drafts[0] == pytest.approx(1.0)
-    assert c.match_probability()[0] == pytest.approx(0.5)
-    assert c.tokens_per_step()[0] == pytest.approx(2.0)
+    assert c.forced_plain_steps[0] == pytest.approx(1.0)
+    assert c.match_probability()[0] == pytest.approx(0.5)  # 1 of the 2 steps that could propose
+    assert c.tokens_per_step()[0] == pytest.approx(5 / 3)
+
+
+def test_per_position_ignores_end_truncated_steps():
+    # constant 0.5, k = 3: steps near the end draft fewer tokens, which would drag a_2 down if counted
+    chain, lengths = chain_from_positions(np.full((1, 12), 0.5), 3)
+    c = replay_steps(chain, lengths, 3)
+    assert c.per_position()[0] == pytest.approx([0.5, 0.25, 0.125])
+    assert c.match_probability()[0] == pytest.approx(1.0)
 
 
 def test_speedup_and_recommended_k():

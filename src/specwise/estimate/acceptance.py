@@ -150,6 +150,11 @@ class StepCounters:
     draft_tokens: np.ndarray
     accepted: np.ndarray
     accepted_per_pos: np.ndarray  # [nT, k]
+    # End-of-continuation artefacts, kept apart so the profile describes steady-state decoding: the last
+    # position is always a plain step, and steps within k of the end can draft fewer than k tokens.
+    forced_plain_steps: np.ndarray | None = None
+    full_drafts: np.ndarray | None = None
+    full_accepted_per_pos: np.ndarray | None = None
 
     def __add__(self, other: "StepCounters") -> "StepCounters":
         return StepCounters(
@@ -158,12 +163,16 @@ class StepCounters:
             self.draft_tokens + other.draft_tokens,
             self.accepted + other.accepted,
             self.accepted_per_pos + other.accepted_per_pos,
+            self.forced_plain_steps + other.forced_plain_steps,
+            self.full_drafts + other.full_drafts,
+            self.full_accepted_per_pos + other.full_accepted_per_pos,
         )
 
     @classmethod
     def zeros(cls, n_temps: int, k: int) -> "StepCounters":
         z = np.zeros(n_temps)
-        return cls(z.copy(), z.copy(), z.copy(), z.copy(), np.zeros((n_temps, k)))
+        return cls(z.copy(), z.copy(), z.copy(), z.copy(), np.zeros((n_temps, k)), z.copy(), z.copy(),
+                   np.zeros((n_temps, k)))
 
     def acceptance_rate(self) -> np.ndarray:
         """accepted / draft tokens (vLLM's "Avg Draft acceptance rate")."""
@@ -181,13 +190,16 @@ class StepCounters:
                                where=self.drafts > 0)
 
     def match_probability(self) -> np.ndarray:
-        """Fraction of steps that proposed at least one token (1 for model drafts)."""
-        return np.divide(self.drafts, self.steps, out=np.ones_like(self.steps), where=self.steps > 0)
+        """Fraction of steps that proposed at least one token, the forced last step excluded (1 for model
+        drafts)."""
+        free = self.steps - self.forced_plain_steps
+        return np.divide(self.drafts, free, out=np.ones_like(self.steps), where=free > 0)
 
     def per_position(self) -> np.ndarray:
-        """Unconditional a_i = accepted_per_pos[i] / drafts (vLLM's per-position rate)."""
-        return np.divide(self.accepted_per_pos, self.drafts[:, None],
-                         out=np.zeros_like(self.accepted_per_pos), where=self.drafts[:, None] > 0)
+        """Unconditional a_i = accepted_per_pos[i] / drafts (vLLM's per-position rate), over steps at least
+        k tokens before the end of the continuation (steady state, no truncated drafts)."""
+        return np.divide(self.full_accepted_per_pos, self.full_drafts[:, None],
+                         out=np.zeros_like(self.full_accepted_per_pos), where=self.full_drafts[:, None] > 0)
 
 
 def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters:
@@ -212,6 +224,8 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters
             continue
         counters.steps += v
         kk = int(min(k, lengths[t]))
+        if t == n - 1:
+            counters.forced_plain_steps += v
         if kk <= 0:
             visit[:, t + 1] += v
             continue
@@ -221,6 +235,9 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters
         counters.draft_tokens += v * kk
         counters.accepted += v * survive.sum(axis=1)
         counters.accepted_per_pos[:, :kk] += v[:, None] * survive
+        if n - 1 - t >= k:
+            counters.full_drafts += v
+            counters.full_accepted_per_pos[:, :kk] += v[:, None] * survive
         before = np.concatenate([np.ones((n_temps, 1)), survive[:, :-1]], axis=1)
         exactly = before * (1.0 - b)  # accept exactly m, m = 0..kk-1
         visit[:, t + 1 : t + 1 + kk] += v[:, None] * exactly
