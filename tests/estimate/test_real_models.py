@@ -54,14 +54,24 @@ def _estimate(models, tmp_path, prompts_file, methods, verification, k, limit, m
                models=models)
 
 
-def _assert_agreement(result, method):
+def _assert_agreement(result, method, noisy_ok=False):
+    """|estimated - measured| <= 0.05 at every temperature.
+
+    ``noisy_ok``: at T > 0 accept up to 2.5 standard errors of the measurement when that is wider. Used for
+    n-gram only: its matched drafts are few in a CI-sized run (about 40 per temperature, s.e. ~0.06), so
+    a strict 0.05 there would test sampling noise, not the estimate; at T = 0 it is held to 0.05.
+    """
     entries = [v for v in result.validation if v.method == method]
     assert sorted(v.temperature for v in entries) == TEMPS
-    report = [(v.temperature, v.acceptance_estimated, v.acceptance_measured, v.drafted_tokens) for v in entries]
+    report = [(v.temperature, v.acceptance_estimated, v.acceptance_measured, v.measured_stderr, v.drafts)
+              for v in entries]
+    print(method, report, flush=True)
     for v in entries:
         assert v.drafted_tokens >= 100, report
-        assert v.abs_error is not None and v.abs_error <= 0.05, report
-    print(method, report, flush=True)
+        tolerance = 0.05
+        if noisy_ok and v.temperature > 0 and v.measured_stderr is not None:
+            tolerance = max(0.05, 2.5 * v.measured_stderr)
+        assert v.abs_error is not None and v.abs_error <= tolerance, report
 
 
 def test_layer_truncated_draft_lossless(target, tmp_path):
@@ -94,7 +104,7 @@ def test_ngram(target, tmp_path):
     models = Models(target=target, draft=None, vocab=49152)
     result = _estimate(models, tmp_path, DATA / "copy_prompts.jsonl", ["ngram"], "argmax_draft", 4, 10, 48,
                        lookup=(2, 4))
-    _assert_agreement(result, "ngram")
+    _assert_agreement(result, "ngram", noisy_ok=True)
     assert 0.0 < result.temperatures[0].match_probability < 1.0
     assert all(d.passed for d in result.distribution_checks)
 

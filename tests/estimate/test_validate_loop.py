@@ -58,3 +58,14 @@ def test_greedy_loop_reproduces_target_argmax_and_counts():
     assert tokens == expected
     assert counters.accepted + counters.steps == 12  # each step emits accepted drafts + one token
     assert counters.draft_tokens >= counters.accepted
+
+
+def test_ratio_standard_error_by_hand():
+    from specwise.estimate.validate import ratio_stderr
+
+    # drafts of 2 tokens accepting 0, 2, 1, 1: rate 0.5, residuals -1, 1, 0, 0
+    accepted, drafted = [0, 2, 1, 1], [2, 2, 2, 2]
+    se = ratio_stderr(sum(accepted), sum(drafted), sum(a * a for a in accepted), sum(d * d for d in drafted),
+                      sum(a * d for a, d in zip(accepted, drafted)), len(accepted))
+    assert se == pytest.approx((2 * 4 / 3) ** 0.5 / 8)
+    assert ratio_stderr(4, 8, 4, 16, 8, 4) == pytest.approx(0.0)  # every draft accepts exactly 1 of 2

@@ -189,12 +189,12 @@ def render(result: Any) -> None:
         console.print(q)
     if result.validation:
         v = Table(title="Validation: real speculative decoding on the same prompts (measured) vs estimate")
-        for col in ("method", "verify", "T", "k", "estimated", "measured", "|err|", "drafted", "<=0.05"):
+        for col in ("method", "verify", "T", "k", "estimated", "measured", "± s.e.", "|err|", "drafts", "<=0.05"):
             v.add_column(col, justify="right")
         for e in result.validation:
             v.add_row(e.method, e.verification, f"{e.temperature:g}", str(e.k), _pct(e.acceptance_estimated),
-                      _pct(e.acceptance_measured), "-" if e.abs_error is None else f"{e.abs_error:.3f}",
-                      str(e.drafted_tokens), "yes" if e.within_tolerance else "[red]no[/red]")
+                      _pct(e.acceptance_measured), _pct(e.measured_stderr),
+                      "-" if e.abs_error is None else f"{e.abs_error:.3f}", str(e.drafts), "yes" if e.within_tolerance else "[red]no[/red]")
         console.print(v)
     for d in result.distribution_checks:
         console.print(f"Losslessness check ({d.verification}, T={d.temperature:g}): chi-square {d.chi_square:.1f} on "

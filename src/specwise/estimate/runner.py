@@ -138,7 +138,8 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
                                        on_request=tick)
                 row = {"method": m.method, "verification": verification, "temperature": t.temperature,
                        "k": t.acceptance_rate_k, "steps": c.steps, "drafts": c.drafts, "draft_tokens": c.draft_tokens,
-                       "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos}
+                       "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos,
+                       "stderr": c.acceptance_rate_stderr}
                 with path.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 done[key] = row
@@ -158,6 +159,7 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
                 per_position_estimated=_per_position_at_k(t, kk),
                 per_position_measured=[round(a / drafts, 5) if drafts else 0.0 for a in row["accepted_per_pos"][:kk]],
                 drafted_tokens=row["draft_tokens"], accepted_tokens=row["accepted"], steps=row["steps"],
+                drafts=row["drafts"], measured_stderr=None if row.get("stderr") is None else round(row["stderr"], 5),
                 within_tolerance=None if err is None else err <= 0.05))
     return entries
 

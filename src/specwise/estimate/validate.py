@@ -102,12 +102,20 @@ class LoopCounters:
     draft_tokens: int = 0
     accepted: int = 0
     accepted_per_pos: list[int] = field(default_factory=list)
+    # per-draft second moments, for the standard error of the ratio accepted / drafted (drafts are the
+    # independent units; tokens within one draft are not)
+    sum_accepted_sq: int = 0
+    sum_drafted_sq: int = 0
+    sum_accepted_drafted: int = 0
 
     def add(self, other: "LoopCounters") -> None:
         self.steps += other.steps
         self.drafts += other.drafts
         self.draft_tokens += other.draft_tokens
         self.accepted += other.accepted
+        self.sum_accepted_sq += other.sum_accepted_sq
+        self.sum_drafted_sq += other.sum_drafted_sq
+        self.sum_accepted_drafted += other.sum_accepted_drafted
         width = max(len(self.accepted_per_pos), len(other.accepted_per_pos))
         mine = self.accepted_per_pos + [0] * (width - len(self.accepted_per_pos))
         theirs = other.accepted_per_pos + [0] * (width - len(other.accepted_per_pos))
@@ -116,6 +124,21 @@ class LoopCounters:
     @property
     def acceptance_rate(self) -> float | None:
         return self.accepted / self.draft_tokens if self.draft_tokens else None
+
+    @property
+    def acceptance_rate_stderr(self) -> float | None:
+        """Delta-method standard error of accepted / drafted with drafts as the sampling unit."""
+        return ratio_stderr(self.accepted, self.draft_tokens, self.sum_accepted_sq, self.sum_drafted_sq,
+                            self.sum_accepted_drafted, self.drafts)
+
+
+def ratio_stderr(accepted: float, drafted: float, sum_a2: float, sum_d2: float, sum_ad: float,
+                 drafts: float) -> float | None:
+    if drafted <= 0 or drafts < 2:
+        return None
+    r = accepted / drafted
+    residual = max(sum_a2 - 2 * r * sum_ad + r * r * sum_d2, 0.0)
+    return (residual * drafts / (drafts - 1)) ** 0.5 / drafted
 
 
 def _probs(row: Any, temperature: float) -> Any:
@@ -204,6 +227,9 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
             counters.accepted += accepted
             for i in range(accepted):
                 counters.accepted_per_pos[i] += 1
+            counters.sum_accepted_sq += accepted * accepted
+            counters.sum_drafted_sq += len(drafts) * len(drafts)
+            counters.sum_accepted_drafted += accepted * len(drafts)
         if eos_token_id is not None and eos_token_id in emitted:
             emitted = emitted[: emitted.index(eos_token_id) + 1]
             generated.extend(emitted)

@@ -115,11 +115,15 @@ class ValidationEntry(SpecwiseModel):
     abs_error: float | None
     tokens_per_step_estimated: float | None = None
     tokens_per_step_measured: float | None = None
-    per_position_estimated: list[float] = Field(default_factory=list)
+    per_position_estimated: list[float] = Field(default_factory=list, description="steady state (steps at least "
+                                                "k tokens before the end)")
     per_position_measured: list[float] = Field(default_factory=list)
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     steps: int = 0
+    drafts: int = Field(0, description="verify steps that carried a draft (the independent sampling units)")
+    measured_stderr: float | None = Field(None, description="standard error of acceptance_measured (delta "
+                                          "method over drafts); an error well inside 2 standard errors is noise")
     tolerance: float = 0.05
     within_tolerance: bool | None = None
 
