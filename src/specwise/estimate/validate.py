@@ -107,6 +107,12 @@ class LoopCounters:
     sum_accepted_sq: int = 0
     sum_drafted_sq: int = 0
     sum_accepted_drafted: int = 0
+    # the same moments over requests (set by measure_acceptance): requests differ a lot (n-gram matches
+    # cluster in a few requests), so drafts of one request are not independent
+    requests_with_drafts: int = 0
+    req_sum_accepted_sq: int = 0
+    req_sum_drafted_sq: int = 0
+    req_sum_accepted_drafted: int = 0
 
     def add(self, other: "LoopCounters") -> None:
         self.steps += other.steps
@@ -127,7 +133,11 @@ class LoopCounters:
 
     @property
     def acceptance_rate_stderr(self) -> float | None:
-        """Delta-method standard error of accepted / drafted with drafts as the sampling unit."""
+        """Delta-method standard error of accepted / drafted, clustered by request when several requests
+        drafted (else with drafts as the sampling unit)."""
+        if self.requests_with_drafts >= 2:
+            return ratio_stderr(self.accepted, self.draft_tokens, self.req_sum_accepted_sq, self.req_sum_drafted_sq,
+                                self.req_sum_accepted_drafted, self.requests_with_drafts)
         return ratio_stderr(self.accepted, self.draft_tokens, self.sum_accepted_sq, self.sum_drafted_sq,
                             self.sum_accepted_drafted, self.drafts)
 
@@ -368,6 +378,11 @@ def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verificati
         tokens, counters = speculative_decode(prompt, target, draft, verification, k, temperature,
                                               max_new_tokens[index], eos, generator, lookup_min, lookup_max)
         total.add(counters)
+        if counters.draft_tokens:
+            total.requests_with_drafts += 1
+            total.req_sum_accepted_sq += counters.accepted ** 2
+            total.req_sum_drafted_sq += counters.draft_tokens ** 2
+            total.req_sum_accepted_drafted += counters.accepted * counters.draft_tokens
         if on_request:
             on_request(len(tokens))
     return total

@@ -123,7 +123,8 @@ class ValidationEntry(SpecwiseModel):
     steps: int = 0
     drafts: int = Field(0, description="verify steps that carried a draft (the independent sampling units)")
     measured_stderr: float | None = Field(None, description="standard error of acceptance_measured (delta "
-                                          "method over drafts); an error well inside 2 standard errors is noise")
+                                          "method, clustered by request); an error well inside 2 standard "
+                                          "errors is noise")
     tolerance: float = 0.05
     within_tolerance: bool | None = None
 
