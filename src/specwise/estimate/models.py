@@ -164,9 +164,11 @@ def load_model(reference: str, device: str, dtype: Any) -> LoadedModel:
 
 def _layers_container(model: Any) -> tuple[Any, str]:
     """The module that holds the decoder layers (``model.model.layers`` for Llama-style models)."""
+    import torch
+
     base = getattr(model, getattr(model, "base_model_prefix", "model"), None) or getattr(model, "model", None)
     for attr in ("layers", "h", "decoder_layers"):
-        if base is not None and isinstance(getattr(base, attr, None), __import__("torch").nn.ModuleList):
+        if base is not None and isinstance(getattr(base, attr, None), torch.nn.ModuleList):
             return base, attr
     raise UserError("layer-truncated drafts need a decoder-only model with a `layers` list (Llama-style)")
 

@@ -16,7 +16,6 @@ directory, one line per request, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -479,8 +478,3 @@ def quantization_estimates(records: Sequence[dict[str, Any]], settings: Estimate
                                             drop=drop, within_five_points=None if drop is None else abs(drop) <= 0.05))
     return out
 
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - t0
