@@ -72,8 +72,13 @@ def main() -> int:
     args = parser.parse_args()
 
     import numpy as np
-    import torch
 
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        print("skipped: needs the estimate extra (pip install 'specwise[estimate]', or make venv-full)")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     from specwise.estimate.models import default_device, default_dtype, load_model, truncated_copy
