@@ -142,6 +142,7 @@ def _pct(x: float | None) -> str:
 
 
 def render(result: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from specwise.cli.output import console
@@ -157,7 +158,7 @@ def render(result: Any) -> None:
                   "model).")
     for m in result.methods:
         name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
-        table = Table(title=f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]",
+        table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]"),
                       caption="accept. = accepted/drafted at k (estimated); argmax = same for an argmax draft; "
                       "P10/50/90 over requests; tok/step = tokens per verify step at k; match = steps with a "
                       "proposal; bs1 = batch-1 speedup at rec. k (estimated)")
@@ -203,6 +204,6 @@ def render(result: Any) -> None:
                       + f" (false-alarm rate {d.false_alarm_rate:g})")
     console.print(f"acceptance_rate: {result.acceptance_rate_definition}")
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(escape(f"note: {note}"))
     if result.output_dir:
         console.print(f"records: {result.output_dir}" + (f"; profile: {result.profile_path}" if result.profile_path else ""))
