@@ -125,3 +125,21 @@ def test_cli_json_ngram(tmp_path):
     proc2 = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
     assert proc2.returncode == 0, proc2.stderr[-2000:]
     assert json.loads(proc2.stdout)["temperatures"] == data["temperatures"]
+
+
+def test_cli_quantized_target_reports_drop_against_unquantized(tmp_path):
+    cmd = [sys.executable, "-m", "specwise", "estimate", "--target", "smollm2-135m", "--target-quantize", "int4",
+           "--draft-layers", "24", "--method", "both", "--prompts", str(DATA / "copy_prompts.jsonl"), "--limit", "2",
+           "--max-new-tokens", "12", "--temperatures", "0,1", "--k-max", "3", "--threads", "1",
+           "--output-dir", str(tmp_path / "out"), "--prompt-lookup-min", "1", "--prompt-lookup-max", "2", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    # the self-derived draft shares the quantised target's weights: c = 24-layer / 30-layer weight bytes
+    assert data["methods"][0]["cost_ratio"] == pytest.approx(0.842, abs=0.01)
+    quant = data["quantization"]
+    assert {(q["method"], q["temperature"]) for q in quant} == {("draft_model", 0.0), ("draft_model", 1.0),
+                                                                ("ngram", 0.0), ("ngram", 1.0)}
+    for q in quant:
+        assert q["drop"] == pytest.approx(q["acceptance_rate_reference"] - q["acceptance_rate_quantized"], abs=1e-4)
+        assert q["within_five_points"] == (abs(q["drop"]) <= 0.05)

@@ -61,21 +61,25 @@ def build_models(settings: EstimateSettings, device: str, dtype: Any) -> Models:
     base = load_model(settings.target, device, dtype)
     target = quantized_copy(base, settings.target_quantize) if settings.target_quantize else base
     needs_draft = "draft_model" in settings.methods
-    source = None
+    # source: the draft before --draft-quantize; reference_source: the same draft as the unquantised
+    # deployment would have it (a self-derived draft of a quantised target shares the quantised weights)
+    source = reference_source = None
     if settings.draft:
-        source = load_model(settings.draft, device, dtype)
+        source = reference_source = load_model(settings.draft, device, dtype)
     elif settings.draft_layers:
-        source = truncated_copy(base, settings.draft_layers)
+        source = truncated_copy(target, settings.draft_layers)
+        reference_source = truncated_copy(base, settings.draft_layers) if settings.target_quantize else source
     elif settings.draft_quantize:
-        source = base  # self-speculation with a quantised copy of the target
+        source, reference_source = target, base  # self-speculation with a quantised copy of the target
     if needs_draft and source is None:
         raise UserError("the draft_model method needs --draft MODEL, --draft-layers N or --draft-quantize SCHEME")
-    draft = None
+    draft = draft_reference = None
     if source is not None and needs_draft:
         draft = quantized_copy(source, settings.draft_quantize) if settings.draft_quantize else source
-    models = Models(target=target, draft=draft,
-                    target_reference=base if settings.target_quantize else None,
-                    draft_reference=source if (settings.draft_quantize and draft is not None) else None)
+        if settings.draft_quantize or settings.target_quantize:
+            draft_reference = reference_source
+    models = Models(target=target, draft=draft, target_reference=base if settings.target_quantize else None,
+                    draft_reference=draft_reference)
     vocab = base.model.get_output_embeddings().weight.shape[0]
     if draft is not None:
         vocab = min(vocab, check_same_vocab(target, draft))
