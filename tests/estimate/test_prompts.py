@@ -1,0 +1,42 @@
+"""Prompt-set loaders: plain JSONL, ShareGPT JSON, Spec-Bench JSONL."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from specwise.errors import UserError
+from specwise.estimate.prompts import load_prompts, parse_prompt_rows
+
+DATA = Path(__file__).parent / "data" / "prompts.jsonl"
+
+
+def test_shipped_prompt_file_loads():
+    records = load_prompts(DATA)
+    assert len(records) >= 8
+    assert {r.category for r in records} >= {"code", "chat"}
+    assert all(r.messages for r in records)
+
+
+def test_sharegpt_and_specbench_rows(tmp_path):
+    share = [{"id": "a", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+             {"id": "b", "conversations": [{"from": "gpt", "value": "orphan"}]}]
+    path = tmp_path / "share.json"
+    path.write_text(json.dumps(share))
+    records = load_prompts(path)
+    assert [r.id for r in records] == ["a"]
+    assert records[0].messages[0].content == "hi" and records[0].response == "hello"
+    spec = parse_prompt_rows([{"question_id": 81, "category": "writing", "turns": ["Compose a blog post", "x"]}])
+    assert spec[0].id == "81" and spec[0].category == "writing" and spec[0].messages[0].content.startswith("Compose")
+
+
+def test_bad_rows_are_user_errors(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
+    with pytest.raises(UserError, match="row 2"):
+        load_prompts(path)
+    path.write_text('{"prompt": "ok"}\nnot json\n')
+    with pytest.raises(UserError, match=":2:"):
+        load_prompts(path)
+    with pytest.raises(UserError, match="not found"):
+        load_prompts(tmp_path / "missing.jsonl")
