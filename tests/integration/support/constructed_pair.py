@@ -200,7 +200,7 @@ def _config(intermediate: int) -> dict:
         "head_dim": HIDDEN // NUM_HEADS,
         "vocab_size": HIDDEN,
         "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-6,
+        "rms_norm_eps": RMS_NORM_EPS,
         "rope_theta": 10000.0,
         "hidden_act": "silu",
         "attention_bias": False,
@@ -320,13 +320,20 @@ def expected_acceptance(spec: PairSpec, prompts: list[list[int]], k: int, max_to
 CATEGORIES = ("top", "second", "other")
 
 
+# The final RMSNorm divides by sqrt(mean square + eps) = sqrt(1/HIDDEN + eps), not exactly sqrt(1/HIDDEN): every
+# logit comes out scaled by 1/sqrt(1 + HIDDEN * eps) (0.99974 here; the real model gives 7.998 for TOP_LOGIT 8).
+RMS_NORM_EPS = 1e-6
+LOGIT_SCALE = 1.0 / math.sqrt(1.0 + HIDDEN * RMS_NORM_EPS)
+
+
 def target_category_probabilities(temperature: float) -> dict[str, float]:
     """Closed-form probability that the target's next token is pi(x), rho(x) or anything else, at temperature T."""
     n_other = HIDDEN - 2
+    scale = LOGIT_SCALE / temperature
     weights = {
-        "top": math.exp(TOP_LOGIT / temperature),
-        "second": math.exp((TOP_LOGIT - GAP) / temperature),
-        "other": n_other * math.exp(OTHER_LOGIT / temperature),
+        "top": math.exp(TOP_LOGIT * scale),
+        "second": math.exp((TOP_LOGIT - GAP) * scale),
+        "other": n_other * math.exp(OTHER_LOGIT * scale),
     }
     total = sum(weights.values())
     return {k: v / total for k, v in weights.items()}
@@ -337,7 +344,9 @@ def classify_transitions(spec: PairSpec, last_prompt_token: int, continuation: l
     counts = dict.fromkeys(CATEGORIES, 0)
     x = last_prompt_token
     for y in continuation:
-        if y == spec.pi(x):
+        if x >= NUM_WORDS:  # a special token as the state: no candidates defined, count as "other"
+            counts["other"] += 1
+        elif y == spec.pi(x):
             counts["top"] += 1
         elif y == spec.rho(x):
             counts["second"] += 1
