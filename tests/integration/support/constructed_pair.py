@@ -45,6 +45,11 @@ TOP_LOGIT = 8.0
 GAP = 1.0
 OTHER_LOGIT = -8.0
 
+# The final RMSNorm divides by sqrt(mean square + eps) = sqrt(1/HIDDEN + eps), not exactly sqrt(1/HIDDEN): every
+# logit comes out scaled by 1/sqrt(1 + HIDDEN * eps) (0.99974 here; the real model gives 7.998 for TOP_LOGIT 8).
+RMS_NORM_EPS = 1e-6
+LOGIT_SCALE = 1.0 / math.sqrt(1.0 + HIDDEN * RMS_NORM_EPS)
+
 BUILD_VERSION = 1  # bump when the construction changes so cached directories are rebuilt
 
 
@@ -257,8 +262,10 @@ class AcceptanceCounts:
     num_accepted_tokens: int = 0
     accepted_per_position: list[int] = field(default_factory=list)
     output_tokens: int = 0
-    # tokens emitted per speculative step of each request (1 + accepted), for the per-request chunk estimate
+    # per request: tokens emitted by each speculative step (1 + accepted, the last one cut at max_tokens), i.e. the
+    # tokens of each stream chunk after the first; and accepted drafts per step as vLLM's per-request metrics show
     tokens_per_step: list[list[int]] = field(default_factory=list)
+    accepted_per_step: list[list[int]] = field(default_factory=list)
 
     @property
     def acceptance_rate(self) -> float:
@@ -295,6 +302,7 @@ def expected_acceptance(spec: PairSpec, prompts: list[list[int]], k: int, max_to
         x = spec.pi(prompt[-1])  # prefill step: first output token
         generated = 1
         steps: list[int] = []
+        accepted_steps: list[int] = []
         while generated < max_tokens:
             accepted, state = 0, x
             while accepted < k and state in spec.in_agreement:
@@ -307,23 +315,19 @@ def expected_acceptance(spec: PairSpec, prompts: list[list[int]], k: int, max_to
                 counts.accepted_per_position[i] += 1
             emitted = min(accepted + 1, max_tokens - generated)
             steps.append(emitted)
+            accepted_steps.append(accepted)
             for _ in range(emitted):
                 x = spec.pi(x)
             generated += emitted
         counts.output_tokens += generated
         counts.tokens_per_step.append(steps)
+        counts.accepted_per_step.append(accepted_steps)
     return counts
 
 
 # ------------------------------------------------------------------------------------------- sampling at T > 0
 
 CATEGORIES = ("top", "second", "other")
-
-
-# The final RMSNorm divides by sqrt(mean square + eps) = sqrt(1/HIDDEN + eps), not exactly sqrt(1/HIDDEN): every
-# logit comes out scaled by 1/sqrt(1 + HIDDEN * eps) (0.99974 here; the real model gives 7.998 for TOP_LOGIT 8).
-RMS_NORM_EPS = 1e-6
-LOGIT_SCALE = 1.0 / math.sqrt(1.0 + HIDDEN * RMS_NORM_EPS)
 
 
 def target_category_probabilities(temperature: float) -> dict[str, float]:

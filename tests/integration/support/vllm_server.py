@@ -28,6 +28,8 @@ DEFAULT_ARGS = (
     "--max-num-seqs", "8",
     "--enforce-eager",
 )
+# (label, seconds from launch to /health 200) of every server started in this process, for the run summary.
+STARTUPS: list[tuple[str, float]] = []
 STARTUP_TIMEOUT_S = float(os.environ.get("SPECWISE_VLLM_STARTUP_TIMEOUT", "600"))
 
 
@@ -147,6 +149,9 @@ def vllm_server(
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            yield VllmServer(url, name, command, log_path, time.monotonic() - started, process)
+            startup_s = time.monotonic() - started
+            label = f"{name} ({speculative_config.get('method') if speculative_config else 'no speculation'})"
+            STARTUPS.append((label, startup_s))
+            yield VllmServer(url, name, command, log_path, startup_s, process)
         finally:
             _stop(process)

