@@ -31,6 +31,7 @@ MAX_TOKENS = 48
 
 @pytest.fixture(scope="module")
 def smollm2_dir():
+    vllm_python()  # skip (or fail in CI) before spending half a minute on the conversion
     return ensure_smollm2(MODEL_CACHE)
 
 
@@ -64,8 +65,9 @@ def test_real_text_and_identical_greedy_output(runs):
     ngram, _ = runs["ngram"]
     for base, spec in zip(baseline, ngram):
         assert re.search(r"[A-Za-z0-9]{2,}", base.text), base.text
-        assert base.final_usage["completion_tokens"] > 5
         assert spec.text == base.text
+    # Some answers of a 135M model are short (one was 5 tokens); together they must be substantial.
+    assert sum(r.final_usage["completion_tokens"] for r in baseline) > 2 * MAX_TOKENS, [r.text for r in baseline]
 
 
 def test_ngram_counters_move_and_chunks_carry_several_tokens(runs):
