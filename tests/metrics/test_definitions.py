@@ -29,3 +29,10 @@ def test_failed_requests_are_counted_by_kind():
     s = summarize_cell([ok, bad], role="baseline", source=Source.measured, qps=2.0)
     assert s.requests_ok == 1 and s.requests_failed == 1
     assert s.errors_by_kind == {"http_500": 1}
+
+
+def test_chunk_estimate_is_withheld_when_chunks_merge_steps():
+    r = _rec(0, [0.1, 0.13, 0.16], [1, 3, 6])
+    r.chunk_estimate_safe = False
+    s = summarize_cell([r], role="speculative", source=Source.measured, qps=1.0, k=3)
+    assert s.acceptance_rate_per_request_p50 is None and s.acceptance_source_per_request is None

@@ -13,6 +13,11 @@ from specwise.schemas.model import GPUSpec, ModelSpec, Quantization
 
 # Suffixes of quantised checkpoint names, longest first, mapped to the quantisation they imply.
 _QUANT_SUFFIXES: list[tuple[str, Quantization]] = [
+    (r"-quantized\.w4a16", Quantization.int4_gptq),  # RedHatAI / neuralmagic naming
+    (r"-quantized\.w8a8", Quantization.int8),
+    (r"-quantized\.w8a16", Quantization.int8_gptq),
+    (r"-awq-int4", Quantization.int4_awq),  # hugging-quants naming
+    (r"-unsloth-bnb-4bit", Quantization.bnb4),
     (r"-gptq-int4", Quantization.int4_gptq),
     (r"-gptq-int8", Quantization.int8_gptq),
     (r"-gptq", Quantization.int4_gptq),
@@ -20,10 +25,12 @@ _QUANT_SUFFIXES: list[tuple[str, Quantization]] = [
     (r"-bnb-4bit", Quantization.bnb4),
     (r"-bnb-8bit", Quantization.bnb8),
     (r"-fp8-dynamic", Quantization.fp8),
+    (r"-fp8-block", Quantization.fp8),
     (r"-fp8", Quantization.fp8),
     (r"-w8a8", Quantization.int8),
     (r"-int8", Quantization.int8),
     (r"-w4a16", Quantization.int4_gptq),
+    (r"-mxfp4", Quantization.mxfp4),
 ]
 _VARIANT_SUFFIXES = ["-instruct", "-it", "-chat", "-base"]
 
@@ -89,7 +96,7 @@ def get_model(name: str) -> tuple[ModelSpec, Quantization | None]:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UserError(
             f"unknown model '{name}'.{hint} Pass a local model directory or config.json instead, "
-            "or run `specwise models` to list the catalog."
+            "or run `specwise catalog` to list the catalog."
         )
     return _models()[model_id], quant
 

@@ -85,6 +85,10 @@ def per_request_acceptance(record: RequestRecord, k: int | None) -> tuple[float 
         return rate, float(1.0 + steps.mean()), "engine"
     if not k or len(record.chunk_tokens) < 2:
         return None, None, None
+    if not record.chunk_estimate_safe:
+        # Chunks merged engine steps (busy API server, --stream-interval) or tokens were not counted
+        # exactly: tokens per chunk is then not accepted tokens per step.
+        return None, None, None
     # The first chunk is prefill (+ maybe a role-only chunk); decode steps follow.
     decode_chunks = [t for t in record.chunk_tokens[1:] if t > 0]
     if not decode_chunks:

@@ -73,6 +73,27 @@ class MLASpec(SpecwiseModel):
     v_head_dim: int
 
 
+class VisionSpec(SpecwiseModel):
+    """A ViT vision tower (SigLIP-style: pre-LN blocks, biased linears, learned position embedding)."""
+
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    patch_size: int = Field(gt=0)
+    image_size: int = Field(gt=0)
+    num_channels: int = 3
+    projector: Literal["gemma3"] = "gemma3"  # RMSNorm(vision hidden) + linear vision hidden -> text hidden
+
+    def params(self, text_hidden: int) -> int:
+        h, i = self.hidden_size, self.intermediate_size
+        per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * (2 * h)  # qkvo, fc1, fc2, 2 LayerNorms
+        patches = (self.image_size // self.patch_size) ** 2
+        embeddings = self.num_channels * self.patch_size**2 * h + h + patches * h
+        post_norm = 2 * h
+        projector = h + h * text_hidden
+        return self.num_layers * per_layer + embeddings + post_norm + projector
+
+
 class ParamCounts(SpecwiseModel):
     """Parameter counts computed from the architecture."""
 
@@ -85,6 +106,9 @@ class ParamCounts(SpecwiseModel):
     per_layer_mlp_active: int
     mtp: int = Field(0, description="MTP layers shipped with the checkpoint (not in total)")
     extra: int = Field(0, description="parameters outside the decoder, e.g. a vision tower")
+    active_excluding_embedding: int = Field(
+        0, description="active minus the input embedding (a lookup, no matmul): gpt-oss and DeepSeek count this way"
+    )
 
 
 class ModelSpec(SpecwiseModel):
@@ -123,7 +147,16 @@ class ModelSpec(SpecwiseModel):
     num_sliding_layers: int = 0  # layers whose KV is capped at sliding_window
     max_position_embeddings: int = 4096
     num_mtp_layers: int = 0
-    extra_params: int = 0  # e.g. Gemma 3 SigLIP vision tower
+    extra_params: int = 0  # parameters outside the decoder not described by `vision`
+    vision: VisionSpec | None = None  # multimodal checkpoints (Gemma 3 4B/12B/27B ship a SigLIP tower)
+    o_proj_bias: bool = False  # gpt-oss
+    attention_sinks: bool = False  # gpt-oss: one learned sink logit per head
+    mlp_bias: bool = False  # gpt-oss: biased expert linears and router
+    # Speculator heads (EAGLE/EAGLE-3) reuse parts of the target and add an input projection.
+    shares_target_embedding: bool = False  # embed_tokens not in the checkpoint; vLLM reuses the target's
+    shares_target_lm_head: bool = False  # EAGLE-1 heads project with the target's lm_head
+    fc_input_multiple: int = 0  # fc: (m x hidden) -> hidden; EAGLE-1 m=2 (embed+hidden), EAGLE-3 m=3 (3 taps)
+    attention_input_multiple: int = 1  # EAGLE-3 layer attends over [embed; hidden]: q/k/v read 2 x hidden
     native_quantization: Quantization = Quantization.bf16
     source: str = "catalog"
 
@@ -158,15 +191,23 @@ class ModelSpec(SpecwiseModel):
             return q + kv + o
         q_dim = self.num_heads * self.head_dim
         kv_dim = self.num_kv_heads * self.head_dim
-        params = h * q_dim + 2 * h * kv_dim + q_dim * h
+        h_in = h * self.attention_input_multiple
+        params = h_in * q_dim + 2 * h_in * kv_dim + q_dim * h
         if self.attention_bias:
             params += q_dim + 2 * kv_dim
+        if self.o_proj_bias:
+            params += h
+        if self.attention_sinks:
+            params += self.num_heads
         if self.qk_norm:
             params += 2 * self.head_dim
         return params
 
     def _ffn(self, width: int) -> int:
-        return (3 if self.gated_mlp else 2) * self.hidden_size * width
+        params = (3 if self.gated_mlp else 2) * self.hidden_size * width
+        if self.mlp_bias:
+            params += (2 if self.gated_mlp else 1) * width + self.hidden_size
+        return params
 
     def _mlp_params(self, layer: int) -> tuple[int, int]:
         """(total, active) MLP parameters of decoder layer ``layer``."""
@@ -175,7 +216,7 @@ class ModelSpec(SpecwiseModel):
             return p, p
         width = self.moe_intermediate_size or self.intermediate_size
         expert = self._ffn(width)
-        router = self.hidden_size * int(self.num_experts or 0)
+        router = (self.hidden_size + (1 if self.mlp_bias else 0)) * int(self.num_experts or 0)
         shared = self.num_shared_experts * expert
         total = int(self.num_experts or 0) * expert + router + shared
         active = int(self.experts_per_token or 0) * expert + router + shared
@@ -193,17 +234,20 @@ class ModelSpec(SpecwiseModel):
             total_layers += attn + mt + norms
             active_layers += attn + ma + norms
             mlp_total_last, mlp_active_last = mt, ma
-        embedding = self.vocab_size * h
+        embedding = 0 if self.shares_target_embedding else self.vocab_size * h
         lm_vocab = self.draft_vocab_size or self.vocab_size
-        lm_head = 0 if self.tie_word_embeddings else lm_vocab * h
+        lm_head = 0 if (self.tie_word_embeddings or self.shares_target_lm_head) else lm_vocab * h
         final_norm = h
+        total_layers += self.fc_input_multiple * h * h
+        active_layers += self.fc_input_multiple * h * h
         mtp = 0
         if self.num_mtp_layers:
             # DeepSeek-V3 MTP module: enorm + hnorm + eh_proj (2h -> h) + one MoE decoder layer + norm.
             mt, _ = self._mlp_params(self.num_layers)
             mtp = self.num_mtp_layers * (2 * h + 2 * h * h + attn + mt + norms + h)
-        total = total_layers + embedding + lm_head + final_norm + self.extra_params
-        active = active_layers + embedding + lm_head + final_norm + self.extra_params
+        extra = self.extra_params + (self.vision.params(h) if self.vision else 0)
+        total = total_layers + embedding + lm_head + final_norm + extra
+        active = active_layers + embedding + lm_head + final_norm + extra
         return ParamCounts(
             total=total,
             active=active,
@@ -213,12 +257,17 @@ class ModelSpec(SpecwiseModel):
             per_layer_mlp_total=mlp_total_last,
             per_layer_mlp_active=mlp_active_last,
             mtp=mtp,
-            extra=self.extra_params,
+            extra=extra,
+            active_excluding_embedding=active - embedding,
         )
 
     def weight_bytes(self, quant: Quantization | str | None = None, include_mtp: bool = False) -> float:
-        """Bytes of weights in ``quant``; embeddings, lm_head and norms stay in 16 bits."""
-        q = Quantization(quant) if quant is not None else self.native_quantization
+        """Bytes of weights in ``quant``; embeddings, lm_head, norms and vision towers stay in 16 bits.
+
+        MXFP4 (gpt-oss) quantises only the routed-expert weights; attention, router, embeddings and
+        lm_head stay BF16 (model-configs.md, gpt-oss caveat).
+        """
+        q = Quantization(quant if quant is not None else self.native_quantization)
         pc = self.param_counts()
         linear = pc.total - pc.embedding - pc.lm_head - pc.extra
         norm_params = self.num_layers * self.norms_per_layer * self.hidden_size + self.hidden_size
@@ -226,9 +275,14 @@ class ModelSpec(SpecwiseModel):
         if include_mtp:
             linear += pc.mtp
         sixteen_bit = 4.0 if q is Quantization.fp32 else 2.0
+        quantised = linear
+        if q is Quantization.mxfp4 and self.is_moe:
+            width = self.moe_intermediate_size or self.intermediate_size
+            moe_layers = self.num_layers - self.first_k_dense_layers
+            quantised = moe_layers * int(self.num_experts or 0) * self._ffn(width)
         return (
-            linear * LINEAR_BYTES_PER_PARAM[q]
-            + (pc.embedding + pc.lm_head + norm_params + pc.extra) * sixteen_bit
+            quantised * LINEAR_BYTES_PER_PARAM[q]
+            + (linear - quantised + pc.embedding + pc.lm_head + norm_params + pc.extra) * sixteen_bit
         )
 
     # ---- KV cache ---------------------------------------------------------------------------

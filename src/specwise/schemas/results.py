@@ -12,7 +12,9 @@ from pydantic import Field
 
 from specwise.schemas.base import Source, SpecwiseModel
 
-Role = Literal["baseline", "speculative"]
+# baseline_like_for_like: the baseline relaunched with the speculative arm's non-speculative engine settings
+# forced (bench --like-for-like), measured next to the default baseline.
+Role = Literal["baseline", "speculative", "baseline_like_for_like"]
 
 
 class ServerSpecDecodeRequestMetrics(SpecwiseModel):
@@ -25,6 +27,8 @@ class ServerSpecDecodeRequestMetrics(SpecwiseModel):
     num_accepted_draft_tokens: int | None = None
     num_draft_tokens: int | None = None
     num_spec_tokens: int | None = None
+    per_step_accepted: list[int] | None = Field(None, description="'detailed' mode only")
+    per_step_drafted: list[int] | None = Field(None, description="'detailed' mode only")
 
 
 class RequestRecord(SpecwiseModel):
@@ -35,6 +39,7 @@ class RequestRecord(SpecwiseModel):
     qps: float | None = None
     temperature: float = 0.0
     category: str | None = None
+    prompt_id: str | None = None
     repeat: int = 0
     scheduled_s: float = Field(0.0, description="arrival time in the phase's schedule, from phase start")
     sent_s: float | None = Field(None, description="when the request was sent, from phase start")
@@ -110,6 +115,19 @@ class CellSummary(SpecwiseModel):
     mean_batch_size: float | None = None
     saturated: bool = False
     errors_by_kind: dict[str, int] = Field(default_factory=dict)
+    # Measured runs (bench) add these; simulated runs leave the defaults.
+    acceptance_semantics_metrics: str | None = Field(
+        None, description="which definition acceptance_rate_metrics follows: v1_accepted_prefix, "
+        "v0_all_positions (inflated vs V1), sglang; None when /metrics had no spec-decode counters"
+    )
+    metrics_note: str | None = Field(None, description="why /metrics numbers are missing or partial, if they are")
+    kv_cache_usage_max: float | None = Field(None, description="max sampled KV-cache usage, 0-1 (server gauge)")
+    num_requests_waiting_max: float | None = Field(None, description="max sampled waiting requests (server gauge)")
+    repeats: int = Field(1, description="repeats pooled in this cell")
+    token_count_method: str | None = Field(None, description="how tokens per chunk were counted (most requests)")
+    chunk_estimate_safe_share: float | None = Field(
+        None, description="share of requests whose chunks are single engine steps (chunk acceptance estimate valid)"
+    )
 
 
 class SpeedupCI(SpecwiseModel):
@@ -124,6 +142,7 @@ class Comparison(SpecwiseModel):
     """Baseline vs speculative at one QPS x temperature."""
 
     qps: float | None
+    baseline_role: str = Field("baseline", description="which baseline: 'baseline' or 'baseline_like_for_like'")
     temperature: float | None = None
     speedup_tpot_p50: SpeedupCI
     speedup_tpot_p99: SpeedupCI
@@ -131,6 +150,37 @@ class Comparison(SpecwiseModel):
     speedup_e2e_p99: SpeedupCI
     speedup_ttft_p50: SpeedupCI | None = None
     throughput_ratio: float | None = None
+    repeats: int = Field(1, description="with repeats > 1, value = median over repeats; CI pools all requests")
+    per_repeat: dict[str, list[float | None]] = Field(default_factory=dict, description="speedup per repeat")
+
+
+class AcceptanceBreakdown(SpecwiseModel):
+    """Per-request acceptance of the speculative arm within one temperature bucket and category."""
+
+    temperature: float | None
+    category: str | None = Field(None, description="None = all categories")
+    requests: int
+    acceptance_rate_p10: float | None = None
+    acceptance_rate_p50: float | None = None
+    acceptance_rate_p90: float | None = None
+    acceptance_length_p50: float | None = None
+    source: str | None = Field(None, description="'server' (per-request metrics), 'chunks' or 'engine'")
+
+
+class LosslessCheck(SpecwiseModel):
+    """Do the two arms produce the same outputs? (greedy: identical text; sampled: same distribution)."""
+
+    passed: bool | None = Field(None, description="None when the check could not run")
+    greedy_prompts: int = 0
+    greedy_mismatches: int = 0
+    greedy_examples: list[str] = Field(default_factory=list)
+    sampled_temperature: float | None = None
+    sampled_prompts: int = 0
+    samples_per_arm: int = 0
+    worst_p_value: float | None = None
+    worst_total_variation: float | None = None
+    false_alarm_rate: float | None = Field(None, description="family-wise false-alarm rate of the sampled test")
+    detail: str = ""
 
 
 class RunResult(SpecwiseModel):
@@ -144,3 +194,6 @@ class RunResult(SpecwiseModel):
     cells: list[CellSummary] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)
     findings: list[str] = Field(default_factory=list)
+    acceptance_breakdown: list[AcceptanceBreakdown] = Field(default_factory=list)
+    lossless: LosslessCheck | None = None
+    complete: bool = Field(True, description="False when the run was interrupted (Ctrl-C) or stopped early")

@@ -1,0 +1,382 @@
+"""Async streaming client for OpenAI-compatible endpoints (``/v1/chat/completions``, ``/v1/completions``).
+
+Timing: the hot path per SSE line is ``readline`` + ``perf_counter`` + append; JSON is parsed after the
+stream ends, so a busy event loop adds as little as possible between a chunk's arrival and its
+timestamp (``benchmarks/client_accuracy.py`` measures the residual error).
+
+Token counting (vllm-speculative-decoding.md §3.1): text deltas are not tokens (the detokenizer holds
+text back, empty deltas are suppressed, the API server merges steps under load), so every request asks
+for ``stream_options: {include_usage, continuous_usage_stats}`` and counts each chunk's tokens as the
+difference of the cumulative ``usage.completion_tokens``. Fallbacks, in order: ``token_ids`` (vLLM
+``return_token_ids``), ``logprobs`` entries, and one token per non-empty text delta (``text``, marked
+unsafe). The method used is recorded per request.
+
+Faults are data: connection refused, timeouts, HTTP errors, truncated or malformed streams and
+mid-stream disconnects give a :class:`RequestRecord` with ``error`` and ``error_kind``, never an
+exception. The API key is read from an environment variable and only ever placed in the request header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import Field
+
+from specwise.bench.workloads import RequestSpec
+from specwise.errors import UserError
+from specwise.schemas.base import SpecwiseModel
+from specwise.schemas.results import RequestRecord, Role, ServerSpecDecodeRequestMetrics
+
+__all__ = [
+    "ClientConfig",
+    "StreamOutcome",
+    "StreamingClient",
+    "api_key_headers",
+    "discover_model",
+    "parse_stream",
+    "run_async",
+]
+
+TokenCounting = Literal["auto", "usage", "token_ids", "logprobs", "text"]
+_SPEC_FIELDS = set(ServerSpecDecodeRequestMetrics.model_fields)
+
+
+class ClientConfig(SpecwiseModel):
+    """How to talk to one endpoint. Holds the *name* of the API-key variable, never the key."""
+
+    base_url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)")
+    model: str
+    api: Literal["chat", "completions"] = "chat"
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    timeout_s: float = Field(600.0, gt=0, description="whole-request limit")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    token_counting: TokenCounting = Field(
+        "auto", description="auto = continuous usage stats, then token_ids/logprobs/text as the stream allows"
+    )
+    request_token_ids: bool = Field(False, description="also send vLLM's return_token_ids (0.10.2+)")
+    request_logprobs: bool = Field(False, description="also request logprobs (one entry per token; costs compute)")
+    ignore_eos: bool = False
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def root(self) -> str:
+        base = self.base_url.rstrip("/")
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+class StreamOutcome(SpecwiseModel):
+    """A finished request: its record plus what the losslessness check needs (text, token ids)."""
+
+    record: RequestRecord
+    text: str = ""
+    token_ids: list[int] | None = None
+
+
+def _api_key(cfg: ClientConfig) -> str | None:
+    if not cfg.api_key_env:
+        return None
+    key = os.environ.get(cfg.api_key_env)
+    if key is None:
+        raise UserError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
+    return key
+
+
+def api_key_headers(cfg: ClientConfig) -> dict[str, str]:
+    """The Authorization header for ``cfg`` (empty without an API key variable)."""
+    key = _api_key(cfg)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def build_payload(cfg: ClientConfig, req: RequestSpec) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": cfg.model,
+        "max_tokens": req.max_tokens,
+        "temperature": req.temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    if req.seed is not None and req.temperature > 0:
+        body["seed"] = req.seed
+    if cfg.api == "chat":
+        body["messages"] = req.prompt.as_messages()
+        if cfg.request_logprobs or cfg.token_counting == "logprobs":
+            body["logprobs"] = True
+    else:
+        body["prompt"] = req.prompt.as_text()
+        if cfg.request_logprobs or cfg.token_counting == "logprobs":
+            body["logprobs"] = 0
+    if cfg.request_token_ids or cfg.token_counting == "token_ids":
+        body["return_token_ids"] = True
+    if cfg.ignore_eos:
+        body["ignore_eos"] = True
+    body.update(cfg.extra_body)
+    return body
+
+
+class _Parsed(SpecwiseModel):
+    chunk_offsets_s: list[float] = Field(default_factory=list)
+    chunk_tokens: list[int] = Field(default_factory=list)
+    method: str = "text"
+    output_tokens: int = 0
+    prompt_tokens: int | None = None
+    finish_reason: str | None = None
+    text: str = ""
+    token_ids: list[int] | None = None
+    server_spec: ServerSpecDecodeRequestMetrics | None = None
+    done: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def _choice_payload(choice: dict[str, Any]) -> tuple[str, list[int] | None, int | None]:
+    """(text, token ids, logprob entries) carried by one streamed choice."""
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
+        if not text and delta.get("tool_calls"):
+            text = json.dumps(delta["tool_calls"])
+    else:
+        text = choice.get("text") or ""
+    ids = choice.get("token_ids")
+    lp = choice.get("logprobs")
+    n_lp = None
+    if isinstance(lp, dict):
+        if isinstance(lp.get("content"), list):
+            n_lp = len(lp["content"])
+        elif isinstance(lp.get("tokens"), list):
+            n_lp = len(lp["tokens"])
+    return text, (list(ids) if isinstance(ids, list) else None), n_lp
+
+
+def _split_lines(reads: list[tuple[float, bytes]]):
+    """(arrival time, line) for every complete line; a line split across reads gets its last read's time."""
+    buf = b""
+    for t, raw in reads:
+        buf += raw
+        if b"\n" not in buf:
+            continue
+        *complete, buf = buf.split(b"\n")
+        for line in complete:
+            line = line.strip()
+            if line:
+                yield t, line
+    # An unterminated last line is a stream cut mid-event (left to the truncation check), except a bare [DONE].
+    if buf.strip() == b"data: [DONE]":
+        yield reads[-1][0], buf.strip()
+
+
+def parse_stream(lines: list[tuple[float, bytes]], counting: TokenCounting = "auto") -> _Parsed:
+    """Turn timestamped socket reads (or lines) of an SSE stream into chunk offsets, token counts and per-request metrics.
+
+    Timestamps are seconds after send. A chunk counts when it carries output (text, token ids, or an
+    increase in cumulative completion tokens); the role-only opening chunk does not (as vllm bench).
+    """
+    out = _Parsed()
+    prev_usage = 0
+    counts: dict[str, list[int]] = {"usage": [], "token_ids": [], "logprobs": [], "text": []}
+    all_ids: list[int] = []
+    have_ids = True
+    texts: list[str] = []
+    final_usage_tokens: int | None = None
+    for t, line in _split_lines(lines):
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            out.done = True
+            break
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
+            return out
+        if not isinstance(obj, dict):
+            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
+            return out
+        if "error" in obj and not obj.get("choices"):
+            err = obj["error"]
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            out.error, out.error_kind = f"server error in stream: {msg}", "stream_error"
+            return out
+        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+        if usage is not None:
+            if usage.get("prompt_tokens") is not None:
+                out.prompt_tokens = int(usage["prompt_tokens"])
+        metrics = obj.get("metrics")
+        if isinstance(metrics, dict) and isinstance(metrics.get("speculative_decoding"), dict):
+            sd = {k: v for k, v in metrics["speculative_decoding"].items() if k in _SPEC_FIELDS}
+            out.server_spec = ServerSpecDecodeRequestMetrics(**sd)
+        choices = obj.get("choices") or []
+        if not choices:
+            if usage is not None and usage.get("completion_tokens") is not None:
+                final_usage_tokens = int(usage["completion_tokens"])
+            continue
+        choice = choices[0]
+        text, ids, n_lp = _choice_payload(choice)
+        if choice.get("finish_reason"):
+            out.finish_reason = choice["finish_reason"]
+        usage_tokens = None
+        if usage is not None and usage.get("completion_tokens") is not None:
+            cum = int(usage["completion_tokens"])
+            usage_tokens = cum - prev_usage
+            prev_usage = cum
+            final_usage_tokens = cum
+        carries = bool(text) or bool(ids) or bool(usage_tokens)
+        if not carries:
+            continue
+        out.chunk_offsets_s.append(t)
+        texts.append(text)
+        counts["usage"].append(usage_tokens if usage_tokens is not None else -1)
+        counts["token_ids"].append(len(ids) if ids is not None else -1)
+        counts["logprobs"].append(n_lp if n_lp is not None else -1)
+        counts["text"].append(1)
+        if ids is None:
+            have_ids = False
+        else:
+            all_ids.extend(int(i) for i in ids)
+    order = ["usage", "token_ids", "logprobs", "text"] if counting == "auto" else [counting, "text"]
+    for method in order:
+        c = counts[method]
+        if c and all(x >= 0 for x in c):
+            out.method, out.chunk_tokens = method, c
+            break
+    else:
+        out.method, out.chunk_tokens = "text", counts["text"]
+    out.output_tokens = final_usage_tokens if final_usage_tokens is not None else sum(out.chunk_tokens)
+    out.text = "".join(texts)
+    out.token_ids = all_ids if (have_ids and all_ids) else None
+    if not out.done and out.error is None:
+        if out.finish_reason is None:
+            out.error, out.error_kind = "stream ended before a finish_reason or [DONE]", "truncated_stream"
+        # A stream with finish_reason but no [DONE] is complete for measuring purposes.
+    return out
+
+
+async def discover_model(base_url: str, api_key_env: str | None = None, timeout_s: float = 10.0) -> str:
+    """The first model id served at ``base_url`` (GET /v1/models)."""
+    cfg = ClientConfig(base_url=base_url, model="?", api_key_env=api_key_env)
+    headers = {}
+    key = _api_key(cfg)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s:
+            async with s.get(cfg.root + "/v1/models", headers=headers) as resp:
+                if resp.status != 200:
+                    raise UserError(f"GET {cfg.root}/v1/models returned HTTP {resp.status}; pass --model NAME")
+                data = await resp.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise UserError(f"cannot reach {cfg.root} ({type(exc).__name__}); is the server running?") from exc
+    models = data.get("data") or []
+    if not models:
+        raise UserError(f"{cfg.root}/v1/models lists no model; pass --model NAME")
+    return str(models[0]["id"])
+
+
+def run_async(coro):  # noqa: ANN001, ANN201
+    """``asyncio.run`` on uvloop when it is installed (less event-loop overhead per streamed chunk)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+class StreamingClient:
+    """One aiohttp session per endpoint; :meth:`send` streams one request and never raises for server faults."""
+
+    def __init__(self, cfg: ClientConfig, *, max_connections: int = 0) -> None:
+        self.cfg = cfg
+        self.auth_headers = api_key_headers(cfg)
+        self._headers = {"Content-Type": "application/json", **self.auth_headers}
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> StreamingClient:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, force_close=False, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s, sock_connect=self.cfg.connect_timeout_s),
+            # SSE lines can be long (token ids, logprobs); the default 8 KiB line limit would cut them.
+            read_bufsize=2**20,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def url(self) -> str:
+        path = "/v1/chat/completions" if self.cfg.api == "chat" else "/v1/completions"
+        return self.cfg.root + path
+
+    async def send(
+        self,
+        req: RequestSpec,
+        *,
+        role: Role,
+        qps: float | None = None,
+        repeat: int = 0,
+        phase_t0: float | None = None,
+        max_tokens_per_step: int | None = None,
+    ) -> StreamOutcome:
+        """Stream ``req``; timestamps are ``time.perf_counter`` based, offsets relative to the send.
+
+        ``max_tokens_per_step`` (1 for a baseline, k+1 with speculation) flags chunks that must hold
+        several engine steps (``chunk_estimate_safe=False``).
+        """
+        assert self._session is not None, "use `async with StreamingClient(...)`"
+        body = build_payload(self.cfg, req)
+        lines: list[tuple[float, bytes]] = []
+        error = error_kind = None
+        t_send = time.perf_counter()
+        try:
+            async with self._session.post(self.url, json=body, headers=self._headers) as resp:
+                if resp.status != 200:
+                    detail = (await resp.text())[:300].replace("\n", " ")
+                    error, error_kind = f"HTTP {resp.status}: {detail}", f"http_{resp.status}"
+                else:
+                    append = lines.append
+                    clock = time.perf_counter
+                    # One timestamp per socket read (not per line): fewer wake-ups per chunk, and lines
+                    # that arrived together share their true arrival time. parse_stream splits lines.
+                    async for raw in resp.content.iter_any():
+                        append((clock() - t_send, raw))
+        except asyncio.TimeoutError:
+            error, error_kind = f"no complete response within {self.cfg.timeout_s:g} s", "timeout"
+        except aiohttp.ClientConnectorError as exc:
+            error, error_kind = f"cannot connect: {exc.os_error or exc}", "connection_refused"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            # a reset or closed connection after connecting: the server went away mid-request
+            error, error_kind = f"server closed the connection: {type(exc).__name__}: {exc}", "disconnected"
+        except aiohttp.ClientError as exc:
+            error, error_kind = f"{type(exc).__name__}: {exc}", "client_error"
+        parsed = parse_stream(lines, self.cfg.token_counting)
+        if error is None:
+            error, error_kind = parsed.error, parsed.error_kind
+        ttft = parsed.chunk_offsets_s[0] if parsed.chunk_offsets_s else None
+        e2e = parsed.chunk_offsets_s[-1] if parsed.chunk_offsets_s else None
+        safe = parsed.method != "text"
+        if safe and max_tokens_per_step is not None:
+            # The first chunk also carries prefill's token; later chunks are decode steps.
+            safe = all(t <= max_tokens_per_step for t in parsed.chunk_tokens[1:])
+        if error is None and not parsed.chunk_offsets_s:
+            error, error_kind = "stream carried no output", "empty_response"
+        record = RequestRecord(
+            request_id=req.request_id, role=role, qps=qps, temperature=req.temperature, category=req.category,
+            prompt_id=req.prompt.prompt_id, repeat=repeat, scheduled_s=req.scheduled_s,
+            sent_s=(t_send - phase_t0) if phase_t0 is not None else None,
+            prompt_tokens=parsed.prompt_tokens, output_tokens=parsed.output_tokens,
+            ttft_s=ttft, e2e_s=e2e, chunk_offsets_s=parsed.chunk_offsets_s, chunk_tokens=parsed.chunk_tokens,
+            token_count_method=parsed.method, chunk_estimate_safe=safe, server_spec=parsed.server_spec,
+            finish_reason=parsed.finish_reason, error=error, error_kind=error_kind,
+        )
+        return StreamOutcome(record=record, text=parsed.text, token_ids=parsed.token_ids)

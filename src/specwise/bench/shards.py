@@ -1,0 +1,107 @@
+"""Shard a cell's streams over client worker processes (``--client-workers N``).
+
+One event loop stamps every chunk of every stream; when it is busy, timestamps drift. Each worker is
+a separate process with its own loop and HTTP session; the runner hands every worker its share of the
+cell's requests with the cell's start time. ``time.perf_counter`` is CLOCK_MONOTONIC on Linux and
+therefore shared by processes, so workers send at the same schedule offsets and report ``sent_s``
+relative to the same phase start as a single-process run. Records stream back over a queue as they
+complete and are stored by the parent, as in a single-process run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from collections.abc import Callable
+
+from specwise.bench.client import ClientConfig, StreamingClient, run_async
+from specwise.bench.workloads import RequestSpec
+from specwise.schemas.results import RequestRecord
+
+__all__ = ["ShardedSender"]
+
+_STOP = "stop"
+
+
+def _worker_main(cfg_json: str, inbox, outbox, abort) -> None:  # noqa: ANN001
+    cfg = ClientConfig.model_validate_json(cfg_json)
+
+    async def serve() -> None:
+        async with StreamingClient(cfg) as client:
+            loop = asyncio.get_running_loop()
+            while True:
+                msg = await loop.run_in_executor(None, inbox.get)
+                if msg == _STOP:
+                    return
+                t0, role, qps, repeat, max_per_step, reqs_json = msg
+                reqs = [RequestSpec.model_validate_json(r) for r in reqs_json]
+                tasks = []
+
+                async def send(req: RequestSpec) -> None:
+                    out = await client.send(req, role=role, qps=qps, repeat=repeat, phase_t0=t0,
+                                            max_tokens_per_step=max_per_step)
+                    outbox.put(out.record.model_dump_json())
+
+                for req in reqs:
+                    delay = t0 + req.scheduled_s - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if abort.is_set():
+                        break
+                    tasks.append(asyncio.create_task(send(req)))
+                if abort.is_set():
+                    for t in tasks:
+                        t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                outbox.put(None)  # this worker's share of the cell is done
+
+    run_async(serve())
+
+
+class ShardedSender:
+    """N worker processes streaming one endpoint's requests (open-loop schedules)."""
+
+    def __init__(self, cfg: ClientConfig, workers: int) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process that runs an event loop and threads
+        self.workers = workers
+        self.outbox = ctx.Queue()
+        self.abort = ctx.Event()
+        self.inboxes = [ctx.Queue() for _ in range(workers)]
+        self.procs = [ctx.Process(target=_worker_main, args=(cfg.model_dump_json(), q, self.outbox, self.abort),
+                                  daemon=True) for q in self.inboxes]
+        for p in self.procs:
+            p.start()
+
+    async def run_cell(self, reqs: list[RequestSpec], *, t0: float, role: str, qps: float | None, repeat: int,
+                       max_per_step: int | None, on_record: Callable[[RequestRecord], bool]) -> None:
+        """Send ``reqs`` (round-robin over workers) at ``t0 + scheduled_s``; ``on_record`` returns True to abort."""
+        self.abort.clear()
+        for i, inbox in enumerate(self.inboxes):
+            share = [r.model_dump_json() for r in reqs[i::self.workers]]
+            inbox.put((t0, role, qps, repeat, max_per_step, share))
+        pending = self.workers
+        loop = asyncio.get_running_loop()
+        while pending:
+            try:
+                item = await loop.run_in_executor(None, self.outbox.get, True, 1.0)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in self.procs):
+                    raise RuntimeError("every client worker process died") from None
+                continue
+            if item is None:
+                pending -= 1
+                continue
+            if on_record(RequestRecord.model_validate_json(item)):
+                self.abort.set()
+
+    def close(self) -> None:
+        for inbox in self.inboxes:
+            with contextlib.suppress(Exception):
+                inbox.put(_STOP)
+        for p in self.procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()

@@ -1,0 +1,214 @@
+"""Read a :class:`ModelSpec` from a Hugging Face ``config.json`` (local file or directory, or the hub).
+
+Handles the config shapes of the catalogued families: Llama/Qwen/Mistral/Phi (flat), Gemma 3
+multimodal (nested ``text_config``), MoE keys (``num_local_experts`` / ``num_experts`` /
+``n_routed_experts``), DeepSeek MLA ranks and MTP layers, sliding-window layer patterns, and
+``quantization_config``. Missing required fields are a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from specwise.catalog.models import split_quantization
+from specwise.errors import UserError
+from specwise.schemas.model import MLASpec, ModelSpec, Quantization, SpeculatorKind
+
+_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+# quantization_config.quant_method (+ bits) -> Quantization
+_QUANT_METHODS = {
+    "fp8": Quantization.fp8,
+    "awq": Quantization.int4_awq,
+    "mxfp4": Quantization.mxfp4,
+}
+
+# model_type -> tokenizer family, for configs that are not in the catalog (lineage guesses are
+# conservative: two different families are never reported compatible).
+_TOKENIZER_BY_TYPE = {
+    "qwen2": "qwen2",
+    "qwen3": "qwen2",
+    "qwen3_moe": "qwen2",
+    "gemma2": "gemma",
+    "gemma3": "gemma3",
+    "gemma3_text": "gemma3",
+    "mixtral": "mistral-v1",
+    "deepseek_v3": "deepseek-v3",
+    "gpt_oss": "o200k-harmony",
+    "phi3": "llama2",
+}
+
+
+def _quant_from_config(cfg: dict[str, Any]) -> Quantization | None:
+    qc = cfg.get("quantization_config")
+    if not isinstance(qc, dict):
+        return None
+    method = str(qc.get("quant_method", "")).lower()
+    bits = qc.get("bits") or qc.get("w_bit")
+    if method == "gptq":
+        return Quantization.int8_gptq if bits == 8 else Quantization.int4_gptq
+    if method == "bitsandbytes":
+        return Quantization.bnb8 if qc.get("load_in_8bit") else Quantization.bnb4
+    if method in ("compressed-tensors", "compressed_tensors"):
+        text = json.dumps(qc).lower()
+        if "float" in text and '"num_bits": 8' in text:
+            return Quantization.fp8
+        if '"num_bits": 4' in text:
+            return Quantization.int4_gptq
+        if '"num_bits": 8' in text:
+            return Quantization.int8
+        return None
+    return _QUANT_METHODS.get(method)
+
+
+def _sliding_layers(cfg: dict[str, Any], num_layers: int) -> tuple[int | None, int]:
+    window = cfg.get("sliding_window")
+    if not window:
+        return None, 0
+    if cfg.get("use_sliding_window") is False:  # Qwen: key present, feature off
+        return None, 0
+    layer_types = cfg.get("layer_types")
+    if isinstance(layer_types, list) and layer_types:
+        return int(window), sum(1 for t in layer_types if "sliding" in str(t))
+    pattern = cfg.get("sliding_window_pattern")
+    if isinstance(pattern, int) and pattern > 0:  # Gemma 3: every pattern-th layer is global
+        return int(window), num_layers - num_layers // pattern
+    if str(cfg.get("model_type", "")).startswith("gemma2"):  # alternating local/global
+        return int(window), num_layers // 2
+    if window >= cfg.get("max_position_embeddings", 0):
+        return None, 0
+    return int(window), num_layers
+
+
+def _speculator_kind(cfg: dict[str, Any]) -> tuple[SpeculatorKind, list[str]]:
+    """EAGLE/EAGLE-3 heads by architecture or speculators type; the verifier they were trained for."""
+    arch = " ".join(cfg.get("architectures") or []).lower()
+    spec_type = str(cfg.get("speculators_model_type", "")).lower()
+    verifier = ((cfg.get("speculators_config") or {}).get("verifier") or {}).get("name_or_path")
+    targets = [verifier] if verifier else []
+    if "eagle3" in arch or spec_type == "eagle3" or cfg.get("draft_vocab_size"):
+        return SpeculatorKind.eagle3, targets
+    if "eagle" in arch or spec_type == "eagle":
+        return SpeculatorKind.eagle, targets
+    return SpeculatorKind.model, []
+
+
+def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[ModelSpec, Quantization | None]:
+    """Build a spec from a parsed ``config.json``."""
+    kind, speculator_for = _speculator_kind(cfg)
+    if "transformer_layer_config" in cfg:  # speculators format: the decoder layer is nested
+        layer = dict(cfg["transformer_layer_config"])
+        cfg = {**layer, "draft_vocab_size": cfg.get("draft_vocab_size"),
+               "num_hidden_layers": layer.get("num_hidden_layers", 1)}
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else None
+    top = cfg
+    if text:
+        cfg = {**text, "quantization_config": top.get("quantization_config")}
+        cfg.setdefault("model_type", top.get("model_type"))
+    missing = [k for k in _REQUIRED if k not in cfg]
+    if missing:
+        raise UserError(
+            f"{source}: config.json lacks {', '.join(missing)}; pass a complete HF config.json, "
+            "a model directory that contains one, or a catalog name (`specwise catalog`)"
+        )
+    hidden = int(cfg["hidden_size"])
+    layers = int(cfg["num_hidden_layers"])
+    heads = int(cfg["num_attention_heads"])
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    experts = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
+    model_type = str(cfg.get("model_type") or "llama")
+    mla = None
+    if cfg.get("kv_lora_rank"):
+        mla = MLASpec(
+            kv_lora_rank=int(cfg["kv_lora_rank"]),
+            q_lora_rank=cfg.get("q_lora_rank"),
+            qk_rope_head_dim=int(cfg["qk_rope_head_dim"]),
+            qk_nope_head_dim=int(cfg["qk_nope_head_dim"]),
+            v_head_dim=int(cfg["v_head_dim"]),
+        )
+    window, sliding = _sliding_layers(cfg, layers)
+    if "intermediate_size" not in cfg and not cfg.get("moe_intermediate_size"):
+        raise UserError(f"{source}: config.json lacks intermediate_size; pass a complete HF config.json")
+    tied = cfg.get("tie_word_embeddings")
+    if tied is None:
+        tied = model_type.startswith("gemma")
+    quant = _quant_from_config(cfg)
+    gemma = model_type.startswith("gemma")
+    spec = ModelSpec(
+        id=model_id,
+        family=model_type,
+        tokenizer_family=_TOKENIZER_BY_TYPE.get(model_type, f"{model_type}:{cfg['vocab_size']}"),
+        model_type=model_type,
+        kind=kind,
+        speculator_for=speculator_for,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=int(cfg.get("intermediate_size") or cfg.get("moe_intermediate_size")),
+        vocab_size=int(cfg["vocab_size"]),
+        draft_vocab_size=cfg.get("draft_vocab_size"),
+        tie_word_embeddings=bool(tied),
+        attention_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
+        qk_norm=model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text"),
+        norms_per_layer=4 if gemma else (3 if kind is SpeculatorKind.eagle3 else 2),
+        num_experts=int(experts) if experts else None,
+        experts_per_token=cfg.get("num_experts_per_tok") if experts else None,
+        moe_intermediate_size=cfg.get("moe_intermediate_size") if experts else None,
+        num_shared_experts=int(cfg.get("n_shared_experts") or 0),
+        first_k_dense_layers=int(cfg.get("first_k_dense_replace") or 0),
+        mla=mla,
+        sliding_window=window,
+        num_sliding_layers=sliding,
+        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
+        num_mtp_layers=int(cfg.get("num_nextn_predict_layers") or 0),
+        native_quantization=quant or (Quantization.fp32 if (cfg.get("torch_dtype") or cfg.get("dtype")) == "float32" else Quantization.bf16),
+        # EAGLE heads reuse the target's embedding (EAGLE-1 also its lm_head) and add an fc input projection
+        shares_target_embedding=kind is not SpeculatorKind.model,
+        shares_target_lm_head=kind is SpeculatorKind.eagle,
+        fc_input_multiple={SpeculatorKind.eagle3: 3, SpeculatorKind.eagle: 2}.get(kind, 0),
+        attention_input_multiple=2 if kind is SpeculatorKind.eagle3 else 1,
+        source=source,
+    )
+    return spec, quant
+
+
+def spec_from_path(path: Path) -> tuple[ModelSpec, Quantization | None]:
+    """Spec from a local model directory (its ``config.json``) or a ``config.json`` file."""
+    cfg_path = path / "config.json" if path.is_dir() else path
+    if not cfg_path.is_file():
+        raise UserError(f"{path} has no config.json; pass the model directory that contains it, or the file itself")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {cfg_path} as JSON ({exc}); pass a valid HF config.json") from exc
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_path} is not a JSON object; pass a valid HF config.json")
+    model_id = path.name if path.is_dir() else path.parent.name or path.stem
+    _, name_quant = split_quantization(model_id)
+    spec, quant = spec_from_config(cfg, model_id, f"config: {cfg_path}")
+    return spec, quant or name_quant
+
+
+def spec_from_hub(repo_id: str, catalog_error: Exception) -> tuple[ModelSpec, Quantization | None]:
+    """Download ``config.json`` of ``repo_id`` with huggingface_hub; clear error when offline."""
+    offline_hint = (
+        f"{catalog_error} It is not in the catalog and the Hugging Face hub could not be used ({{why}}). "
+        "Offline alternatives: a catalog name (`specwise catalog`), a local model directory, or a config.json path."
+    )
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise UserError(offline_hint.format(why="huggingface_hub is not installed: pip install 'specwise[hub]'")) from None
+    try:
+        cfg_file = hf_hub_download(repo_id, "config.json")
+    except Exception as exc:  # network errors, gated repos, 404: all mean "use an offline source"
+        raise UserError(offline_hint.format(why=type(exc).__name__)) from None
+    _, name_quant = split_quantization(repo_id)
+    cfg = json.loads(Path(cfg_file).read_text())
+    spec, quant = spec_from_config(cfg, repo_id, f"hub: {repo_id}")
+    return spec, quant or name_quant

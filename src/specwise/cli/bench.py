@@ -1,0 +1,139 @@
+"""``specwise bench``: A/B load test of a baseline and a speculative endpoint over QPS x temperature."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from specwise.errors import UserError
+
+
+def _floats(text: str, what: str, allow_mix: bool = False) -> list:
+    out: list = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if allow_mix and part in ("mix", "mixed", "workload"):
+            out.append(None)
+            continue
+        try:
+            out.append(float(part))
+        except ValueError as exc:
+            raise UserError(f"{what}: {part!r} is not a number (expected e.g. 1,2,4)") from exc
+    if not out:
+        raise UserError(f"{what}: give at least one value")
+    return out
+
+
+def _weights(text: str | None) -> dict[float, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        t, _, w = part.partition(":")
+        try:
+            out[float(t)] = float(w) if w else 1.0
+        except ValueError as exc:
+            raise UserError(f"--workload-temperatures: {part!r} is not TEMP:WEIGHT") from exc
+    return out
+
+
+def bench(
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Baseline endpoint URL (already running)."),
+    speculative: Optional[str] = typer.Option(None, "--speculative", help="Speculative endpoint URL."),
+    baseline_cmd: Optional[str] = typer.Option(None, "--baseline-cmd",
+                                               help="Command that starts the baseline server (run first)."),
+    speculative_cmd: Optional[str] = typer.Option(None, "--speculative-cmd",
+                                                  help="Command that starts the speculative server (run second)."),
+    qps: str = typer.Option("1,2,4,8", "--qps", help="Request rates (req/s), comma-separated, or 'sweep' "
+                            "(double from 1 req/s until the server saturates)."),
+    temperatures: str = typer.Option("0,0.7", "--temperatures",
+                                     help="Sampling temperatures; 'mix' = the workload's temperature distribution."),
+    workload: str = typer.Option("chat", "--workload", help="chat|code|summarization|json_extraction|rag_qa|"
+                                 "mixed|random (synthetic), a weighted mix 'chat:3,code:1', or a ShareGPT .json / Spec-Bench or plain "
+                                 ".jsonl file."),
+    workload_temperatures: Optional[str] = typer.Option(
+        None, "--workload-temperatures", help="Temperature distribution for 'mix' cells, e.g. 0:0.3,0.7:0.7."),
+    num_requests: Optional[int] = typer.Option(None, "--num-requests", help="Requests per cell (default 100)."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of traffic per cell instead."),
+    repeats: int = typer.Option(1, "--repeats", help="Repeat every cell; comparisons report medians and CIs."),
+    k: Optional[int] = typer.Option(None, "--k", help="Draft length (default: from the server's config or "
+                                    "/metrics)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name to request (default: /v1/models)."),
+    api: str = typer.Option("chat", "--api", help="chat (/v1/chat/completions) or completions (/v1/completions)."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
+                                              help="Environment variable holding the API key (never stored)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run directory (default runs/bench-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    check_lossless: bool = typer.Option(False, "--check-lossless",
+                                        help="Full losslessness check (default: a short one every run)."),
+    no_lossless: bool = typer.Option(False, "--no-lossless", help="Skip the losslessness check."),
+    arrival: str = typer.Option("poisson", "--arrival", help="poisson|constant|gamma|closed_loop."),
+    burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape (1 = Poisson, < 1 burstier)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Closed loop: requests in flight."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Force max_tokens of every request."),
+    production_temperature: Optional[float] = typer.Option(
+        None, "--production-temperature", help="Temperature you serve at (warns when cells are all below it)."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Send ignore_eos (acceptance then unrepresentative)."),
+    token_counting: str = typer.Option("auto", "--token-counting", help="auto|usage|token_ids|logprobs|text."),
+    return_token_ids: bool = typer.Option(False, "--return-token-ids",
+                                          help="Also ask vLLM (0.10.2+) for token ids per chunk."),
+    seed: int = typer.Option(0, "--seed", help="Seed of prompts and arrival schedules (same for both arms)."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Per-request limit, seconds."),
+    error_budget: float = typer.Option(0.2, "--error-budget", help="Stop a cell when this share failed."),
+    startup_timeout: float = typer.Option(1800.0, "--startup-timeout", help="Seconds to wait for /health."),
+    warmup: int = typer.Option(2, "--warmup", help="Unrecorded warm-up requests per arm."),
+    like_for_like: bool = typer.Option(False, "--like-for-like", help="Also launch the baseline with the "
+                                       "speculative arm's other engine settings forced (needs --baseline-cmd)."),
+    client_workers: int = typer.Option(1, "--client-workers",
+                                       help="Client processes per arm (shard many concurrent streams)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
+) -> None:
+    """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
+    per QPS x temperature, with acceptance from /metrics deltas and per request."""
+    import time
+    from pathlib import Path
+
+    from specwise.bench.client import run_async
+    from specwise.bench.runner import BenchConfig, run_bench
+    from specwise.cli.output import console, emit_json, err_console
+
+    if api not in ("chat", "completions"):
+        raise UserError("--api must be 'chat' or 'completions'")
+    if arrival not in ("poisson", "constant", "gamma", "closed_loop"):
+        raise UserError("--arrival must be poisson, constant, gamma or closed_loop")
+    if token_counting not in ("auto", "usage", "token_ids", "logprobs", "text"):
+        raise UserError("--token-counting must be auto, usage, token_ids, logprobs or text")
+    if num_requests is not None and duration is not None:
+        raise UserError("give --num-requests or --duration, not both")
+    cfg = BenchConfig(
+        baseline_url=baseline, speculative_url=speculative, baseline_cmd=baseline_cmd,
+        speculative_cmd=speculative_cmd, model=model, api=api, api_key_env=api_key_env,
+        qps=None if qps.strip() == "sweep" else _floats(qps, "--qps"),
+        temperatures=_floats(temperatures, "--temperatures", allow_mix=True), workload=workload,
+        workload_temperatures=_weights(workload_temperatures), num_requests=num_requests, duration_s=duration,
+        arrival=arrival, burstiness=burstiness, concurrency=concurrency, repeats=repeats, k=k, seed=seed,
+        max_tokens=max_tokens, timeout_s=timeout, error_budget=error_budget,
+        production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
+        request_token_ids=return_token_ids,
+        lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
+        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=client_workers,
+        like_for_like=like_for_like,
+    )
+    out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
+    from specwise.cli.bench_view import LiveProgress, render_result
+
+    progress = LiveProgress(err_console if json_out else console)
+    try:
+        with progress:
+            result = run_async(run_bench(cfg, out_dir, resume=resume, progress=progress))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/yellow]: everything measured is in {out_dir}; "
+                          f"continue with the same options and --resume --out {out_dir}")
+        raise SystemExit(130) from None
+    if json_out:
+        emit_json(result)
+    else:
+        render_result(result, out_dir, console)

@@ -1,0 +1,1 @@
+"""``specwise plan``: memory budget, pairing check, launch-config emitters and startup-log parser."""

