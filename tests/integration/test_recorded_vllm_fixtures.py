@@ -10,10 +10,11 @@ import struct
 import numpy as np
 import pytest
 
+from specwise.metrics.adapters import delta
+from specwise.metrics.prometheus import parse_metrics_text
 from tests.integration.support import constructed_pair as cp
 from tests.integration.support.openai_stream import StreamedResponse, parse_sse
 from tests.integration.support.paths import FIXTURES_DIR
-from tests.integration.support.spec_metrics import parse_spec_counters
 
 MANIFEST = json.loads((FIXTURES_DIR / "manifest.json").read_text())
 
@@ -65,22 +66,22 @@ def test_closed_form_distribution():
 
 def test_recorded_metrics_delta_equals_the_construction():
     entry = MANIFEST["metrics-v1-draft-model"]
-    before = parse_spec_counters((FIXTURES_DIR / entry["before"]).read_text())
-    after = parse_spec_counters((FIXTURES_DIR / entry["after"]).read_text())
-    delta = after.minus(before)
+    before = parse_metrics_text((FIXTURES_DIR / entry["before"]).read_text())
+    after = parse_metrics_text((FIXTURES_DIR / entry["after"]).read_text())
+    measured = delta(before, after).spec
     # Recompute the expectation here rather than trusting the manifest's copy.
     spec = cp.PairSpec.make()
     prompts = [cp.token_ids_from_text(p) for p in entry["prompts"]]
     streamed, workload = prompts[:4], prompts[4:]
     short = cp.expected_acceptance(spec, streamed, 3, 24)
     long = cp.expected_acceptance(spec, workload, 3, 96)
-    assert delta.num_drafts == short.num_drafts + long.num_drafts
-    assert delta.num_draft_tokens == short.num_draft_tokens + long.num_draft_tokens
-    assert delta.num_accepted_tokens == short.num_accepted_tokens + long.num_accepted_tokens
-    assert [delta.accepted_per_position[i] for i in range(3)] == [
+    assert measured.drafts == short.num_drafts + long.num_drafts
+    assert measured.draft_tokens == short.num_draft_tokens + long.num_draft_tokens
+    assert measured.accepted == short.num_accepted_tokens + long.num_accepted_tokens
+    assert [round(r * measured.drafts) for r in measured.per_position] == [
         a + b for a, b in zip(short.accepted_per_position, long.accepted_per_position)
     ]
-    assert entry["expected_delta_by_construction"]["num_drafts"] == delta.num_drafts
+    assert entry["expected_delta_by_construction"]["num_drafts"] == measured.drafts
 
 
 @pytest.mark.parametrize("name", ["sse-completions-draft-model-continuous-usage.txt",
@@ -108,5 +109,7 @@ def test_recorded_ngram_stream_has_multi_token_chunks_and_counters():
     baseline = _recorded("sse-completions-smollm2-baseline-continuous-usage.txt")
     assert set(baseline.tokens_per_chunk()) == {1}
     assert baseline.text == response.text
-    after = parse_spec_counters((FIXTURES_DIR / "metrics-v1-ngram-after.txt").read_text())
-    assert after.num_drafts > 0 and 0 < after.num_accepted_tokens <= after.num_draft_tokens
+    ngram = delta(parse_metrics_text((FIXTURES_DIR / "metrics-v1-ngram-before.txt").read_text()),
+                  parse_metrics_text((FIXTURES_DIR / "metrics-v1-ngram-after.txt").read_text())).spec
+    assert ngram.drafts > 0 and 0 < ngram.accepted <= ngram.draft_tokens
+    assert ngram.per_position[0] >= ngram.per_position[1] >= ngram.per_position[2]

@@ -10,16 +10,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 import pytest
 
+from specwise.metrics.adapters import SpecDecodeDelta, delta
 from specwise.metrics.definitions import per_request_acceptance
+from specwise.metrics.prometheus import scrape_metrics_sync
 from specwise.schemas.results import RequestRecord
 from tests.integration.support import constructed_pair as cp
 from tests.integration.support.openai_stream import StreamedResponse, stream
 from tests.integration.support.paths import MODEL_CACHE, vllm_python
-from tests.integration.support.spec_metrics import SpecCounters, parse_spec_counters
 from tests.integration.support.vllm_server import VllmServer, vllm_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
@@ -69,10 +69,6 @@ def _text(tokens: list[int]) -> str:
     return " ".join(cp.word(t) for t in tokens)
 
 
-def _spec_counters(server: VllmServer) -> SpecCounters:
-    return parse_spec_counters(httpx.get(server.url + "/metrics", timeout=30).text)
-
-
 def _stream_all(server: VllmServer, prompts: list[list[int]], temperature: float, max_tokens: int) -> list[StreamedResponse]:
     def one(prompt: list[int]) -> StreamedResponse:
         body = {"model": server.model, "prompt": _text(prompt), "max_tokens": max_tokens,
@@ -88,7 +84,7 @@ class GreedyRun:
     prompts: list[list[int]]
     baseline: list[StreamedResponse]
     speculative: list[StreamedResponse]
-    counters_delta: SpecCounters
+    counters_delta: SpecDecodeDelta
     expected: cp.AcceptanceCounts
 
 
@@ -99,10 +95,10 @@ def greedy_run(pair, baseline_server, draft_server) -> GreedyRun:
     _, _, spec = pair
     prompts = _prompts(seed=1, count=GREEDY_PROMPTS)
     baseline = _stream_all(baseline_server, prompts, 0.0, GREEDY_MAX_TOKENS)
-    before = _spec_counters(draft_server)
+    before = scrape_metrics_sync(draft_server.url)
     speculative = _stream_all(draft_server, prompts, 0.0, GREEDY_MAX_TOKENS)
-    delta = _spec_counters(draft_server).minus(before)
-    return GreedyRun(prompts, baseline, speculative, delta,
+    spec_delta = delta(before, scrape_metrics_sync(draft_server.url)).spec
+    return GreedyRun(prompts, baseline, speculative, spec_delta,
                      cp.expected_acceptance(spec, prompts, K, GREEDY_MAX_TOKENS))
 
 
@@ -119,12 +115,16 @@ def test_metrics_deltas_equal_the_acceptance_known_by_construction(greedy_run):
     """At T = 0 the run is deterministic and the simulation follows vLLM V1's step structure, so the counters must
     match exactly (tolerance 0). Seen: 261 drafts, 783 draft tokens, 510 accepted, per position 213/170/127
     (0.816 / 0.651 / 0.487)."""
-    measured, expected = greedy_run.counters_delta, greedy_run.expected
-    assert measured.num_drafts == expected.num_drafts
-    assert measured.num_draft_tokens == expected.num_draft_tokens
-    assert measured.num_accepted_tokens == expected.num_accepted_tokens
-    assert [measured.accepted_per_position[p] for p in range(K)] == expected.accepted_per_position
-    assert measured.per_position_rate() == pytest.approx(expected.per_position_rate, abs=1e-12)
+    measured, expected = greedy_run.counters_delta, greedy_run.expected  # specwise.metrics.adapters.delta
+    assert measured.semantics == "v1_accepted_prefix"
+    assert measured.k == K
+    assert measured.drafts == expected.num_drafts
+    assert measured.draft_tokens == expected.num_draft_tokens
+    assert measured.accepted == expected.num_accepted_tokens
+    assert [round(r * measured.drafts) for r in measured.per_position] == expected.accepted_per_position
+    assert measured.per_position == pytest.approx(expected.per_position_rate, abs=1e-12)
+    assert measured.acceptance_rate == pytest.approx(expected.acceptance_rate, abs=1e-12)
+    assert measured.mean_acceptance_length == pytest.approx(expected.mean_acceptance_length, abs=1e-12)
     # The construction gives a steadily decaying profile (80 % agreement): a sanity check on the ground truth itself.
     assert 0.7 < expected.per_position_rate[0] < 0.9
     assert expected.per_position_rate[0] > expected.per_position_rate[1] > expected.per_position_rate[2] > 0.3
@@ -231,8 +231,6 @@ def test_specwise_bench_recovers_known_acceptance_and_flags_lossy_sampling(pair,
     import subprocess
     import sys
 
-    # `specwise bench` lands from its own branch; until both are merged this test cannot run.
-    pytest.importorskip("specwise.bench.runner", reason="specwise bench is not in this checkout yet")
     _, _, spec = pair
     prompts = _prompts(seed=3, count=BENCH_PROMPTS)
     by_id = {f"p{i}": p for i, p in enumerate(prompts)}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
+
+from specwise.metrics.adapters import delta
+from specwise.metrics.prometheus import scrape_metrics_sync
 
 from tests.integration.support.openai_stream import StreamedResponse, stream
 from tests.integration.support.paths import MODEL_CACHE, vllm_python
 from tests.integration.support.smollm2 import ensure_smollm2
-from tests.integration.support.spec_metrics import parse_spec_counters
 from tests.integration.support.vllm_server import vllm_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.models, pytest.mark.slow]
@@ -53,10 +54,9 @@ def runs(smollm2_dir, tmp_path_factory):
     for label, config in (("baseline", None), ("ngram", NGRAM)):
         with vllm_server(vllm_python(), smollm2_dir, served_model_name="SmolLM2-135M-Instruct",
                          speculative_config=config, log_path=logs / f"{label}.log") as server:
-            before = parse_spec_counters(httpx.get(server.url + "/metrics", timeout=30).text)
+            before = scrape_metrics_sync(server.url)
             responses = _chat_all(server.url, server.model)
-            after = parse_spec_counters(httpx.get(server.url + "/metrics", timeout=30).text)
-            results[label] = (responses, after.minus(before))
+            results[label] = (responses, delta(before, scrape_metrics_sync(server.url)).spec)
     return results
 
 
@@ -71,12 +71,12 @@ def test_real_text_and_identical_greedy_output(runs):
 
 
 def test_ngram_counters_move_and_chunks_carry_several_tokens(runs):
-    _, baseline_delta = runs["baseline"]
-    ngram, delta = runs["ngram"]
-    assert baseline_delta.num_drafts == 0
-    assert delta.num_drafts > 0
-    assert 0 < delta.num_accepted_tokens <= delta.num_draft_tokens <= K * delta.num_drafts
-    rates = delta.per_position_rate()
+    _, baseline_spec = runs["baseline"]
+    ngram, spec = runs["ngram"]
+    assert baseline_spec is None or not baseline_spec.has_traffic
+    assert spec.drafts > 0
+    assert 0 < spec.accepted <= spec.draft_tokens <= K * spec.drafts
+    rates = spec.per_position
     assert len(rates) == K
     assert all(0.0 <= r <= 1.0 for r in rates)
     # Position i can only be accepted after position i-1 was (V1 counts the accepted prefix).
