@@ -142,7 +142,7 @@ def test_hub_reachable_path(monkeypatch, tmp_path):
     cfg_file.write_text(json.dumps(LLAMA_8B_CONFIG))
     calls = []
 
-    def hf_hub_download(repo_id, filename):
+    def hf_hub_download(repo_id, filename, **kwargs):
         calls.append((repo_id, filename))
         return str(cfg_file)
 
@@ -157,7 +157,7 @@ def test_hub_unreachable(monkeypatch):
     import sys
     import types
 
-    def hf_hub_download(repo_id, filename):
+    def hf_hub_download(repo_id, filename, **kwargs):
         raise ConnectionError("offline")
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download))

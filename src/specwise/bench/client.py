@@ -299,7 +299,11 @@ class StreamingClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> StreamingClient:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, force_close=False, enable_cleanup_closed=True)
+        # Drop idle pooled connections before the server does (uvicorn, under vLLM, closes idle
+        # keep-alive connections after 5 s): reusing one the server already closed fails the request.
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, force_close=False, enable_cleanup_closed=True, keepalive_timeout=3.0
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s, sock_connect=self.cfg.connect_timeout_s),
@@ -336,8 +340,20 @@ class StreamingClient:
         assert self._session is not None, "use `async with StreamingClient(...)`"
         body = build_payload(self.cfg, req)
         lines: list[tuple[float, bytes]] = []
+        for attempt in range(2):
+            t_send = time.perf_counter()
+            lines, error, error_kind = await self._attempt(body, lines=[], t_send=t_send)
+            # A pooled connection the server had already closed fails before any byte arrives; that
+            # is the client's artefact, not the server's answer, so it gets one immediate retry.
+            if not (error_kind == "disconnected" and not lines and attempt == 0):
+                break
+        return self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines, error, error_kind)
+
+    async def _attempt(
+        self, body: dict, *, lines: list[tuple[float, bytes]], t_send: float
+    ) -> tuple[list[tuple[float, bytes]], str | None, str | None]:
+        assert self._session is not None
         error = error_kind = None
-        t_send = time.perf_counter()
         try:
             async with self._session.post(self.url, json=body, headers=self._headers) as resp:
                 if resp.status != 200:
@@ -359,6 +375,21 @@ class StreamingClient:
             error, error_kind = f"server closed the connection: {type(exc).__name__}: {exc}", "disconnected"
         except aiohttp.ClientError as exc:
             error, error_kind = f"{type(exc).__name__}: {exc}", "client_error"
+        return lines, error, error_kind
+
+    def _outcome(
+        self,
+        req: RequestSpec,
+        role: Role,
+        qps: float | None,
+        repeat: int,
+        phase_t0: float | None,
+        max_tokens_per_step: int | None,
+        t_send: float,
+        lines: list[tuple[float, bytes]],
+        error: str | None,
+        error_kind: str | None,
+    ) -> StreamOutcome:
         parsed = parse_stream(lines, self.cfg.token_counting)
         if error is None:
             error, error_kind = parsed.error, parsed.error_kind

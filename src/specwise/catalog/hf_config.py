@@ -204,10 +204,18 @@ def spec_from_hub(repo_id: str, catalog_error: Exception) -> tuple[ModelSpec, Qu
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise UserError(offline_hint.format(why="huggingface_hub is not installed: pip install 'specwise[hub]'")) from None
+    import logging
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    previous_level = hub_logger.level
+    # huggingface_hub logs its retries (with tracebacks) to stderr; the user gets one line from us instead.
+    hub_logger.setLevel(logging.CRITICAL)
     try:
-        cfg_file = hf_hub_download(repo_id, "config.json")
+        cfg_file = hf_hub_download(repo_id, "config.json", etag_timeout=5)
     except Exception as exc:  # network errors, gated repos, 404: all mean "use an offline source"
         raise UserError(offline_hint.format(why=type(exc).__name__)) from None
+    finally:
+        hub_logger.setLevel(previous_level)
     _, name_quant = split_quantization(repo_id)
     cfg = json.loads(Path(cfg_file).read_text())
     spec, quant = spec_from_config(cfg, repo_id, f"hub: {repo_id}")

@@ -25,7 +25,7 @@ class ServerBehaviour:
     ttft_s: float = 0.005
     itl_s: float = 0.002
     per_request_spec: bool = False
-    fault: str | None = None  # http_500, truncate, malformed, drop, slow, stream_error
+    fault: str | None = None  # close_first, http_500, truncate, malformed, drop, slow, stream_error
     fault_every: int = 0  # 0 = every request when fault is set; n = every n-th request
     model: str = "test-model"
     spec: bool = True
@@ -142,6 +142,10 @@ class SSEServer:
         self.bodies.append(body)
         b = self.b
         faulty = b.fault is not None and (b.fault_every == 0 or n % b.fault_every == 0)
+        if b.fault == "close_first" and n == 1:
+            # what a stale keep-alive connection looks like: closed with no byte of response
+            request.transport.close()
+            return web.Response()
         if faulty and b.fault == "http_500":
             return web.json_response({"error": {"message": "boom"}}, status=500)
         chat = request.path.endswith("chat/completions")

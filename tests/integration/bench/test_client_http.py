@@ -71,6 +71,14 @@ async def test_faults_are_records_not_exceptions(fault, kind):
         assert r.error_kind in ("disconnected", "truncated_stream")
 
 
+async def test_connection_closed_before_any_byte_is_retried_once():
+    with SSEServer(ServerBehaviour(tokens_per_chunk=[3, 2, 4], fault="close_first")) as srv:
+        out = await _send(srv)
+        assert srv.requests == 2
+    assert out.record.ok, out.record.error
+    assert out.record.output_tokens > 0
+
+
 async def test_connection_refused():
     srv = SSEServer()
     out = await _send(srv)  # never started
