@@ -102,3 +102,12 @@ def test_closed_loop_concurrency_sweep():
     assert high["baseline"]["mean_batch_size"] > 40
     bad = run("--concurrency", "4", "--qps", "2")
     assert bad.returncode == 2 and "either --concurrency" in bad.stderr
+
+
+def test_guard_config_for_a_draft_model_names_the_draft():
+    p = run("--qps", "1", "--num-requests", "40", "--json")
+    assert p.returncode == 0, p.stderr
+    cfg = json.loads(p.stdout)["guard"]["speculative_config"]
+    assert cfg["method"] == "draft_model"
+    assert cfg["model"] == "meta-llama/Llama-3.2-1B-Instruct"
+    assert cfg["num_speculative_tokens_per_batch_size"][0][0] == 1

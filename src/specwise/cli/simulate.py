@@ -274,6 +274,11 @@ def simulate(
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
                        seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list,
                        records_path=str(records_out) if records_out else None)
+    if result.guard is not None and draft and "model" not in result.guard.speculative_config:
+        # the guarded --speculative-config must be launchable as printed: draft_model needs its model
+        cfg = result.guard.speculative_config
+        result.guard.speculative_config = {"method": cfg.get("method"), "model": draft,
+                                           **{key: v for key, v in cfg.items() if key != "method"}}
     if vllm_version and result.guard is not None and _version_tuple(vllm_version) < (0, 24):
         # vllm-speculative-decoding.md §1.7: the per-batch-size schedule exists from 0.24.0; V1 never honoured
         # disable_by_batch_size (removed in 0.17.0)
