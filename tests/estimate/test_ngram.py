@@ -54,3 +54,53 @@ def test_incremental_replay_equals_direct_proposals():
             cap = min(4, len(cont) - 1 - t)
             expected = propose(prompt + cont[:t], cap, lo, hi) if cap > 0 else []
             assert proposals[t, : lengths[t]].tolist() == expected, (trial, t)
+
+
+def test_walk_along_loop_output_reproduces_loop_counters():
+    """The loop's n-gram counters are a function of the text it emits: a one-hot draft is accepted iff the
+    emitted token equals it. Replaying lookup + matched prefixes over that text (the estimate's walk)
+    gives exactly the loop's steps, drafts, drafted and accepted tokens, at T > 0 as at T = 0."""
+    torch = pytest.importorskip("torch")
+    from specwise.estimate.acceptance import replay_steps
+    from specwise.estimate.ngram import matched_prefix
+    from specwise.estimate.validate import TableSource, speculative_decode
+
+    rng = np.random.default_rng(1)
+    vocab = 4
+    table = {(x,): rng.normal(scale=2.0, size=vocab) for x in range(vocab)}
+    for seed in range(20):
+        for temperature in (0.0, 0.7, 1.0):
+            prompt = [0, 1, 2, 0, 1, 3, 0]
+            gen = torch.Generator().manual_seed(seed)
+            tokens, counters = speculative_decode(prompt, TableSource(table), None, "ngram", 3, temperature, 24,
+                                                  None, gen, lookup_min=1, lookup_max=2)
+            proposals, lengths = replay_proposals(prompt, tokens, 3, 1, 2)
+            matched = matched_prefix(proposals, lengths, tokens)
+            indicator = np.zeros((1, len(tokens), 3))
+            for t, m in enumerate(matched):
+                indicator[0, t, :m] = 1.0
+            replay = replay_steps(indicator, lengths, 3, matched)
+            assert (replay.steps[0], replay.drafts[0], replay.draft_tokens[0], replay.accepted[0]) == (
+                counters.steps, counters.drafts, counters.draft_tokens, counters.accepted), (seed, temperature)
+
+
+def test_replay_walk_follows_matched_prefixes():
+    from specwise.estimate.acceptance import replay_steps
+
+    # one step at t=0 proposing 3 tokens with 0.5 expected acceptance each; the text matched 2 of them
+    chain = np.zeros((1, 6, 3))
+    chain[0, 0] = [0.5, 0.5, 0.5]
+    lengths = np.array([3, 0, 0, 0, 0, 0])
+    walked = replay_steps(chain, lengths, 3, np.array([2, 0, 0, 0, 0, 0]))
+    # expected acceptances at the step, but the next step starts at t = 3 with certainty: 1 + 3 plain steps
+    assert walked.accepted[0] == pytest.approx(0.5 + 0.25 + 0.125)
+    assert walked.steps[0] == 4 and walked.drafts[0] == 1
+    spread = replay_steps(chain, lengths, 3)
+    assert spread.steps[0] == pytest.approx(1 + 0.5 * 5 + 0.25 * 4 + 0.125 * 3 + 0.125 * 2)
+
+
+def test_ngram_contexts_are_the_evaluated_temperatures():
+    from specwise.estimate.pipeline import auto_context_temperatures
+
+    assert auto_context_temperatures([0.0, 0.7, 1.0]) == [0.0, 0.5, 1.0]
+    assert auto_context_temperatures([0.0, 0.7, 1.0], exact=True) == [0.0, 0.7, 1.0]

@@ -2,8 +2,9 @@
 
 Each test estimates acceptance from one teacher-forced pass per model, then runs the real speculative loop
 on the same prompts and requires |estimated - measured| <= 0.05 at T = 0, 0.7 and 1.0 (accepted/drafted
-at a fixed k); n-gram only at T = 0 (see test_ngram). Drafts: the target's first 24 layers (lossless verification with draft probabilities),
-an int8 fake-quantised copy of the target (argmax draft, vLLM's default), and n-gram prompt lookup.
+at a fixed k); n-gram only at T = 0 (see test_ngram), evaluated on text generated at each T exactly.
+Drafts: the target's first 24 layers (lossless verification with draft probabilities), an int8
+fake-quantised copy of the target (argmax draft, vLLM's default), and n-gram prompt lookup.
 Generations are short and the CPU runs one thread so the module stays within a few minutes.
 """
 
@@ -42,11 +43,12 @@ def target():
 
 
 def _estimate(models, tmp_path, prompts_file, methods, verification, k, limit, max_new, lookup=(5, 5),
-              draft_quantize=None):
+              draft_quantize=None, context_temperatures=None):
     records = load_prompts(prompts_file, limit)
     settings = EstimateSettings(target="smollm2-135m", draft="test-draft", draft_quantize=draft_quantize,
                                 methods=methods, temperatures=TEMPS,
-                                k_max=k, max_new_tokens=max_new, context_temperatures=auto_context_temperatures(TEMPS),
+                                k_max=k, max_new_tokens=max_new,
+                                context_temperatures=context_temperatures or auto_context_temperatures(TEMPS),
                                 prompt_lookup_min=lookup[0], prompt_lookup_max=lookup[1], seed=0,
                                 prompts=str(prompts_file), prompt_limit=limit)
     return run(settings, records, "cpu", torch.float32, tmp_path, False, 8, verification=verification, fixed_k=k,
@@ -96,10 +98,11 @@ def test_quantized_draft_argmax_and_quantization_drop(target, tmp_path):
 def test_ngram(target, tmp_path):
     models = Models(target=target, draft=None, vocab=49152)
     result = _estimate(models, tmp_path, DATA / "copy_prompts.jsonl", ["ngram"], "argmax_draft", 4, 10, 48,
-                       lookup=(2, 4))
-    # Known limitation (README, Estimate accuracy): at T > 0 the n-gram estimate is not yet shown to be within
-    # 0.05 — a CI-sized run has 30-40 matched drafts in a few requests and the observed errors exceed its
-    # noise at T = 1 — so only T = 0 is asserted; T > 0 is measured and reported.
+                       lookup=(2, 4), context_temperatures=auto_context_temperatures(TEMPS, exact=True))
+    # Known limitation (README, Estimate accuracy): at T > 0 both sides are one sampled text per prompt, and
+    # whether a sample keeps copying swings a 10-prompt run by +-0.13 (measured 0.35-0.62 at T = 0.7 over
+    # loop seeds), so a 0.05 check would need ~40x the decoding; only T = 0 is asserted, T > 0 is reported.
+    # The walk the estimate takes is checked exactly against the loop in tests/estimate/test_ngram.py.
     _assert_agreement(result, "ngram", temperatures=[0.0])
     assert 0.0 < result.temperatures[0].match_probability < 1.0
     assert all(d.passed for d in result.distribution_checks)

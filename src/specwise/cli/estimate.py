@@ -42,7 +42,8 @@ def estimate(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, help="Continuation length cap."),
     context_temperatures: str = typer.Option("auto", "--context-temperatures", help="Temperatures the target "
                                              "generates continuations at; each temperature is evaluated on the "
-                                             "nearest. auto: the temperatures rounded to 0.5 (e.g. 0, 0.5, 1). "
+                                             "nearest. auto: the temperatures rounded to 0.5 (e.g. 0, 0.5, 1); "
+                                             "with the ngram method, the temperatures themselves. "
                                              "Requests with a response use it at every temperature."),
     draft_sample_method: str = typer.Option("greedy", "--draft-sample-method", help="vLLM draft_sample_method "
                                             "the profile and recommendation use: greedy (argmax draft, vLLM "
@@ -89,7 +90,7 @@ def estimate(
     from specwise.estimate.pipeline import auto_context_temperatures
     from specwise.estimate.prompts import load_prompts
 
-    ctx_temps = (auto_context_temperatures(temps) if context_temperatures == "auto"
+    ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
                  else _floats(context_temperatures, "--context-temperatures"))
 
     records = load_prompts(prompts, limit)  # bad input fails before the heavy imports

@@ -202,7 +202,7 @@ class StepCounters:
                          out=np.zeros_like(self.full_accepted_per_pos), where=self.full_drafts[:, None] > 0)
 
 
-def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters:
+def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.ndarray | None = None) -> StepCounters:
     """Expected counters of a speculative decoder with k drafts walking one continuation.
 
     ``chain[T, t, i]``: probability that draft i of a step starting at t is accepted given drafts < i
@@ -211,6 +211,11 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters
     kk = min(k, lengths[t]) drafts accepts exactly m drafts with probability
     ``prod_{j<m} chain[t, j] * (1 - chain[t, m])`` (m < kk) or ``prod_{j<kk} chain[t, j]`` (m = kk),
     and the next step then starts at t + m + 1.
+
+    With ``matched`` (n-gram drafts) the walk is the continuation's own: a step at t accepts exactly
+    ``min(matched[t], kk)`` drafts of the text y, so the next step starts there with certainty, while the
+    counters still add the expected acceptances ``chain`` (the conditional expectation given the text
+    before t: unbiased for the loop's counters and less noisy than the 0/1 matches).
     """
     n_temps, n, _ = chain.shape
     counters = StepCounters.zeros(n_temps, k)
@@ -239,6 +244,9 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int) -> StepCounters
             counters.full_drafts += v
             counters.full_accepted_per_pos[:, :kk] += v[:, None] * survive
         before = np.concatenate([np.ones((n_temps, 1)), survive[:, :-1]], axis=1)
+        if matched is not None:
+            visit[:, t + 1 + min(int(matched[t]), kk)] += v
+            continue
         exactly = before * (1.0 - b)  # accept exactly m, m = 0..kk-1
         visit[:, t + 1 : t + 1 + kk] += v[:, None] * exactly
         visit[:, t + 1 + kk] += v * survive[:, -1]
@@ -286,6 +294,7 @@ class RequestChain:
     category: str
     chain: np.ndarray  # [nT, n, k_max]
     lengths: np.ndarray  # [n]
+    matched: np.ndarray | None = None  # [n] n-gram: the walk along the continuation (see replay_steps)
 
 
 @dataclass
@@ -332,7 +341,7 @@ def summarize_group(category: str, chains: Sequence[RequestChain], k_max: int, n
         pooled = StepCounters.zeros(n_temps, k)
         rates = np.full((len(chains), n_temps), np.nan)
         for r, rc in enumerate(chains):
-            c = replay_steps(rc.chain, rc.lengths, k)
+            c = replay_steps(rc.chain, rc.lengths, k, rc.matched)
             pooled = pooled + c
             rates[r] = c.acceptance_rate()
             if k == 1:

@@ -14,6 +14,12 @@ equals the target's argmax there. Where the proposal agrees with the continuatio
 teacher-forced logits; where it diverges the pipeline runs the target over the proposal's branch
 (:func:`specwise.estimate.pipeline._ngram_records`), since a copy proposal conditioned on sampled text
 that left the copy would understate acceptance at T > 0.
+
+Which steps a decoder takes is not spread over the chain's probabilities: a lossless loop's text is a
+sample y of the target at T, and with one-hot drafts its counters are a function of y (a draft is
+accepted iff the emitted token equals it). So the estimate walks y itself (:func:`matched_prefix`:
+next step at t + min(matched, k) + 1), which needs y sampled at T exactly (the CLI's default context
+temperatures for ngram), and adds the expected acceptances at the steps it visits.
 """
 
 from __future__ import annotations
@@ -81,6 +87,25 @@ def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: 
             index_ngrams_ending_at(length - 1)
         context.append(int(continuation[t]))
     return proposals, lengths
+
+
+def matched_prefix(proposals: np.ndarray, lengths: np.ndarray, continuation: Sequence[int]) -> np.ndarray:
+    """``matched[t]``: how many leading proposal tokens of the step starting at t equal the continuation.
+
+    A lossless loop's text is distributed as the target's own sample y, and a one-hot draft is accepted
+    exactly when the emitted token equals it (a rejection resamples from p with the draft token removed).
+    So a real decode whose text is y accepts exactly ``min(matched[t], k)`` drafts at a step starting at t
+    and starts its next step at ``t + min(matched[t], k) + 1``: this is the walk the estimate follows.
+    """
+    cont = np.asarray(continuation, dtype=np.int64)
+    n, k_max = proposals.shape
+    matched = np.zeros(n, dtype=np.int64)
+    for t in np.nonzero(lengths)[0]:
+        m = 0
+        while m < lengths[t] and t + m < n and proposals[t, m] == cont[t + m]:
+            m += 1
+        matched[t] = m
+    return matched
 
 
 def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,

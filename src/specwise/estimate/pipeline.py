@@ -32,7 +32,7 @@ from specwise.estimate.acceptance import (
     speedup_batch1,
     summarize,
 )
-from specwise.estimate.ngram import ngram_chain, replay_proposals
+from specwise.estimate.ngram import matched_prefix, ngram_chain, replay_proposals
 from specwise.estimate.prompts import PromptRecord, prompt_token_ids
 from specwise.schemas.estimate import (
     CategoryEstimate,
@@ -187,10 +187,14 @@ def context_bands(temperatures: Sequence[float], context_temperatures: Sequence[
     return bands
 
 
-def auto_context_temperatures(temperatures: Sequence[float]) -> list[float]:
-    """Default context temperatures: every evaluated temperature rounded to the nearest 0.5."""
+def auto_context_temperatures(temperatures: Sequence[float], exact: bool = False) -> list[float]:
+    """Default context temperatures: every evaluated temperature rounded to the nearest 0.5, or the evaluated
+    temperatures themselves when ``exact`` (the n-gram method: its walk is the text sampled at T, see
+    :func:`specwise.estimate.ngram.matched_prefix`)."""
     import math
 
+    if exact:
+        return sorted(set(float(t) for t in temperatures))
     return sorted({math.floor(t * 2 + 0.5) / 2 for t in temperatures})
 
 
@@ -230,9 +234,10 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
             for i in range(n_rows):
                 chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps)
     out = []
-    for (proposals, lengths), chain in zip(replays, chains):
+    for (proposals, lengths), chain, cont in zip(replays, chains, conts):
         sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
-        out.append({"lengths": lengths.tolist(), "chain": sparse})
+        out.append({"lengths": lengths.tolist(), "chain": sparse,
+                    "matched": matched_prefix(proposals, lengths, cont).tolist()})
     return out
 
 
@@ -360,6 +365,7 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
             continue
         rows = [entry["temps"].index(j) for j in wanted]
         n = len(entry["continuation"])
+        matched = None
         if method == "draft_model":
             pair = entry["pairs"].get(which)
             if pair is None:
@@ -375,7 +381,9 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
             for t, values in ng["chain"].items():
                 arr = np.asarray(values, dtype=np.float64)[rows]
                 chain[:, int(t), : arr.shape[1]] = arr
-        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths))
+            if ng.get("matched") is not None:
+                matched = np.asarray(ng["matched"], dtype=np.int64)
+        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched))
     return chains
 
 
