@@ -331,6 +331,11 @@ class Engine:
         self.last_k = 0
         self.last_dt = busy
         self.last_n_tokens = b
+        self._retire(finished, t_end)
+        return busy
+
+    def _retire(self, finished: np.ndarray, t_end: float) -> None:
+        """Mark the requests that finished in this step done and free their KV and run slots."""
         fin = finished.tolist()
         self.last_finished = fin
         if fin:
@@ -341,7 +346,6 @@ class Engine:
             self.run_list = [r for r in self.run_list if r not in done]
             self._run_arr = None
             self._release_closed_slots(len(fin), t_end)
-        return busy
 
     def step_time_decode(self, batch: int, kv_read: float) -> float:
         """Step time of a plain decode step (no drafts): forward + scheduler overhead."""
@@ -558,16 +562,7 @@ class Engine:
         self.last_k = k
         self.last_dt = dt
         self.last_n_tokens = n_tokens
-        fin = finished.tolist()
-        self.last_finished = fin
-        if fin:
-            self.finish_t[finished] = t_end
-            self.status[finished] = DONE
-            self.kv_used -= int(self.computed[finished].sum())
-            done = set(fin)
-            self.run_list = [r for r in self.run_list if r not in done]
-            self._run_arr = None
-            self._release_closed_slots(len(fin), t_end)
+        self._retire(finished, t_end)
         self.steps += 1
         self.busy_time += dt
         self.batch_time += dt * run.size
