@@ -56,32 +56,49 @@ def test_incremental_replay_equals_direct_proposals():
             assert proposals[t, : lengths[t]].tolist() == expected, (trial, t)
 
 
-def test_walk_along_loop_output_reproduces_loop_counters():
+@pytest.mark.parametrize("eos", [None, 4])
+def test_walk_along_loop_output_reproduces_loop_counters(eos):
     """The loop's n-gram counters are a function of the text it emits: a one-hot draft is accepted iff the
     emitted token equals it. Replaying lookup + matched prefixes over that text (the estimate's walk)
-    gives exactly the loop's steps, drafts, drafted and accepted tokens, at T > 0 as at T = 0."""
+    gives exactly the loop's steps, drafts, drafted and accepted tokens, at T > 0 as at T = 0.
+
+    With an EOS (token 4, never in the prompt, so no proposal contains it) texts stop before the budget
+    of 24 tokens; the loop does not see the end coming and drafts up to min(k, budget - 1 - t) tokens at
+    its last steps, all rejected after the EOS. The replay must be told the budget to count those drafts."""
     torch = pytest.importorskip("torch")
     from specwise.estimate.acceptance import replay_steps
     from specwise.estimate.ngram import matched_prefix
     from specwise.estimate.validate import TableSource, speculative_decode
 
     rng = np.random.default_rng(1)
-    vocab = 4
+    vocab = 4 if eos is None else 5
     table = {(x,): rng.normal(scale=2.0, size=vocab) for x in range(vocab)}
+    if eos is not None:
+        for x in range(vocab):
+            table[(x,)][eos] = 0.5  # about one token in eight (T = 1) ends the text
+    budget, ended_early, capped_differs = 24, 0, 0
     for seed in range(20):
         for temperature in (0.0, 0.7, 1.0):
             prompt = [0, 1, 2, 0, 1, 3, 0]
             gen = torch.Generator().manual_seed(seed)
-            tokens, counters = speculative_decode(prompt, TableSource(table), None, "ngram", 3, temperature, 24,
-                                                  None, gen, lookup_min=1, lookup_max=2)
-            proposals, lengths = replay_proposals(prompt, tokens, 3, 1, 2)
+            tokens, counters = speculative_decode(prompt, TableSource(table), None, "ngram", 3, temperature, budget,
+                                                  eos, gen, lookup_min=1, lookup_max=2)
+            early = eos is not None and len(tokens) < budget
+            ended_early += early
+            proposals, lengths = replay_proposals(prompt, tokens, 3, 1, 2, budget if early else None)
             matched = matched_prefix(proposals, lengths, tokens)
             indicator = np.zeros((1, len(tokens), 3))
             for t, m in enumerate(matched):
                 indicator[0, t, :m] = 1.0
-            replay = replay_steps(indicator, lengths, 3, matched)
+            replay = replay_steps(indicator, lengths, 3, matched, budget if early else None)
             assert (replay.steps[0], replay.drafts[0], replay.draft_tokens[0], replay.accepted[0]) == (
                 counters.steps, counters.drafts, counters.draft_tokens, counters.accepted), (seed, temperature)
+            if early:
+                capped = replay_steps(indicator, replay_proposals(prompt, tokens, 3, 1, 2)[1], 3, matched)
+                capped_differs += capped.draft_tokens[0] != counters.draft_tokens
+    if eos is not None:
+        # the EOS case is exercised, and capping drafts at the text's end would miscount them
+        assert ended_early >= 20 and capped_differs >= 5, (ended_early, capped_differs)
 
 
 def test_replay_walk_follows_matched_prefixes():

@@ -202,7 +202,8 @@ class StepCounters:
                          out=np.zeros_like(self.full_accepted_per_pos), where=self.full_drafts[:, None] > 0)
 
 
-def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.ndarray | None = None) -> StepCounters:
+def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.ndarray | None = None,
+                 budget: int | None = None) -> StepCounters:
     """Expected counters of a speculative decoder with k drafts walking one continuation.
 
     ``chain[T, t, i]``: probability that draft i of a step starting at t is accepted given drafts < i
@@ -216,6 +217,10 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.nda
     ``min(matched[t], kk)`` drafts of the text y, so the next step starts there with certainty, while the
     counters still add the expected acceptances ``chain`` (the conditional expectation given the text
     before t: unbiased for the loop's counters and less noisy than the 0/1 matches).
+
+    ``budget`` (max_new_tokens of the request, default n): the step at ``budget - 1`` is forced plain
+    (the loop drafts ``min(k, budget - 1 - t)``); a text that ended at EOS before its budget has no
+    forced plain step, and its last steps may draft past the EOS (``lengths`` says how many).
     """
     n_temps, n, _ = chain.shape
     counters = StepCounters.zeros(n_temps, k)
@@ -229,7 +234,7 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.nda
             continue
         counters.steps += v
         kk = int(min(k, lengths[t]))
-        if t == n - 1:
+        if t == (n if budget is None else budget) - 1:
             counters.forced_plain_steps += v
         if kk <= 0:
             visit[:, t + 1] += v
@@ -295,6 +300,7 @@ class RequestChain:
     chain: np.ndarray  # [nT, n, k_max]
     lengths: np.ndarray  # [n]
     matched: np.ndarray | None = None  # [n] n-gram: the walk along the continuation (see replay_steps)
+    budget: int | None = None  # max_new_tokens when the text ended at EOS before it (see replay_steps)
 
 
 @dataclass
@@ -341,7 +347,7 @@ def summarize_group(category: str, chains: Sequence[RequestChain], k_max: int, n
         pooled = StepCounters.zeros(n_temps, k)
         rates = np.full((len(chains), n_temps), np.nan)
         for r, rc in enumerate(chains):
-            c = replay_steps(rc.chain, rc.lengths, k, rc.matched)
+            c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget)
             pooled = pooled + c
             rates[r] = c.acceptance_rate()
             if k == 1:

@@ -47,16 +47,21 @@ def propose(context: Sequence[int], k: int, lookup_min: int, lookup_max: int) ->
 
 
 def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: int, lookup_min: int,
-                     lookup_max: int) -> tuple[np.ndarray, np.ndarray]:
+                     lookup_max: int, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Proposals at every continuation position t (context = prompt + continuation[:t]).
 
     Same result as calling :func:`propose` at every position, in O(length x (max - min + 1)): for each n a
     dict maps an n-gram to its most recent start among n-grams that end before the context's last token
     (so the suffix never matches itself and a follower always exists). Returns (proposals [n, k_max] int64
-    padded with -1, lengths [n]); lengths are capped at ``n - 1 - t`` like model drafts (the decoder stops
-    at the continuation's length).
+    padded with -1, lengths [n]); lengths are capped at ``budget - 1 - t``, the loop's own cap
+    (``min(k, max_new_tokens - generated - 1)``). ``budget`` is the request's max_new_tokens; it defaults
+    to the continuation's length, right when the text stopped at the budget. A text that stopped at EOS
+    before its budget must pass it: the decoder does not know the end is near and keeps drafting k tokens
+    (rejected past EOS), and capping at the text's length instead drops those drafts from the estimate and
+    overstates accepted/drafted.
     """
     n = len(continuation)
+    budget = n if budget is None else max(int(budget), n)
     proposals = np.full((n, k_max), -1, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
     context = [int(x) for x in prompt]
@@ -73,7 +78,7 @@ def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: 
     for end in range(len(context) - 1):
         index_ngrams_ending_at(end)
     for t in range(n):
-        cap = min(k_max, n - 1 - t)
+        cap = min(k_max, budget - 1 - t)
         length = len(context)
         if cap > 0 and length >= 2:
             for size in range(min(lookup_max, length - 1), lookup_min - 1, -1):
@@ -113,13 +118,17 @@ def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,
     """``chain[T, t, i]`` = acceptance of proposal i of the step starting at t (shape [nT, n, k_max]).
 
     Uses :func:`specwise.estimate.acceptance.proposal_acceptance` at position t + i for every proposed
-    token, computed for all (t, i) pairs in one gather.
+    token, computed for all (t, i) pairs in one gather. Proposed tokens beyond the continuation's last
+    logits row (drafts past an EOS) are left at 0 here; their acceptances need the target run over the
+    proposal's own branch (:func:`specwise.estimate.pipeline._ngram_records`).
     """
     from specwise.estimate.acceptance import proposal_acceptance
 
     n, k_max = proposals.shape
     chain = np.zeros((len(temperatures), n, k_max))
     ts, iis = np.nonzero(np.arange(k_max)[None, :] < lengths[:, None])
+    inside = ts + iis < target_logits.shape[0]
+    ts, iis = ts[inside], iis[inside]
     if ts.size == 0:
         return chain
     positions = ts + iis

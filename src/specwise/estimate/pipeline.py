@@ -205,17 +205,20 @@ def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float]) -> dict[str, 
 
 def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]], conts: Sequence[list[int]],
                    settings: EstimateSettings, temps: Sequence[float], device: str, vocab: int,
-                   batch_size: int = 16) -> list[dict[str, Any]]:
+                   budgets: Sequence[int | None] | None = None, batch_size: int = 16) -> list[dict[str, Any]]:
     """n-gram chains for a batch, with the target's logits taken along each proposal's own branch.
 
     Draft i of a step starting at t is verified in the context prompt + y_<t + proposal_<i. Where the
     proposal agrees with the continuation y that is the teacher-forced context; where it diverges
     (common at T > 0, where y is sampled but the proposal is a deterministic copy), the continuation's
     logits would condition on the wrong text and understate acceptance, so the target runs once more
-    over prompt + y_<t + proposal_<(L-1) for those starts (batched).
+    over prompt + y_<t + proposal_<(L-1) for those starts (batched). So it does for proposals that run
+    past the end of a text that stopped at EOS before its budget (``budgets[r]``, see
+    :func:`specwise.estimate.ngram.replay_proposals`): no teacher-forced row exists there.
     """
+    budgets = list(budgets) if budgets is not None else [None] * len(conts)
     replays = [replay_proposals(prompts[r], conts[r], settings.k_max, settings.prompt_lookup_min,
-                                settings.prompt_lookup_max) for r in range(len(conts))]
+                                settings.prompt_lookup_max, budgets[r]) for r in range(len(conts))]
     chains = [ngram_chain(rows[r], proposals, lengths, temps) for r, (proposals, lengths) in enumerate(replays)]
     branches = []  # (request, start t, branch sequence, rows wanted)
     for r, (proposals, lengths) in enumerate(replays):
@@ -223,7 +226,7 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
         for t in np.nonzero(lengths > 1)[0]:
             length = int(lengths[t])
             head = proposals[t, : length - 1].tolist()
-            if head != list(cont[t : t + length - 1]):
+            if head != list(cont[t : t + length - 1]) or t + length > len(cont):
                 branches.append((r, int(t), prompts[r] + list(cont[:t]) + head, length - 1))
     for start in range(0, len(branches), batch_size):
         chunk = branches[start : start + batch_size]
@@ -234,9 +237,9 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
             for i in range(n_rows):
                 chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps)
     out = []
-    for (proposals, lengths), chain, cont in zip(replays, chains, conts):
+    for (proposals, lengths), chain, cont, budget in zip(replays, chains, conts, budgets):
         sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
-        out.append({"lengths": lengths.tolist(), "chain": sparse,
+        out.append({"lengths": lengths.tolist(), "chain": sparse, "budget": budget,
                     "matched": matched_prefix(proposals, lengths, cont).tolist()})
     return out
 
@@ -249,8 +252,12 @@ def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float]) -> np
 
 def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequence[list[int]],
                      settings: EstimateSettings, temp_indices: Sequence[int],
-                     context_temperature: float | None) -> list[dict[str, Any]]:
-    """Teacher-forced passes of every model over prompt + continuation; per-position acceptances."""
+                     context_temperature: float | None,
+                     budgets: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+    """Teacher-forced passes of every model over prompt + continuation; per-position acceptances.
+
+    ``budgets[i]``: the request's max_new_tokens when its generated text stopped at EOS before it (the
+    n-gram replay drafts past that end as the loop does), else None."""
     temps = [settings.temperatures[j] for j in temp_indices]
     keep = [i for i, c in enumerate(conts) if c]
     entries: list[dict[str, Any]] = [
@@ -284,7 +291,9 @@ def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequen
                                   ("reference", "target_ref", models.target_reference)):
             if key not in rows:
                 continue
-            records = _ngram_records(model.model, rows[key], kept_prompts, kept_conts, settings, temps, device, vocab)
+            kept_budgets = [budgets[i] if budgets is not None else None for i in keep]
+            records = _ngram_records(model.model, rows[key], kept_prompts, kept_conts, settings, temps, device, vocab,
+                                     kept_budgets)
             for j, i in enumerate(keep):
                 entries[i]["ngram"][which] = records[j]
     return entries
@@ -312,7 +321,11 @@ def process_batch(models: Models, batch: Sequence[PromptRecord], settings: Estim
         for c_temp, indices in context_bands(settings.temperatures, settings.context_temperatures).items():
             generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
                                                c_temp, settings.seed + hash_ids([batch[i].id for i in todo]))
-            entries = _context_entries(models, [prompts[i] for i in todo], generated, settings, indices, c_temp)
+            eos = tok.eos_token_id
+            budgets = [max_new[i] if g and g[-1] == eos and len(g) < max_new[i] else None
+                       for i, g in zip(todo, generated)]
+            entries = _context_entries(models, [prompts[i] for i in todo], generated, settings, indices, c_temp,
+                                       budgets)
             for i, e in zip(todo, entries):
                 contexts[i].append(e)
     return [{"id": r.id, "category": r.category, "prompt_tokens": len(prompts[i]),
@@ -365,7 +378,7 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
             continue
         rows = [entry["temps"].index(j) for j in wanted]
         n = len(entry["continuation"])
-        matched = None
+        matched = budget = None
         if method == "draft_model":
             pair = entry["pairs"].get(which)
             if pair is None:
@@ -383,7 +396,8 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
                 chain[:, int(t), : arr.shape[1]] = arr
             if ng.get("matched") is not None:
                 matched = np.asarray(ng["matched"], dtype=np.int64)
-        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched))
+            budget = ng.get("budget")
+        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched, budget))
     return chains
 
 
