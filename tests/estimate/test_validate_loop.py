@@ -69,3 +69,21 @@ def test_ratio_standard_error_by_hand():
                       sum(a * d for a, d in zip(accepted, drafted)), len(accepted))
     assert se == pytest.approx((2 * 4 / 3) ** 0.5 / 8)
     assert ratio_stderr(4, 8, 4, 16, 8, 4) == pytest.approx(0.0)  # every draft accepts exactly 1 of 2
+
+
+def test_paired_comparison_by_hand():
+    from specwise.estimate.validate import compare_ratios
+
+    # two requests drafting 10 tokens on each side: estimate 6/20 = 0.3 (4 and 2 accepted), loop 8/20 = 0.4
+    # (5 and 3): influences (a - r d) / sum d: u = w = (0.05, -0.05), so the paired difference has no spread left
+    c = compare_ratios([4, 2], [10, 10], [5, 3], [10, 10])
+    assert (c.estimated, c.measured, c.difference) == pytest.approx((0.3, 0.4, -0.1))
+    assert c.estimated_stderr == pytest.approx(0.1)  # sqrt(n/(n-1) * sum u^2) = sqrt(2 * 0.005)
+    assert c.difference_stderr == pytest.approx(0.0)
+    assert c.compatible is False and c.ci_within(0.05) is False
+    # opposite per-request deviations: the difference is 0 but uncertain by the two sides' spreads added
+    c = compare_ratios([4, 2], [10, 10], [2, 4], [10, 10])
+    assert c.difference == pytest.approx(0.0)
+    assert c.difference_stderr == pytest.approx(0.2)  # u - w = (0.1, -0.1): sqrt(2 * 0.02)
+    assert c.compatible is True and c.ci_within(0.05) is False and c.ci_within(0.6) is True
+    assert compare_ratios([0, 0], [0, 0], [1, 1], [2, 2]) is None  # nothing drafted on one side

@@ -190,13 +190,26 @@ def render(result: Any) -> None:
                       "-" if e.within_five_points is None else ("yes" if e.within_five_points else "[red]no[/red]"))
         console.print(q)
     if result.validation:
-        v = Table(title="Validation: real speculative decoding on the same prompts (measured) vs estimate")
-        for col in ("method", "verify", "T", "k", "estimated", "measured", "± s.e.", "|err|", "drafts", "<=0.05"):
+        from rich import box
+
+        v = Table(title="Validation: real speculative decoding on the same prompts (measured) vs estimate",
+                  caption="±: standard error over requests; |err| red above 0.05; diff CI: 95% interval of "
+                          "estimated - measured, paired by request; CI⊂±.05: agreement within 0.05 shown at 95%",
+                  box=box.SIMPLE_HEAD)
+        for col in ("method", "T", "k", "estimated", "measured", "|err|", "diff CI", "CI⊂±.05"):
             v.add_column(col, justify="right")
+
+        def with_se(x: float | None, se: float | None) -> str:
+            return _pct(x) + ("" if se is None else f"±{100 * se:.1f}")
+
         for e in result.validation:
-            v.add_row(e.method, e.verification, f"{e.temperature:g}", str(e.k), _pct(e.acceptance_estimated),
-                      _pct(e.acceptance_measured), _pct(e.measured_stderr),
-                      "-" if e.abs_error is None else f"{e.abs_error:.3f}", str(e.drafts), "yes" if e.within_tolerance else "[red]no[/red]")
+            ci = "-" if e.difference_ci95 is None else f"{e.difference_ci95[0]:+.2f},{e.difference_ci95[1]:+.2f}"
+            err = "-" if e.abs_error is None else f"{e.abs_error:.3f}"
+            method = e.method if e.method == "ngram" else f"{e.method} ({e.verification})"
+            shown = "-" if e.ci_within_tolerance is None else ("yes" if e.ci_within_tolerance else "no")
+            v.add_row(method, f"{e.temperature:g}", str(e.k), with_se(e.acceptance_estimated, e.estimated_stderr),
+                      with_se(e.acceptance_measured, e.measured_stderr),
+                      err if e.within_tolerance is not False else f"[red]{err}[/red]", ci, shown)
         console.print(v)
     for d in result.distribution_checks:
         console.print(f"Losslessness check ({d.verification}, T={d.temperature:g}): chi-square {d.chi_square:.1f} on "

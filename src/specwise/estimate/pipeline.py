@@ -29,6 +29,7 @@ from specwise.estimate.acceptance import (
     chain_from_positions,
     lossless_acceptance,
     recommend_k,
+    replay_steps,
     speedup_batch1,
     summarize,
 )
@@ -399,6 +400,22 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
             budget = ng.get("budget")
         chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched, budget))
     return chains
+
+
+def request_counters(records: Sequence[dict[str, Any]], method: str, verification: str, settings: EstimateSettings,
+                     temperature: float, k: int, which: str = "deployed") -> dict[str, tuple[float, float]]:
+    """Expected (accepted, drafted) per request id at one temperature and k: the estimate's side of a
+    per-request comparison with a measurement (its pooled ratio is ``acceptance_rate`` at that k)."""
+    j = list(settings.temperatures).index(temperature)
+    band = next(indices for indices in context_bands(settings.temperatures, settings.context_temperatures).values()
+                if j in indices)
+    main_v = verification if method == "draft_model" else "argmax_draft"
+    out = {}
+    for rc in request_chains(records, method, which, main_v, settings.k_max, band):
+        c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget)
+        jj = band.index(j)
+        out[rc.request_id] = (float(c.accepted[jj]), float(c.draft_tokens[jj]))
+    return out
 
 
 def _nan_none(x: float) -> float | None:

@@ -97,9 +97,16 @@ def recommendations(methods: Sequence[MethodEstimate]) -> list[Recommendation]:
 
 def validate_estimates(models: Models, settings: EstimateSettings, records: Sequence[PromptRecord],
                        methods: Sequence[MethodEstimate], temps: Sequence[float], out_dir: Path,
-                       show_progress: bool) -> list[ValidationEntry]:
-    """Measure accepted/drafted with real speculative decoding; pooled counters, appended per (method, T)."""
-    from specwise.estimate.validate import measure_acceptance
+                       show_progress: bool, estimate_rows: Sequence[dict[str, Any]] = (),
+                       verification_main: str = "argmax_draft") -> list[ValidationEntry]:
+    """Measure accepted/drafted with real speculative decoding; pooled counters, appended per (method, T).
+
+    With the estimate's per-request records (``estimate_rows``) each entry also compares the two sides
+    request by request (:func:`specwise.estimate.validate.compare_ratios`): standard errors, a 95%
+    interval of the difference and whether it lies within the 0.05 tolerance.
+    """
+    from specwise.estimate.pipeline import request_counters
+    from specwise.estimate.validate import compare_ratios, measure_acceptance
 
     tok = models.target.tokenizer
     prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in records]
@@ -139,7 +146,8 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
                 row = {"method": m.method, "verification": verification, "temperature": t.temperature,
                        "k": t.acceptance_rate_k, "steps": c.steps, "drafts": c.drafts, "draft_tokens": c.draft_tokens,
                        "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos,
-                       "stderr": c.acceptance_rate_stderr}
+                       "stderr": c.acceptance_rate_stderr, "request_accepted": c.request_accepted,
+                       "request_drafted": c.request_drafted}
                 with path.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 done[key] = row
@@ -151,6 +159,12 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
             err = None if measured is None or estimated is None else round(abs(measured - estimated), 5)
             kk = t.acceptance_rate_k
             drafts = row["drafts"]
+            comparison = None
+            if estimate_rows and row.get("request_drafted") is not None:
+                per_request = request_counters(estimate_rows, m.method, verification_main, settings, t.temperature, kk)
+                est = [per_request.get(r.id, (0.0, 0.0)) for r in records]
+                comparison = compare_ratios([a for a, _ in est], [d for _, d in est], row["request_accepted"],
+                                            row["request_drafted"])
             entries.append(ValidationEntry(
                 temperature=t.temperature, method=m.method, verification=verification, k=kk,
                 acceptance_estimated=estimated, acceptance_measured=None if measured is None else round(measured, 5),
@@ -160,8 +174,22 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
                 per_position_measured=[round(a / drafts, 5) if drafts else 0.0 for a in row["accepted_per_pos"][:kk]],
                 drafted_tokens=row["draft_tokens"], accepted_tokens=row["accepted"], steps=row["steps"],
                 drafts=row["drafts"], measured_stderr=None if row.get("stderr") is None else round(row["stderr"], 5),
-                within_tolerance=None if err is None else err <= 0.05))
+                within_tolerance=None if err is None else err <= 0.05, num_requests=len(prompts),
+                **_comparison_fields(comparison)))
     return entries
+
+
+def _comparison_fields(comparison: Any) -> dict[str, Any]:
+    if comparison is None:
+        return {}
+
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, 5)
+
+    return {"estimated_stderr": r(comparison.estimated_stderr), "difference": r(comparison.difference),
+            "difference_stderr": r(comparison.difference_stderr),
+            "difference_ci95": None if comparison.ci95 is None else [r(x) for x in comparison.ci95],
+            "statistically_compatible": comparison.compatible, "ci_within_tolerance": comparison.ci_within(0.05)}
 
 
 def _per_position_at_k(t: Any, k: int) -> list[float]:
@@ -242,7 +270,8 @@ def run(settings: EstimateSettings, records: Sequence[PromptRecord], device: str
     validation: list[ValidationEntry] = []
     checks: list[DistributionCheckResult] = []
     if validate:
-        validation = validate_estimates(models, settings, records, methods, validate_temperatures, out_dir, show_progress)
+        validation = validate_estimates(models, settings, records, methods, validate_temperatures, out_dir, show_progress,
+                                        rows, verification)
         checks = distribution_checks(models, settings, records, methods)
     n_tokens = sum(record_tokens(r) for r in rows)
     notes = []

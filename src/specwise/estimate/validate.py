@@ -113,6 +113,9 @@ class LoopCounters:
     req_sum_accepted_sq: int = 0
     req_sum_drafted_sq: int = 0
     req_sum_accepted_drafted: int = 0
+    # per request, in prompt order (set by measure_acceptance): for the paired comparison with the estimate
+    request_accepted: list[int] = field(default_factory=list)
+    request_drafted: list[int] = field(default_factory=list)
 
     def add(self, other: "LoopCounters") -> None:
         self.steps += other.steps
@@ -149,6 +152,64 @@ def ratio_stderr(accepted: float, drafted: float, sum_a2: float, sum_d2: float, 
     r = accepted / drafted
     residual = max(sum_a2 - 2 * r * sum_ad + r * r * sum_d2, 0.0)
     return (residual * drafts / (drafts - 1)) ** 0.5 / drafted
+
+
+@dataclass
+class RatioComparison:
+    """Estimated vs measured accepted/drafted over the same requests, with standard errors.
+
+    ``difference`` = estimated - measured. Standard errors are delta-method (linearised ratio of sums),
+    clustered by request; ``difference_stderr`` is paired by request: the estimate and the loop are two
+    independent samples on the same prompts, so the spread between prompts, common to both, cancels and
+    what is left is the sampling noise of each side's texts. ``ci95`` is difference +- 1.96 standard errors.
+    """
+
+    estimated: float
+    measured: float
+    difference: float
+    estimated_stderr: float | None
+    measured_stderr: float | None
+    difference_stderr: float | None
+    ci95: tuple[float, float] | None
+    num_requests: int
+
+    @property
+    def compatible(self) -> bool | None:
+        """The difference lies within its 95% interval of 0 (no evidence of a bias)."""
+        if self.difference_stderr is None:
+            return None
+        return abs(self.difference) <= 1.96 * self.difference_stderr
+
+    def ci_within(self, tolerance: float) -> bool | None:
+        """The whole 95% interval of the difference lies inside +-tolerance (agreement shown, not just
+        not refuted)."""
+        if self.ci95 is None:
+            return None
+        return -tolerance <= self.ci95[0] and self.ci95[1] <= tolerance
+
+
+def compare_ratios(est_accepted: Sequence[float], est_drafted: Sequence[float], meas_accepted: Sequence[float],
+                   meas_drafted: Sequence[float]) -> RatioComparison | None:
+    """Per-request counters of both sides (index-aligned) -> :class:`RatioComparison` (None if a side drafted
+    nothing)."""
+    ea, ed = np.asarray(est_accepted, dtype=np.float64), np.asarray(est_drafted, dtype=np.float64)
+    ma, md = np.asarray(meas_accepted, dtype=np.float64), np.asarray(meas_drafted, dtype=np.float64)
+    if ea.shape != ma.shape or ed.sum() <= 0 or md.sum() <= 0:
+        return None
+    r_e, r_m = ea.sum() / ed.sum(), ma.sum() / md.sum()
+    # influence of each request on each ratio (their sums are 0)
+    u = (ea - r_e * ed) / ed.sum()
+    w = (ma - r_m * md) / md.sum()
+    n = len(ea)
+    if n < 2:
+        return RatioComparison(float(r_e), float(r_m), float(r_e - r_m), None, None, None, None, n)
+    scale = n / (n - 1)
+    se_e = float(np.sqrt(scale * (u**2).sum()))
+    se_m = float(np.sqrt(scale * (w**2).sum()))
+    se_d = float(np.sqrt(scale * ((u - w) ** 2).sum()))
+    diff = float(r_e - r_m)
+    return RatioComparison(float(r_e), float(r_m), diff, se_e, se_m, se_d, (diff - 1.96 * se_d, diff + 1.96 * se_d),
+                           n)
 
 
 def _probs(row: Any, temperature: float) -> Any:
@@ -378,6 +439,8 @@ def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verificati
         tokens, counters = speculative_decode(prompt, target, draft, verification, k, temperature,
                                               max_new_tokens[index], eos, generator, lookup_min, lookup_max)
         total.add(counters)
+        total.request_accepted.append(counters.accepted)
+        total.request_drafted.append(counters.draft_tokens)
         if counters.draft_tokens:
             total.requests_with_drafts += 1
             total.req_sum_accepted_sq += counters.accepted ** 2

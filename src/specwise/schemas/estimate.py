@@ -125,8 +125,20 @@ class ValidationEntry(SpecwiseModel):
     measured_stderr: float | None = Field(None, description="standard error of acceptance_measured (delta "
                                           "method, clustered by request); an error well inside 2 standard "
                                           "errors is noise")
+    estimated_stderr: float | None = Field(None, description="standard error of acceptance_estimated over its "
+                                           "sampled texts (delta method, clustered by request)")
+    difference: float | None = Field(None, description="acceptance_estimated - acceptance_measured")
+    difference_stderr: float | None = Field(None, description="standard error of difference, paired by request "
+                                            "(the two sides are independent samples on the same prompts)")
+    difference_ci95: list[float] | None = Field(None, description="[low, high]: difference +- 1.96 "
+                                                "difference_stderr")
+    num_requests: int = 0
+    statistically_compatible: bool | None = Field(None, description="|difference| <= 1.96 difference_stderr: "
+                                                  "no evidence that the estimate is biased")
     tolerance: float = 0.05
-    within_tolerance: bool | None = None
+    within_tolerance: bool | None = Field(None, description="abs_error <= tolerance")
+    ci_within_tolerance: bool | None = Field(None, description="the whole difference_ci95 lies in +-tolerance: "
+                                             "agreement within the tolerance shown at 95%, not just observed")
 
 
 class DistributionCheckResult(SpecwiseModel):
