@@ -268,6 +268,8 @@ def print_table(result: dict[str, Any]) -> None:
     for job in result["jobs"]:
         for e in job["temperatures"]:
             if "estimated" not in e:
+                table.add_row(job["job"], f"{e['temperature']:g}", str(e["k"]), str(e["num_requests"]),
+                              "no drafts", *["-"] * 6)
                 continue
             ci = e["difference_ci95"] or [float("nan")] * 2
             boot = e["difference_ci95_bootstrap"] or [float("nan")] * 2

@@ -57,16 +57,23 @@ def _estimate(models, tmp_path, prompts_file, methods, verification, k, limit, m
 
 
 def _assert_agreement(result, method, temperatures=TEMPS):
-    """|estimated - measured| <= 0.05 at each of ``temperatures`` (all validated temperatures are reported)."""
+    """|estimated - measured| <= 0.05 at each of ``temperatures``; at the others (n-gram at T > 0) the
+    difference must lie within 3 of its paired standard errors (see test_ngram). Every entry's per-request
+    comparison must pool to the reported rates."""
     entries = [v for v in result.validation if v.method == method]
     assert sorted(v.temperature for v in entries) == TEMPS
-    report = [(v.temperature, v.acceptance_estimated, v.acceptance_measured, v.measured_stderr, v.drafts)
+    report = [(v.temperature, v.acceptance_estimated, v.acceptance_measured, v.difference_stderr, v.drafts)
               for v in entries]
     print(method, report, flush=True)
     for v in entries:
         assert v.drafted_tokens >= 100, report
+        # the per-request counters behind the standard errors are the ones behind the two rates
+        assert v.difference == pytest.approx(v.acceptance_estimated - v.acceptance_measured, abs=2e-5), report
+        assert v.num_requests >= 4 and v.difference_stderr is not None and v.difference_ci95 is not None
         if v.temperature in temperatures:
             assert v.abs_error is not None and v.abs_error <= 0.05, report
+        else:
+            assert abs(v.difference) <= 3 * v.difference_stderr, report
 
 
 def test_layer_truncated_draft_lossless(target, tmp_path):
@@ -99,10 +106,12 @@ def test_ngram(target, tmp_path):
     models = Models(target=target, draft=None, vocab=49152)
     result = _estimate(models, tmp_path, DATA / "copy_prompts.jsonl", ["ngram"], "argmax_draft", 4, 10, 48,
                        lookup=(2, 4), context_temperatures=auto_context_temperatures(TEMPS, exact=True))
-    # Known limitation (README, Estimate accuracy): at T > 0 both sides are one sampled text per prompt, and
-    # whether a sample keeps copying swings a 10-prompt run by +-0.13 (measured 0.35-0.62 at T = 0.7 over
-    # loop seeds), so a 0.05 check would need ~40x the decoding; only T = 0 is asserted, T > 0 is reported.
-    # The walk the estimate takes is checked exactly against the loop in tests/estimate/test_ngram.py.
+    # At T > 0 both sides are one sampled text per prompt, and whether a sample keeps copying swings a
+    # 10-prompt run by +-0.13 (measured 0.35-0.62 at T = 0.7 over loop seeds): the paired standard error
+    # of the difference is ~0.1 here, so 0.05 is asserted at T = 0 only and T > 0 must be within 3 standard
+    # errors (catches a gross bias, > ~0.3). The 0.05 rule at T > 0 is shown by the GPU run of
+    # benchmarks/estimate_validation.py (424 requests, README), unbiasedness by the Monte-Carlo test in
+    # tests/estimate/test_ngram.py, and the walk exactly against the loop there too.
     _assert_agreement(result, "ngram", temperatures=[0.0])
     assert 0.0 < result.temperatures[0].match_probability < 1.0
     assert all(d.passed for d in result.distribution_checks)

@@ -119,12 +119,15 @@ def argmax_draft_acceptance(target_logits: Any, draft_logits: Any, temperatures:
 # ------------------------------------------------------------------------------------------------
 
 
-def chain_from_positions(betas: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+def chain_from_positions(betas: np.ndarray, k_max: int, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Chain matrix for a model draft: ``chain[T, t, i] = beta[T, t + i]``.
 
-    A step starting at position t can draft at most ``n - 1 - t`` tokens (the decoder stops at the
-    continuation's length; the last position is produced by a plain step), so
-    ``lengths[t] = min(k_max, n - 1 - t)``. Returns (chain [nT, n, k_max], lengths [n]).
+    A step starting at position t drafts ``min(k_max, budget - 1 - t)`` tokens, the decoder's own cap
+    (``budget``: max_new_tokens; default the continuation's length n, right when the text stopped at its
+    budget). A text that stopped at EOS before its budget keeps drafting past the EOS in the decoder; those
+    drafts are counted with acceptance 0 (the text has ended: only a draft that itself proposed the EOS,
+    accepted, could be followed by more acceptances, which this leaves out). Returns (chain [nT, n, k_max],
+    lengths [n]).
     """
     betas = np.asarray(betas, dtype=np.float64)
     n_temps, n = betas.shape
@@ -132,7 +135,8 @@ def chain_from_positions(betas: np.ndarray, k_max: int) -> tuple[np.ndarray, np.
     for i in range(k_max):
         if i < n:
             chain[:, : n - i, i] = betas[:, i:]
-    lengths = np.clip(n - 1 - np.arange(n), 0, k_max)
+    horizon = n if budget is None else max(int(budget), n)
+    lengths = np.clip(horizon - 1 - np.arange(n), 0, k_max)
     return chain, lengths
 
 
