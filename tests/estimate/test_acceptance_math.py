@@ -139,17 +139,3 @@ def test_summarize_pools_ratio_of_sums_and_percentiles():
 def test_iid_alpha_inverts_expected_length():
     # theory §1.6: tau = 2.25 at k = 3 -> alpha_eff 0.62
     assert iid_alpha_from_length(2.25, 3) == pytest.approx(0.62, abs=0.005)
-
-
-def test_text_ended_at_eos_keeps_drafting_to_the_budget():
-    # 3 positions, EOS at the last one, budget 6: the decoder drafts min(k, 5 - t) at every start, and
-    # drafts past the text count as drafted, not accepted
-    chain, lengths = chain_from_positions(np.array([[1.0, 1.0, 1.0]]), 4, budget=6)
-    assert lengths.tolist() == [4, 4, 3]
-    assert chain[0, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
-    walked = replay_steps(chain, lengths, 4, budget=6)
-    # one step at t=0 accepts 3 of 4 (the 4th is past the EOS) and ends the text
-    assert (walked.steps[0], walked.draft_tokens[0], walked.accepted[0]) == (1, 4, 3)
-    assert walked.forced_plain_steps[0] == 0
-    capped = replay_steps(*chain_from_positions(np.array([[1.0, 1.0, 1.0]]), 4), 4)
-    assert (capped.steps[0], capped.draft_tokens[0], capped.accepted[0]) == (1, 2, 2)  # rate 1 instead of 0.75

@@ -119,15 +119,18 @@ def argmax_draft_acceptance(target_logits: Any, draft_logits: Any, temperatures:
 # ------------------------------------------------------------------------------------------------
 
 
-def chain_from_positions(betas: np.ndarray, k_max: int, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def chain_from_positions(betas: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Chain matrix for a model draft: ``chain[T, t, i] = beta[T, t + i]``.
 
-    A step starting at position t drafts ``min(k_max, budget - 1 - t)`` tokens, the decoder's own cap
-    (``budget``: max_new_tokens; default the continuation's length n, right when the text stopped at its
-    budget). A text that stopped at EOS before its budget keeps drafting past the EOS in the decoder; those
-    drafts are counted with acceptance 0 (the text has ended: only a draft that itself proposed the EOS,
-    accepted, could be followed by more acceptances, which this leaves out). Returns (chain [nT, n, k_max],
-    lengths [n]).
+    A step starting at position t can draft at most ``n - 1 - t`` tokens (the decoder stops at the
+    continuation's length; the last position is produced by a plain step), so
+    ``lengths[t] = min(k_max, n - 1 - t)``. Returns (chain [nT, n, k_max], lengths [n]).
+
+    Known approximation: a text that stopped at EOS before max_new_tokens is treated as if it stopped at
+    its budget. The decoder does not see the end coming and drafts past the EOS; those drafts are
+    rejected unless the draft itself proposed the EOS and it was accepted, after which both models go on
+    past it and acceptances continue. Leaving them out is neutral when acceptance past the end is like the
+    rest (n-gram, whose proposals are known, models them exactly: :mod:`specwise.estimate.ngram`).
     """
     betas = np.asarray(betas, dtype=np.float64)
     n_temps, n = betas.shape
@@ -135,8 +138,7 @@ def chain_from_positions(betas: np.ndarray, k_max: int, budget: int | None = Non
     for i in range(k_max):
         if i < n:
             chain[:, : n - i, i] = betas[:, i:]
-    horizon = n if budget is None else max(int(budget), n)
-    lengths = np.clip(horizon - 1 - np.arange(n), 0, k_max)
+    lengths = np.clip(n - 1 - np.arange(n), 0, k_max)
     return chain, lengths
 
 

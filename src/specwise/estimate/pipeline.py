@@ -263,8 +263,7 @@ def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequen
     keep = [i for i, c in enumerate(conts) if c]
     entries: list[dict[str, Any]] = [
         {"temperature": context_temperature, "temps": list(temp_indices), "continuation": list(c),
-         "budget": budgets[i] if budgets is not None else None, "pairs": {}, "ngram": {}}
-        for i, c in enumerate(conts)]
+         "pairs": {}, "ngram": {}} for c in conts]
     if not keep:
         return entries
     seqs = [prompts[i] + list(conts[i]) for i in keep]
@@ -386,8 +385,7 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
             if pair is None:
                 continue
             betas = np.asarray(pair["lossless" if verification == "lossless" else "argmax"], dtype=np.float64)[rows]
-            budget = entry.get("budget")
-            chain, lengths = chain_from_positions(betas, k_max, budget)
+            chain, lengths = chain_from_positions(betas, k_max)
         else:
             ng = entry["ngram"].get(which)
             if ng is None:
