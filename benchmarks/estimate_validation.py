@@ -25,6 +25,14 @@ too. ``--deadline-s`` stops the workers and merges what finished, so a cut-off r
     python benchmarks/estimate_validation.py --limit-per-suite 1 --max-new-tokens 16 --workers 2   # CPU smoke
     python benchmarks/estimate_validation.py --target model.gguf --workers 12 --repeats 2 \\
         --machine "H100" --output benchmarks/results/estimate_validation_h100_smollm2.json           # GPU
+
+Cost on one H100 (12 workers, fp32, 424 requests x 128 tokens, SmolLM2-135M; first run,
+``benchmarks/results/estimate_validation_h100_smollm2.json``): the n-gram estimate for 3 temperatures took
+~280 s (mostly the target re-run over each diverging proposal's branch, full context, fp32), and the loop
+~190 s per temperature (batch 1, 12 processes time-sharing the GPU), so that run stopped at its deadline
+with T = 0 done. T > 0 alone (``--temperatures 0.7,1 --draft none --tf32``) needs ~8 minutes. The
+SmolLM2 GGUF (98 MB) exceeds one device call's 64 MiB upload: send it in two parts over two calls on
+the warm machine and ``cat`` them (see the commit that added the results).
 """
 
 from __future__ import annotations
@@ -105,6 +113,8 @@ def worker(args: argparse.Namespace) -> int:
     from specwise.estimate.runner import validate_estimates
 
     torch.set_num_threads(1)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
     device = default_device(args.device)
     dtype = torch.float32 if args.dtype == "fp32" else torch.bfloat16
     shard, shards = args.worker_shard, args.workers
@@ -299,6 +309,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls on CUDA: ~5x faster estimate passes; "
+                        "greedy near-ties may then flip between the batched estimate and the loop, so use it for "
+                        "T > 0 only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deadline-s", type=float, default=0, help="stop workers after this many seconds, "
                         "merge what finished (0: no limit)")
