@@ -46,7 +46,8 @@ def test_measured_crossover_is_bracketed_by_loads_whose_ci_excludes_one():
 def test_crossovers_per_temperature_and_baseline_and_out_of_range_cases():
     comps = [_comp(1, 1.3, temperature=0.0), _comp(4, 1.1, temperature=0.0),
              _comp(1, 0.9, temperature=0.7), _comp(4, 0.7, temperature=0.7),
-             _comp(1, 1.4, baseline_role="baseline_like_for_like"), _comp(4, 0.6, baseline_role="baseline_like_for_like"),
+             _comp(1, 1.4, baseline_role="baseline_like_for_like"),
+             _comp(4, 0.6, baseline_role="baseline_like_for_like"),
              _comp(None, 0.5)]  # closed-loop comparison: no QPS, not part of a QPS crossover
     out = crossovers_from_comparisons(comps, Source.measured)
     by = {(c.temperature, c.baseline_role): c for c in out}

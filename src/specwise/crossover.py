@@ -115,7 +115,8 @@ def crossover_sentence(c: Crossover) -> str:
     unit = "req/s" if c.load == "qps" else "requests in flight"
     temp = "workload mix" if c.temperature is None else f"T={c.temperature:g}"
     vs = "" if c.baseline_role == "baseline" else f", vs {c.baseline_role}"
-    head = f"{Source(c.source).value.capitalize()} crossover ({temp}{vs}; E2E P50 speedup = baseline / speculative)"
+    head = (f"{Source(c.source).value.capitalize()} crossover ({temp}{vs}; "
+            "E2E P50 speedup = baseline / speculative)")
     loads = ", ".join(f"{x:g}" for x in c.loads)
     if c.position == "no_data":
         return f"{head}: no speedups to locate it"
