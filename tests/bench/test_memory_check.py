@@ -8,19 +8,15 @@ import shlex
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from specwise.bench.memory_check import check_server_memory, load_plan_file, plan_request_for_command
 from specwise.bench.runner import BenchConfig
 from specwise.bench.servers import parse_serve_command
-from specwise.cli.bench_view import memory_vs_plan
 from specwise.errors import UserError
 from specwise.plan.memory import plan_memory
 from specwise.plan.planner import make_plan
 from specwise.plan.startup_log import compare_with_log, parse_startup_log
-from specwise.schemas.base import Source
 from specwise.schemas.plan import PlanRequest
-from specwise.schemas.results import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "fixtures" / "vllm"
@@ -189,22 +185,3 @@ def test_bad_plan_file_and_options_are_user_errors(tmp_path):
         BenchConfig(baseline_cmd="vllm serve m", speculative_url="http://b", gpu="H999")
     cfg = BenchConfig(baseline_cmd="vllm serve m", speculative_url="http://b", gpu="h100")
     assert cfg.gpu == "H100-SXM"
-
-
-def test_report_prints_rows_and_the_reason_for_servers_not_compared():
-    log = _log(RECORDED / "startup-v1-smollm2-ngram.log")
-    bf16 = parse_serve_command(_api_server(SMOLLM2, CPU_ARGS.replace("float32", "bfloat16"), NGRAM))
-    spec = check_server_memory("speculative", bf16, log, environ={"VLLM_CPU_KVCACHE_SPACE": "1"})
-    base = check_server_memory("baseline", parse_serve_command("vllm serve my-private-model"), log, environ={})
-    result = RunResult(source=Source.measured, tool_version="t", config={}, servers={
-        "baseline": {"launched": True, "memory_check": base.model_dump(mode="json")},
-        "speculative": {"launched": True, "memory_check": spec.model_dump(mode="json")},
-    })
-    console = Console(width=200, record=True)
-    console.print(memory_vs_plan(result))
-    text = console.export_text()
-    assert "baseline: not compared with a plan: cannot plan the command:" in text
-    assert "speculative: speculative budget of the plan for its command" in text
-    assert "KV cache tokens" in text and "46,592" in text and "23,296" in text and "+100.0% (beyond ±10%)" in text
-    assert memory_vs_plan(RunResult(source=Source.measured, tool_version="t", config={},
-                                    servers={"baseline": {"launched": False}})) is None

@@ -31,7 +31,12 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationError
 
 from specwise.errors import UserError
-from specwise.plan.startup_log import CAPACITY_TOLERANCE, capacity_deviations, compare_with_log, parse_startup_log
+from specwise.plan.startup_log import (
+    CAPACITY_TOLERANCE,
+    capacity_deviations,
+    compare_with_log,
+    parse_startup_log,
+)
 from specwise.schemas.base import GIB, SpecwiseModel
 from specwise.schemas.model import Quantization
 from specwise.schemas.plan import LogComparison, MemoryPlan, PlanRequest, PlanResult, StartupLogFacts
@@ -85,7 +90,9 @@ def load_plan_file(path: str) -> PlanResult:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
-        raise UserError(f"--plan {path}: not a `specwise plan --json` result ({where}: {err.get('msg')})") from None
+        raise UserError(
+            f"--plan {path}: not a `specwise plan --json` result ({where}: {err.get('msg')})"
+        ) from None
 
 
 def _flag(argv: list[str], *names: str) -> str | None:
@@ -182,7 +189,8 @@ def plan_request_for_command(
     dtype_text = (cmd_settings.get("dtype") or "auto").lower()
     dtype = _DTYPES.get(dtype_text)
     if dtype_text != "auto" and dtype is None:
-        raise NotPlannable(f"--dtype {dtype_text} is not a format the plan models (auto, bfloat16, float16, float32)")
+        raise NotPlannable(f"--dtype {dtype_text} is not a format the plan models "
+                           "(auto, bfloat16, float16, float32)")
     quant_text = (cmd_settings.get("quantization") or "").lower()
     if quant_text in _AT_LOAD:
         kw["target_quant"] = _AT_LOAD[quant_text]
@@ -220,11 +228,12 @@ def plan_request_for_command(
             raise NotPlannable("vLLM-CPU log does not state the KV cache space")
     else:
         if gpu is None and gpu_memory_gib is None:
-            raise NotPlannable("the command does not name the GPU: pass --gpu NAME (see `specwise catalog --gpus`) "
-                               "or --gpu-memory-gib")
+            raise NotPlannable("the command does not name the GPU: pass --gpu NAME "
+                               "(see `specwise catalog --gpus`) or --gpu-memory-gib")
         kw["gpu"], kw["gpu_memory_gib"] = gpu, gpu_memory_gib
-        notes.append(" ".join(x for x in (f"GPU {gpu} (--gpu)" if gpu else "",
-                                          f"{gpu_memory_gib:g} GiB (--gpu-memory-gib)" if gpu_memory_gib else "") if x))
+        named = [f"GPU {gpu} (--gpu)" if gpu else "",
+                 f"{gpu_memory_gib:g} GiB (--gpu-memory-gib)" if gpu_memory_gib else ""]
+        notes.append(" ".join(x for x in named if x))
         if kv_bytes:
             kw["kv_cache_memory_gib"] = kv_bytes / GIB
 
@@ -316,8 +325,9 @@ def check_server_memory(
     try:
         if plan is not None:
             memory, budget = _plan_file_budget(plan, role)
-            check = MemoryCheck(compared=True, plan_source="plan_file", budget=budget, plan_request=plan.request,
-                                assumptions=_plan_file_mismatches(plan, cmd, role), startup_log=facts)
+            check = MemoryCheck(compared=True, plan_source="plan_file", budget=budget,
+                                plan_request=plan.request, assumptions=_plan_file_mismatches(plan, cmd, role),
+                                startup_log=facts)
         else:
             req, notes = plan_request_for_command(cmd, facts, gpu=gpu, gpu_memory_gib=gpu_memory_gib,
                                                   server_settings=server_settings,
@@ -326,9 +336,9 @@ def check_server_memory(
 
             memory = plan_memory(req, suggest=False)
             budget = "speculative" if memory.speculative is not None else "baseline"
+            defaults = [f"plan default: {d}" for d in memory.settings.defaults_used]
             check = MemoryCheck(compared=True, plan_source="command", budget=budget, plan_request=req,
-                                assumptions=notes + [f"plan default: {d}" for d in memory.settings.defaults_used],
-                                startup_log=facts)
+                                assumptions=notes + defaults, startup_log=facts)
     except NotPlannable as exc:
         return MemoryCheck(compared=False, reason=str(exc), startup_log=facts)
     except (UserError, ValueError, KeyError, OSError) as exc:

@@ -278,8 +278,9 @@ class BenchRunner:
         info = await probe_server(url, role, headers=api_key_headers(cfg), info=info)
         if launched:
             info.memory_check = check_server_memory(
-                role, launched.parsed, launched.log_text(), gpu=self.cfg.gpu, gpu_memory_gib=self.cfg.gpu_memory_gib,
-                plan=self.plan, server_settings=info.settings, reported_version=info.version)
+                role, launched.parsed, launched.log_text(), gpu=self.cfg.gpu,
+                gpu_memory_gib=self.cfg.gpu_memory_gib, plan=self.plan, server_settings=info.settings,
+                reported_version=info.version)
         self.servers[role] = info
         self.store.write_json(f"servers/{role}.json", info)
         return cfg
