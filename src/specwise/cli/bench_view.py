@@ -94,8 +94,12 @@ def memory_vs_plan(result: RunResult) -> Group | None:
             continue
         tol = check.get("tolerance", 0.1)
         source = "its command" if check.get("plan_source") == "command" else "--plan file"
-        lines.append(Text(f"{role}: {check.get('budget')} budget of the plan for {source}; "
-                          + "; ".join(check.get("assumptions") or []), style="dim"))
+        notes = [a for a in check.get("assumptions") or [] if not a.startswith("plan default: ")]
+        defaults = len(check.get("assumptions") or []) - len(notes)
+        if defaults:
+            notes.append(f"{defaults} plan defaults (servers/{role}.json)")
+        lines.append(Text(f"{role}: {check.get('budget')} budget of the plan for {source}; " + "; ".join(notes),
+                          style="dim"))
         flagged = {d.split(":", 1)[0] for d in check.get("deviations") or []}
         for row in check.get("comparison") or []:
             fmt = (lambda v: f"{v:,.0f}") if row["unit"] == "tokens" else (lambda v: f"{v:,.2f}")
