@@ -131,6 +131,13 @@ def test_command_flags_become_plan_inputs():
     assert (req.method, req.draft, req.num_speculative_tokens, req.draft_tp) == ("eagle3", spec["model"], 3, 1)
     assert req.max_model_len == 16384 and "max_model_len=16384 (as the server reported it)" in notes
     assert req.vllm_version == "0.33.0"
+    # /metrics cache_config_info fills what the command leaves to vLLM's defaults; a newer vLLM is planned as the
+    # newest covered version, and says so
+    plain = parse_serve_command("vllm serve meta-llama/Llama-3.1-8B-Instruct")
+    newer = facts.model_copy(update={"vllm_version": "9.0.0"})
+    req, notes = plan_request_for_command(plain, newer, gpu="H100", server_settings={"gpu_memory_utilization": "0.8"})
+    assert req.gpu_memory_utilization == 0.8 and "gpu_memory_utilization=0.8 (as the server reported it)" in notes
+    assert req.vllm_version == "0.33.0" and any("9.0.0 (startup log) is newer" in n for n in notes)
 
 
 @pytest.mark.parametrize("command, log, reason", [

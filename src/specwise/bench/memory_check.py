@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError
 
+from specwise.catalog.vllm_versions import newest_version, parse_version
 from specwise.errors import UserError
 from specwise.plan.startup_log import (
     CAPACITY_TOLERANCE,
@@ -241,6 +242,9 @@ def plan_request_for_command(
     if tp:
         kw["tp"] = tp
     util = cmd_settings.get("gpu_memory_utilization")
+    if util is None and server_settings.get("gpu_memory_utilization") and not on_cpu:
+        util = server_settings["gpu_memory_utilization"]
+        notes.append(f"gpu_memory_utilization={util} (as the server reported it)")
     if util:
         try:
             kw["gpu_memory_utilization"] = float(util)
@@ -257,7 +261,10 @@ def plan_request_for_command(
     if cmd.speculative:
         kw.update(_speculative(cmd.speculative, dtype))
     version, where = _version(facts, reported_version)
-    if version:
+    if version and parse_version(version) > parse_version(newest_version()):
+        notes.append(f"vLLM {version} ({where}) is newer than the newest covered version: planned for "
+                     f"{newest_version()}")
+    elif version:
         kw["vllm_version"] = version
         notes.append(f"vLLM {version} ({where})")
     else:
