@@ -134,8 +134,11 @@ def test_per_request_acceptance_from_server_metrics_and_from_chunks(greedy_run):
     """vLLM's per-request metrics (final usage chunk) must be exact; the client-side estimate from tokens per chunk
     (continuous usage stats, `specwise.metrics.definitions.per_request_acceptance`) must be within 0.1 of the exact
     per-request acceptance rate (its bias: the last step is cut by max_tokens, about 1/30 here) and equal to the
-    estimate computed from the exact step structure when no chunks were merged."""
+    estimate computed from the exact step structure when no chunks were merged. A busy machine makes the API server
+    merge steps into one chunk; merging can only raise tokens per chunk, so a merged request's estimate may overstate
+    the rate but never understate it (that is why bench flags merged chunks as unsafe)."""
     expected = greedy_run.expected
+    unmerged = 0
     for i, response in enumerate(greedy_run.speculative):
         server = response.events[-1]["metrics"]["speculative_decoding"]
         accepted_steps = expected.accepted_per_step[i]
@@ -149,9 +152,13 @@ def test_per_request_acceptance_from_server_metrics_and_from_chunks(greedy_run):
                                output_tokens=sum(chunks), token_count_method="usage")
         estimate, length, source = per_request_acceptance(record, K)
         assert source == "chunks"
-        assert estimate == pytest.approx(exact_rate, abs=0.1)
         if len(chunks) == 1 + len(expected.tokens_per_step[i]):  # one chunk per engine step: no merging
+            unmerged += 1
             assert chunks == [1] + expected.tokens_per_step[i]
+            assert estimate == pytest.approx(exact_rate, abs=0.1)
+        else:
+            assert estimate >= exact_rate - 0.1
+    assert unmerged > 0, "every stream had merged chunks: the chunk estimate was never checked against the exact one"
 
 
 def _transition_counts(spec: cp.PairSpec, prompts, responses) -> dict[str, int]:
