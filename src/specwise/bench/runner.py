@@ -767,6 +767,11 @@ class BenchRunner:
                 f.append(f"{label}: server saturated (queue/TTFT growing); latencies here reflect queueing")
             if s.metrics_note:
                 f.append(f"{label}: {s.metrics_note}")
+            if s.chunks_same_read_share is not None and s.chunks_same_read_share > BUNCHED_CHUNKS_WARN_SHARE:
+                f.append(f"{label}: {100 * s.chunks_same_read_share:.0f}% of chunks arrived in the same socket read "
+                         "as the chunk before them (the server's API process bunched its output, e.g. "
+                         "--stream-interval or a saturated API server, or this client was starved of CPU: try "
+                         "--client-workers); ITL and TPOT understate the engine's step time here")
         for cell in self.cells.values():
             if cell.aborted:
                 f.append(f"{cell.cell_id}: stopped early, {cell.aborted}")
@@ -790,6 +795,11 @@ class BenchRunner:
         if not self.complete:
             f.append("run incomplete (interrupted): rerun with --resume to finish the remaining cells")
         return f + self.findings_extra
+
+
+# Above this share of zero gaps, per-chunk timing no longer describes engine steps (a few same-read pairs are
+# normal when two steps land within one scheduler tick of the client).
+BUNCHED_CHUNKS_WARN_SHARE = 0.2
 
 
 def _t(t: float | None) -> str:

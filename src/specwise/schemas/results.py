@@ -128,6 +128,11 @@ class CellSummary(SpecwiseModel):
     chunk_estimate_safe_share: float | None = Field(
         None, description="share of requests whose chunks are single engine steps (chunk acceptance estimate valid)"
     )
+    chunks_same_read_share: float | None = Field(
+        None, description="share of inter-chunk gaps that are exactly 0 s: the chunk arrived in the same socket read "
+        "as the one before it (server output bunched, or this client starved), so ITL and TPOT understate the step "
+        "time for those chunks"
+    )
 
 
 class SpeedupCI(SpecwiseModel):
