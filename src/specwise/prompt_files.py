@@ -24,6 +24,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field, ValidationError
 
+from specwise.errors import UserError
 from specwise.rowfiles import Row, read_rows, require_object, row_error
 from specwise.schemas.base import SpecwiseModel
 
@@ -38,18 +39,23 @@ class ChatMessage(SpecwiseModel):
     content: str
 
 
-class PromptRow(SpecwiseModel):
+class PromptRequest(SpecwiseModel):
     """One request of a prompt file, in the common form (see the module docstring)."""
 
-    where: str = Field(description="position in the file, e.g. 'line 3' (JSONL) or 'item 3' (JSON list)")
-    format: PromptFormat
     id: str
-    category: str
+    category: str = "default"
     prompt: str | None = Field(None, description="raw completion text (no chat template)")
     messages: list[ChatMessage] | None = Field(None, description="chat messages (chat template applied)")
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0)
     response: str | None = Field(None, description="observed response; estimate teacher-forces it")
+
+
+class PromptRow(PromptRequest):
+    """A :class:`PromptRequest` with where it stands in its file and the format it was written in."""
+
+    where: str = Field(description="position in the file, e.g. 'line 3' (JSONL) or 'item 3' (JSON list)")
+    format: PromptFormat
 
 
 def _sharegpt(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -110,7 +116,12 @@ def parse_prompt_rows(rows: Iterable[Row], source: str, default_category: str = 
 
 def read_prompt_file(path: str | Path, default_category: str = "default", text: str | None = None,
                      source: str | None = None) -> list[PromptRow]:
-    """Every request of a prompt file (JSONL or a JSON list; ``text`` instead of reading ``path``)."""
+    """Every request of a prompt file (JSONL or a JSON list; ``text`` instead of reading ``path``); a file
+    with none is an error."""
     src = source or str(path)
     rows = read_rows(path, "prompt", formats=("jsonl", "json"), text=text, source=src)
-    return parse_prompt_rows(rows, src, default_category)
+    parsed = parse_prompt_rows(rows, src, default_category)
+    if not parsed:
+        raise UserError(f"{src}: no prompts found; each request needs 'prompt' or 'messages' (or Spec-Bench "
+                        "'turns', ShareGPT 'conversations' with a human turn)")
+    return parsed

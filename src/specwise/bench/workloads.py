@@ -167,12 +167,7 @@ def _to_prompt(row: PromptRow, source: str) -> Prompt:
 
 def load_workload_file(path: Path | str, default_category: str = "custom") -> list[Prompt]:
     """A prompt file of any supported format (detected per row: plain JSONL, ShareGPT, Spec-Bench)."""
-    src = str(path)
-    prompts = [_to_prompt(r, src) for r in read_prompt_file(path, default_category)]
-    if not prompts:
-        raise UserError(f"{src}: no prompts found; each request needs 'prompt' or 'messages' (or Spec-Bench "
-                        "'turns', ShareGPT 'conversations' with a human turn)")
-    return prompts
+    return [_to_prompt(r, str(path)) for r in read_prompt_file(path, default_category)]
 
 
 # One reader serves every format; these names say which file a caller expects.

@@ -9,25 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
 from specwise.errors import UserError
-from specwise.prompt_files import ChatMessage, read_prompt_file
-from specwise.schemas.base import SpecwiseModel
+from specwise.prompt_files import ChatMessage, PromptRequest, read_prompt_file
 
 __all__ = ["ChatMessage", "PromptRecord", "load_prompts", "prompt_token_ids"]
 
 
-class PromptRecord(SpecwiseModel):
-    """One request of a prompt set."""
-
-    id: str
-    category: str = "default"
-    prompt: str | None = Field(None, description="raw completion text (no chat template)")
-    messages: list[ChatMessage] | None = Field(None, description="chat messages (chat template applied)")
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0)
-    response: str | None = Field(None, description="observed response; teacher-forced instead of generating")
+class PromptRecord(PromptRequest):
+    """One request of a prompt set (the shared :class:`~specwise.prompt_files.PromptRequest`)."""
 
 
 def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecord]:
@@ -35,9 +24,6 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
     rows = read_prompt_file(path)
     if limit is not None:
         rows = rows[:limit]
-    if not rows:
-        raise UserError(f"{path}: no prompts found; each request needs 'prompt' or 'messages' (or Spec-Bench "
-                        "'turns', ShareGPT 'conversations' with a human turn)")
     seen: dict[str, str] = {}
     for row in rows:
         if row.id in seen:
