@@ -193,13 +193,7 @@ def simulate(
     from specwise.simulate.sweep import run_sweep
     from specwise.simulate.workload import ArrivalSpec, LengthDist, WorkloadSpec
 
-    is_default = target is None
-    target = target or D.DEFAULT_TARGET
-    if is_default and draft is None and method is None:
-        draft = D.DEFAULT_DRAFT
-    if tp is None:
-        tp = D.DEFAULT_TP if is_default else 1
-    method = (method or ("draft_model" if draft else "eagle3")).lower()
+    target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
     if method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     if k is None:

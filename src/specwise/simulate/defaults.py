@@ -146,6 +146,25 @@ def _fallback_kv(target_name: str, draft_name: str | None, method: str, gpu_name
     return spec, base
 
 
+def resolve_pair(target: str | None, draft: str | None, method: str | None,
+                 tp: int | None) -> tuple[str, str | None, str, int]:
+    """(target, draft, method, tp) with the flags left out filled in, for ``simulate`` and ``serve-sim``.
+
+    No target: the demo deployment (DEFAULT_TARGET with DEFAULT_DRAFT on DEFAULT_TP GPUs, unless a draft or
+    method is named). A named target runs on TP 1 unless told. The method is draft_model when there is a
+    draft, else eagle3.
+    """
+    if tp is not None and tp < 1:
+        raise UserError("--tp must be >= 1")
+    is_default = target is None
+    target = target or DEFAULT_TARGET
+    if is_default and draft is None and method is None:
+        draft = DEFAULT_DRAFT
+    if tp is None:
+        tp = DEFAULT_TP if is_default else 1
+    return target, draft, (method or ("draft_model" if draft else "eagle3")).lower(), tp
+
+
 def build_deployment(
     target_name: str,
     gpu_name: str,
