@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from specwise.catalog.models import get_gpu, get_model
 from specwise.errors import UserError
-from specwise.perf.steptime import DraftCost, StepTimeModel
+from specwise.perf.steptime import CostRatio, DraftCost, StepTimeModel
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source
 from specwise.schemas.model import GPUSpec, ModelSpec, Quantization
@@ -215,6 +215,11 @@ def build_deployment(
             "method": method if speculative else None, "draft": draft_name if draft_spec else None,
             "draft_tp": draft_tp if draft_spec else None, "kv_capacity_tokens": kv,
             "kv_capacity_source": kv_source}
+    if speculative:
+        # the batch-1 c that plan and estimate report for this deployment, from the same step-time model
+        cost = CostRatio.compute(target, draft_spec, gpu, tp, draft_tp, q, dq, method=method, batch_size=1, k=k)
+        info["cost_ratio"] = cost.value
+        info["cost_ratio_basis"] = cost.basis
     return dep, info
 
 
