@@ -57,3 +57,14 @@ def test_simulate_traces_and_perf_step_files_use_it(tmp_path):
     steps.write_text('{"n_tokens": 1, "kv_tokens": 100, "seconds": 0.006}\nnot json\n')
     with pytest.raises(UserError, match="steps.jsonl line 2: not valid JSON"):  # was a traceback
         load_step_samples(str(steps))
+
+
+def test_format_errors_for_lists_and_files_of_the_wrong_kind(tmp_path):
+    listing = tmp_path / "x.json"
+    listing.write_text('[{"a": 1},\n {"a": ]')
+    with pytest.raises(UserError, match="x.json line 2: not valid JSON .*must be one JSON list of objects"):
+        read_rows(listing, "test", formats=("jsonl", "json"))
+    lines = tmp_path / "x.jsonl"
+    lines.write_text('{"a": 1}\n')
+    with pytest.raises(UserError, match="x.jsonl: a test file must be a JSON list or a .csv file"):
+        read_rows(lines, "test", formats=("json", "csv"))

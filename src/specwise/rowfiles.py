@@ -51,22 +51,19 @@ def read_rows(path: str | Path, what: str, formats: Iterable[str] = ("jsonl",), 
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read {what} file {p} ({exc}); pass a UTF-8 text file") from None
-    kinds = ", ".join(k.upper() if k != "jsonl" else "JSON Lines" for k in FORMATS if k in allowed)
     if "csv" in allowed and str(path).endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text))
-        rows = []
-        for data in reader:
-            rows.append(Row(f"line {reader.line_num}", data))
-        return rows
+        return [Row(f"line {reader.line_num}", data) for data in reader]
     if "json" in allowed and text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise row_error(src, f"line {exc.lineno}", f"not valid JSON ({exc.msg})",
-                            f"a {what} file is {kinds}") from None
+                            f"a {what} file that starts with '[' must be one JSON list of objects") from None
         return [Row(f"item {i + 1}", data) for i, data in enumerate(items)]
     if "jsonl" not in allowed:
-        raise UserError(f"{src}: not a {kinds} {what} file")
+        names = {"json": "a JSON list", "csv": "a .csv file"}
+        raise UserError(f"{src}: a {what} file must be {' or '.join(names[k] for k in FORMATS if k in allowed)}")
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
