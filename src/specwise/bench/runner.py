@@ -40,6 +40,7 @@ from specwise.bench.servers import (
 from specwise.bench.shards import ShardedSender
 from specwise.bench.store import RunStore
 from specwise.bench.workloads import RequestSpec, Workload, build_workload
+from specwise.crossover import crossovers_from_comparisons
 from specwise.errors import UserError
 from specwise.metrics.adapters import GaugeSample, GaugeSummary, MetricsDelta, delta, sample_gauges, summarize_gauges
 from specwise.metrics.definitions import per_request_acceptance, summarize_cell
@@ -570,7 +571,9 @@ class BenchRunner:
         result = RunResult(source=Source.measured, tool_version=__version__,
                            config=self.cfg.model_dump(mode="json"),
                            servers={r: s.model_dump(mode="json") for r, s in self.servers.items()},
-                           cells=pooled, comparisons=comparisons, acceptance_breakdown=breakdown,
+                           cells=pooled, comparisons=comparisons,
+                           crossovers=crossovers_from_comparisons(comparisons, Source.measured),
+                           acceptance_breakdown=breakdown,
                            lossless=self.lossless, complete=self.complete)
         result.findings = self._findings(pooled, k)
         if self.cfg.qps is None and self.sweep_rates:

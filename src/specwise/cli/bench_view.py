@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from specwise.cli.output import fmt_s, fmt_speedup
+from specwise.crossover import crossover_sentence
 from specwise.schemas.results import RequestRecord, RunResult
 from specwise.stats import percentile
 
@@ -121,6 +122,9 @@ def render_result(result: RunResult, out_dir: str, console: Console) -> None:
                          sp(c.speedup_tpot_p99), sp(c.speedup_e2e_p50), sp(c.speedup_e2e_p99),
                          sp(c.speedup_ttft_p50))
         parts.append(comp)
+    for cross in result.crossovers:
+        if len(cross.loads) >= 2:  # one load locates no crossover; the comparisons table already says it all
+            parts.append(Text(crossover_sentence(cross), style="bold"))
     if result.acceptance_breakdown:
         acc = Table(title="Per-request acceptance of the speculative arm (accepted / drafted), by temperature "
                           "and category", title_justify="left")
