@@ -71,13 +71,8 @@ class LoadedModel:
     device: str
     num_layers: int
     params: int  # parameters the model reads per token (shared tensors counted once)
-    weight_bits: float  # effective bits per linear weight (16 = unquantised bf16/fp16 deployment)
+    weight_bits: float  # effective bits per linear weight (16 = unquantised bf16/fp16 deployment); prices c
     description: str
-
-    @property
-    def weight_bytes(self) -> float:
-        """Deployed weight bytes: linear weights at ``weight_bits``, the rest at 2 bytes (bf16)."""
-        return self.params * self.weight_bits / 8.0
 
 
 def smollm2_gguf_path() -> Path:
