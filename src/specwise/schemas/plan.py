@@ -209,8 +209,10 @@ class PairingReport(SpecwiseModel):
     lineage_note: str = ""
     size_ratio: float | None = Field(None, description="target params / draft params (active params for MoE)")
     size_ratio_score: float | None = Field(None, description="1.0 inside the 1:8-1:12 sweet spot, lower outside")
-    cost_ratio: float | None = Field(None, description="c = draft step / target step at batch 1 (estimated)")
-    cost_ratio_note: str = ""
+    cost_ratio: float | None = Field(
+        None, description="c = drafting time per drafted token / target forward at batch 1 (estimated, "
+        "specwise.perf step-time model)")
+    cost_ratio_note: str = Field("", description="what c was priced for: GPU, TP, draft TP, batch, k")
     alternatives: list[Alternative] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
