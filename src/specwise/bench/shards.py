@@ -105,3 +105,7 @@ class ShardedSender:
             p.join(5)
             if p.is_alive():
                 p.terminate()
+
+
+def default_client_workers(concurrency: int) -> int:
+    return 1
