@@ -6,7 +6,7 @@ like ``specwise bench --client-workers``). The server logs the monotonic time ju
 every content chunk; the client's timestamps of the same chunks are compared with them (both use
 CLOCK_MONOTONIC via ``time.perf_counter``, which processes on Linux share). Printed per level:
 
-* chunks/s received and client CPU microseconds per chunk (user+sys of the client process(es) over the
+* chunks/s received (first send to last chunk) and client CPU microseconds per chunk (user+sys of the client process(es) over the
   level, connection set-up and stream parsing included, divided by the chunks received),
 * timing error of TTFT (client first-chunk time - server write time) and of every ITL gap
   (client gap - server gap, so a constant offset cancels), absolute values, P50 / P99 / max in ms,
@@ -43,7 +43,6 @@ import time
 import numpy as np
 
 from specwise.bench.client import ClientConfig, StreamingClient, run_async
-from specwise.bench.shards import default_client_workers
 from specwise.bench.workloads import Message, Prompt, RequestSpec
 
 _HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -200,7 +199,9 @@ def _serve(port: int, ttft_s: float, itl_s: float, pattern: str, ready) -> None:
         ready.set()
         await srv.serve_forever()
 
-    run_async(main())
+    # The standard loop, not uvloop: its transport.write sends at once, so a logged time is the write's;
+    # uvloop queues writes to the end of the loop iteration, after the time was logged.
+    asyncio.run(main())
 
 
 def _free_port() -> int:
@@ -209,25 +210,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _client_run(url: str, ids: list[str], max_tokens: int) -> tuple[list[dict], float]:
+def _length(rid: str, chunks: int) -> int:
+    """Stream lengths spread over [chunks/2, 3 chunks/2], so streams end in different ticks (as in serving)."""
+    i = int(rid.rsplit("-", 1)[1])
+    return max(2, chunks // 2 + (i * 7919) % (chunks + 1))
+
+
+async def _client_run(url: str, ids: list[str], chunks: int, stamps: str) -> tuple[list[dict], float]:
     cfg = ClientConfig(base_url=url, model="m", timeout_s=120)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    async with StreamingClient(cfg) as client:
+    # only the loop-stamp comparison passes the argument (the aiohttp client before it has none)
+    async with StreamingClient(cfg, **({"kernel_stamps": False} if stamps == "loop" else {})) as client:
         async def one(rid: str) -> dict:
+            max_tokens = _length(rid, chunks)
             p = Prompt(prompt_id=rid, category="x", messages=[Message(role="user", content=rid)])
             req = RequestSpec(index=0, request_id=rid, prompt=p, category="x", max_tokens=max_tokens, temperature=0)
             out = await client.send(req, role="baseline", phase_t0=t0)
             r = out.record
             return {"id": rid, "ok": r.ok, "send": t0 + (r.sent_s or 0.0), "offsets": r.chunk_offsets_s,
-                    "tokens": r.output_tokens, "error": r.error}
+                    "tokens": r.output_tokens, "expected": max_tokens, "error": r.error}
         results = await asyncio.gather(*(one(i) for i in ids))
     return results, time.process_time() - cpu0
 
 
-def _worker(url: str, ids: list[str], max_tokens: int, start, q) -> None:  # noqa: ANN001
+def _worker(url: str, ids: list[str], chunks: int, stamps: str, start, q) -> None:  # noqa: ANN001
+    q.put("ready")
     start.wait()  # every worker starts its streams together, as one process would
-    q.put(run_async(_client_run(url, ids, max_tokens)))
+    q.put(run_async(_client_run(url, ids, chunks, stamps)))
 
 
 def _get(url: str, path: str, method: str = "GET") -> dict:
@@ -242,19 +252,20 @@ def _pct(a: np.ndarray, q: float) -> float | None:
     return float(np.percentile(a, q)) if a.size else None
 
 
-def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str) -> dict:
+def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str, stamps: str) -> dict:
     _get(url, "/reset", "POST")
     ids = [f"{tag}-{i}" for i in range(concurrency)]
     t_start = time.perf_counter()
     if workers <= 1:
-        results, cpu = run_async(_client_run(url, ids, chunks))
+        results, cpu = run_async(_client_run(url, ids, chunks, stamps))
     else:
         ctx = mp.get_context("spawn")  # as ShardedSender
         q, start = ctx.Queue(), ctx.Event()
-        procs = [ctx.Process(target=_worker, args=(url, ids[i::workers], chunks, start, q)) for i in range(workers)]
+        procs = [ctx.Process(target=_worker, args=(url, ids[i::workers], chunks, stamps, start, q)) for i in range(workers)]
         for p in procs:
             p.start()
-        time.sleep(1.0)  # interpreter start-up of the workers is not part of the level
+        for _ in procs:  # interpreter start-up of the workers is not part of the level
+            assert q.get() == "ready"
         t_start = time.perf_counter()
         start.set()
         results, cpu = [], 0.0
@@ -264,7 +275,8 @@ def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str) -
             cpu += c
         for p in procs:
             p.join()
-    wall = time.perf_counter() - t_start
+    # the level's span: its start to the last chunk's arrival (worker teardown is not streaming)
+    wall = max([r["send"] + r["offsets"][-1] for r in results if r["offsets"]], default=time.perf_counter()) - t_start
     log = _get(url, "/log")
     server_log, lag = log["chunks"], np.asarray(log["lag_s"]) * 1e3
     ttft_err, itl_err = [], []
@@ -276,7 +288,7 @@ def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str) -
         client_abs = np.asarray(r["offsets"]) + r["send"]
         server_abs = np.asarray(server_log[r["id"]])
         n_chunks += len(client_abs)
-        if len(client_abs) != len(server_abs) or r["tokens"] != chunks:
+        if len(client_abs) != len(server_abs) or r["tokens"] != r["expected"]:
             bad_count += 1  # a chunk the client merged or missed: its times cannot be paired
             continue
         ttft_err.append(client_abs[0] - server_abs[0])
@@ -315,6 +327,8 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=25.0)
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--pattern", choices=["step", "spread"], default="step")
+    ap.add_argument("--stamps", choices=["kernel", "loop"], default="kernel",
+                    help="loop: the client stamps reads in data_received even where kernel stamps exist")
     ap.add_argument("--machine", default=platform.node(), help="label stored in the JSON")
     ap.add_argument("--out", default=None, help="write the JSON result here")
     ap.add_argument("--json", action="store_true")
@@ -330,18 +344,24 @@ def main() -> None:
     rows = []
     try:
         for level in [int(x) for x in args.levels.split(",")]:
-            workers = default_client_workers(level) if args.workers == "auto" else int(args.workers)
-            rows.append(run_level(url, level, workers, args.chunks, f"c{level}"))
+            if args.workers == "auto":
+                from specwise.bench.shards import default_client_workers  # absent before the auto default
+
+                workers = default_client_workers(level * 1e3 / args.itl_ms, kernel_stamps=args.stamps == "kernel")
+            else:
+                workers = int(args.workers)
+            rows.append(run_level(url, level, workers, args.chunks, f"c{level}", args.stamps))
     finally:
         server.terminate()
         server.join(5)
-    worst = max(rows, key=lambda r: r["concurrency"])
+    # the issue's target level when it was run, else the highest one
+    worst = next((r for r in rows if r["concurrency"] == 500), max(rows, key=lambda r: r["concurrency"]))
     met = all((worst[k] is not None and worst[k] < 2.0) for k in ("ttft_err_ms_p99", "itl_err_ms_p99"))
     result = {
         "machine": args.machine, "cpu_model": _cpu_model(), "cpus": sorted(os.sched_getaffinity(0)),
         "loadavg_before": os.getloadavg(), "python": platform.python_version(),
         "chunks_per_stream": args.chunks, "itl_ms": args.itl_ms, "ttft_ms": args.ttft_ms, "pattern": args.pattern,
-        "levels": rows,
+        "stamps": args.stamps, "levels": rows,
         "target": {"streams": worst["concurrency"], "p99_ms_below": 2.0, "met": met},
     }
     if args.out:
@@ -352,7 +372,7 @@ def main() -> None:
         return
     print(f"client accuracy on {args.machine} ({result['cpu_model']}, CPUs {result['cpus']}, load "
           f"{result['loadavg_before'][0]:.2f}): {args.chunks} chunks/stream, ITL {args.itl_ms:g} ms, pattern "
-          f"{args.pattern}; timing errors are |client - server write time| in ms (measured)")
+          f"{args.pattern}, {args.stamps} stamps; timing errors are |client - server write time| in ms (measured)")
     print(f"{'streams':>7} {'wrk':>3} {'fail':>4} {'chunks/s':>8} {'CPU us/chunk':>12} {'TTFT P50':>8} "
           f"{'TTFT P99':>8} {'TTFT max':>8} {'ITL P50':>7} {'ITL P99':>7} {'ITL max':>7} {'lag P99':>7} {'lag max':>7}")
     for r in rows:

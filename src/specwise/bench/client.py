@@ -302,8 +302,9 @@ class StreamingClient:
     same engine step do not hold back the arrival stamps of the streams still running.
     """
 
-    def __init__(self, cfg: ClientConfig, *, max_connections: int = 0) -> None:
+    def __init__(self, cfg: ClientConfig, *, max_connections: int = 0, kernel_stamps: bool = True) -> None:
         self.cfg = cfg
+        self._kernel_stamps = kernel_stamps  # False: loop-time stamps even where the kernel's are available
         self.auth_headers = api_key_headers(cfg)
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth_headers}
         self._max_connections = max_connections
@@ -315,7 +316,8 @@ class StreamingClient:
         # vLLM, closes idle keep-alive connections after 5 s): reusing one it closed fails the request.
         try:
             self._pool = StreamConnectionPool(self.url, connect_timeout_s=self.cfg.connect_timeout_s,
-                                              keepalive_s=3.0, max_connections=self._max_connections)
+                                              keepalive_s=3.0, max_connections=self._max_connections,
+                                              kernel_stamps=self._kernel_stamps)
         except ValueError as exc:
             raise UserError(f"{self.cfg.base_url}: {exc}; give an http:// or https:// server root") from exc
         self._parse_lane = asyncio.Lock()

@@ -23,11 +23,36 @@ identity``) - as the aiohttp session it replaces (aiohttp ignores proxy variable
 from __future__ import annotations
 
 import asyncio
+import platform
+import socket
 import ssl
+import struct
+import sys
 import time
 from urllib.parse import urlsplit
 
-__all__ = ["ChunkedDecoder", "HttpError", "StreamConnectionPool", "StreamResponse"]
+__all__ = ["ChunkedDecoder", "HttpError", "StreamConnectionPool", "StreamResponse", "kernel_stamps_supported"]
+
+# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) from Linux's asm-generic/socket.h; Python's socket module lacks it.
+# Architectures with their own numbering (alpha, mips, parisc, sparc) fall back to loop-time stamps.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")  # struct timespec {time_t tv_sec; long tv_nsec} on Linux
+_READ_SIZE = 262144
+_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
+
+
+def kernel_stamps_supported() -> bool:
+    """Whether plain-TCP reads can carry the kernel's receive time (Linux on x86, ARM, RISC-V, POWER, s390)."""
+    if sys.platform != "linux" or not hasattr(socket.socket, "recvmsg"):
+        return False
+    if platform.machine().lower().startswith(("alpha", "mips", "parisc", "sparc")):
+        return False
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            return sock.getsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS) == 1
+    except OSError:
+        return False
 
 
 class HttpError(Exception):
@@ -105,25 +130,25 @@ class StreamResponse:
         return b"".join(b for _, b in self.reads)
 
 
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection; one request at a time."""
+class _Exchange:
+    """One request's response, parsed as its bytes arrive: ``feed`` a socket read, ``lost`` at the end."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._done: asyncio.Future[StreamResponse] | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.done: asyncio.Future[StreamResponse] = loop.create_future()
+        self.got_bytes = False
+        self.keep_alive = True
+        self._head: bytes | None = b""
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._chunked: ChunkedDecoder | None = None
+        self._remaining: int | None = None
+        self._reads: list[tuple[float, bytes]] = []
 
-    # --- asyncio.Protocol ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        t = time.perf_counter()  # first: this is the chunk's arrival time
-        if self._done is None or self._done.done():
-            self._broken()  # bytes nobody asked for: the connection's framing is lost
+    def feed(self, t: float, data: bytes) -> None:
+        if self.done.done():
+            self.keep_alive = False  # bytes nobody asked for: the connection's framing is lost
             return
-        self._got_bytes = True
+        self.got_bytes = True
         try:
             if self._head is not None:
                 self._head += data
@@ -135,9 +160,7 @@ class _Connection(asyncio.Protocol):
                 data = self._head[end + 4:]
                 self._parse_head(self._head[:end])
                 self._head = None
-                if self._complete():
-                    return
-                if not data:
+                if self._complete() or not data:
                     return
             if self._chunked is not None:
                 body = self._chunked.feed(data)
@@ -152,40 +175,27 @@ class _Connection(asyncio.Protocol):
                 self._reads.append((t, data))
                 self._complete()
         except HttpError as exc:
-            self._fail(exc)
+            self.fail(exc)
 
-    def eof_received(self) -> bool | None:
-        return None  # close the transport; connection_lost settles the response
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._done is None or self._done.done():
+    def lost(self, exc: BaseException | None) -> None:
+        """The connection closed (``exc`` None: an orderly close by the server)."""
+        self.keep_alive = False
+        if self.done.done():
             return
         if self._head is None and self._chunked is None and self._remaining is None:
             self._finish()  # a body delimited by the connection's close
             return
         why = f"{type(exc).__name__}: {exc}" if exc else "the server closed the connection"
-        self._fail(HttpError("disconnected", why, got_bytes=self._got_bytes))
+        self.fail(HttpError("disconnected", why, got_bytes=self.got_bytes))
 
-    # --- request/response ------------------------------------------------------------------------
-    def request(self, payload: bytes) -> asyncio.Future[StreamResponse]:
-        assert self.transport is not None and (self._done is None or self._done.done())
-        self._done = asyncio.get_running_loop().create_future()
-        self._head: bytes | None = b""
-        self._got_bytes = False
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._chunked: ChunkedDecoder | None = None
-        self._remaining: int | None = None
-        self._keep_alive = True
-        self._reads: list[tuple[float, bytes]] = []
-        self.transport.write(payload)
-        return self._done
+    def fail(self, exc: HttpError) -> None:
+        self.keep_alive = False
+        if not self.done.done():
+            self.done.set_exception(exc)
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self._keep_alive and self._done is not None and self._done.done() \
-            and not self._done.cancelled() and self._done.exception() is None
+        return self.keep_alive and self.done.done() and not self.done.cancelled() and self.done.exception() is None
 
     def _parse_head(self, head: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")
@@ -197,7 +207,7 @@ class _Connection(asyncio.Protocol):
             name, _, value = line.partition(":")
             self._headers[name.strip().lower()] = value.strip()
         connection = self._headers.get("connection", "").lower()
-        self._keep_alive = "close" not in connection and (parts[0] != "HTTP/1.0" or "keep-alive" in connection)
+        self.keep_alive = "close" not in connection and (parts[0] != "HTTP/1.0" or "keep-alive" in connection)
         if "chunked" in self._headers.get("transfer-encoding", "").lower():
             self._chunked = ChunkedDecoder()
         elif "content-length" in self._headers:
@@ -208,7 +218,7 @@ class _Connection(asyncio.Protocol):
         elif self._status in (204, 304) or 100 <= self._status < 200:
             self._remaining = 0
         else:
-            self._keep_alive = False  # the body ends when the server closes the connection
+            self.keep_alive = False  # the body ends when the server closes the connection
 
     def _complete(self) -> bool:
         if self._chunked is None and self._remaining == 0:
@@ -217,25 +227,166 @@ class _Connection(asyncio.Protocol):
         return False
 
     def _finish(self) -> None:
-        if self._done is not None and not self._done.done():
-            self._done.set_result(StreamResponse(self._status, self._headers, self._reads))
+        if not self.done.done():
+            self.done.set_result(StreamResponse(self._status, self._headers, self._reads))
 
-    def _fail(self, exc: HttpError) -> None:
-        if self._done is not None and not self._done.done():
-            self._done.set_exception(exc)
-        self._broken()
 
-    def _broken(self) -> None:
-        self._keep_alive = False
+class _Connection:
+    """One HTTP/1.1 connection, one request at a time; subclasses deliver (arrival time, bytes) to the exchange."""
+
+    kernel_stamps = False
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.idle_since = 0.0
+        self.exchange: _Exchange | None = None
+
+    def request(self, payload: bytes) -> asyncio.Future[StreamResponse]:
+        assert self.exchange is None or self.exchange.done.done()
+        self.exchange = _Exchange(asyncio.get_running_loop())
+        self._write(payload)
+        return self.exchange.done
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.exchange is not None and self.exchange.reusable
+
+    def _received(self, t: float, data: bytes) -> None:
+        if self.exchange is None:
+            self.close()  # bytes before any request: not an HTTP server we understand
+            return
+        self.exchange.feed(t, data)
+        if not self.exchange.keep_alive and self.exchange.done.done():
+            self.close()  # answered with Connection: close, failed, or sent bytes nobody asked for
+
+    def _lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self.exchange is not None:
+            self.exchange.lost(exc)
+
+    def _write(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _ProtocolConnection(_Connection, asyncio.Protocol):
+    """Through an asyncio transport (TLS, or no kernel timestamps): stamped first thing in ``data_received``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._received(time.perf_counter(), data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost settles the response
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(exc)
+
+    def _write(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(payload)
+
+    def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
+
+
+class _KernelStampedConnection(_Connection):
+    """A plain TCP socket read with ``recvmsg``: each read carries the kernel's receive time (SO_TIMESTAMPNS).
+
+    The kernel stamps a TCP read with the receive time of the last segment it consumed (Linux
+    ``tcp_recv_timestamp``) on the CLOCK_REALTIME scale; it is moved to the ``perf_counter`` scale
+    with the two clocks' offset read at the same moment (both run at the same NTP-slewed rate; only a
+    clock step between a segment's arrival and its read would show). A late event loop therefore no
+    longer delays a chunk's time; only chunks of one stream that arrived before the previous read
+    share a time, as with any per-read stamp.
+    """
+
+    kernel_stamps = True
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.sock = sock
+        self.loop = loop
+        self._fd = sock.fileno()
+        self._unsent = b""
+        loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data, ancdata, _, _ = self.sock.recvmsg(_READ_SIZE, _ANC_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._shutdown()
+            self._lost(exc)
+            return
+        now = time.perf_counter()
+        if not data:
+            self._shutdown()
+            self._lost(None)
+            return
+        t = now
+        for level, kind, raw in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= _TIMESPEC.size:
+                sec, nsec = _TIMESPEC.unpack_from(raw)
+                # realtime -> perf_counter; never later than the read itself
+                t = min(now, sec + nsec * 1e-9 - (time.time() - time.perf_counter()))
+        self._received(t, data)
+
+    def _write(self, payload: bytes) -> None:
+        try:
+            sent = self.sock.send(payload)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._shutdown()
+            self._lost(exc)
+            return
+        if sent < len(payload):
+            self._unsent = payload[sent:]
+            self.loop.add_writer(self._fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self._unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._shutdown()
+            self._lost(exc)
+            return
+        self._unsent = self._unsent[sent:]
+        if not self._unsent:
+            self.loop.remove_writer(self._fd)
+
+    def _shutdown(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self._fd)
+            if self._unsent:
+                self.loop.remove_writer(self._fd)
+                self._unsent = b""
+            self.sock.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._shutdown()
+            self._lost(None)
 
 
 class StreamConnectionPool:
     """Keep-alive connections to one origin; :meth:`post` sends one request and awaits its whole response."""
 
     def __init__(self, url: str, *, connect_timeout_s: float, keepalive_s: float = 3.0,
-                 max_connections: int = 0) -> None:
+                 max_connections: int = 0, kernel_stamps: bool = True) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url}")
@@ -250,6 +401,7 @@ class StreamConnectionPool:
         self.keepalive_s = keepalive_s
         self._idle: list[_Connection] = []
         self._limit = asyncio.Semaphore(max_connections) if max_connections > 0 else None
+        self.kernel_stamps = kernel_stamps and kernel_stamps_supported()
 
     def request_bytes(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         head = [f"POST {path} HTTP/1.1", f"Host: {self.host_header}", f"Content-Length: {len(body)}",
@@ -261,21 +413,42 @@ class StreamConnectionPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+                if self.ssl is not None or not self.kernel_stamps:
+                    _, conn = await loop.create_connection(_ProtocolConnection, self.host, self.port, ssl=self.ssl)
+                    return conn
+                return await self._connect_socket(loop)
         except TimeoutError:
             raise HttpError("connect_timeout", f"no connection within {self.connect_timeout_s:g} s") from None
         except OSError as exc:
             raise HttpError("connect", f"cannot connect: {exc}") from exc
-        return conn
+
+    async def _connect_socket(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        last: OSError = OSError(f"{self.host} did not resolve")
+        for family, type_, proto, _, addr in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                await loop.sock_connect(sock, addr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return _KernelStampedConnection(sock, loop)
+        raise last
 
     def _take_idle(self) -> tuple[_Connection | None, bool]:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < self.keepalive_s:
+            if conn.reusable and now - conn.idle_since < self.keepalive_s:
                 return conn, True
-            if conn.transport is not None and not conn.closed:
-                conn.transport.close()
+            conn.close()
         return None, False
 
     async def post(self, payload: bytes) -> tuple[StreamResponse, bool]:
@@ -300,12 +473,11 @@ class StreamConnectionPool:
             if ok and conn.reusable:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
-            elif conn.transport is not None and not conn.closed:
-                conn.transport.close()
+            else:
+                conn.close()
         return resp, reused
 
     def close(self) -> None:
         for conn in self._idle:
-            if conn.transport is not None and not conn.closed:
-                conn.transport.close()
+            conn.close()
         self._idle.clear()
