@@ -10,6 +10,8 @@ CLOCK_MONOTONIC via ``time.perf_counter``, which processes on Linux share). Prin
   level, connection set-up and stream parsing included, divided by the chunks received),
 * timing error of TTFT (client first-chunk time - server write time) and of every ITL gap
   (client gap - server gap, so a constant offset cancels), absolute values, P50 / P99 / max in ms,
+* merged: chunks the client read together with the next chunk of their stream (it fell a whole
+  inter-token gap behind); they share the later read's time,
 * server lag: how late the server's step ticks ran behind its schedule (P50 / P99 / max, ms). The
   server logs actual write times, so its lag is not timing error; a large lag means the host is
   saturated and the level's load is lighter than scheduled.
@@ -280,7 +282,7 @@ def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str, s
     log = _get(url, "/log")
     server_log, lag = log["chunks"], np.asarray(log["lag_s"]) * 1e3
     ttft_err, itl_err = [], []
-    n_chunks = failed = bad_count = 0
+    n_chunks = failed = bad_count = merged = 0
     for r in results:
         if not r["ok"]:
             failed += 1
@@ -291,13 +293,14 @@ def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str, s
         if len(client_abs) != len(server_abs) or r["tokens"] != r["expected"]:
             bad_count += 1  # a chunk the client merged or missed: its times cannot be paired
             continue
+        merged += int(np.count_nonzero(np.diff(client_abs) == 0))  # read together with the next chunk
         ttft_err.append(client_abs[0] - server_abs[0])
         itl_err.extend(np.diff(client_abs) - np.diff(server_abs))
     ttft = np.abs(np.asarray(ttft_err)) * 1e3
     itl = np.abs(np.asarray(itl_err)) * 1e3
     return {
         "concurrency": concurrency, "client_workers": workers, "failed": failed, "unpaired": bad_count,
-        "chunks": n_chunks, "wall_s": wall, "chunks_per_s": n_chunks / wall,
+        "chunks": n_chunks, "merged_chunks": merged, "wall_s": wall, "chunks_per_s": n_chunks / wall,
         "client_cpu_us_per_chunk": 1e6 * cpu / max(1, n_chunks),
         "ttft_err_ms_p50": _pct(ttft, 50), "ttft_err_ms_p99": _pct(ttft, 99),
         "ttft_err_ms_max": float(ttft.max()) if ttft.size else None,
@@ -373,13 +376,13 @@ def main() -> None:
     print(f"client accuracy on {args.machine} ({result['cpu_model']}, CPUs {result['cpus']}, load "
           f"{result['loadavg_before'][0]:.2f}): {args.chunks} chunks/stream, ITL {args.itl_ms:g} ms, pattern "
           f"{args.pattern}, {args.stamps} stamps; timing errors are |client - server write time| in ms (measured)")
-    print(f"{'streams':>7} {'wrk':>3} {'fail':>4} {'chunks/s':>8} {'CPU us/chunk':>12} {'TTFT P50':>8} "
+    print(f"{'streams':>7} {'wrk':>3} {'fail':>4} {'merged':>6} {'chunks/s':>8} {'CPU us/chunk':>12} {'TTFT P50':>8} "
           f"{'TTFT P99':>8} {'TTFT max':>8} {'ITL P50':>7} {'ITL P99':>7} {'ITL max':>7} {'lag P99':>7} {'lag max':>7}")
     for r in rows:
         def f(key: str, width: int) -> str:
             v = r[key]
             return f"{v:>{width}.2f}" if v is not None else f"{'-':>{width}}"
-        print(f"{r['concurrency']:>7} {r['client_workers']:>3} {r['failed'] + r['unpaired']:>4} "
+        print(f"{r['concurrency']:>7} {r['client_workers']:>3} {r['failed'] + r['unpaired']:>4} {r['merged_chunks']:>6} "
               f"{r['chunks_per_s']:>8.0f} {r['client_cpu_us_per_chunk']:>12.1f} {f('ttft_err_ms_p50', 8)} "
               f"{f('ttft_err_ms_p99', 8)} {f('ttft_err_ms_max', 8)} {f('itl_err_ms_p50', 7)} "
               f"{f('itl_err_ms_p99', 7)} {f('itl_err_ms_max', 7)} {f('server_lag_ms_p99', 7)} "

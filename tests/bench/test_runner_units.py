@@ -78,3 +78,21 @@ def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_pat
     assert any("synthetic" in f for f in findings) and any("ignore_eos" in f for f in findings)
     assert any("production temperature 0.7" in f for f in findings)
     assert any("interrupted" in f for f in findings)  # never ran: not complete
+
+
+def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monkeypatch):
+    from specwise.bench import runner as runner_mod
+    from specwise.bench.client import ClientConfig
+
+    monkeypatch.setattr(runner_mod, "kernel_stamps_supported", lambda: True)
+    cfg = ClientConfig(base_url="http://a", model="m")
+    slow = BenchRunner(_cfg(qps=[1.0, 2.0], max_tokens=100), RunStore(tmp_path / "a"))
+    assert slow.client_workers(cfg) == 1
+    fast = BenchRunner(_cfg(qps=[500.0], max_tokens=200), RunStore(tmp_path / "b"))  # 100,000 tokens/s at most
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert fast.client_workers(cfg) == 5
+    assert fast.client_workers(cfg.model_copy(update={"base_url": "https://a"})) == 63  # loop stamps over TLS
+    fixed = BenchRunner(_cfg(qps=[500.0], client_workers=2), RunStore(tmp_path / "c"))
+    assert fixed.client_workers(cfg) == 2
+    closed = BenchRunner(_cfg(qps=None, arrival="closed_loop", concurrency=8), RunStore(tmp_path / "d"))
+    assert closed.client_workers(cfg) == 1

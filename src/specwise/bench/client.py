@@ -375,14 +375,13 @@ class StreamingClient:
         lines: list[tuple[float, bytes]] = []
         no_answer = False
         try:
-            async with asyncio.timeout(self.cfg.timeout_s):
-                resp, _ = await self._pool.post(payload)
+            resp, _ = await asyncio.wait_for(self._pool.post(payload), self.cfg.timeout_s)
             if resp.status != 200:
                 detail = resp.body().decode("utf-8", "replace")[:300].replace("\n", " ")
                 error, error_kind = f"HTTP {resp.status}: {detail}", f"http_{resp.status}"
             else:
                 lines = [(t - t_send, raw) for t, raw in resp.reads]
-        except TimeoutError:
+        except asyncio.TimeoutError:
             error, error_kind = f"no complete response within {self.cfg.timeout_s:g} s", "timeout"
         except HttpError as exc:
             if exc.kind == "connect":

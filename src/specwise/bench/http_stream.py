@@ -1,18 +1,25 @@
-"""The bench client's hot path: HTTP/1.1 streaming POSTs on an ``asyncio.Protocol``, stamped on arrival.
+"""The bench client's hot path: HTTP/1.1 streaming POSTs whose every socket read carries its arrival time.
 
 Why not aiohttp here (it serves everything else: model discovery, /metrics, health checks): a
 streamed chunk in aiohttp goes socket -> protocol -> HTTP parser -> ``StreamReader`` -> a task
 wake-up, and a timestamp taken in the task waits behind every other task the loop runs first. With
 N streams emitting in the same engine step (as vLLM does) the N-th stream's stamp is late by the
 work of the N-1 before it, end-of-stream parsing included: ``benchmarks/client_accuracy.py`` measured
-30 us of client CPU per chunk and a P99 ITL error of 16 ms at 100 streams, 111 ms at 500.
+a P99 ITL error of 66 ms at 500 streams on 2 cores (benchmarks/results/*aiohttp_before.json).
 
-Here every socket read is stamped with ``time.perf_counter()`` first thing in ``data_received``,
-which the event loop calls for every readable socket of a poll before it runs any task; the body
-is de-chunked on the spot (a few slices) and the only task wake-up is the one at the end of the
-response. A chunk's timestamp is the arrival of the socket read that completed it: bytes that
-arrived together share their read's time, which is their true (kernel-to-process) arrival time
-within the loop's poll latency.
+Two ways to stamp a read, best first:
+
+* kernel stamps (plain ``http`` on Linux): the socket is read with ``recvmsg`` and ``SO_TIMESTAMPNS``,
+  so each read carries the kernel's receive time of its last TCP segment. A busy or late event loop
+  no longer delays a chunk's time (P99 error 0.03 ms at 500 streams on 2 cores).
+* loop stamps (``https``, other systems): ``time.perf_counter()`` first thing in ``data_received``,
+  which the loop calls for every readable socket of a poll before it runs any task; reads handled
+  later in the same poll are late by the work of those before them.
+
+Either way a chunk's timestamp is the arrival of the read that completed it: chunks of one stream
+that arrived before the client read the first share the later time (a client that fell a whole
+inter-token gap behind). The body is de-chunked on the spot (a few slices) and the only task
+wake-up is the one at the end of the response.
 
 Scope: HTTP/1.1 with keep-alive (a small pool of idle connections per endpoint, dropped after
 ``keepalive_s`` so that a connection the server closed idle is not reused), chunked, Content-Length
@@ -37,7 +44,8 @@ __all__ = ["ChunkedDecoder", "HttpError", "StreamConnectionPool", "StreamRespons
 # Architectures with their own numbering (alpha, mips, parisc, sparc) fall back to loop-time stamps.
 _SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@ll")  # struct timespec {time_t tv_sec; long tv_nsec} on Linux
-_READ_SIZE = 262144
+# 64 KiB: a buffer above glibc's mmap threshold (128 KiB) costs an mmap/munmap per read (5x the read itself)
+_READ_SIZE = 65536
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
 
 
@@ -412,12 +420,12 @@ class StreamConnectionPool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                if self.ssl is not None or not self.kernel_stamps:
-                    _, conn = await loop.create_connection(_ProtocolConnection, self.host, self.port, ssl=self.ssl)
-                    return conn
-                return await self._connect_socket(loop)
-        except TimeoutError:
+            if self.ssl is not None or not self.kernel_stamps:
+                connecting = loop.create_connection(_ProtocolConnection, self.host, self.port, ssl=self.ssl)
+                _, conn = await asyncio.wait_for(connecting, self.connect_timeout_s)
+                return conn
+            return await asyncio.wait_for(self._connect_socket(loop), self.connect_timeout_s)
+        except asyncio.TimeoutError:
             raise HttpError("connect_timeout", f"no connection within {self.connect_timeout_s:g} s") from None
         except OSError as exc:
             raise HttpError("connect", f"cannot connect: {exc}") from exc
