@@ -410,6 +410,8 @@ class StreamConnectionPool:
         self._idle: list[_Connection] = []
         self._limit = asyncio.Semaphore(max_connections) if max_connections > 0 else None
         self.kernel_stamps = kernel_stamps and kernel_stamps_supported()
+        self._resolved: tuple[float, list] | None = None
+        self._resolve_lock = asyncio.Lock()
 
     def request_bytes(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         head = [f"POST {path} HTTP/1.1", f"Host: {self.host_header}", f"Content-Length: {len(body)}",
@@ -430,8 +432,21 @@ class StreamConnectionPool:
         except OSError as exc:
             raise HttpError("connect", f"cannot connect: {exc}") from exc
 
+    async def _addresses(self, loop: asyncio.AbstractEventLoop) -> list:
+        """The host's addresses: an IP literal at once; a name through the resolver, cached for 10 s (as aiohttp)."""
+        async with self._resolve_lock:  # one lookup for a burst of new connections, which then keep their order
+            if self._resolved is not None and time.monotonic() - self._resolved[0] < 10.0:
+                return self._resolved[1]
+            try:
+                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
+                                           flags=socket.AI_NUMERICHOST)
+            except socket.gaierror:
+                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._resolved = (time.monotonic(), infos)
+            return infos
+
     async def _connect_socket(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        infos = await self._addresses(loop)
         last: OSError = OSError(f"{self.host} did not resolve")
         for family, type_, proto, _, addr in infos:
             sock = socket.socket(family, type_, proto)

@@ -162,3 +162,12 @@ async def test_server_gone_while_streaming_closes_cleanly_and_the_next_request_r
             kinds = [(await c.send(_req(i), role="baseline")).record.error_kind for i in range(4)]
     assert kinds[0] is None and kinds[2] is None
     assert kinds[1] in ("disconnected", "truncated_stream") and kinds[3] in ("disconnected", "truncated_stream")
+
+
+async def test_a_host_name_is_resolved_and_every_address_tried():
+    # "localhost" may resolve to ::1 first, where nothing listens: the client must go on to 127.0.0.1
+    with SSEServer(ServerBehaviour(tokens_per_chunk=[2])) as srv:
+        cfg = ClientConfig(base_url=f"http://localhost:{srv.port}/v1", model="test-model", timeout_s=5.0)
+        async with StreamingClient(cfg) as c:
+            outs = await asyncio.gather(*(c.send(_req(i), role="baseline") for i in range(3)))
+    assert all(o.record.ok for o in outs), [o.record.error for o in outs]
