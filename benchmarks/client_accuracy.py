@@ -6,8 +6,8 @@ like ``specwise bench --client-workers``). The server logs the monotonic time ju
 every content chunk; the client's timestamps of the same chunks are compared with them (both use
 CLOCK_MONOTONIC via ``time.perf_counter``, which processes on Linux share). Printed per level:
 
-* chunks/s received (first send to last chunk) and client CPU microseconds per chunk (user+sys of the client process(es) over the
-  level, connection set-up and stream parsing included, divided by the chunks received),
+* chunks/s received (first send to last chunk) and client CPU microseconds per chunk (user+sys of
+  the client process(es) over the level, connecting and stream parsing included, / chunks received),
 * timing error of TTFT (client first-chunk time - server write time) and of every ITL gap
   (client gap - server gap, so a constant offset cancels), absolute values, P50 / P99 / max in ms,
 * merged: chunks the client read together with the next chunk of their stream (it fell a whole
@@ -17,17 +17,24 @@ CLOCK_MONOTONIC via ``time.perf_counter``, which processes on Linux share). Prin
   saturated and the level's load is lighter than scheduled.
 
 The server is test scaffolding, not what is measured, so it is made as cheap as possible: a raw
-``asyncio.Protocol`` HTTP/1.1 server on uvloop writing precomputed chunked-encoding frames (about
-30 times cheaper per chunk than an aiohttp ``StreamResponse``), so that on a 2-core host it leaves the
-CPU to the client. With ``--pattern step`` (the default) every active stream gets its next chunk in
-the same tick, as vLLM's engine steps emit them: the worst case for a client, a burst of N chunks at
-once. ``--pattern spread`` gives every stream its own phase.
+``asyncio.Protocol`` HTTP/1.1 server writing precomputed chunked-encoding frames (no web framework
+per chunk), so that on a 2-core host it leaves the CPU to the client. It runs on the standard event
+loop, whose ``transport.write`` sends at once: the time it logs is the write's. With ``--pattern
+step`` (the default) every active stream gets its next chunk in the same tick, as vLLM's engine steps
+emit them: the worst case for a client, a burst of N chunks at once. ``--pattern spread`` gives every
+stream its own phase. Stream lengths vary over [chunks/2, 3 chunks/2], so streams end (and are
+parsed) while others still stream.
+
+Timestamps are the client's own (kernel receive stamps on Linux, see specwise.bench.http_stream;
+``--stamps loop`` forces event-loop stamps, the https path). Results: benchmarks/results/, one file
+per machine and setting; the level at 500 streams decides the target line.
 
 Target (issue 5): 500 concurrent streams with P99 timing error < 2 ms (TTFT and ITL) on the 2-core
 machine. Pin server and client to two cores with ``taskset -c 0,1`` for the honest figure.
 
-    python benchmarks/client_accuracy.py [--levels 50,100,250,500] [--workers auto] [--chunks 40]
-        [--itl-ms 25] [--pattern step] [--out benchmarks/results/client_accuracy_NAME.json]
+    taskset -c 0,1 python benchmarks/client_accuracy.py [--levels 50,100,250,500,1000] [--workers 1|N|auto]
+        [--chunks 40] [--itl-ms 25] [--pattern step|spread] [--stamps kernel|loop] [--machine NAME]
+        [--out benchmarks/results/client_accuracy_NAME.json] [--json]
 """
 
 from __future__ import annotations

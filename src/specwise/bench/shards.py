@@ -1,7 +1,9 @@
-"""Shard a cell's streams over client worker processes (``--client-workers N``).
+"""Shard a cell's streams over client worker processes (``--client-workers N``, default ``auto``).
 
-One event loop stamps every chunk of every stream; when it is busy, timestamps drift. Each worker is
-a separate process with its own loop and HTTP session; the runner hands every worker its share of the
+A client process has finite capacity: past it, chunks of a stream wait in the socket until the
+previous ones are handled and are then read together, sharing one arrival time (with loop-time
+stamps, over TLS, a busy loop delays every stamp long before that). Each worker is a separate
+process with its own event loop and connections; the runner hands every worker its share of the
 cell's requests with the cell's start time. ``time.perf_counter`` is CLOCK_MONOTONIC on Linux and
 therefore shared by processes, so workers send at the same schedule offsets and report ``sent_s``
 relative to the same phase start as a single-process run. Records stream back over a queue as they
