@@ -1,11 +1,11 @@
 """Async streaming client for OpenAI-compatible endpoints (``/v1/chat/completions``, ``/v1/completions``).
 
-Timing: every socket read of a response body is stamped with ``time.perf_counter()`` when the event
-loop hands it over (``specwise.bench.http_stream``, before any task runs); a chunk's time is the
-arrival of the read that completed it, and offsets are seconds after the send (connecting included).
-SSE lines and JSON are parsed only after the stream ends, one stream at a time, so a busy event loop
-adds as little as possible between a chunk's arrival and its timestamp
-(``benchmarks/client_accuracy.py`` measures the residual error against a server's write times).
+Timing (``specwise.bench.http_stream``): every socket read of a response body carries its arrival
+time on the ``time.perf_counter`` scale: the kernel's receive time of the read's last TCP segment
+for plain ``http`` on Linux, else the time the event loop hands the read over, before any task runs.
+A chunk's time is the arrival of the read that completed it; offsets are seconds after the send
+(connecting included). SSE lines and JSON are parsed only after the stream ends, one stream at a
+time. ``benchmarks/client_accuracy.py`` measures the residual error against a server's write times.
 
 Token counting (vllm-speculative-decoding.md §3.1): text deltas are not tokens (the detokenizer holds
 text back, empty deltas are suppressed, the API server merges steps under load), so every request asks
