@@ -270,7 +270,8 @@ def run_level(url: str, concurrency: int, workers: int, chunks: int, tag: str, s
     else:
         ctx = mp.get_context("spawn")  # as ShardedSender
         q, start = ctx.Queue(), ctx.Event()
-        procs = [ctx.Process(target=_worker, args=(url, ids[i::workers], chunks, stamps, start, q)) for i in range(workers)]
+        procs = [ctx.Process(target=_worker, args=(url, ids[i::workers], chunks, stamps, start, q))
+                 for i in range(workers)]
         for p in procs:
             p.start()
         for _ in procs:  # interpreter start-up of the workers is not part of the level
@@ -389,7 +390,8 @@ def main() -> None:
         def f(key: str, width: int) -> str:
             v = r[key]
             return f"{v:>{width}.2f}" if v is not None else f"{'-':>{width}}"
-        print(f"{r['concurrency']:>7} {r['client_workers']:>3} {r['failed'] + r['unpaired']:>4} {r['merged_chunks']:>6} "
+        print(f"{r['concurrency']:>7} {r['client_workers']:>3} {r['failed'] + r['unpaired']:>4} "
+              f"{r['merged_chunks']:>6} "
               f"{r['chunks_per_s']:>8.0f} {r['client_cpu_us_per_chunk']:>12.1f} {f('ttft_err_ms_p50', 8)} "
               f"{f('ttft_err_ms_p99', 8)} {f('ttft_err_ms_max', 8)} {f('itl_err_ms_p50', 7)} "
               f"{f('itl_err_ms_p99', 7)} {f('itl_err_ms_max', 7)} {f('server_lag_ms_p99', 7)} "

@@ -63,7 +63,8 @@ class ScriptedServer:
                         return
                     buf += data
                 head, _, buf = buf.partition(b"\r\n\r\n")
-                length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
+                lines = head.split(b"\r\n")
+                length = int(next(h.split(b":")[1] for h in lines if h.lower().startswith(b"content-length")))
                 while len(buf) < length:
                     buf += conn.recv(65536)
                 buf = buf[length:]
