@@ -80,6 +80,16 @@ def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_pat
     assert any("interrupted" in f for f in findings)  # never ran: not complete
 
 
+def test_bunched_chunks_get_a_finding_naming_the_cell(tmp_path):
+    r = BenchRunner(_cfg(temperatures=[0.0]), RunStore(tmp_path))
+    bunched = CellSummary(role="baseline", source=Source.measured, qps=2.0, temperature=0.0, requests_ok=40,
+                          chunks_same_read_share=0.6)
+    fine = bunched.model_copy(update={"role": "speculative", "chunks_same_read_share": 0.05})
+    findings = r._findings([bunched, fine], k=3)
+    hits = [f for f in findings if "same socket read" in f]
+    assert len(hits) == 1 and hits[0].startswith("baseline qps=2.0 T=0: 60% of chunks")
+
+
 def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monkeypatch):
     from specwise.bench import runner as runner_mod
     from specwise.bench.client import ClientConfig

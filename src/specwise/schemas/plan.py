@@ -237,6 +237,11 @@ class StartupLogFacts(SpecwiseModel):
         None, description="'Available KV cache memory: X GiB' (vLLM-CPU: 'Explicitly set (X/...) GiB for KV cache')"
     )
     gpu_kv_cache_tokens: int | None = Field(None, description="'GPU KV cache size: N tokens' (or CPU on vLLM-CPU)")
+    kv_cache_device: str | None = Field(None, description="the device that line names: GPU, CPU, XPU or TPU")
+    cpu_memory_gib: float | None = Field(None, description="vLLM-CPU: the node's total memory ('set (X/Y) GiB', Y)")
+    cpu_kv_space_auto: bool | None = Field(
+        None, description="vLLM-CPU: True when it sized the KV cache itself ('Auto set'), False when given one"
+    )
     num_gpu_blocks: int | None = Field(None, description="V0 '# GPU blocks: N' (or '# cuda blocks')")
     max_concurrency: float | None = Field(None, description="'Maximum concurrency for N tokens per request: Xx'")
     max_concurrency_tokens: int | None = Field(None, description="the N in that line")
