@@ -88,3 +88,21 @@ def test_bunched_chunks_get_a_finding_naming_the_cell(tmp_path):
     findings = r._findings([bunched, fine], k=3)
     hits = [f for f in findings if "same socket read" in f]
     assert len(hits) == 1 and hits[0].startswith("baseline qps=2.0 T=0: 60% of chunks")
+
+
+def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monkeypatch):
+    from specwise.bench import runner as runner_mod
+    from specwise.bench.client import ClientConfig
+
+    monkeypatch.setattr(runner_mod, "kernel_stamps_supported", lambda: True)
+    cfg = ClientConfig(base_url="http://a", model="m")
+    slow = BenchRunner(_cfg(qps=[1.0, 2.0], max_tokens=100), RunStore(tmp_path / "a"))
+    assert slow.client_workers(cfg) == 1
+    fast = BenchRunner(_cfg(qps=[500.0], max_tokens=200), RunStore(tmp_path / "b"))  # 100,000 tokens/s at most
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert fast.client_workers(cfg) == 5
+    assert fast.client_workers(cfg.model_copy(update={"base_url": "https://a"})) == 63  # loop stamps over TLS
+    fixed = BenchRunner(_cfg(qps=[500.0], client_workers=2), RunStore(tmp_path / "c"))
+    assert fixed.client_workers(cfg) == 2
+    closed = BenchRunner(_cfg(qps=None, arrival="closed_loop", concurrency=8), RunStore(tmp_path / "d"))
+    assert closed.client_workers(cfg) == 1

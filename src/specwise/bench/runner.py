@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -29,6 +30,7 @@ from pydantic import Field, model_validator
 from specwise import __version__
 from specwise.bench.arrivals import ArrivalSpec, SaturationVerdict, detect_saturation, requests_for_duration, schedule
 from specwise.bench.client import ClientConfig, StreamingClient, api_key_headers, discover_model
+from specwise.bench.http_stream import kernel_stamps_supported
 from specwise.bench.lossless import LosslessPlan, LosslessSamples, collect_lossless_samples, compare_lossless
 from specwise.bench.memory_check import check_server_memory, load_plan_file
 from specwise.bench.servers import (
@@ -38,7 +40,7 @@ from specwise.bench.servers import (
     like_for_like_baseline_cmd,
     probe_server,
 )
-from specwise.bench.shards import ShardedSender
+from specwise.bench.shards import ShardedSender, default_client_workers
 from specwise.bench.store import RunStore
 from specwise.bench.workloads import RequestSpec, Workload, build_workload
 from specwise.crossover import crossovers_from_comparisons
@@ -105,7 +107,9 @@ class BenchConfig(SpecwiseModel):
     lossless: Literal["off", "quick", "full"] = "quick"
     startup_timeout_s: float = 1800.0
     warmup_requests: int = Field(2, ge=0)
-    client_workers: int = Field(1, ge=1, description="client processes streaming each cell (open-loop arrivals)")
+    client_workers: int | None = Field(None, ge=1, description="client processes streaming each cell (open-loop "
+                                       "arrivals); None = auto from the peak offered chunk rate "
+                                       "(specwise.bench.shards.default_client_workers)")
     like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
                                 "engine settings forced (needs --baseline-cmd)")
     gpu: str | None = Field(None, description="catalog GPU of launched servers, for the plan their startup "
@@ -325,10 +329,25 @@ class BenchRunner:
                 if sender is not None:
                     sender.close()
 
+    def client_workers(self, cfg: ClientConfig) -> int:
+        """``--client-workers``, or its automatic value for this endpoint and the planned peak rate."""
+        if self.cfg.client_workers is not None:
+            return self.cfg.client_workers
+        if self.cfg.arrival == "closed_loop":
+            return 1
+        peak_rate = max((r for r in self._rates() if r is not None), default=0.0)
+        reqs = self.cell_requests(peak_rate or 1.0, self.cfg.temperatures[0], 0)
+        mean_tokens = float(np.mean([r.max_tokens for r in reqs])) if reqs else 0.0
+        # at most one chunk per token: rate x mean max_tokens bounds the chunk rate from above
+        kernel = urlsplit(cfg.root).scheme == "http" and kernel_stamps_supported()
+        return default_client_workers(peak_rate * mean_tokens, kernel_stamps=kernel)
+
     def _sender(self, cfg: ClientConfig) -> ShardedSender | None:
-        if self.cfg.client_workers <= 1 or self.cfg.arrival == "closed_loop":
+        workers = self.client_workers(cfg)
+        if workers <= 1 or self.cfg.arrival == "closed_loop":
             return None
-        return ShardedSender(cfg, self.cfg.client_workers)
+        self.progress.message(f"{workers} client worker processes for {cfg.root}")
+        return ShardedSender(cfg, workers)
 
     async def _run_like_for_like(self) -> None:
         spec = self.servers.get("speculative")
