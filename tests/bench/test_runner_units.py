@@ -106,3 +106,10 @@ def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monke
     assert fixed.client_workers(cfg) == 2
     closed = BenchRunner(_cfg(qps=None, arrival="closed_loop", concurrency=8), RunStore(tmp_path / "d"))
     assert closed.client_workers(cfg) == 1
+
+
+def test_https_endpoints_are_said_to_have_event_loop_arrival_stamps(tmp_path):
+    plain = BenchRunner(_cfg(), RunStore(tmp_path / "a")).result().findings
+    assert not any("event-loop stamps" in f for f in plain)
+    tls = BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings
+    assert any(f.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field
 
-from specwise.bench.http_stream import HttpError, StreamConnectionPool
+from specwise.bench.http_stream import HttpError, StreamConnectionPool, kernel_stamps_supported
 from specwise.bench.workloads import RequestSpec
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
@@ -329,6 +329,14 @@ class StreamingClient:
             self._pool = None
 
     @property
+    def arrival_stamps(self) -> Literal["kernel", "event_loop"]:
+        """How this client's chunk arrival times are taken (see :mod:`specwise.bench.http_stream`)."""
+        pool = self._pool
+        kernel = (pool.kernel_stamps and pool.ssl is None) if pool is not None else (
+            self._kernel_stamps and urlsplit(self.cfg.root).scheme == "http" and kernel_stamps_supported())
+        return "kernel" if kernel else "event_loop"
+
+    @property
     def url(self) -> str:
         path = "/v1/chat/completions" if self.cfg.api == "chat" else "/v1/completions"
         return self.cfg.root + path
@@ -427,6 +435,7 @@ class StreamingClient:
             prompt_tokens=parsed.prompt_tokens, output_tokens=parsed.output_tokens,
             ttft_s=ttft, e2e_s=e2e, chunk_offsets_s=parsed.chunk_offsets_s, chunk_tokens=parsed.chunk_tokens,
             token_count_method=parsed.method, chunk_estimate_safe=safe, server_spec=parsed.server_spec,
+            arrival_stamps=self.arrival_stamps,
             finish_reason=parsed.finish_reason, error=error, error_kind=error_kind,
         )
         return StreamOutcome(record=record, text=parsed.text, token_ids=parsed.token_ids)

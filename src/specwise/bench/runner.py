@@ -758,6 +758,14 @@ class BenchRunner:
         if spec and spec.synthetic_acceptance:
             f.append("speculative arm uses rejection_sample_method=synthetic: its acceptance is injected, "
                      "not measured, and does not transfer to real traffic")
+        loop_stamped = [role for role, url in (("baseline", self.cfg.baseline_url),
+                                               ("speculative", self.cfg.speculative_url))
+                        if url and urlsplit(url).scheme == "https" or (url and not kernel_stamps_supported())]
+        if loop_stamped:
+            f.append(f"{' and '.join(loop_stamped)}: chunk arrival times are event-loop stamps (https, or no kernel "
+                     "receive timestamps on this OS), not the kernel's: with hundreds of concurrent streams their P99 "
+                     "error reaches several ms (benchmarks/client_accuracy.py); for timing-critical cells use the "
+                     "server's plain-http address or more --client-workers")
         if self.cfg.ignore_eos:
             f.append("ignore_eos is on: outputs run past their natural end, acceptance is not representative")
         if self.workload.synthetic:

@@ -142,6 +142,7 @@ async def test_both_stamp_paths_give_the_same_records(kernel):
         assert r.chunk_tokens == [1, 3, 2, 4] and r.output_tokens == 10 and r.token_count_method == "usage"
         assert r.server_spec.per_step_accepted == [2, 1, 3]
         assert 0 < r.ttft_s <= r.e2e_s and r.chunk_offsets_s == sorted(r.chunk_offsets_s)
+        assert r.arrival_stamps == ("kernel" if kernel else "event_loop")
 
 
 @pytest.mark.parametrize("fault,kinds", [
