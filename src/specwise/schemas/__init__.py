@@ -6,6 +6,7 @@ from specwise.schemas.model import GPUSpec, MLASpec, ModelSpec, ParamCounts, Qua
 from specwise.schemas.results import (
     CellSummary,
     Comparison,
+    Crossover,
     RequestRecord,
     RunResult,
     ServerSpecDecodeRequestMetrics,
@@ -18,6 +19,7 @@ __all__ = [
     "AcceptanceProfile",
     "CellSummary",
     "Comparison",
+    "Crossover",
     "GPUSpec",
     "MLASpec",
     "ModelSpec",

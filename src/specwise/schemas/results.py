@@ -51,6 +51,10 @@ class RequestRecord(SpecwiseModel):
         default_factory=list, description="arrival of each content chunk, seconds after send"
     )
     chunk_tokens: list[int] = Field(default_factory=list, description="output tokens carried by each chunk")
+    arrival_stamps: Literal["kernel", "event_loop", "simulated"] | None = Field(
+        None, description="where chunk arrival times come from: the kernel's receive time of each socket read "
+        "(plain http on Linux), the event loop's time when it handed the read over (https), or the simulator's clock"
+    )
     token_count_method: Literal["usage", "token_ids", "logprobs", "text", "engine"] = "engine"
     chunk_estimate_safe: bool = Field(
         True, description="False when chunks may merge engine steps (tokens/chunk is then not accepted/step)"
@@ -128,6 +132,11 @@ class CellSummary(SpecwiseModel):
     chunk_estimate_safe_share: float | None = Field(
         None, description="share of requests whose chunks are single engine steps (chunk acceptance estimate valid)"
     )
+    chunks_same_read_share: float | None = Field(
+        None, description="share of inter-chunk gaps that are exactly 0 s: the chunk arrived in the same socket read "
+        "as the one before it (server output bunched, or this client starved), so ITL and TPOT understate the step "
+        "time for those chunks"
+    )
 
 
 class SpeedupCI(SpecwiseModel):
@@ -152,6 +161,34 @@ class Comparison(SpecwiseModel):
     throughput_ratio: float | None = None
     repeats: int = Field(1, description="with repeats > 1, value = median over repeats; CI pools all requests")
     per_repeat: dict[str, list[float | None]] = Field(default_factory=dict, description="speedup per repeat")
+
+
+class Crossover(SpecwiseModel):
+    """Where speculation stops paying: the first load at which the E2E P50 speedup falls through 1.
+
+    Same definition for simulated and measured runs (``specwise.crossover``), so the two compare directly.
+    """
+
+    source: Source = Field(description="simulated (simulate) or measured (bench)")
+    metric: Literal["speedup_e2e_p50"] = "speedup_e2e_p50"
+    temperature: float | None = Field(None, description="the comparisons' temperature; None = workload mix")
+    baseline_role: str = Field("baseline", description="which baseline the speedups are against")
+    load: Literal["qps", "concurrency"] = Field("qps", description="unit of the loads: req/s or requests in flight")
+    position: Literal["within", "below_range", "above_range", "no_data"] = Field(
+        description="within: the speedup falls through 1 inside the loads run; below_range: slower already at "
+        "the lowest load; above_range: not slower at any load run"
+    )
+    value: float | None = Field(None, description="load where the speedup crosses 1, linearly interpolated "
+                                "between the two loads around it; null unless position=within")
+    bracket_low: float | None = Field(None, description="highest load at or below the crossing whose speedup "
+                                      "CI lies wholly above 1; null without CIs or when no load establishes it")
+    bracket_high: float | None = Field(None, description="lowest load at or above the crossing whose speedup "
+                                       "CI lies wholly below 1; null without CIs or when no load establishes it")
+    batch_size: float | None = Field(None, description="simulated: mean running batch of the speculative "
+                                     "server at the crossover (interpolated)")
+    loads: list[float] = Field(default_factory=list, description="the loads run, ascending")
+    speedups: list[float | None] = Field(default_factory=list, description="speedup_e2e_p50 at each load")
+    notes: list[str] = Field(default_factory=list)
 
 
 class AcceptanceBreakdown(SpecwiseModel):
@@ -193,6 +230,8 @@ class RunResult(SpecwiseModel):
     servers: dict = Field(default_factory=dict, description="per role: version, spec config, engine settings")
     cells: list[CellSummary] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)
+    crossovers: list[Crossover] = Field(default_factory=list, description="per temperature x baseline: the "
+                                        "load where speculation stops being faster (from comparisons)")
     findings: list[str] = Field(default_factory=list)
     acceptance_breakdown: list[AcceptanceBreakdown] = Field(default_factory=list)
     lossless: LosslessCheck | None = None

@@ -14,10 +14,11 @@ import json
 import numpy as np
 from pydantic import Field
 
+from specwise.crossover import describe_crossover, first_crossing
 from specwise.perf.steptime import closed_loop_speedup
 from specwise.schemas.acceptance import AcceptanceProfile
-from specwise.schemas.base import SpecwiseModel
-from specwise.schemas.results import CellSummary, Comparison, RunResult, SpeedupCI
+from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.results import CellSummary, Comparison, Crossover, RunResult, SpeedupCI
 from specwise.simulate.policy import SpecPolicy
 from specwise.simulate.run import Deployment, simulate_cell
 from specwise.simulate.workload import ArrivalSpec, RequestClass, WorkloadSpec, generate_requests
@@ -106,6 +107,8 @@ class SweepResult(SpecwiseModel):
         None, description="mean running batch of the speculative server at the crossover QPS (interpolated)"
     )
     baseline_saturation_qps: float | None = Field(None, description="first QPS where the baseline queue grows")
+    crossover: Crossover | None = Field(None, description="the crossover in the schema bench's measured "
+                                        "crossovers[] use (source=simulated)")
     guard: GuardRecommendation | None = None
     k_sweep: list[KSweepPoint] = Field(default_factory=list, description="fixed-k speedups per (qps, k), if asked")
     cells: list[CellSummary] = Field(default_factory=list, description="full per-cell summaries (shared schema)")
@@ -159,17 +162,22 @@ def _load(p: SweepPoint) -> float:
 
 def _interp_crossover(points: list[SweepPoint]) -> tuple[float | None, float | None]:
     """(load, speculative mean batch) where speedup_e2e_p50 crosses 1; load is QPS or concurrency."""
-    for a, b in zip(points, points[1:]):
-        sa, sb = a.speedup_e2e_p50, b.speedup_e2e_p50
-        if sa is None or sb is None:
-            continue
-        if sa >= 1.0 > sb:
-            f = (sa - 1.0) / (sa - sb)
-            qps = _load(a) + f * (_load(b) - _load(a))
-            ba, bb = a.speculative.mean_batch_size, b.speculative.mean_batch_size
-            batch = ba + f * (bb - ba) if ba is not None and bb is not None else None
-            return qps, batch
-    return None, None
+    c = first_crossing([_load(p) for p in points], [p.speedup_e2e_p50 for p in points])
+    if c is None:
+        return None, None
+    ba, bb = points[c.lower].speculative.mean_batch_size, points[c.upper].speculative.mean_batch_size
+    batch = ba + c.fraction * (bb - ba) if ba is not None and bb is not None else None
+    return c.load, batch
+
+
+def simulated_crossover(points: list[SweepPoint], batch: float | None, temperature: float | None) -> Crossover:
+    """The sweep's crossover in the schema of bench's measured one (no bracket: a simulation has no CI)."""
+    closed = bool(points) and points[0].qps is None
+    cross = describe_crossover([_load(p) for p in points], [p.speedup_e2e_p50 for p in points],
+                               source=Source.simulated, temperature=temperature,
+                               load_kind="concurrency" if closed else "qps")
+    cross.batch_size = batch if cross.position == "within" else None
+    return cross
 
 
 def run_sweep(
@@ -258,11 +266,13 @@ def run_sweep(
     notes = []
     if points and points[0].speedup_e2e_p50 is not None and points[0].speedup_e2e_p50 < 1.0:
         notes.append("speculation is slower already at the lowest load simulated: the crossover is below the range")
+    temps = {c.temperature for c in workload.classes}
+    crossover = simulated_crossover(points, cross_batch, next(iter(temps)) if len(temps) == 1 else None)
     cross_conc = None
     if concurrency_list:
         cross_qps, cross_conc = None, cross_qps
     return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps,
-                       crossover_concurrency=cross_conc, crossover_batch_size=cross_batch,
+                       crossover_concurrency=cross_conc, crossover_batch_size=cross_batch, crossover=crossover,
                        baseline_saturation_qps=sat, guard=guard, k_sweep=ksweep, cells=cells, notes=notes)
 
 
@@ -277,7 +287,7 @@ def to_run_result(result: SweepResult) -> RunResult:
 
         b, s = p.baseline, p.speculative
         comparisons.append(Comparison(
-            qps=p.qps,
+            qps=p.qps, temperature=result.crossover.temperature if result.crossover else None,
             speedup_tpot_p50=ci(b.tpot_p50_s, s.tpot_p50_s), speedup_tpot_p99=ci(b.tpot_p99_s, s.tpot_p99_s),
             speedup_e2e_p50=ci(b.e2e_p50_s, s.e2e_p50_s), speedup_e2e_p99=ci(b.e2e_p99_s, s.e2e_p99_s),
             speedup_ttft_p50=ci(b.ttft_p50_s, s.ttft_p50_s),
@@ -292,4 +302,5 @@ def to_run_result(result: SweepResult) -> RunResult:
     return RunResult(source="simulated", tool_version=__version__, config=result.inputs,
                      servers={"baseline": result.inputs.get("baseline", {}),
                               "speculative": result.inputs.get("speculative", {})},
-                     cells=result.cells, comparisons=comparisons, findings=findings)
+                     cells=result.cells, comparisons=comparisons, findings=findings,
+                     crossovers=[result.crossover] if result.crossover is not None else [])
