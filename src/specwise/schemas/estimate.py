@@ -129,7 +129,9 @@ class ValidationEntry(SpecwiseModel):
                                            "sampled texts (delta method, clustered by request)")
     difference: float | None = Field(None, description="acceptance_estimated - acceptance_measured")
     difference_stderr: float | None = Field(None, description="standard error of difference, paired by request "
-                                            "(the two sides are independent samples on the same prompts)")
+                                            "(the two sides are independent samples on the same prompts); "
+                                            "delta method, so it needs many requests that draft: with a "
+                                            "handful it understates the spread")
     difference_ci95: list[float] | None = Field(None, description="[low, high]: difference +- 1.96 "
                                                 "difference_stderr")
     num_requests: int = 0
