@@ -10,7 +10,8 @@ from specwise.schemas.estimate import EstimateSettings
 
 def _settings(**overrides):
     base = dict(target="t", methods=["ngram"], temperatures=[0.0, 1.0], k_max=3, max_new_tokens=8,
-                context_temperatures=[0.0, 1.0], prompt_lookup_min=1, prompt_lookup_max=2, seed=0, prompts="p")
+                context_temperatures=[0.0, 1.0], prompt_lookup_min=1, prompt_lookup_max=2, seed=0,
+                prompts="p")
     return EstimateSettings(**{**base, **overrides})
 
 

@@ -136,7 +136,8 @@ def test_cli_json_records_top_p_top_k(tmp_path):
     cmd = [sys.executable, "-m", "specwise", "estimate", "--target", "smollm2-135m", "--method", "ngram",
            "--prompts", str(DATA / "copy_prompts.jsonl"), "--limit", "2", "--max-new-tokens", "12",
            "--temperatures", "0,1", "--k-max", "3", "--threads", "1", "--output-dir", str(tmp_path / "out"),
-           "--prompt-lookup-min", "1", "--prompt-lookup-max", "2", "--top-p", "0.9", "--top-k", "50", "--json"]
+           "--prompt-lookup-min", "1", "--prompt-lookup-max", "2", "--top-p", "0.9", "--top-k", "50",
+           "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(proc.stdout)

@@ -82,7 +82,8 @@ TRUNC = Truncation(top_k=4, top_p=0.8)
 @pytest.mark.parametrize("verification", ["lossless", "argmax_draft"])
 def test_truncated_loop_output_follows_truncated_target(verification):
     target, draft = _tables(3)
-    check = check_output_distribution(target, draft, 0, verification, 1.0, samples=3000, seed=11, truncation=TRUNC)
+    check = check_output_distribution(target, draft, 0, verification, 1.0, samples=3000, seed=11,
+                                      truncation=TRUNC)
     assert check.passed, check
 
 
@@ -101,7 +102,8 @@ def test_check_detects_a_loop_that_ignores_truncation(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(validate, "speculative_decode", untruncated)
-    check = check_output_distribution(target, draft, 0, "lossless", 1.0, samples=3000, seed=11, truncation=TRUNC)
+    check = check_output_distribution(target, draft, 0, "lossless", 1.0, samples=3000, seed=11,
+                                      truncation=TRUNC)
     assert not check.passed and check.p_value < 1e-6
 
 
@@ -121,8 +123,8 @@ def test_truncated_loop_acceptance_matches_the_target_side_formula(verification,
     runs = 4000
     accepted = 0
     for _ in range(runs):
-        _, counters = speculative_decode([0], TableSource(target), TableSource(draft), verification, 1, 1.0, 2,
-                                         None, gen, truncation=trunc)
+        _, counters = speculative_decode([0], TableSource(target), TableSource(draft), verification, 1, 1.0,
+                                         2, None, gen, truncation=trunc)
         assert counters.draft_tokens == 1
         accepted += counters.accepted
     rate = accepted / runs

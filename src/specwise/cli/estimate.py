@@ -168,8 +168,9 @@ def render(result: Any) -> None:
                   f"{c.from_responses} from supplied responses). Source: estimated (one teacher-forced pass per "
                   "model).")
     if result.top_p < 1.0 or result.top_k > 0:
-        console.print(f"Sampling at T > 0: top_p {result.top_p:g}, top_k {result.top_k or 'off'} (target side of "
-                      "verification truncated and renormalised, draft by temperature only, as in vLLM).")
+        console.print(f"Sampling at T > 0: top_p {result.top_p:g}, top_k {result.top_k or 'off'} "
+                      "(target side of verification truncated and renormalised, draft by temperature only, "
+                      "as in vLLM).")
     for m in result.methods:
         name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
         table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]"),

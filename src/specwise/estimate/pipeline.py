@@ -255,7 +255,8 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
     return out
 
 
-def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float], truncation: Truncation) -> np.ndarray:
+def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float],
+                  truncation: Truncation) -> np.ndarray:
     from specwise.estimate.acceptance import proposal_acceptance
 
     return proposal_acceptance(rows, proposed, temps, truncation)[:, 0]

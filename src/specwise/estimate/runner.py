@@ -77,7 +77,8 @@ def build_profile(est: MethodEstimate, settings: EstimateSettings) -> Acceptance
         verification=est.verification, source=Source.estimated, classes=classes,
         notes=[f"specwise estimate: k_max {settings.k_max}, conditional alphas at k_max; continuations at "
                f"T={','.join(f'{t:g}' for t in settings.context_temperatures)}"
-               + (f"; top_p {settings.top_p:g}, top_k {settings.top_k}" if truncation_of(settings).active else "")],
+               + (f"; top_p {settings.top_p:g}, top_k {settings.top_k}"
+                  if truncation_of(settings).active else "")],
     )
 
 
@@ -188,7 +189,8 @@ def distribution_checks(models: Models, settings: EstimateSettings, records: Seq
         start = next(iter(t_table))[0]
         check = check_output_distribution(t_table, d_table if verification != "ngram" else None, start, verification,
                                           temperature, samples, seed=settings.seed,
-                                          lookup_prefix=[start, 1, start, 2] if verification == "ngram" else None,
+                                          lookup_prefix=([start, 1, start, 2] if verification == "ngram"
+                                                         else None),
                                           truncation=truncation_of(settings))
         out.append(DistributionCheckResult(**check.__dict__))
     return out

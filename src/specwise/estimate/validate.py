@@ -179,7 +179,8 @@ def _sample(probs: Any, generator: Any) -> int:
 def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: LogitsSource | None,
                        verification: str, k: int, temperature: float, max_new_tokens: int,
                        eos_token_id: int | None, generator: Any, lookup_min: int = 5,
-                       lookup_max: int = 5, truncation: Truncation = NO_TRUNCATION) -> tuple[list[int], LoopCounters]:
+                       lookup_max: int = 5,
+                       truncation: Truncation = NO_TRUNCATION) -> tuple[list[int], LoopCounters]:
     """Decode ``max_new_tokens`` (or up to EOS) with speculation; returns (tokens, counters).
 
     ``truncation`` (top-k/top-p) applies to the target's p_T only, as in vLLM (module docstring).
@@ -241,7 +242,8 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
             break
         else:  # all drafts accepted (or none proposed): bonus token from the last row
             last = rows[len(drafts)]
-            emitted.append(int(last.argmax()) if greedy else _sample(_probs(last, temperature, truncation), generator))
+            emitted.append(int(last.argmax()) if greedy
+                           else _sample(_probs(last, temperature, truncation), generator))
         counters.steps += 1
         if drafts:
             counters.drafts += 1
