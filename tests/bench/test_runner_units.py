@@ -78,3 +78,38 @@ def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_pat
     assert any("synthetic" in f for f in findings) and any("ignore_eos" in f for f in findings)
     assert any("production temperature 0.7" in f for f in findings)
     assert any("interrupted" in f for f in findings)  # never ran: not complete
+
+
+def test_bunched_chunks_get_a_finding_naming_the_cell(tmp_path):
+    r = BenchRunner(_cfg(temperatures=[0.0]), RunStore(tmp_path))
+    bunched = CellSummary(role="baseline", source=Source.measured, qps=2.0, temperature=0.0, requests_ok=40,
+                          chunks_same_read_share=0.6)
+    fine = bunched.model_copy(update={"role": "speculative", "chunks_same_read_share": 0.05})
+    findings = r._findings([bunched, fine], k=3)
+    hits = [f for f in findings if "same socket read" in f]
+    assert len(hits) == 1 and hits[0].startswith("baseline qps=2.0 T=0: 60% of chunks")
+
+
+def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monkeypatch):
+    from specwise.bench import runner as runner_mod
+    from specwise.bench.client import ClientConfig
+
+    monkeypatch.setattr(runner_mod, "kernel_stamps_supported", lambda: True)
+    cfg = ClientConfig(base_url="http://a", model="m")
+    slow = BenchRunner(_cfg(qps=[1.0, 2.0], max_tokens=100), RunStore(tmp_path / "a"))
+    assert slow.client_workers(cfg) == 1
+    fast = BenchRunner(_cfg(qps=[500.0], max_tokens=200), RunStore(tmp_path / "b"))  # 100,000 tokens/s at most
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert fast.client_workers(cfg) == 5
+    assert fast.client_workers(cfg.model_copy(update={"base_url": "https://a"})) == 63  # loop stamps over TLS
+    fixed = BenchRunner(_cfg(qps=[500.0], client_workers=2), RunStore(tmp_path / "c"))
+    assert fixed.client_workers(cfg) == 2
+    closed = BenchRunner(_cfg(qps=None, arrival="closed_loop", concurrency=8), RunStore(tmp_path / "d"))
+    assert closed.client_workers(cfg) == 1
+
+
+def test_https_endpoints_are_said_to_have_event_loop_arrival_stamps(tmp_path):
+    plain = BenchRunner(_cfg(), RunStore(tmp_path / "a")).result().findings
+    assert not any("event-loop stamps" in f for f in plain)
+    tls = BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings
+    assert any(f.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)

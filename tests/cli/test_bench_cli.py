@@ -10,6 +10,12 @@ from specwise.cli.main import main
     (["--baseline", "http://a", "--speculative", "http://b", "--api", "grpc"], "--api"),
     (["--baseline", "http://a", "--speculative", "http://b", "--num-requests", "5", "--duration", "3"], "not both"),
     (["--baseline", "http://a", "--speculative", "http://b", "--arrival", "closed_loop"], "--concurrency"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--client-workers", "0"], "--client-workers"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--client-workers", "many"], "--client-workers"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--gpu", "H100"], "give --baseline-cmd"),
+    (["--baseline-cmd", "vllm serve m", "--speculative", "http://b", "--gpu", "H999"], "unknown GPU 'H999'"),
+    (["--baseline-cmd", "vllm serve m", "--speculative", "http://b", "--plan", "/nonexistent/plan.json"],
+     "--plan /nonexistent/plan.json: cannot read it"),
 ])
 def test_bad_options_are_one_line_errors(args, msg, capsys):
     with pytest.raises(SystemExit) as exc:

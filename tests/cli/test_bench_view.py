@@ -1,8 +1,12 @@
 import io
+from pathlib import Path
 
 from rich.console import Console
 
-from specwise.cli.bench_view import LiveProgress, render_result
+from specwise.bench.memory_check import check_server_memory
+from specwise.bench.servers import parse_serve_command
+from specwise.cli.bench_view import LiveProgress, memory_vs_plan, render_result
+from specwise.cli.output import fmt_speedup
 from specwise.schemas import CellSummary, Comparison, RequestRecord, RunResult, Source, SpeedupCI
 
 
@@ -52,3 +56,30 @@ def test_report_states_the_measured_crossover_as_measured():
     buf = io.StringIO()
     render_result(single, "runs/x", Console(file=buf, width=400))
     assert "crossover" not in buf.getvalue()
+
+
+def test_report_prints_rows_and_the_reason_for_servers_not_compared():
+    """Each launched server: rows (a deviation marked) or the one line saying why it was not compared."""
+    log = (Path(__file__).resolve().parents[1] / "fixtures" / "vllm" / "startup-v1-smollm2-ngram.log").read_text()
+    bf16 = parse_serve_command("vllm serve HuggingFaceTB/SmolLM2-135M-Instruct --dtype bfloat16 --max-model-len 512 "
+                               "--speculative-config '{\"method\": \"ngram\", \"num_speculative_tokens\": 3}'")
+    spec = check_server_memory("speculative", bf16, log, environ={"VLLM_CPU_KVCACHE_SPACE": "1"})
+    base = check_server_memory("baseline", parse_serve_command("vllm serve my-private-model"), log, environ={})
+    result = RunResult(source=Source.measured, tool_version="t", config={}, servers={
+        "baseline": {"launched": True, "memory_check": base.model_dump(mode="json")},
+        "speculative": {"launched": True, "memory_check": spec.model_dump(mode="json")},
+    })
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(memory_vs_plan(result))
+    text = console.export_text()
+    assert "baseline: not compared with a plan: cannot plan the command:" in text
+    assert "speculative: speculative budget of the plan for its command" in text
+    assert "KV cache tokens" in text and "46,592" in text and "23,296" in text and "+100.0% (beyond ±10%)" in text
+    assert memory_vs_plan(RunResult(source=Source.measured, tool_version="t", config={},
+                                    servers={"baseline": {"launched": False}})) is None
+
+
+def test_zero_speedup_renders_instead_of_dividing_by_zero():
+    """Seen on a real vLLM-CPU run: a baseline whose chunks all arrived in one read has TPOT 0, so speedup 0."""
+    assert fmt_speedup(0.0) == "- (baseline 0)"
+    assert "2.00x slower" in fmt_speedup(0.5) and "1.50x faster" in fmt_speedup(1.5)

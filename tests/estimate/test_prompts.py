@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from specwise.errors import UserError
-from specwise.estimate.prompts import load_prompts, parse_prompt_rows
+from specwise.estimate.prompts import load_prompts
 
 DATA = Path(__file__).parent / "data" / "prompts.jsonl"
 
@@ -26,17 +26,22 @@ def test_sharegpt_and_specbench_rows(tmp_path):
     records = load_prompts(path)
     assert [r.id for r in records] == ["a"]
     assert records[0].messages[0].content == "hi" and records[0].response == "hello"
-    spec = parse_prompt_rows([{"question_id": 81, "category": "writing", "turns": ["Compose a blog post", "x"]}])
+    path = tmp_path / "spec_bench.jsonl"
+    path.write_text(json.dumps({"question_id": 81, "category": "writing", "turns": ["Compose a blog post", "x"]}))
+    spec = load_prompts(path)
     assert spec[0].id == "81" and spec[0].category == "writing" and spec[0].messages[0].content.startswith("Compose")
 
 
 def test_bad_rows_are_user_errors(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
-    with pytest.raises(UserError, match="row 2"):
+    with pytest.raises(UserError, match="bad.jsonl line 2: none of 'prompt'"):
         load_prompts(path)
     path.write_text('{"prompt": "ok"}\nnot json\n')
-    with pytest.raises(UserError, match=":2:"):
+    with pytest.raises(UserError, match="bad.jsonl line 2: not valid JSON"):
         load_prompts(path)
     with pytest.raises(UserError, match="not found"):
         load_prompts(tmp_path / "missing.jsonl")
+    path.write_text('{"id": 1, "prompt": "a"}\n{"id": "1", "prompt": "b"}\n')
+    with pytest.raises(UserError, match="line 2: request id '1' repeats line 1"):
+        load_prompts(path)

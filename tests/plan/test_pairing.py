@@ -7,14 +7,8 @@ import math
 import pytest
 
 from specwise.catalog.models import get_gpu, get_model
-from specwise.plan.pairing import (
-    T_FIXED_HEAD_S,
-    T_FIXED_S,
-    estimate_cost_ratio,
-    pair_report,
-    size_ratio_score,
-    streamed_bytes,
-)
+from specwise.perf.steptime import HEAD_FIXED_S, HEAD_S_PER_SPEC_TOKEN, NGRAM_FRACTION, draft_cost_ratio
+from specwise.plan.pairing import cost_ratio, pair_report, size_ratio_score
 
 H100 = get_gpu("H100")
 
@@ -48,20 +42,23 @@ def test_size_ratio_and_score():
     assert size_ratio_score(2) == 0.0
 
 
-def test_cost_ratio_formula_by_hand():
+def test_cost_ratio_is_the_step_time_models_by_hand():
     llama8, llama1 = _m("meta-llama/Llama-3.1-8B"), _m("meta-llama/Llama-3.2-1B")
-    # target streams everything but the input embedding: (8,030,261,248 - 525,336,576) x 2 B
-    t_target = T_FIXED_S + (8_030_261_248 - 525_336_576) * 2 / 3.35e12
-    # the 1B draft ties embedding and lm_head: it streams all 1,235,814,400 params
-    t_draft = T_FIXED_S + 1_235_814_400 * 2 / 3.35e12
-    assert streamed_bytes(llama1, "bf16") == pytest.approx(1_235_814_400 * 2)
-    c = estimate_cost_ratio(llama8, "bf16", 1, "draft_model", H100, llama1, "bf16", 1)
-    assert c == pytest.approx(t_draft / t_target)
-    assert 0.3 < c < 0.45  # a 1B draft is far from free at batch 1
+    # batch-1 forward = launch (0.25 ms + 12 us/layer) + weight read at 85 % of 3.35 TB/s (perf/steptime.py);
+    # the target streams everything but the input embedding, the 1B draft ties embedding and lm_head
+    t_target = 0.25e-3 + 32 * 12e-6 + (8_030_261_248 - 525_336_576) * 2 / (3.35e12 * 0.85)
+    t_draft = 0.25e-3 + 16 * 12e-6 + 1_235_814_400 * 2 / (3.35e12 * 0.85)
+    r = pair_report(llama8, "bf16", 1, H100, "draft_model", llama1, "bf16", 1, k=4)
+    assert r.cost_ratio == pytest.approx(t_draft / t_target, rel=1e-6)
+    assert r.cost_ratio == pytest.approx(draft_cost_ratio(llama8, llama1, H100, 1, 1, "bf16", "bf16"))
+    assert 0.2 < r.cost_ratio < 0.45  # a 1B draft is far from free at batch 1
+    assert "step-time model" in r.cost_ratio_note and "TP1" in r.cost_ratio_note and "batch 1" in r.cost_ratio_note
+    # EAGLE-3 head: the per-step fixed cost is spread over the k drafted tokens
     head = _m("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B")
-    c_head = estimate_cost_ratio(llama8, "bf16", 1, "eagle3", H100, head)
-    assert c_head == pytest.approx((T_FIXED_HEAD_S + head.weight_bytes("bf16") / 3.35e12) / t_target)
-    assert estimate_cost_ratio(llama8, "bf16", 1, "ngram", H100) == pytest.approx(0.0059)
+    c_head = cost_ratio(llama8, "bf16", 1, "eagle3", H100, head, k=4)
+    assert c_head.value == pytest.approx((HEAD_FIXED_S + 4 * HEAD_S_PER_SPEC_TOKEN) / 4 / t_target, rel=1e-6)
+    assert "k=4" in c_head.describe()
+    assert cost_ratio(llama8, "bf16", 1, "ngram", H100).value == pytest.approx(NGRAM_FRACTION)
 
 
 def test_alternatives():
@@ -80,7 +77,8 @@ def test_alternatives():
 def test_draft_tp1_note():
     r = pair_report(_m("Qwen/Qwen3-235B-A22B"), "fp8", 4, get_gpu("H200"), "draft_model", _m("Qwen/Qwen3-0.6B"),
                     "bf16", 4)
-    c_one = estimate_cost_ratio(_m("Qwen/Qwen3-235B-A22B"), "fp8", 4, "draft_model", get_gpu("H200"),
-                                _m("Qwen/Qwen3-0.6B"), "bf16", 1)
+    c_one = cost_ratio(_m("Qwen/Qwen3-235B-A22B"), "fp8", 4, "draft_model", get_gpu("H200"),
+                       _m("Qwen/Qwen3-0.6B"), "bf16", 1).value
     assert c_one < r.cost_ratio
     assert any(f"c = {c_one:.3f}" in n for n in r.notes)
+    assert "draft TP4" in r.cost_ratio_note

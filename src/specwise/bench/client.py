@@ -1,8 +1,11 @@
 """Async streaming client for OpenAI-compatible endpoints (``/v1/chat/completions``, ``/v1/completions``).
 
-Timing: the hot path per SSE line is ``readline`` + ``perf_counter`` + append; JSON is parsed after the
-stream ends, so a busy event loop adds as little as possible between a chunk's arrival and its
-timestamp (``benchmarks/client_accuracy.py`` measures the residual error).
+Timing (``specwise.bench.http_stream``): every socket read of a response body carries its arrival
+time on the ``time.perf_counter`` scale: the kernel's receive time of the read's last TCP segment
+for plain ``http`` on Linux, else the time the event loop hands the read over, before any task runs.
+A chunk's time is the arrival of the read that completed it; offsets are seconds after the send
+(connecting included). SSE lines and JSON are parsed only after the stream ends, one stream at a
+time. ``benchmarks/client_accuracy.py`` measures the residual error against a server's write times.
 
 Token counting (vllm-speculative-decoding.md §3.1): text deltas are not tokens (the detokenizer holds
 text back, empty deltas are suppressed, the API server merges steps under load), so every request asks
@@ -23,10 +26,12 @@ import json
 import os
 import time
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import Field
 
+from specwise.bench.http_stream import HttpError, StreamConnectionPool, kernel_stamps_supported
 from specwise.bench.workloads import RequestSpec
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
@@ -289,33 +294,47 @@ def run_async(coro):  # noqa: ANN001, ANN201
 
 
 class StreamingClient:
-    """One aiohttp session per endpoint; :meth:`send` streams one request and never raises for server faults."""
+    """One endpoint's streaming client; :meth:`send` streams one request and never raises for server faults.
 
-    def __init__(self, cfg: ClientConfig, *, max_connections: int = 0) -> None:
+    Requests go through :class:`specwise.bench.http_stream.StreamConnectionPool` (reads stamped on
+    arrival, see that module for why); parsing the finished stream and building its record run in a
+    one-at-a-time lane that yields to the event loop in between, so that many streams ending in the
+    same engine step do not hold back the arrival stamps of the streams still running.
+    """
+
+    def __init__(self, cfg: ClientConfig, *, max_connections: int = 0, kernel_stamps: bool = True) -> None:
         self.cfg = cfg
+        self._kernel_stamps = kernel_stamps  # False: loop-time stamps even where the kernel's are available
         self.auth_headers = api_key_headers(cfg)
-        self._headers = {"Content-Type": "application/json", **self.auth_headers}
+        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth_headers}
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: StreamConnectionPool | None = None
+        self._parse_lane: asyncio.Lock | None = None
 
     async def __aenter__(self) -> StreamingClient:
-        # Drop idle pooled connections before the server does (uvicorn, under vLLM, closes idle
-        # keep-alive connections after 5 s): reusing one the server already closed fails the request.
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, force_close=False, enable_cleanup_closed=True, keepalive_timeout=3.0
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s, sock_connect=self.cfg.connect_timeout_s),
-            # SSE lines can be long (token ids, logprobs); the default 8 KiB line limit would cut them.
-            read_bufsize=2**20,
-        )
+        # Idle pooled connections are dropped after 3 s, before the server drops them (uvicorn, under
+        # vLLM, closes idle keep-alive connections after 5 s): reusing one it closed fails the request.
+        try:
+            self._pool = StreamConnectionPool(self.url, connect_timeout_s=self.cfg.connect_timeout_s,
+                                              keepalive_s=3.0, max_connections=self._max_connections,
+                                              kernel_stamps=self._kernel_stamps)
+        except ValueError as exc:
+            raise UserError(f"{self.cfg.base_url}: {exc}; give an http:// or https:// server root") from exc
+        self._parse_lane = asyncio.Lock()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @property
+    def arrival_stamps(self) -> Literal["kernel", "event_loop"]:
+        """How this client's chunk arrival times are taken (see :mod:`specwise.bench.http_stream`)."""
+        pool = self._pool
+        kernel = (pool.kernel_stamps and pool.ssl is None) if pool is not None else (
+            self._kernel_stamps and urlsplit(self.cfg.root).scheme == "http" and kernel_stamps_supported())
+        return "kernel" if kernel else "event_loop"
 
     @property
     def url(self) -> str:
@@ -334,48 +353,56 @@ class StreamingClient:
     ) -> StreamOutcome:
         """Stream ``req``; timestamps are ``time.perf_counter`` based, offsets relative to the send.
 
-        ``max_tokens_per_step`` (1 for a baseline, k+1 with speculation) flags chunks that must hold
-        several engine steps (``chunk_estimate_safe=False``).
+        ``t_send`` is taken before a connection is taken from the pool or opened, so TTFT includes
+        connecting (as a user would see it). ``max_tokens_per_step`` (1 for a baseline, k+1 with
+        speculation) flags chunks that must hold several engine steps (``chunk_estimate_safe=False``).
         """
-        assert self._session is not None, "use `async with StreamingClient(...)`"
-        body = build_payload(self.cfg, req)
+        assert self._pool is not None and self._parse_lane is not None, "use `async with StreamingClient(...)`"
+        body = json.dumps(build_payload(self.cfg, req)).encode()
+        payload = self._pool.request_bytes(urlsplit(self.url).path, body, self._headers)
         lines: list[tuple[float, bytes]] = []
         for attempt in range(2):
             t_send = time.perf_counter()
-            lines, error, error_kind = await self._attempt(body, lines=[], t_send=t_send)
+            lines, error, error_kind, no_answer = await self._attempt(payload, t_send=t_send)
             # A pooled connection the server had already closed fails before any byte arrives; that
             # is the client's artefact, not the server's answer, so it gets one immediate retry.
-            if not (error_kind == "disconnected" and not lines and attempt == 0):
+            if not (no_answer and attempt == 0):
                 break
-        return self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines, error, error_kind)
+        async with self._parse_lane:
+            outcome = self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines, error,
+                                    error_kind)
+            await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
+        return outcome
 
     async def _attempt(
-        self, body: dict, *, lines: list[tuple[float, bytes]], t_send: float
-    ) -> tuple[list[tuple[float, bytes]], str | None, str | None]:
-        assert self._session is not None
+        self, payload: bytes, *, t_send: float
+    ) -> tuple[list[tuple[float, bytes]], str | None, str | None, bool]:
+        """(body reads as (seconds after send, bytes), error, error kind, closed before any byte of answer)."""
+        assert self._pool is not None
         error = error_kind = None
+        lines: list[tuple[float, bytes]] = []
+        no_answer = False
         try:
-            async with self._session.post(self.url, json=body, headers=self._headers) as resp:
-                if resp.status != 200:
-                    detail = (await resp.text())[:300].replace("\n", " ")
-                    error, error_kind = f"HTTP {resp.status}: {detail}", f"http_{resp.status}"
-                else:
-                    append = lines.append
-                    clock = time.perf_counter
-                    # One timestamp per socket read (not per line): fewer wake-ups per chunk, and lines
-                    # that arrived together share their true arrival time. parse_stream splits lines.
-                    async for raw in resp.content.iter_any():
-                        append((clock() - t_send, raw))
+            resp, _ = await asyncio.wait_for(self._pool.post(payload), self.cfg.timeout_s)
+            if resp.status != 200:
+                detail = resp.body().decode("utf-8", "replace")[:300].replace("\n", " ")
+                error, error_kind = f"HTTP {resp.status}: {detail}", f"http_{resp.status}"
+            else:
+                lines = [(t - t_send, raw) for t, raw in resp.reads]
         except asyncio.TimeoutError:
             error, error_kind = f"no complete response within {self.cfg.timeout_s:g} s", "timeout"
-        except aiohttp.ClientConnectorError as exc:
-            error, error_kind = f"cannot connect: {exc.os_error or exc}", "connection_refused"
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            # a reset or closed connection after connecting: the server went away mid-request
-            error, error_kind = f"server closed the connection: {type(exc).__name__}: {exc}", "disconnected"
-        except aiohttp.ClientError as exc:
-            error, error_kind = f"{type(exc).__name__}: {exc}", "client_error"
-        return lines, error, error_kind
+        except HttpError as exc:
+            if exc.kind == "connect":
+                error, error_kind = str(exc), "connection_refused"
+            elif exc.kind == "connect_timeout":
+                error, error_kind = str(exc), "timeout"
+            elif exc.kind == "disconnected":
+                # a reset or closed connection after connecting: the server went away mid-request
+                error, error_kind = f"server closed the connection: {exc}", "disconnected"
+                no_answer = not exc.got_bytes
+            else:
+                error, error_kind = f"bad HTTP response: {exc}", "client_error"
+        return lines, error, error_kind, no_answer
 
     def _outcome(
         self,
@@ -408,6 +435,7 @@ class StreamingClient:
             prompt_tokens=parsed.prompt_tokens, output_tokens=parsed.output_tokens,
             ttft_s=ttft, e2e_s=e2e, chunk_offsets_s=parsed.chunk_offsets_s, chunk_tokens=parsed.chunk_tokens,
             token_count_method=parsed.method, chunk_estimate_safe=safe, server_spec=parsed.server_spec,
+            arrival_stamps=self.arrival_stamps,
             finish_reason=parsed.finish_reason, error=error, error_kind=error_kind,
         )
         return StreamOutcome(record=record, text=parsed.text, token_ids=parsed.token_ids)

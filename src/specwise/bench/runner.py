@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -29,7 +30,9 @@ from pydantic import Field, model_validator
 from specwise import __version__
 from specwise.bench.arrivals import ArrivalSpec, SaturationVerdict, detect_saturation, requests_for_duration, schedule
 from specwise.bench.client import ClientConfig, StreamingClient, api_key_headers, discover_model
+from specwise.bench.http_stream import kernel_stamps_supported
 from specwise.bench.lossless import LosslessPlan, LosslessSamples, collect_lossless_samples, compare_lossless
+from specwise.bench.memory_check import check_server_memory, load_plan_file
 from specwise.bench.servers import (
     LaunchedServer,
     ServerInfo,
@@ -37,7 +40,7 @@ from specwise.bench.servers import (
     like_for_like_baseline_cmd,
     probe_server,
 )
-from specwise.bench.shards import ShardedSender
+from specwise.bench.shards import ShardedSender, default_client_workers
 from specwise.bench.store import RunStore
 from specwise.bench.workloads import RequestSpec, Workload, build_workload
 from specwise.crossover import crossovers_from_comparisons
@@ -104,9 +107,16 @@ class BenchConfig(SpecwiseModel):
     lossless: Literal["off", "quick", "full"] = "quick"
     startup_timeout_s: float = 1800.0
     warmup_requests: int = Field(2, ge=0)
-    client_workers: int = Field(1, ge=1, description="client processes streaming each cell (open-loop arrivals)")
+    client_workers: int | None = Field(None, ge=1, description="client processes streaming each cell (open-loop "
+                                       "arrivals); None = auto from the peak offered chunk rate "
+                                       "(specwise.bench.shards.default_client_workers)")
     like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
                                 "engine settings forced (needs --baseline-cmd)")
+    gpu: str | None = Field(None, description="catalog GPU of launched servers, for the plan their startup "
+                            "memory is compared with")
+    gpu_memory_gib: float | None = Field(None, gt=0, description="total memory of a GPU not in the catalog, GiB")
+    plan_file: str | None = Field(None, description="`specwise plan --json` output to compare startup memory "
+                                  "with, instead of a plan derived from each command")
 
     @model_validator(mode="after")
     def _check(self) -> BenchConfig:
@@ -120,6 +130,13 @@ class BenchConfig(SpecwiseModel):
             raise UserError("--arrival closed_loop needs --concurrency N")
         if self.like_for_like and not self.baseline_cmd:
             raise UserError("--like-for-like relaunches the baseline with forced settings: it needs --baseline-cmd")
+        if (self.gpu or self.gpu_memory_gib or self.plan_file) and not self.launches:
+            raise UserError("--gpu / --gpu-memory-gib / --plan compare the startup log of a server the bench "
+                            "launches: give --baseline-cmd and/or --speculative-cmd")
+        if self.gpu:
+            from specwise.catalog.models import get_gpu
+
+            self.gpu = get_gpu(self.gpu).name
         return self
 
     @property
@@ -201,6 +218,8 @@ class BenchRunner:
         self.complete = False
         self._attempts: dict[str, int] = {}
         self.models: dict[str, str] = {}  # per role, from --model or /v1/models; cfg stays as the user wrote it
+        # Read before any server starts, so a bad --plan file costs no launch.
+        self.plan = load_plan_file(cfg.plan_file) if cfg.plan_file else None
 
     # --- top level -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -262,6 +281,11 @@ class BenchRunner:
         cfg = self._client_config(role, url)
         info = launched.info() if launched else ServerInfo(role=role, url=url)
         info = await probe_server(url, role, headers=api_key_headers(cfg), info=info)
+        if launched:
+            info.memory_check = check_server_memory(
+                role, launched.parsed, launched.log_text(), gpu=self.cfg.gpu,
+                gpu_memory_gib=self.cfg.gpu_memory_gib, plan=self.plan, server_settings=info.settings,
+                reported_version=info.version)
         self.servers[role] = info
         self.store.write_json(f"servers/{role}.json", info)
         return cfg
@@ -305,10 +329,25 @@ class BenchRunner:
                 if sender is not None:
                     sender.close()
 
+    def client_workers(self, cfg: ClientConfig) -> int:
+        """``--client-workers``, or its automatic value for this endpoint and the planned peak rate."""
+        if self.cfg.client_workers is not None:
+            return self.cfg.client_workers
+        if self.cfg.arrival == "closed_loop":
+            return 1
+        peak_rate = max((r for r in self._rates() if r is not None), default=0.0)
+        reqs = self.cell_requests(peak_rate or 1.0, self.cfg.temperatures[0], 0)
+        mean_tokens = float(np.mean([r.max_tokens for r in reqs])) if reqs else 0.0
+        # at most one chunk per token: rate x mean max_tokens bounds the chunk rate from above
+        kernel = urlsplit(cfg.root).scheme == "http" and kernel_stamps_supported()
+        return default_client_workers(peak_rate * mean_tokens, kernel_stamps=kernel)
+
     def _sender(self, cfg: ClientConfig) -> ShardedSender | None:
-        if self.cfg.client_workers <= 1 or self.cfg.arrival == "closed_loop":
+        workers = self.client_workers(cfg)
+        if workers <= 1 or self.cfg.arrival == "closed_loop":
             return None
-        return ShardedSender(cfg, self.cfg.client_workers)
+        self.progress.message(f"{workers} client worker processes for {cfg.root}")
+        return ShardedSender(cfg, workers)
 
     async def _run_like_for_like(self) -> None:
         spec = self.servers.get("speculative")
@@ -710,9 +749,23 @@ class BenchRunner:
             still = compare_settings(like, spec)
             f.append("like-for-like baseline measured (comparisons with baseline_role=baseline_like_for_like)"
                      + (": settings still differing: " + "; ".join(still) if still else ""))
+        for role in ROLE_ORDER:
+            check = self.servers[role].memory_check if role in self.servers else None
+            if check is not None and check.deviations:
+                f.append(f"STARTUP MEMORY DIFFERS FROM THE PLAN ({role}, beyond ±{check.tolerance:.0%}): "
+                         + "; ".join(check.deviations) + ". The plan's accounting does not describe this server "
+                         "(check GPU, dtype, quantisation, draft); its KV capacity numbers are not to be trusted")
         if spec and spec.synthetic_acceptance:
             f.append("speculative arm uses rejection_sample_method=synthetic: its acceptance is injected, "
                      "not measured, and does not transfer to real traffic")
+        loop_stamped = [role for role, url in (("baseline", self.cfg.baseline_url),
+                                               ("speculative", self.cfg.speculative_url))
+                        if url and urlsplit(url).scheme == "https" or (url and not kernel_stamps_supported())]
+        if loop_stamped:
+            f.append(f"{' and '.join(loop_stamped)}: chunk arrival times are event-loop stamps (https, or no kernel "
+                     "receive timestamps on this OS), not the kernel's: with hundreds of concurrent streams their P99 "
+                     "error reaches several ms (benchmarks/client_accuracy.py); for timing-critical cells use the "
+                     "server's plain-http address or more --client-workers")
         if self.cfg.ignore_eos:
             f.append("ignore_eos is on: outputs run past their natural end, acceptance is not representative")
         if self.workload.synthetic:
@@ -741,6 +794,11 @@ class BenchRunner:
                 f.append(f"{label}: server saturated (queue/TTFT growing); latencies here reflect queueing")
             if s.metrics_note:
                 f.append(f"{label}: {s.metrics_note}")
+            if s.chunks_same_read_share is not None and s.chunks_same_read_share > BUNCHED_CHUNKS_WARN_SHARE:
+                f.append(f"{label}: {100 * s.chunks_same_read_share:.0f}% of chunks arrived in the same socket read "
+                         "as the chunk before them (the server's API process bunched its output, e.g. "
+                         "--stream-interval or a saturated API server, or this client was starved of CPU: try "
+                         "--client-workers); ITL and TPOT understate the engine's step time here")
         for cell in self.cells.values():
             if cell.aborted:
                 f.append(f"{cell.cell_id}: stopped early, {cell.aborted}")
@@ -764,6 +822,11 @@ class BenchRunner:
         if not self.complete:
             f.append("run incomplete (interrupted): rerun with --resume to finish the remaining cells")
         return f + self.findings_extra
+
+
+# Above this share of zero gaps, per-chunk timing no longer describes engine steps (a few same-read pairs are
+# normal when two steps land within one scheduler tick of the client).
+BUNCHED_CHUNKS_WARN_SHARE = 0.2
 
 
 def _t(t: float | None) -> str:

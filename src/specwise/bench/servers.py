@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
+from specwise.bench.memory_check import MemoryCheck
 from specwise.errors import UserError
 from specwise.metrics.adapters import detect_flavor
 from specwise.metrics.prometheus import MetricsUnavailable, scrape_metrics
@@ -258,6 +259,8 @@ class ServerInfo(SpecwiseModel):
     synthetic_acceptance: bool = False
     settings: dict[str, str] = Field(default_factory=dict)
     startup_log: str | None = Field(None, description="path of the kept startup log")
+    memory_check: MemoryCheck | None = Field(
+        None, description="launched servers: startup-log memory vs the plan for the command (or --plan)")
     notes: list[str] = Field(default_factory=list)
 
     def apply_speculative(self, spec: dict[str, Any] | None) -> None:
@@ -414,6 +417,12 @@ class LaunchedServer:
         self.proc = subprocess.Popen(["bash", "-c", "exec " + self.cmd if not self.parsed.env else self.cmd],
                                      stdout=self._log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True, env=os.environ.copy())
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 15) -> str:
         try:

@@ -1,7 +1,9 @@
-"""Shard a cell's streams over client worker processes (``--client-workers N``).
+"""Shard a cell's streams over client worker processes (``--client-workers N``, default ``auto``).
 
-One event loop stamps every chunk of every stream; when it is busy, timestamps drift. Each worker is
-a separate process with its own loop and HTTP session; the runner hands every worker its share of the
+A client process has finite capacity: past it, chunks of a stream wait in the socket until the
+previous ones are handled and are then read together, sharing one arrival time (with loop-time
+stamps, over TLS, a busy loop delays every stamp long before that). Each worker is a separate
+process with its own event loop and connections; the runner hands every worker its share of the
 cell's requests with the cell's start time. ``time.perf_counter`` is CLOCK_MONOTONIC on Linux and
 therefore shared by processes, so workers send at the same schedule offsets and report ``sent_s``
 relative to the same phase start as a single-process run. Records stream back over a queue as they
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import time
 from collections.abc import Callable
@@ -21,7 +25,7 @@ from specwise.bench.client import ClientConfig, StreamingClient, run_async
 from specwise.bench.workloads import RequestSpec
 from specwise.schemas.results import RequestRecord
 
-__all__ = ["ShardedSender"]
+__all__ = ["CHUNKS_PER_S_PER_WORKER", "ShardedSender", "default_client_workers"]
 
 _STOP = "stop"
 
@@ -105,3 +109,23 @@ class ShardedSender:
             p.join(5)
             if p.is_alive():
                 p.terminate()
+
+
+# Peak chunks per second one client process streams within the accuracy target (P99 TTFT and ITL
+# timing error < 2 ms) on 2 cores shared with the server (benchmarks/client_accuracy.py, step-synchronised
+# chunks; benchmarks/results/client_accuracy_h100host_2core_*.json): with kernel stamps 500 streams x 40
+# chunks/s held with P99 0.03 ms (1000 streams still held, at 0.9 of a core: no margin); with loop stamps
+# 50 streams (2000 chunks/s) in one process missed it (ITL P99 2.2 ms) and held in two.
+CHUNKS_PER_S_PER_WORKER = {"kernel": 20000.0, "loop": 1000.0}
+
+
+def default_client_workers(peak_chunks_per_s: float, *, kernel_stamps: bool, cpus: int | None = None) -> int:
+    """``--client-workers auto``: one process per ``CHUNKS_PER_S_PER_WORKER`` of peak offered chunk rate.
+
+    With kernel receive stamps a late event loop no longer delays a chunk's time, so one process
+    holds far more streams than with loop-time stamps (https). Capped at one less than the CPUs
+    (the server or other arm may share the host), and at least 1.
+    """
+    per_worker = CHUNKS_PER_S_PER_WORKER["kernel" if kernel_stamps else "loop"]
+    cap = max(1, (cpus if cpus is not None else (os.cpu_count() or 1)) - 1)
+    return max(1, min(cap, math.ceil(peak_chunks_per_s / per_worker)))

@@ -43,8 +43,10 @@ class RunStore:
             if not cfg_path.exists():
                 raise UserError(f"--resume: {self.root} holds no bench run (no config.json)")
             old = json.loads(cfg_path.read_text())
+            # how many client processes stream the load changes no request, schedule or measurement
+            free = ("resume", "out", "client_workers")
             differing = sorted(k for k in set(old["bench"]) | set(config["bench"])
-                               if k not in ("resume", "out") and old["bench"].get(k) != config["bench"].get(k))
+                               if k not in free and old["bench"].get(k) != config["bench"].get(k))
             if differing:
                 raise UserError(
                     f"--resume: the options differ from the interrupted run ({', '.join(differing)}); "

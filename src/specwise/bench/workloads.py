@@ -7,15 +7,13 @@ aggregate hides the requests where it is net-negative.
 
 Built-in suites (package data ``bench/suites/*.jsonl``, written for specwise) and loaders:
 
-* ShareGPT JSON: ``[{"id", "conversations": [{"from": "human"|"gpt", "value"}]}]``; the first human
-  turn is the prompt (as ``vllm bench serve --dataset-name sharegpt`` does).
-* Spec-Bench JSONL: ``{"question_id", "category", "turns": [...]}``; the first turn is the prompt.
-* Plain JSONL: ``{"prompt"|"messages", "max_tokens"?, "temperature"?, "category"?}``.
+* prompt files read by :mod:`specwise.prompt_files` (the reader ``estimate`` uses too): plain JSONL
+  ``{"prompt"|"messages", "max_tokens"?, "temperature"?, "category"?}``, ShareGPT JSON (first human turn,
+  as ``vllm bench serve --dataset-name sharegpt``) and Spec-Bench JSONL (first of ``turns``).
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -24,6 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from specwise.errors import UserError
+from specwise.prompt_files import PromptRow, read_prompt_file
+from specwise.rowfiles import row_error
 from specwise.schemas.base import SpecwiseModel
 
 __all__ = [
@@ -150,45 +150,30 @@ class Workload(SpecwiseModel):
         return out
 
 
-def _parse_prompt_record(obj: dict, idx: int, source: str, default_category: str) -> Prompt:
-    if not isinstance(obj, dict):
-        raise UserError(f"{source} line {idx + 1}: expected a JSON object, got {type(obj).__name__}")
-    category = str(obj.get("category") or default_category)
-    pid = str(obj.get("id") or obj.get("prompt_id") or f"{category}-{idx:04d}")
-    common = dict(prompt_id=pid, category=category, max_tokens=obj.get("max_tokens"),
-                  temperature=obj.get("temperature"), source=source)
-    if "messages" in obj:
-        try:
-            msgs = [Message(**m) for m in obj["messages"]]
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{source} line {idx + 1}: bad 'messages' ({exc})") from exc
-        return Prompt(messages=msgs, **common)
-    if "prompt" in obj:
-        return Prompt(text=str(obj["prompt"]), messages=[Message(role="user", content=str(obj["prompt"]))], **common)
-    raise UserError(f"{source} line {idx + 1}: needs 'prompt' or 'messages'")
+def _to_prompt(row: PromptRow, source: str) -> Prompt:
+    """A shared :class:`PromptRow` as a workload :class:`Prompt` (plain prompts serve both endpoints)."""
+    try:
+        messages = [Message(**m.model_dump()) for m in row.messages or []]
+    except ValueError as exc:
+        raise row_error(source, row.where, f"bad 'messages' ({str(exc).splitlines()[-1].strip()})",
+                        "roles are system, user or assistant") from None
+    if row.prompt is not None and row.messages is None:
+        messages = [Message(role="user", content=row.prompt)]
+    origin = {"sharegpt": "sharegpt", "spec_bench": "spec_bench"}.get(row.format, source)
+    return Prompt(prompt_id=row.id, category=row.category, messages=messages,
+                  text=row.prompt if row.messages is None else None, max_tokens=row.max_tokens,
+                  temperature=row.temperature, source=origin)
 
 
-def _read_jsonl(path: Path | str, text: str | None = None) -> list[dict]:
-    src = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot read workload file {src}: {exc.strerror}") from exc
-    rows = []
-    for i, line in enumerate(text.splitlines()):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{src} line {i + 1}: not valid JSON ({exc.msg})") from exc
-    return rows
+def load_workload_file(path: Path | str, default_category: str = "custom") -> list[Prompt]:
+    """A prompt file of any supported format (detected per row: plain JSONL, ShareGPT, Spec-Bench)."""
+    return [_to_prompt(r, str(path)) for r in read_prompt_file(path, default_category)]
 
 
-def load_jsonl(path: Path | str, default_category: str = "custom") -> list[Prompt]:
-    """Plain JSONL: one ``{prompt|messages, max_tokens?, temperature?, category?}`` per line."""
-    return [_parse_prompt_record(o, i, str(path), default_category) for i, o in enumerate(_read_jsonl(path))]
+# One reader serves every format; these names say which file a caller expects.
+load_jsonl = load_workload_file
+load_sharegpt = load_workload_file
+load_spec_bench = load_workload_file
 
 
 def load_suite(category: str) -> list[Prompt]:
@@ -196,56 +181,8 @@ def load_suite(category: str) -> list[Prompt]:
     if category not in BUILTIN_CATEGORIES:
         raise UserError(f"unknown suite {category!r}; built-in suites: {', '.join(BUILTIN_CATEGORIES)}")
     text = resources.files("specwise.bench").joinpath("suites", f"{category}.jsonl").read_text(encoding="utf-8")
-    rows = _read_jsonl(f"suite:{category}", text)
-    return [_parse_prompt_record(o, i, f"builtin:{category}", category) for i, o in enumerate(rows)]
-
-
-def load_sharegpt(path: Path | str) -> list[Prompt]:
-    """ShareGPT JSON: the first human turn of each conversation."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read ShareGPT file {path}: {exc}") from exc
-    if not isinstance(data, list):
-        raise UserError(f"{path}: ShareGPT format is a JSON list of conversations")
-    out = []
-    for i, conv in enumerate(data):
-        turns = conv.get("conversations") if isinstance(conv, dict) else None
-        if not turns:
-            continue
-        human = next((t.get("value") for t in turns if t.get("from") in ("human", "user")), None)
-        if not human:
-            continue
-        out.append(Prompt(prompt_id=str(conv.get("id", f"sharegpt-{i}")), category=str(conv.get("category", "chat")),
-                          messages=[Message(role="user", content=human)], source="sharegpt"))
-    if not out:
-        raise UserError(f"{path}: no conversation with a human turn")
-    return out
-
-
-def load_spec_bench(path: Path | str) -> list[Prompt]:
-    """Spec-Bench JSONL (``question_id``, ``category``, ``turns``): the first turn of each question."""
-    out = []
-    for i, row in enumerate(_read_jsonl(path)):
-        turns = row.get("turns") if isinstance(row, dict) else None
-        if not turns:
-            raise UserError(f"{path} line {i + 1}: Spec-Bench rows need 'turns'")
-        out.append(Prompt(prompt_id=str(row.get("question_id", i)), category=str(row.get("category", "spec_bench")),
-                          messages=[Message(role="user", content=str(turns[0]))], source="spec_bench"))
-    return out
-
-
-def load_workload_file(path: Path | str) -> list[Prompt]:
-    """Detect the format: ``.json`` = ShareGPT; JSONL with ``turns`` = Spec-Bench; else plain JSONL."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"workload file {p} does not exist")
-    if p.suffix == ".json":
-        return load_sharegpt(p)
-    rows = _read_jsonl(p)
-    if rows and isinstance(rows[0], dict) and "turns" in rows[0]:
-        return load_spec_bench(p)
-    return load_jsonl(p)
+    source = f"builtin:{category}"
+    return [_to_prompt(r, source) for r in read_prompt_file(source, category, text=text)]
 
 
 def random_prompts(n: int = 100, words: int = 64, seed: int = 0) -> list[Prompt]:

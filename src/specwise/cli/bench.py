@@ -87,8 +87,15 @@ def bench(
     warmup: int = typer.Option(2, "--warmup", help="Unrecorded warm-up requests per arm."),
     like_for_like: bool = typer.Option(False, "--like-for-like", help="Also launch the baseline with the "
                                        "speculative arm's other engine settings forced (needs --baseline-cmd)."),
-    client_workers: int = typer.Option(1, "--client-workers",
-                                       help="Client processes per arm (shard many concurrent streams)."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU of launched servers (catalog name): their startup "
+                                      "memory is compared with the plan for each command."),
+    gpu_memory_gib: Optional[float] = typer.Option(None, "--gpu-memory-gib",
+                                                   help="Total memory of a GPU not in the catalog (GiB)."),
+    plan_file: Optional[str] = typer.Option(None, "--plan", help="`specwise plan --json` output to compare "
+                                            "launched servers' startup memory with (else derived per command)."),
+    client_workers: str = typer.Option("auto", "--client-workers",
+                                       help="Client processes per arm (shard many concurrent streams); auto = one "
+                                       "per 20,000 chunks/s of peak offered load (1000 over https), at most CPUs-1."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
 ) -> None:
     """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
@@ -106,6 +113,12 @@ def bench(
         raise UserError("--arrival must be poisson, constant, gamma or closed_loop")
     if token_counting not in ("auto", "usage", "token_ids", "logprobs", "text"):
         raise UserError("--token-counting must be auto, usage, token_ids, logprobs or text")
+    if client_workers.strip() == "auto":
+        workers = None
+    elif client_workers.strip().isdigit() and int(client_workers) >= 1:
+        workers = int(client_workers)
+    else:
+        raise UserError(f"--client-workers must be 'auto' or a whole number >= 1, not {client_workers!r}")
     if num_requests is not None and duration is not None:
         raise UserError("give --num-requests or --duration, not both")
     cfg = BenchConfig(
@@ -119,8 +132,8 @@ def bench(
         production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
         request_token_ids=return_token_ids,
         lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
-        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=client_workers,
-        like_for_like=like_for_like,
+        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=workers,
+        like_for_like=like_for_like, gpu=gpu, gpu_memory_gib=gpu_memory_gib, plan_file=plan_file,
     )
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result

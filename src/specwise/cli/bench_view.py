@@ -76,6 +76,41 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def memory_vs_plan(result: RunResult) -> Group | None:
+    """Per launched server: startup-log memory (measured) vs its plan (estimated), or why it was not compared."""
+    checks = [(role, info.get("memory_check")) for role, info in result.servers.items()
+              if isinstance(info, dict) and info.get("launched")]
+    if not checks:
+        return None
+    table = Table(title="Startup memory vs plan (per GPU; GiB = 2^30 B; planned = estimated by `specwise plan`, "
+                        "logged = measured by vLLM at startup; error = (planned - logged) / logged)",
+                  title_justify="left")
+    for col in ("role", "quantity", "unit", "planned", "logged", "error"):
+        table.add_column(col, justify="left" if col in ("role", "quantity", "unit") else "right")
+    lines: list[Text] = []
+    for role, check in checks:
+        if not check or not check.get("compared"):
+            reason = check.get("reason") if check else "no startup-log check was made"
+            lines.append(Text(f"{role}: not compared with a plan: {reason}", style="yellow"))
+            continue
+        tol = check.get("tolerance", 0.1)
+        source = "its command" if check.get("plan_source") == "command" else "--plan file"
+        notes = [a for a in check.get("assumptions") or [] if not a.startswith("plan default: ")]
+        defaults = len(check.get("assumptions") or []) - len(notes)
+        if defaults:
+            notes.append(f"{defaults} plan defaults (servers/{role}.json)")
+        lines.append(Text(f"{role}: {check.get('budget')} budget of the plan for {source}; " + "; ".join(notes),
+                          style="dim"))
+        flagged = {d.split(":", 1)[0] for d in check.get("deviations") or []}
+        for row in check.get("comparison") or []:
+            fmt = (lambda v: f"{v:,.0f}") if row["unit"] == "tokens" else (lambda v: f"{v:,.2f}")
+            err = "-" if row.get("error_fraction") is None else f"{row['error_fraction']:+.1%}"
+            style = "bold red" if row["quantity"] in flagged else None
+            table.add_row(role, row["quantity"], row["unit"], fmt(row["predicted"]), fmt(row["logged"]),
+                          Text(err + (f" (beyond ±{tol:.0%})" if style else ""), style=style or ""))
+    return Group(*([table] if table.row_count else []), *lines)
+
+
 def render_result(result: RunResult, out_dir: str, console: Console) -> None:
     """Findings first (a losslessness failure heads them), then cells, comparisons and acceptance."""
     parts = []
@@ -85,6 +120,9 @@ def render_result(result: RunResult, out_dir: str, console: Console) -> None:
             style = "bold red" if f.startswith(("NOT LOSSLESS", "ENGINE SETTINGS DIFFER")) else "yellow"
             findings.add_row(Text("• " + f, style=style))
         parts.append(findings)
+    memory = memory_vs_plan(result)
+    if memory is not None:
+        parts.append(memory)
     cells = Table(title="Cells (measured; latencies in ms; TPOT = (E2E-TTFT)/(tokens-1); "
                         "ITL/token = chunk gap / tokens in chunk; ITL/chunk = chunk gap)", title_justify="left")
     for col in ("role", "qps", "T", "ok", "fail", "TTFT P50", "TTFT P99", "TPOT P50", "TPOT P99", "ITL/tok P50",

@@ -56,7 +56,12 @@ def estimate(
     prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, help="n-gram: vLLM prompt_lookup_min."),
     prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, help="n-gram: vLLM prompt_lookup_max."),
     cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
-                                               "forward time; default: estimated from weight bytes."),
+                                               "forward time; default: the step-time model (specwise.perf) for "
+                                               "--gpu and --tp at batch 1."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU the pair will serve on, for the cost ratio c "
+                                      "(catalog name; default H100, stated in the output)."),
+    tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Target tensor-parallel size for c (default 1, "
+                                     "stated in the output); the draft is priced on TP 1."),
     validate: bool = typer.Option(False, "--validate", help="Run real speculative decoding and compare."),
     validate_temperatures: Optional[str] = typer.Option(None, "--validate-temperatures", help="Default: all "
                                                         "--temperatures."),
@@ -103,6 +108,10 @@ def estimate(
                  else _floats(context_temperatures, "--context-temperatures"))
 
     records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
+    if gpu is not None:
+        from specwise.catalog.models import get_gpu
+
+        gpu = get_gpu(gpu).name  # unknown names fail here, before loading models
 
     from specwise.estimate.models import default_device, default_dtype, require_torch
     from specwise.schemas.estimate import EstimateSettings
@@ -125,7 +134,7 @@ def estimate(
     result = run(settings, records, dev, torch_dtype, output_dir, resume, batch_size or (32 if dev.startswith("cuda") else 8),
                  verification="argmax_draft" if draft_sample_method == "greedy" else "lossless",
                  fixed_k=k, cost_ratio=cost_ratio, validate=validate, validate_temperatures=val_temps,
-                 profile_out=profile_out, show_progress=not json_out)
+                 profile_out=profile_out, show_progress=not json_out, cost_gpu=gpu, cost_tp=tp)
     if json_out:
         from specwise.cli.output import emit_json
 
@@ -157,6 +166,7 @@ def render(result: Any) -> None:
     from rich.table import Table
 
     from specwise.cli.output import console
+    from specwise.perf.steptime import format_cost_ratio
 
     c = result.context
     console.print(f"[bold]specwise estimate[/bold] target [cyan]{result.target}[/cyan]"
@@ -173,7 +183,7 @@ def render(result: Any) -> None:
                       "as in vLLM).")
     for m in result.methods:
         name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
-        table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {m.cost_ratio:.3g}, {m.cost_ratio_source}]"),
+        table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {format_cost_ratio(m.cost_ratio)}, {m.cost_ratio_source}]"),
                       caption="accept. = accepted/drafted at k (estimated); argmax = same for an argmax draft; "
                       "P10/50/90 over requests; tok/step = tokens per verify step at k; match = steps with a "
                       "proposal; bs1 = batch-1 speedup at rec. k (estimated)")

@@ -41,6 +41,9 @@ def fmt_speedup(value: float | None) -> str:
     """Speedup with its sign made obvious: green 'x1.42 faster', red 'x0.81 slower'."""
     if value is None:
         return "-"
+    if value <= 0:
+        # a zero baseline latency (e.g. a TPOT of 0 when a whole stream arrived in one read) has no ratio
+        return "- (baseline 0)"
     if value >= 1.0:
         return f"[green]{value:.2f}x faster[/green]"
     return f"[red]{1 / value:.2f}x slower[/red]"

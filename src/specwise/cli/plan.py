@@ -148,6 +148,7 @@ def render_plan(result: PlanResult) -> None:
     from rich.table import Table
 
     from specwise.cli.output import console
+    from specwise.perf.steptime import format_cost_ratio
 
     m = result.memory
     s = m.settings
@@ -225,7 +226,8 @@ def render_plan(result: PlanResult) -> None:
             score = "" if p.size_ratio_score is None else f", sweet-spot score {p.size_ratio_score:.2f}"
             console.print(f"  size ratio target:draft = {p.size_ratio:.1f}:1{score}")
         if p.cost_ratio is not None:
-            console.print(f"  cost ratio c = draft step / target step = {p.cost_ratio:.3f} ({p.cost_ratio_note})")
+            console.print(f"  cost ratio c = drafting time per drafted token / target forward = "
+                          f"{format_cost_ratio(p.cost_ratio)} ({p.cost_ratio_note})", highlight=False)
         for note in p.notes:
             console.print(f"  note: {note}", highlight=False, markup=False)
     if p is not None and p.alternatives:

@@ -57,12 +57,7 @@ def serve_sim(
         raise UserError("--k must be >= 0")
     if time_scale <= 0:
         raise UserError("--time-scale must be > 0")
-    is_default = target is None
-    target = target or D.DEFAULT_TARGET
-    if is_default and draft is None and method is None:
-        draft = D.DEFAULT_DRAFT
-    tp = tp or (D.DEFAULT_TP if is_default else 1)
-    method = (method or ("draft_model" if draft else "eagle3")).lower()
+    target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
     speculative = k > 0
     profile = None
     if speculative:

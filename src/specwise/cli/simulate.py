@@ -193,13 +193,7 @@ def simulate(
     from specwise.simulate.sweep import run_sweep
     from specwise.simulate.workload import ArrivalSpec, LengthDist, WorkloadSpec
 
-    is_default = target is None
-    target = target or D.DEFAULT_TARGET
-    if is_default and draft is None and method is None:
-        draft = D.DEFAULT_DRAFT
-    if tp is None:
-        tp = D.DEFAULT_TP if is_default else 1
-    method = (method or ("draft_model" if draft else "eagle3")).lower()
+    target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
     if method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     if k is None:
@@ -309,6 +303,12 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
     what = f"{info['target']} on {info['tp']}x {info['gpu']}"
     spec = f"{method}" + (f" {info['draft']}" if info.get("draft") else "") + f", k={k}"
     console.print(f"[bold]specwise simulate[/bold]: {what}; speculative = {spec}")
+    if info.get("cost_ratio") is not None:
+        from specwise.perf.steptime import format_cost_ratio
+
+        console.print(f"Draft cost at batch 1 (estimated): c = {format_cost_ratio(info['cost_ratio'])} "
+                      f"({info['cost_ratio_basis']}); every step is priced by the same step-time model",
+                      highlight=False)
     console.print(f"KV cache: {info['kv_capacity_tokens']:,} tokens ({info['kv_capacity_source']}). "
                   f"Acceptance ({profile.source}): " + "; ".join(profile.notes or ["see --json inputs.acceptance"]))
     t = Table(title="Simulated latency per QPS: TTFT and TPOT in ms, E2E in s; p50 unless marked p99",

@@ -71,13 +71,8 @@ class LoadedModel:
     device: str
     num_layers: int
     params: int  # parameters the model reads per token (shared tensors counted once)
-    weight_bits: float  # effective bits per linear weight (16 = unquantised bf16/fp16 deployment)
+    weight_bits: float  # effective bits per linear weight (16 = unquantised bf16/fp16 deployment); prices c
     description: str
-
-    @property
-    def weight_bytes(self) -> float:
-        """Deployed weight bytes: linear weights at ``weight_bits``, the rest at 2 bytes (bf16)."""
-        return self.params * self.weight_bits / 8.0
 
 
 def smollm2_gguf_path() -> Path:
@@ -214,6 +209,24 @@ def quantized_copy(source: LoadedModel, scheme: str, group_size: int = 128) -> L
         description=f"{source.description} with {scheme} weight fake-quantisation"
         + (f" (group {group_size})" if scheme == "int4" else " (per channel)"),
     )
+
+
+def deployment_spec(model: LoadedModel) -> tuple[Any, Any]:
+    """(ModelSpec, Quantization) the step-time model prices ``model`` with, read from its loaded config.
+
+    Weights are taken as deployed in bf16 whatever dtype the estimate runs in; fake-quantised copies as
+    the matching weight-only checkpoint (int8 -> W8A16 ``gptq-int8``, int4 -> ``gptq-int4``, group 128).
+    """
+    from specwise.catalog.hf_config import spec_from_config
+    from specwise.schemas.model import Quantization
+
+    try:
+        spec, _ = spec_from_config(model.model.config.to_dict(), model.name, f"loaded model {model.name}")
+    except UserError as exc:
+        raise UserError(f"{exc}; or pass --cost-ratio to skip the step-time model") from None
+    quant = (Quantization.bf16 if model.weight_bits >= 16 else
+             Quantization.int8_gptq if model.weight_bits >= 8 else Quantization.int4_gptq)
+    return spec, quant
 
 
 def check_same_vocab(target: LoadedModel, draft: LoadedModel) -> int:

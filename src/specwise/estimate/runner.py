@@ -34,6 +34,8 @@ PROFILE_FILE = "profile.json"
 # theory-and-calibration.md §8.1: n-gram lookup runs on the CPU at ~0.59 % of a target forward, or 0 when
 # overlapped; neglected in the batch-1 cost model.
 NGRAM_COST_RATIO = 0.0
+# GPU c is priced for when the user names none (the estimate itself usually runs on a CPU)
+COST_RATIO_GPU = "H100"
 RATE_DEFINITION = ("accepted draft tokens / drafted tokens (vLLM's spec_decode_num_accepted_tokens / "
                    "num_draft_tokens) at acceptance_rate_k drafts per step; steps without a proposal carry no "
                    "draft and are not counted")
@@ -49,13 +51,29 @@ def _progress(show: bool, total: int, description: str) -> Any:
                     disable=not show, transient=False)
 
 
-def default_cost_ratio(models: Models) -> tuple[float, str]:
-    """c from weight bytes: batch-1 decode is memory bound, a forward pass costs about its weight reads."""
+def default_cost_ratio(models: Models, gpu: str | None = None, tp: int | None = None) -> tuple[float, str]:
+    """c from the step-time model (:func:`specwise.perf.draft_cost_ratio`) for the pair served on ``tp`` x ``gpu``.
+
+    The estimate runs anywhere (often a CPU), so the serving GPU and TP are inputs; without them c is priced
+    for one H100 (``COST_RATIO_GPU``), TP 1, and the source says so. The draft runs on TP 1, batch 1.
+    """
     if models.draft is None:
         return 0.0, "no draft"
-    c = models.draft.weight_bytes / models.target.weight_bytes
-    return round(c, 4), ("estimated: draft/target weight bytes (batch-1 decode is memory-bound); pass "
-                         "--cost-ratio for a measured value")
+    from specwise.catalog.models import get_gpu
+    from specwise.estimate.models import deployment_spec
+    from specwise.perf.steptime import CostRatio
+
+    assumed = []
+    if gpu is None:
+        gpu = COST_RATIO_GPU
+        assumed.append(f"GPU {COST_RATIO_GPU} (no --gpu)")
+    if tp is None:
+        tp = 1
+        assumed.append("TP1 (no --tp)")
+    target, target_quant = deployment_spec(models.target)
+    draft, draft_quant = deployment_spec(models.draft)
+    cost = CostRatio.compute(target, draft, get_gpu(gpu), tp, 1, target_quant, draft_quant, assumed=assumed)
+    return round(cost.value, 4), f"estimated: {cost.basis}; --cost-ratio overrides"
 
 
 def build_profile(est: MethodEstimate, settings: EstimateSettings) -> AcceptanceProfile:
@@ -199,7 +217,8 @@ def distribution_checks(models: Models, settings: EstimateSettings, records: Seq
 def run(settings: EstimateSettings, records: Sequence[PromptRecord], device: str, dtype: Any, out_dir: Path,
         resume: bool, batch_size: int, verification: str, fixed_k: int | None, cost_ratio: float | None,
         validate: bool, validate_temperatures: Sequence[float], profile_out: Path | None,
-        show_progress: bool = True, models: Models | None = None) -> EstimateResult:
+        show_progress: bool = True, models: Models | None = None, cost_gpu: str | None = None,
+        cost_tp: int | None = None) -> EstimateResult:
     started = time.perf_counter()
     models = models or build_models(settings, device, dtype)
     out_dir = Path(out_dir)
@@ -220,7 +239,7 @@ def run(settings: EstimateSettings, records: Sequence[PromptRecord], device: str
     if cost_ratio is not None:
         c, c_source = cost_ratio, "assumed (--cost-ratio)"
     else:
-        c, c_source = default_cost_ratio(models)
+        c, c_source = default_cost_ratio(models, cost_gpu, cost_tp)
     methods: list[MethodEstimate] = []
     draft_name = models.draft.description if models.draft is not None else None
     for method in settings.methods:

@@ -44,6 +44,12 @@ METRICS: dict[str, MetricDefinition] = {
         ),
         MetricDefinition("e2e", "s", "time from sending the request to the last chunk carrying generated output"),
         MetricDefinition(
+            "chunks_same_read_share", "fraction",
+            "inter-chunk gaps of exactly 0 s / all inter-chunk gaps: chunks that arrived in the same socket read as "
+            "the chunk before them (bunched server output or a starved client); ITL/TPOT understate steps there",
+            ("itl_per_chunk",),
+        ),
+        MetricDefinition(
             "output_tokens_per_s", "token/s",
             "sum of output tokens of successful requests / (last completion - first send) of the phase",
         ),
@@ -176,4 +182,6 @@ def summarize_cell(
         acceptance_length_per_request_p50=percentile(lengths, 50),
         acceptance_source_per_request=("server" if "server" in sources else next(iter(sources), None)),
         errors_by_kind=errors,
+        # The client stamps each socket read once, so a gap of exactly zero means "same read" (see bench.client).
+        chunks_same_read_share=float(np.mean(all_chunk == 0.0)) if all_chunk.size else None,
     )

@@ -2,6 +2,7 @@
 
 from specwise.perf.steptime import (
     LLAMA31_8B_H100_FIT,
+    CostRatio,
     DraftCost,
     StepTimeModel,
     baseline_step_time,
@@ -12,6 +13,7 @@ from specwise.perf.steptime import (
 
 __all__ = [
     "LLAMA31_8B_H100_FIT",
+    "CostRatio",
     "DraftCost",
     "StepTimeModel",
     "baseline_step_time",

@@ -142,23 +142,11 @@ def fit_from_run_result(run: RunResult, mean_context_tokens: float, base: StepTi
 
 def load_step_samples(path: str) -> list[StepSample]:
     """Step timings from CSV (header n_tokens,kv_tokens,seconds) or JSONL (same keys)."""
-    import csv
-    import json
-    from pathlib import Path
+    from specwise.rowfiles import numeric_columns, read_rows
 
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"step-time file '{path}' not found")
-    if p.suffix == ".csv":
-        with p.open() as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-    try:
-        return [StepSample(n_tokens=float(r["n_tokens"]), kv_tokens=float(r["kv_tokens"]),
-                           seconds=float(r["seconds"])) for r in rows]
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{path}: rows need n_tokens, kv_tokens, seconds ({exc})") from None
+    rows = read_rows(path, "step-time", formats=("jsonl", "csv"))
+    return [StepSample(n_tokens=n, kv_tokens=kv, seconds=sec)
+            for n, kv, sec in numeric_columns(rows, path, "step-time", ("n_tokens", "kv_tokens", "seconds"))]
 
 
 def main(argv: list[str] | None = None) -> None:

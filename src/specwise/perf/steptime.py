@@ -328,7 +328,7 @@ class DraftCost(SpecwiseModel):
 
 def draft_cost_ratio(
     target: ModelSpec,
-    draft: ModelSpec,
+    draft: ModelSpec | None,
     gpu: GPUSpec,
     tp: int = 1,
     draft_tp: int = 1,
@@ -336,11 +336,78 @@ def draft_cost_ratio(
     draft_quant: Quantization | str | None = None,
     kv_dtype_bytes: float = 2.0,
     context_tokens: int = 0,
+    *,
+    method: str = "draft_model",
+    batch_size: int = 1,
+    k: int = 1,
 ) -> float:
-    """c = one draft forward / one target forward at batch 1 (Leviathan Def. 3.7; §1.3)."""
+    """c = drafting time per drafted token / one target forward (Leviathan Def. 3.7; §1.3).
+
+    The one definition of c in specwise (plan's pairing check, estimate's recommended k, simulate's draft
+    cost all come from this step-time model). Both sides are priced for ``batch_size`` sequences of
+    ``context_tokens`` each: the target forward over one token per sequence, the proposer's time for a step
+    of ``k`` drafts (:class:`DraftCost`) divided by ``k``. A draft model costs one forward per drafted
+    token, so ``k`` does not change its c; an EAGLE/MTP head's per-step fixed cost and n-gram's per-step
+    lookup are spread over the ``k`` tokens they propose.
+    """
+    if batch_size < 1 or k < 1:
+        raise ValueError("batch_size and k must be >= 1")
     t = StepTimeModel.from_deployment(target, gpu, tp=tp, quant=quant, kv_dtype_bytes=kv_dtype_bytes)
-    d = StepTimeModel.from_deployment(draft, gpu, tp=draft_tp, quant=draft_quant, kv_dtype_bytes=kv_dtype_bytes)
-    return float(d.forward_time(1, context_tokens) / t.forward_time(1, context_tokens))
+    kv = batch_size * context_tokens
+    t_target = float(t.forward_time(batch_size, kv))
+    cost = DraftCost.for_method(method, gpu=gpu, draft=draft, draft_tp=draft_tp, draft_quant=draft_quant,
+                                kv_dtype_bytes=kv_dtype_bytes, target=target, tp=tp)
+    return float(cost.time(batch_size, kv, k, target_forward_s=t_target)) / k / t_target
+
+
+class CostRatio(SpecwiseModel):
+    """c with the deployment it was priced for, so every printed c can say where it comes from."""
+
+    value: float = Field(ge=0, description="c = drafting time per drafted token / target forward time")
+    method: str
+    gpu: str
+    tp: int
+    draft_tp: int | None = Field(None, description="draft_model only")
+    batch_size: int
+    k: int
+    source: Source = Source.estimated
+    assumed: list[str] = Field(default_factory=list,
+                               description="inputs the caller did not know, with the default used")
+
+    @classmethod
+    def compute(cls, target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, tp: int = 1, draft_tp: int = 1,
+                quant: Quantization | str | None = None, draft_quant: Quantization | str | None = None, *,
+                method: str = "draft_model", batch_size: int = 1, k: int = 1,
+                assumed: list[str] | None = None) -> CostRatio:
+        """:func:`draft_cost_ratio` plus the inputs it used (``assumed``: which of them are defaults)."""
+        value = draft_cost_ratio(target, draft, gpu, tp, draft_tp, quant, draft_quant, method=method,
+                                 batch_size=batch_size, k=k)
+        return cls(value=value, method=method, gpu=gpu.name, tp=tp,
+                   draft_tp=draft_tp if method == "draft_model" else None, batch_size=batch_size, k=k,
+                   assumed=list(assumed or []))
+
+    @property
+    def basis(self) -> str:
+        """What c was priced for, e.g. ``step-time model, H100-SXM, TP4, draft TP1, batch 1``."""
+        parts = ["step-time model", self.gpu, f"TP{self.tp}"]
+        if self.draft_tp is not None:
+            parts.append(f"draft TP{self.draft_tp}")
+        parts.append(f"batch {self.batch_size}")
+        if self.method != "draft_model" and self.k > 1:
+            parts.append(f"per-step cost spread over k={self.k}")
+        text = ", ".join(parts)
+        if self.assumed:
+            text += f"; assumed: {', '.join(self.assumed)}"
+        return text
+
+    def describe(self) -> str:
+        """E.g. ``c = 0.089 (step-time model, H100-SXM, TP4, draft TP1, batch 1)``."""
+        return f"c = {format_cost_ratio(self.value)} ({self.basis})"
+
+
+def format_cost_ratio(c: float) -> str:
+    """Three decimals; four below 0.01 so an n-gram or head cost does not print as 0.000."""
+    return f"{c:.3f}" if c >= 0.01 else f"{c:.4f}"
 
 
 # ---- closed-loop analytic helpers (theory-and-calibration.md §8.3) -------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from specwise.perf.steptime import format_cost_ratio
 from specwise.schemas.plan import Check, MemoryPlan, PairingReport
 
 DRAFT_VRAM_MAX = 0.15  # draft weights above ~15 % of GPU memory eat the KV cache speculation needs
@@ -53,8 +54,8 @@ def plan_checks(memory: MemoryPlan, pairing: PairingReport | None) -> list[Check
         cheap = pairing.cost_ratio < COST_RATIO_MAX
         checks.append(Check(
             name="draft_step_cost", passed=cheap, value=pairing.cost_ratio, threshold=COST_RATIO_MAX,
-            unit="c = draft step / target step (estimated, batch 1)",
-            message=(f"c = {pairing.cost_ratio:.2f}" + ("" if cheap else
+            unit="c = drafting time per drafted token / target forward (estimated, batch 1)",
+            message=(f"c = {format_cost_ratio(pairing.cost_ratio)}" + ("" if cheap else
                      ": a draft step costs at least a target step (e.g. a 16-bit draft for a 4-bit or MoE "
                      "target); speculation cannot pay off"))))
     if pairing is not None and s.method is not None:

@@ -68,9 +68,16 @@ class Speculator:
     quant_at_load: bool = False  # user asked for a format the checkpoint is not stored in
 
 
-def kv_cache_dtype_bytes(kv_cache_dtype: str, model: ModelSpec) -> float:
+def kv_cache_dtype_bytes(kv_cache_dtype: str, model: ModelSpec, served: Quantization | None = None) -> float:
+    """Bytes per KV element. ``auto`` is the dtype the model is served in (vLLM ``--dtype``): a float
+    ``served`` format decides it (``--dtype float32`` on a bf16 checkpoint gives 4 B); quantised weights
+    keep 16-bit activations unless the checkpoint itself is fp32."""
     if kv_cache_dtype == "fp8":
         return 1.0
+    if served == Quantization.fp32:
+        return 4.0
+    if served in (Quantization.bf16, Quantization.fp16):
+        return 2.0
     return 4.0 if model.native_quantization == Quantization.fp32 else 2.0
 
 
@@ -260,7 +267,7 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
             f"--max-model-len {max_len} exceeds {target.id}'s max_position_embeddings "
             f"({target.max_position_embeddings}); vLLM refuses it: use <= {target.max_position_embeddings}"
         )
-    kv_bytes = kv_cache_dtype_bytes(req.kv_cache_dtype, target)
+    kv_bytes = kv_cache_dtype_bytes(req.kv_cache_dtype, target, target_quant)
     settings = ResolvedSettings(
         target_id=target.id,
         target_quant=target_quant.value,

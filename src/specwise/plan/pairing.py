@@ -12,17 +12,11 @@ Tokenizers and padded vocabularies
     tokenizer, added special tokens): then ids disagree and acceptance collapses, or the server refuses.
 
 Cost ratio
-    ``c = draft forward / target forward`` at batch 1 (decode is memory-bound there), from a
-    roofline with fixed costs (theory-and-calibration.md §4.3):
-
-        t(model) = T_FIXED + streamed weight bytes per GPU / HBM bandwidth + 2 x layers x ALLREDUCE (TP > 1)
-
-    Streamed bytes are the weights read per token: active parameters (top-k experts for MoE), without
-    the input embedding (a row lookup) unless it doubles as the tied lm_head. T_FIXED = 1.5 ms makes
-    Llama-3.1-8B on H100 come out at 4.48 + 1.5 = 5.98 ms against the SpecDecode-Bench fit's 5.89 ms
-    constant. EAGLE/MTP heads run inside the target's step, so their fixed part is 0.25 ms (the
-    published EAGLE draft cost, 2.14 ms per step for k = 3-5 on 8B/H100, is ~0.5 ms per pass). ngram
-    is a CPU lookup: 0.59 % of a target step (§2.3). These constants are estimates, not measurements.
+    ``c = drafting time per drafted token / target forward`` at batch 1 (decode is memory-bound there),
+    from the step-time model shared with ``estimate`` and ``simulate`` (:func:`specwise.perf.draft_cost_ratio`,
+    theory-and-calibration.md §4.3): roofline weight read + launch cost + TP all-reduces per forward, the
+    SpecDecode-Bench EAGLE head cost for EAGLE/MTP, n-gram at 0.59 % of a target forward per step (§2.3).
+    The draft runs on the plan's draft TP (vLLM's default: the target's TP). Estimates, not measurements.
 """
 
 from __future__ import annotations
@@ -30,13 +24,10 @@ from __future__ import annotations
 import math
 
 from specwise.catalog.models import list_models
+from specwise.perf.steptime import CostRatio, format_cost_ratio
 from specwise.schemas.model import GPUSpec, ModelSpec, Quantization, SpeculatorKind
 from specwise.schemas.plan import Alternative, PairingReport
 
-T_FIXED_S = 1.5e-3
-T_FIXED_HEAD_S = 0.25e-3
-ALLREDUCE_LATENCY_S = 8e-6  # per all-reduce at batch 1 (assumed; 2 per layer)
-NGRAM_COST_RATIO = 0.0059  # theory-and-calibration.md §2.3: T_ngram_draft = 0.005875 x T_target_fwd
 SWEET_SPOT = (8.0, 12.0)
 MIN_USEFUL_RATIO = 4.0  # a draft above a quarter of the target's size costs too much per step to list  # target:draft parameter ratio the framework recommends
 
@@ -72,24 +63,7 @@ def size_ratio_score(ratio: float) -> float:
     return max(0.0, 1.0 - abs(math.log(ratio / edge)) / math.log(4.0))
 
 
-def streamed_bytes(spec: ModelSpec, quant: Quantization | str) -> float:
-    """Weight bytes read per decoded token (active params, embedding lookup excluded unless tied)."""
-    pc = spec.param_counts()
-    per_param = spec.weight_bytes(quant) / pc.total
-    streamed = pc.active_excluding_embedding + (pc.embedding if spec.tie_word_embeddings else 0)
-    return streamed * per_param
-
-
-def forward_time_s(spec: ModelSpec, quant: Quantization | str, tp: int, gpu: GPUSpec, head: bool = False) -> float:
-    """Batch-1 forward time estimate (see the module docstring)."""
-    bandwidth = gpu.hbm_bandwidth_tbs * 1e12
-    t = (T_FIXED_HEAD_S if head else T_FIXED_S) + streamed_bytes(spec, quant) / tp / bandwidth
-    if tp > 1 and not head:
-        t += 2 * spec.num_layers * ALLREDUCE_LATENCY_S
-    return t
-
-
-def estimate_cost_ratio(
+def cost_ratio(
     target: ModelSpec,
     target_quant: Quantization | str,
     tp: int,
@@ -98,22 +72,11 @@ def estimate_cost_ratio(
     draft: ModelSpec | None = None,
     draft_quant: Quantization | str | None = None,
     draft_tp: int | None = None,
-) -> float:
-    """c = draft step / target step at batch 1 (estimated; formula in the module docstring)."""
-    t_target = forward_time_s(target, target_quant, tp, gpu)
-    if method == "ngram":
-        return NGRAM_COST_RATIO
-    if method == "mtp":
-        # one MTP layer (~1/num_layers of the decoder) with the target's quantisation
-        pc = target.param_counts()
-        per_param = target.weight_bytes(target_quant) / pc.total
-        active_layer = pc.per_layer_attention + pc.per_layer_mlp_active
-        t = T_FIXED_HEAD_S + target.num_mtp_layers * active_layer * per_param / tp / (gpu.hbm_bandwidth_tbs * 1e12)
-        return t / t_target
-    assert draft is not None
-    head = method in ("eagle", "eagle3")
-    t_draft = forward_time_s(draft, draft_quant or draft.native_quantization, draft_tp or tp, gpu, head=head)
-    return t_draft / t_target
+    k: int = 1,
+) -> CostRatio:
+    """c at batch 1 for the plan's deployment (:func:`specwise.perf.draft_cost_ratio`)."""
+    return CostRatio.compute(target, draft if method == "draft_model" else None, gpu, tp, draft_tp or tp,
+                             target_quant, draft_quant, method=method, batch_size=1, k=k)
 
 
 def _vocab_assessment(target: ModelSpec, draft: ModelSpec, method: str) -> tuple[bool, str]:
@@ -207,6 +170,7 @@ def pair_report(
     draft: ModelSpec | None = None,
     draft_quant: Quantization | str | None = None,
     draft_tp: int | None = None,
+    k: int = 1,
 ) -> PairingReport:
     """Pairing report for target + speculator (``method`` None: no speculation, alternatives only)."""
     alts = alternatives(target, target_quant, exclude=draft.id if draft else None)
@@ -214,8 +178,9 @@ def pair_report(
                 alternatives=alts, method=method)
     if method is None:
         return PairingReport(tokenizer_compatible=True, notes=["no speculation configured"], **base)
-    c = estimate_cost_ratio(target, target_quant, tp, method, gpu, draft, draft_quant, draft_tp)
-    c_note = "estimated: batch-1 roofline + fixed costs (plan/pairing.py docstring); calibrate with bench"
+    cost = cost_ratio(target, target_quant, tp, method, gpu, draft, draft_quant, draft_tp, k)
+    c = cost.value
+    c_note = f"estimated: {cost.basis}; calibrate with bench"
     if method in ("ngram", "mtp"):
         note = ("ngram proposes from the request's own tokens" if method == "ngram"
                 else "MTP layers belong to the target: same tokenizer and training")
@@ -228,10 +193,11 @@ def pair_report(
     head = method in ("eagle", "eagle3")
     notes = []
     if method == "draft_model" and tp > 1 and (draft_tp or tp) == tp:
-        c_one = estimate_cost_ratio(target, target_quant, tp, method, gpu, draft, draft_quant, 1)
+        c_one = cost_ratio(target, target_quant, tp, method, gpu, draft, draft_quant, 1, k).value
         if c_one < c:
-            notes.append(f"with draft_tensor_parallel_size=1 the draft skips its all-reduces: c = {c_one:.3f} "
-                         f"instead of {c:.3f}, but its weights and KV then sit whole on one GPU (see the memory plan)")
+            notes.append(f"with draft_tensor_parallel_size=1 the draft skips its all-reduces: c = "
+                         f"{format_cost_ratio(c_one)} instead of {format_cost_ratio(c)}, but its weights and KV "
+                         "then sit whole on one GPU (see the memory plan)")
     if head:
         notes.append("EAGLE heads are judged by what they were trained on, not by size: no size score")
     return PairingReport(

@@ -23,7 +23,8 @@ def make_plan(req: PlanRequest) -> PlanResult:
     elif s.method in ("eagle", "eagle3"):
         draft = find_speculator(target, s.method)
         draft_name = draft.id if draft else None
-    pairing = pair_report(target, s.target_quant, s.tp, gpu, s.method, draft, s.draft_quant, s.draft_tp)
+    pairing = pair_report(target, s.target_quant, s.tp, gpu, s.method, draft, s.draft_quant, s.draft_tp,
+                          k=s.num_speculative_tokens)
     heterogeneous = bool(draft is not None and s.method == "draft_model" and pairing.tokenizer_compatible
                          and draft.vocab_size != target.vocab_size)
     config = emit_launch_config(s, req.target, draft_name, req.guard_schedule, heterogeneous_vocab=heterogeneous)

@@ -6,7 +6,8 @@ Recognised lines (V1 and V0 wordings; `Engine 000:` / `(VllmWorker rank=N)` pref
 * ``Available KV cache memory: 52.33 GiB`` (V1)
 * ``GPU KV cache size: 428,656 tokens`` (V1; ``CPU KV cache size`` on vLLM-CPU, where 0.32 also puts the
   maximum-concurrency sentence on the same line)
-* ``Explicitly set (1.0/17.59) GiB for KV cache on node 0`` (vLLM-CPU: the KV space it was given)
+* ``Explicitly set (1.0/17.59) GiB for KV cache on node 0`` (vLLM-CPU: the KV space it was given, then the
+  node's total memory), ``Auto set (X/Y) GiB for KV cache on node 0, ...`` (vLLM-CPU without an explicit size)
 * ``Maximum concurrency for 8,192 tokens per request: 52.33x`` (V1, late V0)
 * ``Graph capturing finished in 13 secs, took 0.53 GiB``
 * ``# GPU blocks: 27615, # CPU blocks: 2048`` / ``# cuda blocks: ...`` (V0)
@@ -25,6 +26,15 @@ from specwise.schemas.plan import LogComparison, MemoryPlan, StartupLogFacts
 
 _NUM = r"([\d][\d,]*(?:\.\d+)?)"
 
+# Capacity quantities whose predicted-vs-logged error says the plan does not describe the server: the plan
+# computes them (weights from parameter counts, KV from bytes per token and the budget); the other rows
+# (activation peak, non-torch, CUDA graphs) are assumed sizes of a few hundred MiB, whose relative error is
+# large without meaning much. 10 %: on a GPU the assumed terms together are ~2-3 GiB of a 50-70 GiB KV
+# budget, so a correct plan lands within a few percent; a wrong dtype, quantisation or missed draft does not
+# (a same-shape draft halves the KV tokens, fp32 instead of bf16 doubles the weights).
+CAPACITY_QUANTITIES = ("weights per GPU (model loading)", "KV cache memory", "KV cache tokens")
+CAPACITY_TOLERANCE = 0.10
+
 
 def _f(text: str) -> float:
     return float(text.replace(",", ""))
@@ -34,8 +44,8 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "model_loading": re.compile(r"Model loading took " + _NUM + r" ?GiB"),
     "model_loading_v0": re.compile(r"Loading model weights took " + _NUM + r" ?GB"),
     "available_kv": re.compile(r"Available KV cache memory: " + _NUM + r" ?GiB"),
-    "kv_tokens": re.compile(r"(?:GPU|CPU|XPU|TPU) KV cache size: " + _NUM + r" tokens"),
-    "cpu_kv_space": re.compile(r"Explicitly set \(" + _NUM + r"/[\d.]+\) GiB for KV cache"),
+    "kv_tokens": re.compile(r"(GPU|CPU|XPU|TPU) KV cache size: " + _NUM + r" tokens"),
+    "cpu_kv_space": re.compile(r"(Explicitly|Auto) set \(" + _NUM + r"/" + _NUM + r"\) GiB for KV cache"),
     "gpu_blocks": re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks: " + _NUM),
     "max_concurrency": re.compile(r"Maximum concurrency for " + _NUM + r" tokens per request: " + _NUM + r"x"),
     "cudagraph": re.compile(r"Graph capturing finished in \S+ secs?, took " + _NUM + r" ?GiB"),
@@ -66,11 +76,17 @@ def parse_startup_log(text: str) -> StartupLogFacts:
             # V0 prints GB but means GiB (it divides by 2**30)
             keep_max("model_loading_gib", _f(m.group(1)))
             hit = True
-        if m := _PATTERNS["available_kv"].search(line) or _PATTERNS["cpu_kv_space"].search(line):
+        if m := _PATTERNS["available_kv"].search(line):
             facts["available_kv_cache_gib"] = _f(m.group(1))
             hit = True
+        if m := _PATTERNS["cpu_kv_space"].search(line):
+            facts["available_kv_cache_gib"] = _f(m.group(2))
+            facts["cpu_memory_gib"] = _f(m.group(3))
+            facts["cpu_kv_space_auto"] = m.group(1) == "Auto"
+            hit = True
         if m := _PATTERNS["kv_tokens"].search(line):
-            facts["gpu_kv_cache_tokens"] = int(_f(m.group(1)))
+            facts["kv_cache_device"] = m.group(1)
+            facts["gpu_kv_cache_tokens"] = int(_f(m.group(2)))
             hit = True
         if m := _PATTERNS["gpu_blocks"].search(line):
             facts["num_gpu_blocks"] = int(_f(m.group(1)))
@@ -127,3 +143,9 @@ def compare_with_log(plan: MemoryPlan, facts: StartupLogFacts) -> list[LogCompar
         out.append(LogComparison(quantity=name, unit=unit, predicted=predicted, logged=logged, error=err,
                                  error_fraction=err / logged if logged else None))
     return out
+
+
+def capacity_deviations(rows: list[LogComparison], tolerance: float = CAPACITY_TOLERANCE) -> list[LogComparison]:
+    """The capacity rows (:data:`CAPACITY_QUANTITIES`) whose relative error exceeds ``tolerance``."""
+    return [r for r in rows if r.quantity in CAPACITY_QUANTITIES and r.error_fraction is not None
+            and abs(r.error_fraction) > tolerance]

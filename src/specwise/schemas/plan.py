@@ -209,8 +209,10 @@ class PairingReport(SpecwiseModel):
     lineage_note: str = ""
     size_ratio: float | None = Field(None, description="target params / draft params (active params for MoE)")
     size_ratio_score: float | None = Field(None, description="1.0 inside the 1:8-1:12 sweet spot, lower outside")
-    cost_ratio: float | None = Field(None, description="c = draft step / target step at batch 1 (estimated)")
-    cost_ratio_note: str = ""
+    cost_ratio: float | None = Field(
+        None, description="c = drafting time per drafted token / target forward at batch 1 (estimated, "
+        "specwise.perf step-time model)")
+    cost_ratio_note: str = Field("", description="what c was priced for: GPU, TP, draft TP, batch, k")
     alternatives: list[Alternative] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -237,6 +239,11 @@ class StartupLogFacts(SpecwiseModel):
         None, description="'Available KV cache memory: X GiB' (vLLM-CPU: 'Explicitly set (X/...) GiB for KV cache')"
     )
     gpu_kv_cache_tokens: int | None = Field(None, description="'GPU KV cache size: N tokens' (or CPU on vLLM-CPU)")
+    kv_cache_device: str | None = Field(None, description="the device that line names: GPU, CPU, XPU or TPU")
+    cpu_memory_gib: float | None = Field(None, description="vLLM-CPU: the node's total memory ('set (X/Y) GiB', Y)")
+    cpu_kv_space_auto: bool | None = Field(
+        None, description="vLLM-CPU: True when it sized the KV cache itself ('Auto set'), False when given one"
+    )
     num_gpu_blocks: int | None = Field(None, description="V0 '# GPU blocks: N' (or '# cuda blocks')")
     max_concurrency: float | None = Field(None, description="'Maximum concurrency for N tokens per request: Xx'")
     max_concurrency_tokens: int | None = Field(None, description="the N in that line")

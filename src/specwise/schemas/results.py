@@ -51,6 +51,10 @@ class RequestRecord(SpecwiseModel):
         default_factory=list, description="arrival of each content chunk, seconds after send"
     )
     chunk_tokens: list[int] = Field(default_factory=list, description="output tokens carried by each chunk")
+    arrival_stamps: Literal["kernel", "event_loop", "simulated"] | None = Field(
+        None, description="where chunk arrival times come from: the kernel's receive time of each socket read "
+        "(plain http on Linux), the event loop's time when it handed the read over (https), or the simulator's clock"
+    )
     token_count_method: Literal["usage", "token_ids", "logprobs", "text", "engine"] = "engine"
     chunk_estimate_safe: bool = Field(
         True, description="False when chunks may merge engine steps (tokens/chunk is then not accepted/step)"
@@ -127,6 +131,11 @@ class CellSummary(SpecwiseModel):
     token_count_method: str | None = Field(None, description="how tokens per chunk were counted (most requests)")
     chunk_estimate_safe_share: float | None = Field(
         None, description="share of requests whose chunks are single engine steps (chunk acceptance estimate valid)"
+    )
+    chunks_same_read_share: float | None = Field(
+        None, description="share of inter-chunk gaps that are exactly 0 s: the chunk arrived in the same socket read "
+        "as the one before it (server output bunched, or this client starved), so ITL and TPOT understate the step "
+        "time for those chunks"
     )
 
 

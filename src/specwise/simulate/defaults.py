@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from specwise.catalog.models import get_gpu, get_model
 from specwise.errors import UserError
-from specwise.perf.steptime import DraftCost, StepTimeModel
+from specwise.perf.steptime import CostRatio, DraftCost, StepTimeModel
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source
 from specwise.schemas.model import GPUSpec, ModelSpec, Quantization
@@ -146,6 +146,25 @@ def _fallback_kv(target_name: str, draft_name: str | None, method: str, gpu_name
     return spec, base
 
 
+def resolve_pair(target: str | None, draft: str | None, method: str | None,
+                 tp: int | None) -> tuple[str, str | None, str, int]:
+    """(target, draft, method, tp) with the flags left out filled in, for ``simulate`` and ``serve-sim``.
+
+    No target: the demo deployment (DEFAULT_TARGET with DEFAULT_DRAFT on DEFAULT_TP GPUs, unless a draft or
+    method is named). A named target runs on TP 1 unless told. The method is draft_model when there is a
+    draft, else eagle3.
+    """
+    if tp is not None and tp < 1:
+        raise UserError("--tp must be >= 1")
+    is_default = target is None
+    target = target or DEFAULT_TARGET
+    if is_default and draft is None and method is None:
+        draft = DEFAULT_DRAFT
+    if tp is None:
+        tp = DEFAULT_TP if is_default else 1
+    return target, draft, (method or ("draft_model" if draft else "eagle3")).lower(), tp
+
+
 def build_deployment(
     target_name: str,
     gpu_name: str,
@@ -196,6 +215,11 @@ def build_deployment(
             "method": method if speculative else None, "draft": draft_name if draft_spec else None,
             "draft_tp": draft_tp if draft_spec else None, "kv_capacity_tokens": kv,
             "kv_capacity_source": kv_source}
+    if speculative:
+        # the batch-1 c that plan and estimate report for this deployment, from the same step-time model
+        cost = CostRatio.compute(target, draft_spec, gpu, tp, draft_tp, q, dq, method=method, batch_size=1, k=k)
+        info["cost_ratio"] = cost.value
+        info["cost_ratio_basis"] = cost.basis
     return dep, info
 
 

@@ -196,7 +196,7 @@ def build_records(eng: Engine, *, role: Role, qps: float | None, reqs: RequestAr
             output_tokens=int(eng.generated[rid]),
             ttft_s=offsets[0] if offsets else None, e2e_s=offsets[-1] if (offsets and ok) else None,
             chunk_offsets_s=offsets, chunk_tokens=list(eng.chunk_n[rid]), token_count_method="engine",
-            chunk_estimate_safe=True,
+            chunk_estimate_safe=True, arrival_stamps="simulated",
             accepted_per_step=list(eng.step_acc[rid]) if role == "speculative" else None,
             server_spec=None, finish_reason="length" if ok else None,
             error=None if ok else "not finished", error_kind=None if ok else "unfinished",

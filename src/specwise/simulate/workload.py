@@ -8,17 +8,15 @@ A trace replays (timestamp, prompt tokens, output tokens) rows from a JSONL/CSV 
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from specwise.errors import UserError
+from specwise.rowfiles import numeric_columns, read_rows
 from specwise.schemas.base import SpecwiseModel
 
 
@@ -117,29 +115,14 @@ class RequestArrays:
 
 
 def load_rows(path: str, need_timestamp: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"trace file '{path}' not found")
-    rows: list[dict] = []
-    if p.suffix == ".csv":
-        with p.open() as f:
-            rows = list(csv.DictReader(f))
-    else:
-        for i, line in enumerate(p.read_text().splitlines()):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{i + 1}: not JSON ({exc.msg})") from None
-    need = "timestamp, prompt_tokens, output_tokens" if need_timestamp else "prompt_tokens, output_tokens"
-    try:
-        pt = np.array([int(r["prompt_tokens"]) for r in rows])
-        ot = np.array([int(r["output_tokens"]) for r in rows])
-        ts = np.array([float(r["timestamp"]) for r in rows]) if need_timestamp else None
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: each row needs {need} ({exc})") from None
+    """(timestamps from 0 or None, prompt tokens, output tokens) of a JSONL/CSV trace, sorted by time."""
+    names = ("prompt_tokens", "output_tokens") + (("timestamp",) if need_timestamp else ())
+    values = np.array(numeric_columns(read_rows(path, "trace", formats=("jsonl", "csv")), path, "trace", names))
+    values = values.reshape(-1, len(names))
+    pt, ot = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
+    ts = values[:, 2] if need_timestamp else None
     if pt.size == 0:
-        raise UserError(f"{path}: no rows")
+        raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
     if ts is None:
         return None, pt, ot
     order = np.argsort(ts, kind="stable")

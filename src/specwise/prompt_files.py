@@ -1,0 +1,127 @@
+"""Prompt files, read once for every stage: plain JSONL, ShareGPT JSON and Spec-Bench JSONL.
+
+``bench`` builds its workload pools and ``estimate`` its prompt sets from the :class:`PromptRow`s read here,
+so both accept the same files and report a bad row the same way (``FILE line N: PROBLEM; WHAT TO DO``).
+The format is detected per row, so one file may mix them:
+
+* plain, one object per line: ``prompt`` (raw completion text) or ``messages`` (OpenAI chat list), optional
+  ``id`` (or ``prompt_id``), ``category``, ``max_tokens``, ``temperature`` and ``response`` (the text the
+  model produced in production; estimate teacher-forces it instead of generating);
+* ShareGPT (a JSON list, or JSONL): ``{"id", "conversations": [{"from": "human"|"gpt", "value"}]}``; the
+  first human turn becomes a user message (as ``vllm bench serve --dataset-name sharegpt`` does) and the gpt
+  turn after it the response; conversations without a human turn are skipped;
+* Spec-Bench JSONL: ``{"question_id", "category", "turns": [...]}``; the first turn becomes a user message;
+  rows with no turns are skipped.
+
+Rows without an ``id`` get ``<category>-<row index>``; without a category, ``chat`` (ShareGPT),
+``spec_bench`` (Spec-Bench) or the caller's default (plain rows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import Field, ValidationError
+
+from specwise.errors import UserError
+from specwise.rowfiles import Row, read_rows, require_object, row_error
+from specwise.schemas.base import SpecwiseModel
+
+PromptFormat = Literal["plain", "sharegpt", "spec_bench"]
+FORMAT_CATEGORY = {"sharegpt": "chat", "spec_bench": "spec_bench"}
+_FIX = ("give each request 'prompt' (text) or 'messages' (chat list), or use Spec-Bench 'turns' or ShareGPT "
+        "'conversations'")
+
+
+class ChatMessage(SpecwiseModel):
+    role: str
+    content: str
+
+
+class PromptRequest(SpecwiseModel):
+    """One request of a prompt file, in the common form (see the module docstring)."""
+
+    id: str
+    category: str = "default"
+    prompt: str | None = Field(None, description="raw completion text (no chat template)")
+    messages: list[ChatMessage] | None = Field(None, description="chat messages (chat template applied)")
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0)
+    response: str | None = Field(None, description="observed response; estimate teacher-forces it")
+
+
+class PromptRow(PromptRequest):
+    """A :class:`PromptRequest` with where it stands in its file and the format it was written in."""
+
+    where: str = Field(description="position in the file, e.g. 'line 3' (JSONL) or 'item 3' (JSON list)")
+    format: PromptFormat
+
+
+def _sharegpt(row: dict[str, Any]) -> dict[str, Any] | None:
+    turns = row.get("conversations") or row.get("conversation") or []
+    for i, turn in enumerate(turns):
+        if isinstance(turn, dict) and turn.get("from") in ("human", "user"):
+            nxt = turns[i + 1] if i + 1 < len(turns) and isinstance(turns[i + 1], dict) else {}
+            response = nxt.get("value") if nxt.get("from") in ("gpt", "assistant", "chatgpt") else None
+            return {"id": row.get("id"), "category": row.get("category"), "response": response,
+                    "messages": [{"role": "user", "content": turn.get("value", "")}]}
+    return None
+
+
+def parse_prompt_row(data: Any, where: str, index: int, source: str,
+                     default_category: str = "default") -> PromptRow | None:
+    """One decoded row as a :class:`PromptRow`; None for a row with nothing to prompt (skipped)."""
+    row = require_object(Row(where, data), source, "request")
+    fmt: PromptFormat
+    if "conversations" in row or "conversation" in row:
+        fmt, fields = "sharegpt", _sharegpt(row)
+    elif "turns" in row:
+        turns = row.get("turns") or []
+        fmt, fields = "spec_bench", ({"id": row.get("question_id"), "category": row.get("category"),
+                                      "messages": [{"role": "user", "content": str(turns[0])}]} if turns else None)
+    elif "prompt" in row or "messages" in row:
+        fmt = "plain"
+        fields = {k: v for k, v in row.items() if k in ("prompt", "messages", "max_tokens", "temperature",
+                                                        "category", "response")}
+        fields["id"] = row.get("id", row.get("prompt_id"))
+        if "prompt" in fields and fields["prompt"] is not None:
+            fields["prompt"] = str(fields["prompt"])
+    else:
+        raise row_error(source, where, "none of 'prompt', 'messages', 'turns' or 'conversations'", _FIX)
+    if fields is None:
+        return None
+    category = str(fields.get("category") or FORMAT_CATEGORY.get(fmt, default_category))
+    ident = fields.get("id")
+    fields.update(category=category, id=f"{category}-{index:04d}" if ident is None else str(ident))
+    try:
+        return PromptRow(where=where, format=fmt, **fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise row_error(source, where, f"'{field}' {err['msg'].lower()}",
+                        "fix that field (max_tokens >= 1, temperature >= 0, messages as "
+                        "[{\"role\": ..., \"content\": ...}])") from None
+
+
+def parse_prompt_rows(rows: Iterable[Row], source: str, default_category: str = "default") -> list[PromptRow]:
+    """:func:`parse_prompt_row` over decoded rows, skipping those with nothing to prompt."""
+    out = []
+    for index, row in enumerate(rows):
+        parsed = parse_prompt_row(row.data, row.where, index, source, default_category)
+        if parsed is not None:
+            out.append(parsed)
+    return out
+
+
+def read_prompt_file(path: str | Path, default_category: str = "default", text: str | None = None,
+                     source: str | None = None) -> list[PromptRow]:
+    """Every request of a prompt file (JSONL or a JSON list; ``text`` instead of reading ``path``); a file
+    with none is an error."""
+    src = source or str(path)
+    rows = read_rows(path, "prompt", formats=("jsonl", "json"), text=text, source=src)
+    parsed = parse_prompt_rows(rows, src, default_category)
+    if not parsed:
+        raise UserError(f"{src}: no prompts found; each request needs 'prompt' or 'messages' (or Spec-Bench "
+                        "'turns', ShareGPT 'conversations' with a human turn)")
+    return parsed
