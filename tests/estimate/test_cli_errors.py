@@ -28,6 +28,16 @@ def test_bad_temperatures_and_method(capsys, tmp_path):
     assert code == 2 and "unknown --method" in err
 
 
+@pytest.mark.parametrize("flag,value,message", [("--top-p", "0", "--top-p must be in (0, 1]"),
+                                                 ("--top-p", "1.5", "--top-p must be in (0, 1]"),
+                                                 ("--top-k", "-2", "--top-k must be a positive")])
+def test_bad_top_p_top_k(capsys, tmp_path, flag, value, message):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    code, err = _run(["estimate", "--target", "t", "--prompts", str(prompts), flag, value], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
 def test_missing_extra_names_the_install_command(monkeypatch):
     real_import = builtins.__import__
 

@@ -139,6 +139,23 @@ def test_cli_json_ngram(tmp_path):
     assert json.loads(proc2.stdout)["temperatures"] == data["temperatures"]
 
 
+def test_cli_json_records_top_p_top_k(tmp_path):
+    # agreement with the loop under top_p 0.9 is measured by hand (README, "Top-k / top-p"): the run costs
+    # ~3 CPU-minutes, over this suite's budget; the truncation math and the loop are unit-tested exactly
+    cmd = [sys.executable, "-m", "specwise", "estimate", "--target", "smollm2-135m", "--method", "ngram",
+           "--prompts", str(DATA / "copy_prompts.jsonl"), "--limit", "2", "--max-new-tokens", "12",
+           "--temperatures", "0,1", "--k-max", "3", "--threads", "1", "--output-dir", str(tmp_path / "out"),
+           "--prompt-lookup-min", "1", "--prompt-lookup-max", "2", "--top-p", "0.9", "--top-k", "50",
+           "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    assert (data["top_p"], data["top_k"]) == (0.9, 50)
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert (settings["top_p"], settings["top_k"]) == (0.9, 50)
+    assert "top_p 0.9, top_k 50" in json.loads((tmp_path / "out" / "profile.json").read_text())["notes"][0]
+
+
 def test_cli_quantized_target_reports_drop_against_unquantized(tmp_path):
     cmd = [sys.executable, "-m", "specwise", "estimate", "--target", "smollm2-135m", "--target-quantize", "int4",
            "--draft-layers", "24", "--method", "both", "--prompts", str(DATA / "copy_prompts.jsonl"), "--limit", "2",

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from specwise.estimate import validate  # noqa: E402
+from specwise.estimate.acceptance import Truncation, lossless_acceptance  # noqa: E402
 from specwise.estimate.validate import TableSource, check_output_distribution, speculative_decode  # noqa: E402
 
 V = 6
@@ -87,3 +88,63 @@ def test_paired_comparison_by_hand():
     assert c.difference_stderr == pytest.approx(0.2)  # u - w = (0.1, -0.1): sqrt(2 * 0.02)
     assert c.compatible is True and c.ci_within(0.05) is False and c.ci_within(0.6) is True
     assert compare_ratios([0, 0], [0, 0], [1, 1], [2, 2]) is None  # nothing drafted on one side
+
+
+# ------------------------------------------------------------------------------------------------
+# top-k / top-p: the loop samples as vLLM does (target truncated, draft by temperature only)
+# ------------------------------------------------------------------------------------------------
+
+TRUNC = Truncation(top_k=4, top_p=0.8)
+
+
+@pytest.mark.parametrize("verification", ["lossless", "argmax_draft"])
+def test_truncated_loop_output_follows_truncated_target(verification):
+    target, draft = _tables(3)
+    check = check_output_distribution(target, draft, 0, verification, 1.0, samples=3000, seed=11,
+                                      truncation=TRUNC)
+    assert check.passed, check
+
+
+def test_truncated_ngram_loop_output_follows_truncated_target():
+    target, _ = _tables(4)
+    check = check_output_distribution(target, None, 0, "ngram", 1.0, samples=3000, seed=5,
+                                      lookup_prefix=[0, 1, 0, 2], truncation=TRUNC)
+    assert check.passed, check
+
+
+def test_check_detects_a_loop_that_ignores_truncation(monkeypatch):
+    target, draft = _tables(3)
+    real = validate.speculative_decode
+
+    def untruncated(*args, truncation=None, **kwargs):
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "speculative_decode", untruncated)
+    check = check_output_distribution(target, draft, 0, "lossless", 1.0, samples=3000, seed=11,
+                                      truncation=TRUNC)
+    assert not check.passed and check.p_value < 1e-6
+
+
+# p = [0.45, 0.3, 0.15, 0.1], q = [0.1, 0.2, 0.3, 0.4], top_p 0.7: p_trunc = [0.6, 0.4, 0, 0].
+# Lossless acceptance sum min(p_trunc, q) = 0.3 (untruncated 0.55, draft side truncated 0.25, both 0);
+# the argmax draft proposes token 3, outside the target's set: acceptance 0 (untruncated 0.1).
+P4, Q4 = np.log([0.45, 0.3, 0.15, 0.1]), np.log([0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("verification,expected", [("lossless", 0.3), ("argmax_draft", 0.0)])
+def test_truncated_loop_acceptance_matches_the_target_side_formula(verification, expected):
+    target = {(x,): P4 for x in range(4)}
+    draft = {(x,): Q4 for x in range(4)}
+    trunc = Truncation(top_p=0.7)
+    assert lossless_acceptance(P4[None], Q4[None], [1.0], trunc)[0, 0] == pytest.approx(0.3)
+    gen = torch.Generator().manual_seed(7)
+    runs = 4000
+    accepted = 0
+    for _ in range(runs):
+        _, counters = speculative_decode([0], TableSource(target), TableSource(draft), verification, 1, 1.0,
+                                         2, None, gen, truncation=trunc)
+        assert counters.draft_tokens == 1
+        accepted += counters.accepted
+    rate = accepted / runs
+    # 4 standard errors (0.029 at 0.3): far from 0.25, the value if the draft side were truncated
+    assert abs(rate - expected) <= 4 * (max(expected * (1 - expected), 1e-9) / runs) ** 0.5 + 1e-9, rate

@@ -36,6 +36,11 @@ def estimate(
     method: str = typer.Option("auto", "--method", help="draft_model, ngram, or both (comma-separated); auto: "
                                "draft_model when a draft is given, else ngram."),
     temperatures: str = typer.Option("0,0.3,0.7,1.0", "--temperatures", help="Comma-separated temperatures."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Request top_p, applied at every temperature > 0 "
+                                "(1 = off): continuations are sampled with it and the target side of "
+                                "verification is truncated by it, as vLLM does."),
+    top_k: int = typer.Option(0, "--top-k", help="Request top_k, applied at every temperature > 0 "
+                              "(0 or -1 = off), like --top-p."),
     k_max: int = typer.Option(8, "--k-max", min=1, max=16, help="Largest num_speculative_tokens considered."),
     k: Optional[int] = typer.Option(None, "--k", min=1, help="Report acceptance_rate at this k (default: the "
                                     "recommended k of each temperature)."),
@@ -78,6 +83,10 @@ def estimate(
     from specwise.errors import UserError
 
     temps = _floats(temperatures, "--temperatures")
+    if not 0.0 < top_p <= 1.0:
+        raise UserError("--top-p must be in (0, 1] (1 = off)")
+    if top_k < -1:
+        raise UserError("--top-k must be a positive number of tokens, or 0 / -1 for off")
     methods = _methods(method, draft is not None or draft_layers is not None or draft_quantize is not None)
     if draft_sample_method not in ("greedy", "probabilistic"):
         raise UserError("--draft-sample-method is greedy or probabilistic")
@@ -118,6 +127,7 @@ def estimate(
         max_new_tokens=max_new_tokens, context_temperatures=ctx_temps,
         prompt_lookup_min=prompt_lookup_min, prompt_lookup_max=prompt_lookup_max, seed=seed,
         prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=chat,
+        top_p=top_p, top_k=max(top_k, 0),
     )
     from specwise.estimate.runner import run
 
@@ -167,6 +177,10 @@ def render(result: Any) -> None:
                   f"{', '.join(f'{t:g}' for t in c.context_temperatures)}, "
                   f"{c.from_responses} from supplied responses). Source: estimated (one teacher-forced pass per "
                   "model).")
+    if result.top_p < 1.0 or result.top_k > 0:
+        console.print(f"Sampling at T > 0: top_p {result.top_p:g}, top_k {result.top_k or 'off'} "
+                      "(target side of verification truncated and renormalised, draft by temperature only, "
+                      "as in vLLM).")
     for m in result.methods:
         name = m.method + (f" ({m.verification} verification)" if m.method == "draft_model" else "")
         table = Table(title=escape(f"{name}: acceptance vs temperature  [c = {format_cost_ratio(m.cost_ratio)}, {m.cost_ratio_source}]"),

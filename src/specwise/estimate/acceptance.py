@@ -8,7 +8,8 @@ Per position (theory-and-calibration.md §1.1, §1.5), for every temperature T f
   proposes ``x^ = argmax q`` and the rejection sampler treats q as one-hot, so ``beta_T = p_T(x^)``;
 * T = 0: both reduce to greedy agreement ``1[argmax q = argmax p]``.
 
-``p_T = softmax(z / T)``; top-k / top-p truncation is not modelled.
+``p_T = softmax(z / T)``, truncated by the request's top-k / top-p on the **target side only**
+(:class:`Truncation`, the way vLLM's V1 rejection sampler does it; facts and sources there).
 
 From per-position acceptances to per-step quantities (the non-i.i.d. chain form of §1.6): a verify step
 that starts at continuation position t with k drafts accepts draft i (0-based) only if drafts 0..i were
@@ -42,13 +43,98 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _softmax(z: Any, temperature: float) -> Any:
-    if _is_torch(z):
-        return (z.float() / temperature).softmax(dim=-1)
-    scaled = np.asarray(z, dtype=np.float64) / temperature
-    scaled = scaled - scaled.max(axis=-1, keepdims=True)
-    e = np.exp(scaled)
+@dataclass(frozen=True)
+class Truncation:
+    """A request's top-k / top-p, applied as vLLM applies them when verifying drafts.
+
+    Facts relied on (vLLM V1, read at vllm-project/vllm main, Nov 2026):
+
+    * Target side: ``vllm/v1/sample/rejection_sampler.py`` ``RejectionSampler.forward`` ->
+      ``apply_sampling_constraints`` divides the target logits by the request temperature, then calls
+      ``apply_top_k_top_p`` (``vllm/v1/sample/ops/topk_topp_sampler.py``), then softmaxes. Those truncated,
+      renormalised probabilities p are used for the accept test (``rejection_random_sample_kernel``:
+      accept iff ``p(x) / q(x) >= u``), for the recovered token (``sample_recovered_tokens_kernel``:
+      ``max(p - q, 0)``, or p with the draft token masked out when there are no draft probabilities), and
+      the bonus token comes from the ordinary sampler with the same top-k/top-p. The V2 runner
+      (``vllm/v1/worker/gpu/spec_decode/rejection_sampler.py``) likewise verifies against
+      ``sampler.apply_sampling_params(logits)``.
+    * ``apply_top_k_top_p``: top-k keeps every logit >= the k-th largest (ties kept); top-p then works on
+      the top-k-renormalised distribution: ascending sort, cumulative sum, drop tokens whose cumulative
+      mass is <= 1 - top_p, never the most likely one. Equivalently a token survives iff the mass of the
+      tokens ranked above it is < top_p. ``top_k`` 0 / -1 and ``top_p`` 1 mean off (vLLM ``SamplingParams``).
+    * Draft side, ``draft_sample_method=greedy`` (default; draft_model, EAGLE/MTP and n-gram alike): the
+      proposal is the argmax of the draft's raw logits (``llm_base_proposer._greedy_sample``); n-gram
+      proposes copied tokens and passes ``draft_probs=None``. Either way q is one-hot, so acceptance is
+      ``p_trunc(proposal)``: a proposal outside the target's top-k/top-p set is always rejected.
+    * Draft side, ``draft_sample_method=probabilistic``: ``compute_probs_and_sample_next_token``
+      (``vllm/v1/spec_decode/llm_base_proposer.py``) divides the draft logits by the temperature and
+      softmaxes; its comment: "we ignore most of the sampling parameters in generating the draft tokens.
+      We only use the temperature." So q is **not** truncated and the acceptance is
+      ``sum_x min(p_trunc(x), q_T(x))``; draft mass outside the target's set is always rejected.
+    * T = 0 requests take the greedy path (argmax match) where truncation changes nothing.
+    """
+
+    top_k: int = 0
+    top_p: float = 1.0
+
+    @property
+    def active(self) -> bool:
+        return self.top_k > 0 or self.top_p < 1.0
+
+
+NO_TRUNCATION = Truncation()
+
+
+def truncate_scaled_logits(scaled: Any, truncation: Truncation) -> Any:
+    """Temperature-scaled logits with the tokens vLLM's ``apply_top_k_top_p`` drops set to -inf."""
+    if _is_torch(scaled):
+        import torch
+
+        if 0 < truncation.top_k < scaled.shape[-1]:
+            kth = scaled.topk(truncation.top_k, dim=-1).values[..., -1:]
+            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        if truncation.top_p < 1.0:
+            probs = scaled.softmax(dim=-1)
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            mass_above = sorted_probs.cumsum(dim=-1) - sorted_probs
+            drop_sorted = mass_above >= truncation.top_p
+            drop_sorted[..., 0] = False
+            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+            scaled = scaled.masked_fill(drop, float("-inf"))
+        return scaled
+    scaled = np.array(scaled, dtype=np.float64)
+    if 0 < truncation.top_k < scaled.shape[-1]:
+        kth = -np.sort(-scaled, axis=-1)[..., truncation.top_k - 1 : truncation.top_k]
+        scaled = np.where(scaled < kth, -np.inf, scaled)
+    if truncation.top_p < 1.0:
+        probs = _softmax_np(scaled)
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
+        drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= truncation.top_p
+        drop_sorted[..., 0] = False
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        scaled = np.where(drop, -np.inf, scaled)
+    return scaled
+
+
+def _softmax_np(scaled: np.ndarray) -> np.ndarray:
+    shifted = scaled - scaled.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax(z: Any, temperature: float, truncation: Truncation = NO_TRUNCATION) -> Any:
+    """``softmax(z / T)``, truncated and renormalised by ``truncation`` when it is active."""
+    scaled = z.float() / temperature if _is_torch(z) else np.asarray(z, dtype=np.float64) / temperature
+    if truncation.active:
+        scaled = truncate_scaled_logits(scaled, truncation)
+    return scaled.softmax(dim=-1) if _is_torch(scaled) else _softmax_np(scaled)
+
+
+def truncated_probs(logits: Any, temperature: float, truncation: Truncation = NO_TRUNCATION) -> Any:
+    """The distribution vLLM verifies against at ``temperature`` > 0 (see :class:`Truncation`)."""
+    return _softmax(logits, temperature, truncation)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -61,8 +147,12 @@ def _argmax(z: Any) -> Any:
     return z.argmax(dim=-1) if _is_torch(z) else np.asarray(z).argmax(axis=-1)
 
 
-def lossless_acceptance(target_logits: Any, draft_logits: Any, temperatures: Sequence[float]) -> np.ndarray:
-    """``beta_T[t] = sum_x min(p_T, q_T)`` per position; greedy agreement at T = 0. Shape [nT, n]."""
+def lossless_acceptance(target_logits: Any, draft_logits: Any, temperatures: Sequence[float],
+                        truncation: Truncation = NO_TRUNCATION) -> np.ndarray:
+    """``beta_T[t] = sum_x min(p_T, q_T)`` per position; greedy agreement at T = 0. Shape [nT, n].
+
+    p_T is truncated by ``truncation``, q_T is not (vLLM's probabilistic draft uses the temperature only).
+    """
     out = []
     p_arg = _argmax(target_logits)
     q_arg = _argmax(draft_logits)
@@ -71,7 +161,7 @@ def lossless_acceptance(target_logits: Any, draft_logits: Any, temperatures: Seq
             agree = p_arg == q_arg
             out.append(_to_numpy(agree).astype(np.float64))
             continue
-        p = _softmax(target_logits, temperature)
+        p = _softmax(target_logits, temperature, truncation)
         q = _softmax(draft_logits, temperature)
         if _is_torch(p):
             beta = _to_numpy(p.minimum(q).sum(dim=-1))
@@ -81,10 +171,12 @@ def lossless_acceptance(target_logits: Any, draft_logits: Any, temperatures: Seq
     return np.stack(out) if out else np.zeros((0, 0))
 
 
-def proposal_acceptance(target_logits: Any, proposed: Any, temperatures: Sequence[float]) -> np.ndarray:
+def proposal_acceptance(target_logits: Any, proposed: Any, temperatures: Sequence[float],
+                        truncation: Truncation = NO_TRUNCATION) -> np.ndarray:
     """Acceptance of a deterministic (argmax / n-gram) proposal under vLLM's rejection sampler.
 
-    ``proposed[t]`` is the token proposed for position t. Returns ``p_T(proposed[t])`` per position, and
+    ``proposed[t]`` is the token proposed for position t. Returns ``p_T(proposed[t])`` per position (p_T
+    truncated by ``truncation``: 0 for a token outside the target's top-k/top-p set), and
     ``1[proposed[t] = argmax p[t]]`` at T = 0. Shape [nT, n].
     """
     out = []
@@ -100,7 +192,7 @@ def proposal_acceptance(target_logits: Any, proposed: Any, temperatures: Sequenc
         if temperature <= 0:
             out.append(_to_numpy(p_arg == idx).astype(np.float64))
             continue
-        p = _softmax(target_logits, temperature)
+        p = _softmax(target_logits, temperature, truncation)
         if _is_torch(p):
             picked = p.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
         else:
@@ -109,9 +201,11 @@ def proposal_acceptance(target_logits: Any, proposed: Any, temperatures: Sequenc
     return np.stack(out) if out else np.zeros((0, 0))
 
 
-def argmax_draft_acceptance(target_logits: Any, draft_logits: Any, temperatures: Sequence[float]) -> np.ndarray:
-    """``p_T(argmax q)`` per position (vLLM V1 greedy draft verified by its rejection sampler)."""
-    return proposal_acceptance(target_logits, _argmax(draft_logits), temperatures)
+def argmax_draft_acceptance(target_logits: Any, draft_logits: Any, temperatures: Sequence[float],
+                            truncation: Truncation = NO_TRUNCATION) -> np.ndarray:
+    """``p_T(argmax q)`` per position (vLLM V1 greedy draft verified by its rejection sampler); the argmax
+    is of the draft's raw logits, p_T is truncated by ``truncation``."""
+    return proposal_acceptance(target_logits, _argmax(draft_logits), temperatures, truncation)
 
 
 # ------------------------------------------------------------------------------------------------

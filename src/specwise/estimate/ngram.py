@@ -24,9 +24,12 @@ temperatures for ngram), and adds the expected acceptances at the steps it visit
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from specwise.estimate.acceptance import Truncation
 
 
 def propose(context: Sequence[int], k: int, lookup_min: int, lookup_max: int) -> list[int]:
@@ -114,15 +117,17 @@ def matched_prefix(proposals: np.ndarray, lengths: np.ndarray, continuation: Seq
 
 
 def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,
-                temperatures: Sequence[float]) -> np.ndarray:
+                temperatures: Sequence[float], truncation: Truncation | None = None) -> np.ndarray:
     """``chain[T, t, i]`` = acceptance of proposal i of the step starting at t (shape [nT, n, k_max]).
 
     Uses :func:`specwise.estimate.acceptance.proposal_acceptance` at position t + i for every proposed
-    token, computed for all (t, i) pairs in one gather. Proposed tokens beyond the continuation's last
-    logits row (drafts past an EOS) are left at 0 here; their acceptances need the target run over the
-    proposal's own branch (:func:`specwise.estimate.pipeline._ngram_records`).
+    token, computed for all (t, i) pairs in one gather; ``truncation`` (an
+    :class:`specwise.estimate.acceptance.Truncation`) is the request's top-k/top-p on the target side.
+    Proposed tokens beyond the continuation's last logits row (drafts past an EOS) are left at 0 here;
+    their acceptances need the target run over the proposal's own branch
+    (:func:`specwise.estimate.pipeline._ngram_records`).
     """
-    from specwise.estimate.acceptance import proposal_acceptance
+    from specwise.estimate.acceptance import NO_TRUNCATION, proposal_acceptance
 
     n, k_max = proposals.shape
     chain = np.zeros((len(temperatures), n, k_max))
@@ -139,6 +144,6 @@ def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,
         import torch
 
         logits = target_logits[torch.as_tensor(positions, device=target_logits.device)]
-    acc = proposal_acceptance(logits, tokens, temperatures)  # [nT, pairs]
+    acc = proposal_acceptance(logits, tokens, temperatures, truncation or NO_TRUNCATION)  # [nT, pairs]
     chain[:, ts, iis] = acc
     return chain

@@ -25,6 +25,7 @@ import numpy as np
 from specwise.errors import UserError
 from specwise.estimate.acceptance import (
     RequestChain,
+    Truncation,
     argmax_draft_acceptance,
     chain_from_positions,
     lossless_acceptance,
@@ -133,8 +134,13 @@ def _round(a: np.ndarray) -> list:
 
 
 def generate_continuations(target: Any, prompts: Sequence[list[int]], max_new: Sequence[int], temperature: float,
-                           seed: int) -> list[list[int]]:
-    """Batched target generation (left padding) at ``temperature``; each cut after EOS."""
+                           seed: int, truncation: Truncation = Truncation()) -> list[list[int]]:
+    """Batched target generation (left padding) at ``temperature``; each cut after EOS.
+
+    Sampling uses the request's top-k/top-p (``truncation``) so the text is what the deployment would
+    produce; transformers applies temperature, then top-k, then top-p on the renormalised rest, keeping
+    ties at the k-th logit and the most likely token, like vLLM's ``apply_top_k_top_p``.
+    """
     import torch
 
     tok = target.tokenizer
@@ -148,8 +154,9 @@ def generate_continuations(target: Any, prompts: Sequence[list[int]], max_new: S
         mask[i, width - len(p):] = 1
     torch.manual_seed(seed)
     kwargs: dict[str, Any] = dict(max_new_tokens=max(max_new), pad_token_id=pad, eos_token_id=tok.eos_token_id)
-    if temperature > 0:  # plain temperature sampling: no top-k/top-p from the checkpoint's generation config
-        kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    if temperature > 0:  # the request's top-k/top-p only, none from the checkpoint's generation config
+        kwargs.update(do_sample=True, temperature=temperature, top_k=truncation.top_k, top_p=truncation.top_p,
+                      repetition_penalty=1.0)
     else:
         kwargs.update(do_sample=False, repetition_penalty=1.0)
     with torch.no_grad():
@@ -199,9 +206,13 @@ def auto_context_temperatures(temperatures: Sequence[float], exact: bool = False
     return sorted({math.floor(t * 2 + 0.5) / 2 for t in temperatures})
 
 
-def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float]) -> dict[str, list]:
-    return {"lossless": _round(lossless_acceptance(t_rows, d_rows, temps)),
-            "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps))}
+def truncation_of(settings: EstimateSettings) -> Truncation:
+    return Truncation(top_k=settings.top_k, top_p=settings.top_p)
+
+
+def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float], truncation: Truncation) -> dict[str, list]:
+    return {"lossless": _round(lossless_acceptance(t_rows, d_rows, temps, truncation)),
+            "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps, truncation))}
 
 
 def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]], conts: Sequence[list[int]],
@@ -220,7 +231,9 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
     budgets = list(budgets) if budgets is not None else [None] * len(conts)
     replays = [replay_proposals(prompts[r], conts[r], settings.k_max, settings.prompt_lookup_min,
                                 settings.prompt_lookup_max, budgets[r]) for r in range(len(conts))]
-    chains = [ngram_chain(rows[r], proposals, lengths, temps) for r, (proposals, lengths) in enumerate(replays)]
+    truncation = truncation_of(settings)
+    chains = [ngram_chain(rows[r], proposals, lengths, temps, truncation)
+              for r, (proposals, lengths) in enumerate(replays)]
     branches = []  # (request, start t, branch sequence, rows wanted)
     for r, (proposals, lengths) in enumerate(replays):
         cont = conts[r]
@@ -236,7 +249,8 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
         for (r, t, _, n_rows), branch_rows in zip(chunk, logits):
             proposed = replays[r][0][t, 1 : 1 + n_rows]
             for i in range(n_rows):
-                chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps)
+                chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps,
+                                                       truncation)
     out = []
     for (proposals, lengths), chain, cont, budget in zip(replays, chains, conts, budgets):
         sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
@@ -245,10 +259,11 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
     return out
 
 
-def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float]) -> np.ndarray:
+def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float],
+                  truncation: Truncation) -> np.ndarray:
     from specwise.estimate.acceptance import proposal_acceptance
 
-    return proposal_acceptance(rows, proposed, temps)[:, 0]
+    return proposal_acceptance(rows, proposed, temps, truncation)[:, 0]
 
 
 def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequence[list[int]],
@@ -280,11 +295,12 @@ def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequen
     for j, i in enumerate(keep):
         entry = entries[i]
         if "draft" in rows:
-            entry["pairs"]["deployed"] = _pair_record(rows["target"][j], rows["draft"][j], temps)
+            entry["pairs"]["deployed"] = _pair_record(rows["target"][j], rows["draft"][j], temps,
+                                                      truncation_of(settings))
             if "target_ref" in rows or "draft_ref" in rows:
                 t_ref = rows.get("target_ref", rows["target"])[j]
                 d_ref = rows.get("draft_ref", rows["draft"])[j]
-                entry["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps)
+                entry["pairs"]["reference"] = _pair_record(t_ref, d_ref, temps, truncation_of(settings))
     if "ngram" in settings.methods:
         kept_prompts = [prompts[i] for i in keep]
         kept_conts = [list(conts[i]) for i in keep]
@@ -321,7 +337,8 @@ def process_batch(models: Models, batch: Sequence[PromptRecord], settings: Estim
     if todo:
         for c_temp, indices in context_bands(settings.temperatures, settings.context_temperatures).items():
             generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
-                                               c_temp, settings.seed + hash_ids([batch[i].id for i in todo]))
+                                               c_temp, settings.seed + hash_ids([batch[i].id for i in todo]),
+                                               truncation_of(settings))
             eos = tok.eos_token_id
             budgets = [max_new[i] if g and g[-1] == eos and len(g) < max_new[i] else None
                        for i, g in zip(todo, generated)]

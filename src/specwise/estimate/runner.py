@@ -14,6 +14,7 @@ from specwise.estimate.pipeline import (
     quantization_estimates,
     record_tokens,
     run_estimation,
+    truncation_of,
 )
 from specwise.estimate.prompts import PromptRecord, prompt_token_ids
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
@@ -93,7 +94,9 @@ def build_profile(est: MethodEstimate, settings: EstimateSettings) -> Acceptance
         target=settings.target, draft=est.draft if est.method == "draft_model" else None, method=est.method,
         verification=est.verification, source=Source.estimated, classes=classes,
         notes=[f"specwise estimate: k_max {settings.k_max}, conditional alphas at k_max; continuations at "
-               f"T={','.join(f'{t:g}' for t in settings.context_temperatures)}"],
+               f"T={','.join(f'{t:g}' for t in settings.context_temperatures)}"
+               + (f"; top_p {settings.top_p:g}, top_k {settings.top_k}"
+                  if truncation_of(settings).active else "")],
     )
 
 
@@ -160,7 +163,7 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
 
                 c = measure_acceptance(models, prompts, verification, t.acceptance_rate_k, t.temperature, max_new,
                                        settings.seed + 1, settings.prompt_lookup_min, settings.prompt_lookup_max,
-                                       on_request=tick)
+                                       on_request=tick, truncation=truncation_of(settings))
                 row = {"method": m.method, "verification": verification, "temperature": t.temperature,
                        "k": t.acceptance_rate_k, "steps": c.steps, "drafts": c.drafts, "draft_tokens": c.draft_tokens,
                        "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos,
@@ -232,7 +235,9 @@ def distribution_checks(models: Models, settings: EstimateSettings, records: Seq
         start = next(iter(t_table))[0]
         check = check_output_distribution(t_table, d_table if verification != "ngram" else None, start, verification,
                                           temperature, samples, seed=settings.seed,
-                                          lookup_prefix=[start, 1, start, 2] if verification == "ngram" else None)
+                                          lookup_prefix=([start, 1, start, 2] if verification == "ngram"
+                                                         else None),
+                                          truncation=truncation_of(settings))
         out.append(DistributionCheckResult(**check.__dict__))
     return out
 
@@ -305,7 +310,8 @@ def run(settings: EstimateSettings, records: Sequence[PromptRecord], device: str
                             generated=sum(1 for r in rows if not r["from_response"]),
                             from_responses=sum(1 for r in rows if r["from_response"]),
                             context_temperatures=settings.context_temperatures),
-        k_max=settings.k_max, acceptance_rate_definition=RATE_DEFINITION, method=primary.method,
+        k_max=settings.k_max, top_p=settings.top_p, top_k=settings.top_k,
+        acceptance_rate_definition=RATE_DEFINITION, method=primary.method,
         verification=primary.verification, temperatures=primary.temperatures, methods=methods,
         recommendations=recommendations(methods), quantization=quant, validation=validation,
         distribution_checks=checks, output_dir=str(out_dir), profile_path=str(profile_path),

@@ -13,6 +13,11 @@ Three verification paths, all lossless (their output follows the target's distri
 
 At T = 0 every path is greedy: a draft token is accepted iff it equals the target's argmax.
 
+With a request top-k/top-p (:class:`specwise.estimate.acceptance.Truncation`) the loop does what vLLM
+does: p_T is the target's truncated, renormalised distribution in the accept test, the residual and the
+bonus token, while the draft samples from q_T with the temperature only (``lossless``) or proposes its
+raw argmax (``argmax_draft``). The output then follows the truncated p_T at every step.
+
 Models are reached through :class:`LogitsSource` (``logits(sequence, n_rows)``), implemented with a
 KV cache for transformers models (:class:`CachedCausalLM`) and by lookup tables for the distribution check
 (:class:`TableSource`), so that the check exercises this very loop.
@@ -25,6 +30,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from specwise.estimate.acceptance import NO_TRUNCATION, Truncation, truncate_scaled_logits
 from specwise.estimate.ngram import propose
 
 VERIFICATIONS = ("lossless", "argmax_draft", "ngram")
@@ -212,8 +218,11 @@ def compare_ratios(est_accepted: Sequence[float], est_drafted: Sequence[float], 
                            n)
 
 
-def _probs(row: Any, temperature: float) -> Any:
-    return (row.double() / temperature).softmax(-1)
+def _probs(row: Any, temperature: float, truncation: Truncation = NO_TRUNCATION) -> Any:
+    scaled = row.double() / temperature
+    if truncation.active:
+        scaled = truncate_scaled_logits(scaled, truncation)
+    return scaled.softmax(-1)
 
 
 def _residual(p: Any, q: Any) -> Any:
@@ -231,8 +240,12 @@ def _sample(probs: Any, generator: Any) -> int:
 def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: LogitsSource | None,
                        verification: str, k: int, temperature: float, max_new_tokens: int,
                        eos_token_id: int | None, generator: Any, lookup_min: int = 5,
-                       lookup_max: int = 5) -> tuple[list[int], LoopCounters]:
-    """Decode ``max_new_tokens`` (or up to EOS) with speculation; returns (tokens, counters)."""
+                       lookup_max: int = 5,
+                       truncation: Truncation = NO_TRUNCATION) -> tuple[list[int], LoopCounters]:
+    """Decode ``max_new_tokens`` (or up to EOS) with speculation; returns (tokens, counters).
+
+    ``truncation`` (top-k/top-p) applies to the target's p_T only, as in vLLM (module docstring).
+    """
     import torch
 
     if verification not in VERIFICATIONS:
@@ -272,7 +285,7 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
                     continue
                 emitted.append(best)
                 break
-            p = _probs(rows[i], temperature)
+            p = _probs(rows[i], temperature, truncation)
             u = float(torch.rand(1, generator=generator, dtype=torch.float64, device=generator.device))
             if verification == "lossless":
                 q = draft_probs[i]
@@ -290,7 +303,8 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
             break
         else:  # all drafts accepted (or none proposed): bonus token from the last row
             last = rows[len(drafts)]
-            emitted.append(int(last.argmax()) if greedy else _sample(_probs(last, temperature), generator))
+            emitted.append(int(last.argmax()) if greedy
+                           else _sample(_probs(last, temperature, truncation), generator))
         counters.steps += 1
         if drafts:
             counters.drafts += 1
@@ -360,8 +374,11 @@ def check_output_distribution(target_table: dict[tuple[int, ...], np.ndarray],
                               draft_table: dict[tuple[int, ...], np.ndarray] | None,
                               prefix_token: int, verification: str, temperature: float, samples: int,
                               seed: int = 0, false_alarm_rate: float = 0.001, k: int = 2,
-                              lookup_prefix: Sequence[int] | None = None) -> DistributionCheck:
+                              lookup_prefix: Sequence[int] | None = None,
+                              truncation: Truncation = NO_TRUNCATION) -> DistributionCheck:
     """Run the loop ``samples`` times for 2 tokens and chi-square the pairs against p_T(x1) p_T(x2 | x1).
+
+    p_T is truncated by ``truncation`` (the loop's output must follow the truncated target).
 
     Tables map a one-token context to logits over a small vocabulary slice (first-order models), so the
     exact joint distribution is known. Categories with expected count < 5 are pooled into one. Under a
@@ -377,12 +394,12 @@ def check_output_distribution(target_table: dict[tuple[int, ...], np.ndarray],
     counts = np.zeros((vocab, vocab))
     for _ in range(samples):
         tokens, _ = speculative_decode(prompt, target, draft, verification, k, temperature, 2, None, generator,
-                                       lookup_min=1, lookup_max=2)
+                                       lookup_min=1, lookup_max=2, truncation=truncation)
         counts[tokens[0], tokens[1]] += 1
-    p1 = torch.tensor(target_table[(prefix_token,)]).double().div(temperature).softmax(-1).numpy()
+    p1 = _probs(torch.tensor(target_table[(prefix_token,)]), temperature, truncation).numpy()
     expected = np.zeros((vocab, vocab))
     for x1 in range(vocab):
-        p2 = torch.tensor(target_table[(x1,)]).double().div(temperature).softmax(-1).numpy()
+        p2 = _probs(torch.tensor(target_table[(x1,)]), temperature, truncation).numpy()
         expected[x1] = samples * p1[x1] * p2
     obs, exp = counts.ravel(), expected.ravel()
     big = exp >= 5
@@ -421,7 +438,8 @@ def first_order_tables(target: Any, draft: Any, prefix: Sequence[int], vocab_sli
 
 def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verification: str, k: int,
                        temperature: float, max_new_tokens: Sequence[int], seed: int, lookup_min: int = 5,
-                       lookup_max: int = 5, on_request: Any = None) -> LoopCounters:
+                       lookup_max: int = 5, on_request: Any = None,
+                       truncation: Truncation = NO_TRUNCATION) -> LoopCounters:
     """Decode every prompt with speculation and pool the measured counters (vLLM's definitions)."""
     import torch
 
@@ -437,7 +455,8 @@ def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verificati
             draft.reset()
         generator = torch.Generator(device=models.target.device).manual_seed(seed * 1_000_003 + index)
         tokens, counters = speculative_decode(prompt, target, draft, verification, k, temperature,
-                                              max_new_tokens[index], eos, generator, lookup_min, lookup_max)
+                                              max_new_tokens[index], eos, generator, lookup_min, lookup_max,
+                                              truncation)
         total.add(counters)
         total.request_accepted.append(counters.accepted)
         total.request_drafted.append(counters.draft_tokens)

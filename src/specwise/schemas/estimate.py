@@ -38,6 +38,10 @@ class EstimateSettings(SpecwiseModel):
     prompts: str
     prompt_limit: int | None = None
     wrap_plain_as_chat: bool = False
+    top_p: float = Field(1.0, description="request top_p applied at every temperature > 0 (1 = off): the "
+                         "target's continuations are sampled with it and the target side of verification is "
+                         "truncated by it, as vLLM does")
+    top_k: int = Field(0, description="request top_k applied at every temperature > 0 (0 = off), like top_p")
 
 
 class CategoryEstimate(SpecwiseModel):
@@ -181,6 +185,9 @@ class EstimateResult(SpecwiseModel):
     dtype: str
     context: ContextInfo
     k_max: int
+    top_p: float = Field(1.0, description="request top_p applied at every temperature > 0 (1 = off), target "
+                         "side of verification as in vLLM")
+    top_k: int = Field(0, description="request top_k applied at every temperature > 0 (0 = off)")
     acceptance_rate_definition: str
     method: str = Field(description="the method whose numbers are in `temperatures`")
     verification: str
