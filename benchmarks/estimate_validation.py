@@ -33,6 +33,8 @@ Cost on one H100 (12 workers, fp32, 424 requests x 128 tokens, SmolLM2-135M; fir
 with T = 0 done. T > 0 alone (``--temperatures 0.7,1 --draft none --tf32``) needs ~8 minutes. The
 SmolLM2 GGUF (98 MB) exceeds one device call's 64 MiB upload: send it in two parts over two calls on
 the warm machine and ``cat`` them (see the commit that added the results).
+
+Independent runs (other seeds, another day) pool with ``--pool RUN.json ... [--output POOLED.json]``.
 """
 
 from __future__ import annotations
@@ -291,7 +293,78 @@ def print_table(result: dict[str, Any]) -> None:
     Console(width=160).print(table)
 
 
+def pool_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool independent runs (different seeds, machines or days) per (job, temperature).
+
+    Each run's difference (estimated - measured) is an independent estimate of the same bias, so the
+    pooled difference is their inverse-variance weighted mean with standard error 1/sqrt(sum of weights);
+    estimated and measured are pooled as ratios of sums (weights = drafted tokens on each side).
+    """
+    pooled: dict[tuple[str, float], dict[str, Any]] = {}
+    for run in results:
+        for job in run["jobs"]:
+            for e in job["temperatures"]:
+                if e.get("difference_stderr") is None:
+                    continue
+                key = (job["job"], float(e["temperature"]))
+                acc = pooled.setdefault(key, {"job": job["job"], "temperature": e["temperature"], "k": e["k"],
+                                              "runs": 0, "num_requests": 0, "w": 0.0, "wd": 0.0, "est_a": 0.0,
+                                              "est_d": 0.0, "meas_a": 0.0, "meas_d": 0.0})
+                # a zero standard error (T = 0: estimate and loop see the same greedy text) dominates, as it should
+                w = 1.0 / max(e["difference_stderr"] ** 2, 1e-12)
+                acc["runs"] += 1
+                acc["num_requests"] += e["num_requests"]
+                acc["w"] += w
+                acc["wd"] += w * e["difference"]
+                acc["est_a"] += e["estimated"] * e["drafted_tokens_estimated"]
+                acc["est_d"] += e["drafted_tokens_estimated"]
+                acc["meas_a"] += e["measured"] * e["drafted_tokens_measured"]
+                acc["meas_d"] += e["drafted_tokens_measured"]
+    out = []
+    for acc in pooled.values():
+        diff, se = acc["wd"] / acc["w"], acc["w"] ** -0.5
+        ci = [round(diff - 1.96 * se, 5), round(diff + 1.96 * se, 5)]
+        out.append({"job": acc["job"], "temperature": acc["temperature"], "k": acc["k"], "runs": acc["runs"],
+                    "num_requests": acc["num_requests"], "estimated": round(acc["est_a"] / acc["est_d"], 5),
+                    "measured": round(acc["meas_a"] / acc["meas_d"], 5), "difference": round(diff, 5),
+                    "difference_stderr": round(se, 5), "difference_ci95": ci,
+                    "within_tolerance": abs(diff) <= TOLERANCE,
+                    "ci_within_tolerance": -TOLERANCE <= ci[0] and ci[1] <= TOLERANCE,
+                    "statistically_compatible": abs(diff) <= 1.96 * se})
+    return {"benchmark": "estimate_validation_pooled", "pooled": sorted(out, key=lambda e: (e["job"],
+                                                                                          e["temperature"]))}
+
+
+def print_pooled(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pooled over independent runs (inverse-variance weighted difference)")
+    for col in ("job", "T", "runs", "N req", "estimated", "measured", "diff", "95% CI", "|diff|<=.05", "CI in ±.05"):
+        table.add_column(col, justify="right")
+    for e in result["pooled"]:
+        table.add_row(e["job"], f"{e['temperature']:g}", str(e["runs"]), str(e["num_requests"]),
+                      f"{e['estimated']:.3f}", f"{e['measured']:.3f}", f"{e['difference']:+.3f}",
+                      f"{e['difference_ci95'][0]:+.3f},{e['difference_ci95'][1]:+.3f}",
+                      "yes" if e["within_tolerance"] else "no", "yes" if e["ci_within_tolerance"] else "no")
+    Console(width=160).print(table)
+
+
 def main() -> int:
+    if "--pool" in sys.argv:
+        files = []
+        for arg in sys.argv[sys.argv.index("--pool") + 1:]:
+            if arg.startswith("--"):
+                break
+            files.append(arg)
+        out = sys.argv[sys.argv.index("--output") + 1] if "--output" in sys.argv else ""
+        result = pool_runs([json.loads(Path(f).read_text()) for f in files])
+        result["runs"] = files
+        print_pooled(result)
+        if out:
+            Path(out).write_text(json.dumps(result, indent=2))
+            log(f"wrote {out}")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="smollm2-135m", help="smollm2-135m or a .gguf / HF directory")
     parser.add_argument("--limit-per-suite", type=int, default=0, help="first N prompts of each suite (0: all)")
