@@ -16,6 +16,12 @@ from specwise.cli.main import main
     (["--baseline-cmd", "vllm serve m", "--speculative", "http://b", "--gpu", "H999"], "unknown GPU 'H999'"),
     (["--baseline-cmd", "vllm serve m", "--speculative", "http://b", "--plan", "/nonexistent/plan.json"],
      "--plan /nonexistent/plan.json: cannot read it"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--top-k", "0"], "--top-k must be >= 1"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--top-p", "1.5"], "top_p"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--extra-body", "{min_p: 1}"], "--extra-body is not valid"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--extra-body", "[1]"], "must be a JSON object"),
+    (["--baseline", "http://a", "--speculative", "http://b", "--extra-body", '{"temperature": 1}'],
+     "--extra-body may not set temperature"),
 ])
 def test_bad_options_are_one_line_errors(args, msg, capsys):
     with pytest.raises(SystemExit) as exc:

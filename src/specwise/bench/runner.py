@@ -21,7 +21,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -70,6 +70,11 @@ P99_MIN_REQUESTS = 100  # below this a P99 is an extrapolation from the top one 
 P50_MIN_REQUESTS = 10
 
 
+# Request fields the bench sets itself (per request or from its own options); --extra-body may not override them.
+BENCH_OWNED_FIELDS = frozenset({"model", "messages", "prompt", "stream", "stream_options", "max_tokens",
+                                "max_completion_tokens", "temperature", "seed", "n", "top_p", "top_k"})
+
+
 class BenchConfig(SpecwiseModel):
     """Every input of a bench run (recorded in config.json; ``--resume`` requires the same)."""
 
@@ -112,11 +117,25 @@ class BenchConfig(SpecwiseModel):
                                        "(specwise.bench.shards.default_client_workers)")
     like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
                                 "engine settings forced (needs --baseline-cmd)")
+    top_p: float | None = Field(None, gt=0, le=1, description="top_p sent with every request (None: the server's "
+                                "default); verification truncates the target to it, which changes acceptance")
+    top_k: int | None = Field(None, description="top_k sent with every request (None: the server's default)")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="further sampling fields sent with every "
+                                       "request, e.g. {\"min_p\": 0.05, \"repetition_penalty\": 1.1}")
     gpu: str | None = Field(None, description="catalog GPU of launched servers, for the plan their startup "
                             "memory is compared with")
     gpu_memory_gib: float | None = Field(None, gt=0, description="total memory of a GPU not in the catalog, GiB")
     plan_file: str | None = Field(None, description="`specwise plan --json` output to compare startup memory "
                                   "with, instead of a plan derived from each command")
+
+    def sampling_body(self) -> dict[str, Any]:
+        """The request fields besides temperature that shape sampling (the same for both arms)."""
+        body = dict(self.extra_body)
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.top_k is not None:
+            body["top_k"] = self.top_k
+        return body
 
     @model_validator(mode="after")
     def _check(self) -> BenchConfig:
@@ -128,6 +147,12 @@ class BenchConfig(SpecwiseModel):
             self.num_requests = 100
         if self.arrival == "closed_loop" and self.concurrency is None:
             raise UserError("--arrival closed_loop needs --concurrency N")
+        if self.top_k is not None and self.top_k != -1 and self.top_k < 1:
+            raise UserError(f"--top-k must be >= 1 (or -1 for all tokens), not {self.top_k}")
+        owned = sorted(set(self.extra_body) & BENCH_OWNED_FIELDS)
+        if owned:
+            raise UserError(f"--extra-body may not set {', '.join(owned)}: the bench sets them per request "
+                            "(use --temperatures, --max-tokens, --top-p, --top-k, --model, --api)")
         if self.like_for_like and not self.baseline_cmd:
             raise UserError("--like-for-like relaunches the baseline with forced settings: it needs --baseline-cmd")
         if (self.gpu or self.gpu_memory_gib or self.plan_file) and not self.launches:
@@ -274,7 +299,7 @@ class BenchRunner:
         return ClientConfig(base_url=url, model=self.models[role], api=self.cfg.api,
                             api_key_env=self.cfg.api_key_env, timeout_s=self.cfg.timeout_s,
                             token_counting=self.cfg.token_counting, ignore_eos=self.cfg.ignore_eos,
-                            request_token_ids=self.cfg.request_token_ids)
+                            request_token_ids=self.cfg.request_token_ids, extra_body=self.cfg.sampling_body())
 
     async def _prepare_endpoint(self, role: Role, url: str, launched: LaunchedServer | None) -> ClientConfig:
         self.models[role] = self.cfg.model or await discover_model(url, self.cfg.api_key_env)

@@ -77,6 +77,11 @@ def bench(
     production_temperature: Optional[float] = typer.Option(
         None, "--production-temperature", help="Temperature you serve at (warns when cells are all below it)."),
     ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Send ignore_eos (acceptance then unrepresentative)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="top_p sent with every request (as you serve; "
+                                          "verification truncates the target to it, which changes acceptance)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="top_k sent with every request (-1 = all tokens)."),
+    extra_body: Optional[str] = typer.Option(None, "--extra-body", help="JSON object of further request fields for "
+                                             "both arms, e.g. '{\"min_p\": 0.05}'."),
     token_counting: str = typer.Option("auto", "--token-counting", help="auto|usage|token_ids|logprobs|text."),
     return_token_ids: bool = typer.Option(False, "--return-token-ids",
                                           help="Also ask vLLM (0.10.2+) for token ids per chunk."),
@@ -119,6 +124,17 @@ def bench(
         workers = int(client_workers)
     else:
         raise UserError(f"--client-workers must be 'auto' or a whole number >= 1, not {client_workers!r}")
+    body: dict = {}
+    if extra_body:
+        import json
+
+        try:
+            body = json.loads(extra_body)
+        except ValueError as exc:
+            raise UserError(f"--extra-body is not valid JSON ({exc.msg}); give an object like '{{\"min_p\": 0.05}}'") \
+                from exc
+        if not isinstance(body, dict):
+            raise UserError("--extra-body must be a JSON object, e.g. '{\"min_p\": 0.05}'")
     if num_requests is not None and duration is not None:
         raise UserError("give --num-requests or --duration, not both")
     cfg = BenchConfig(
@@ -130,7 +146,7 @@ def bench(
         arrival=arrival, burstiness=burstiness, concurrency=concurrency, repeats=repeats, k=k, seed=seed,
         max_tokens=max_tokens, timeout_s=timeout, error_budget=error_budget,
         production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
-        request_token_ids=return_token_ids,
+        request_token_ids=return_token_ids, top_p=top_p, top_k=top_k, extra_body=body,
         lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
         startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=workers,
         like_for_like=like_for_like, gpu=gpu, gpu_memory_gib=gpu_memory_gib, plan_file=plan_file,

@@ -68,6 +68,19 @@ async def test_both_arms_get_identical_requests_and_schedule(tmp_path):
     assert sched["baseline"] == sched["speculative"]
 
 
+async def test_sampling_options_reach_both_arms_and_the_run_config(tmp_path):
+    with SSEServer() as base, SSEServer() as spec:
+        await run_bench(_cfg(base, spec, warmup_requests=0, top_p=0.9, top_k=50, extra_body={"min_p": 0.05}),
+                        str(tmp_path / "r"))
+        for server in (base, spec):
+            assert server.bodies and all((b["top_p"], b["top_k"], b["min_p"]) == (0.9, 50, 0.05)
+                                         for b in server.bodies)
+            assert all(b["temperature"] == 0.0 for b in server.bodies)
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    bench = config["bench"]
+    assert (bench["top_p"], bench["top_k"], bench["extra_body"]) == (0.9, 50, {"min_p": 0.05})
+
+
 async def test_faults_within_budget_are_counted_and_run_continues(tmp_path):
     with SSEServer() as base, SSEServer(ServerBehaviour(fault="http_500", fault_every=3)) as spec:
         result = await run_bench(_cfg(base, spec, warmup_requests=0), str(tmp_path / "r"))
