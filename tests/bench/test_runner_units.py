@@ -113,3 +113,18 @@ def test_https_endpoints_are_said_to_have_event_loop_arrival_stamps(tmp_path):
     assert not any("event-loop stamps" in f for f in plain)
     tls = BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings
     assert any(f.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)
+
+
+def test_resume_accepts_a_run_written_before_an_option_existed_but_not_a_changed_one(tmp_path):
+    import json
+
+    from specwise.errors import UserError
+
+    cfg = _cfg(top_p=None).model_dump(mode="json")
+    old = {k: v for k, v in cfg.items() if k not in ("top_p", "top_k", "extra_body")}
+    (tmp_path / "config.json").write_text(json.dumps({"bench": old}))
+    store = RunStore(tmp_path)
+    store.create({"bench": cfg}, resume=True)  # options added since read as unset
+    store.close()
+    with pytest.raises(UserError, match=r"differ from the interrupted run \(top_p\)"):
+        RunStore(tmp_path).create({"bench": {**cfg, "top_p": 0.9}}, resume=True)

@@ -45,8 +45,11 @@ class RunStore:
             old = json.loads(cfg_path.read_text())
             # how many client processes stream the load changes no request, schedule or measurement
             free = ("resume", "out", "client_workers")
+            # an option added after the run was written reads as unset (None / empty), its default
+            unset = (None, {}, [])
             differing = sorted(k for k in set(old["bench"]) | set(config["bench"])
-                               if k not in free and old["bench"].get(k) != config["bench"].get(k))
+                               if k not in free and old["bench"].get(k) != config["bench"].get(k)
+                               and not (k not in old["bench"] and config["bench"].get(k) in unset))
             if differing:
                 raise UserError(
                     f"--resume: the options differ from the interrupted run ({', '.join(differing)}); "
