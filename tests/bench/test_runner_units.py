@@ -91,10 +91,10 @@ def test_bunched_chunks_get_a_finding_naming_the_cell(tmp_path):
 
 
 def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monkeypatch):
-    from specwise.bench import runner as runner_mod
+    from specwise.bench import http_stream
     from specwise.bench.client import ClientConfig
 
-    monkeypatch.setattr(runner_mod, "kernel_stamps_supported", lambda: True)
+    monkeypatch.setattr(http_stream, "kernel_stamps_supported", lambda: True)
     cfg = ClientConfig(base_url="http://a", model="m")
     slow = BenchRunner(_cfg(qps=[1.0, 2.0], max_tokens=100), RunStore(tmp_path / "a"))
     assert slow.client_workers(cfg) == 1

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field
 
-from specwise.bench.http_stream import HttpError, StreamConnectionPool, kernel_stamps_supported
+from specwise.bench.http_stream import HttpError, StreamConnectionPool, kernel_stamps_for
 from specwise.bench.workloads import RequestSpec
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
@@ -332,8 +332,7 @@ class StreamingClient:
     def arrival_stamps(self) -> Literal["kernel", "event_loop"]:
         """How this client's chunk arrival times are taken (see :mod:`specwise.bench.http_stream`)."""
         pool = self._pool
-        kernel = (pool.kernel_stamps and pool.ssl is None) if pool is not None else (
-            self._kernel_stamps and urlsplit(self.cfg.root).scheme == "http" and kernel_stamps_supported())
+        kernel = pool.kernel_stamps if pool is not None else (self._kernel_stamps and kernel_stamps_for(self.cfg.root))
         return "kernel" if kernel else "event_loop"
 
     @property

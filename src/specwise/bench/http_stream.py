@@ -30,6 +30,7 @@ identity``) - as the aiohttp session it replaces (aiohttp ignores proxy variable
 from __future__ import annotations
 
 import asyncio
+import functools
 import platform
 import socket
 import ssl
@@ -38,7 +39,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-__all__ = ["ChunkedDecoder", "HttpError", "StreamConnectionPool", "StreamResponse", "kernel_stamps_supported"]
+__all__ = ["ChunkedDecoder", "HttpError", "StreamConnectionPool", "StreamResponse", "kernel_stamps_for",
+           "kernel_stamps_supported"]
 
 # SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) from Linux's asm-generic/socket.h; Python's socket module lacks it.
 # Architectures with their own numbering (alpha, mips, parisc, sparc) fall back to loop-time stamps.
@@ -49,6 +51,7 @@ _READ_SIZE = 65536
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
 
 
+@functools.cache
 def kernel_stamps_supported() -> bool:
     """Whether plain-TCP reads can carry the kernel's receive time (Linux on x86, ARM, RISC-V, POWER, s390)."""
     if sys.platform != "linux" or not hasattr(socket.socket, "recvmsg"):
@@ -61,6 +64,12 @@ def kernel_stamps_supported() -> bool:
             return sock.getsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS) == 1
     except OSError:
         return False
+
+
+def kernel_stamps_for(url: str) -> bool:
+    """Whether streams from ``url`` get kernel receive stamps: plain ``http`` on a system that supports them
+    (TLS reads go through the event loop's transport, so ``https`` gets loop stamps)."""
+    return urlsplit(url).scheme == "http" and kernel_stamps_supported()
 
 
 class HttpError(Exception):
@@ -350,27 +359,26 @@ class _KernelStampedConnection(_Connection):
                 t = min(now, sec + nsec * 1e-9 - (time.time() - time.perf_counter()))
         self._received(t, data)
 
-    def _write(self, payload: bytes) -> None:
+    def _send(self, data: bytes) -> int | None:
+        """Bytes the socket took (0 when it would block); None when the connection failed (already reported)."""
         try:
-            sent = self.sock.send(payload)
+            return self.sock.send(data)
         except (BlockingIOError, InterruptedError):
-            sent = 0
+            return 0
         except OSError as exc:
             self._shutdown()
             self._lost(exc)
-            return
-        if sent < len(payload):
+            return None
+
+    def _write(self, payload: bytes) -> None:
+        sent = self._send(payload)
+        if sent is not None and sent < len(payload):
             self._unsent = payload[sent:]
             self.loop.add_writer(self._fd, self._writable)
 
     def _writable(self) -> None:
-        try:
-            sent = self.sock.send(self._unsent)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._shutdown()
-            self._lost(exc)
+        sent = self._send(self._unsent)
+        if sent is None:
             return
         self._unsent = self._unsent[sent:]
         if not self._unsent:
@@ -409,7 +417,7 @@ class StreamConnectionPool:
         self.keepalive_s = keepalive_s
         self._idle: list[_Connection] = []
         self._limit = asyncio.Semaphore(max_connections) if max_connections > 0 else None
-        self.kernel_stamps = kernel_stamps and kernel_stamps_supported()
+        self.kernel_stamps = kernel_stamps and kernel_stamps_for(url)
         self._resolved: tuple[float, list] | None = None
         self._resolve_lock = asyncio.Lock()
 
@@ -422,7 +430,7 @@ class StreamConnectionPool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            if self.ssl is not None or not self.kernel_stamps:
+            if not self.kernel_stamps:
                 connecting = loop.create_connection(_ProtocolConnection, self.host, self.port, ssl=self.ssl)
                 _, conn = await asyncio.wait_for(connecting, self.connect_timeout_s)
                 return conn

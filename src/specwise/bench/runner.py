@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -30,7 +29,7 @@ from pydantic import Field, model_validator
 from specwise import __version__
 from specwise.bench.arrivals import ArrivalSpec, SaturationVerdict, detect_saturation, requests_for_duration, schedule
 from specwise.bench.client import ClientConfig, StreamingClient, api_key_headers, discover_model
-from specwise.bench.http_stream import kernel_stamps_supported
+from specwise.bench.http_stream import kernel_stamps_for
 from specwise.bench.lossless import LosslessPlan, LosslessSamples, collect_lossless_samples, compare_lossless
 from specwise.bench.memory_check import check_server_memory, load_plan_file
 from specwise.bench.servers import (
@@ -364,7 +363,7 @@ class BenchRunner:
         reqs = self.cell_requests(peak_rate or 1.0, self.cfg.temperatures[0], 0)
         mean_tokens = float(np.mean([r.max_tokens for r in reqs])) if reqs else 0.0
         # at most one chunk per token: rate x mean max_tokens bounds the chunk rate from above
-        kernel = urlsplit(cfg.root).scheme == "http" and kernel_stamps_supported()
+        kernel = kernel_stamps_for(cfg.root)
         return default_client_workers(peak_rate * mean_tokens, kernel_stamps=kernel)
 
     def _sender(self, cfg: ClientConfig) -> ShardedSender | None:
@@ -785,7 +784,7 @@ class BenchRunner:
                      "not measured, and does not transfer to real traffic")
         loop_stamped = [role for role, url in (("baseline", self.cfg.baseline_url),
                                                ("speculative", self.cfg.speculative_url))
-                        if url and urlsplit(url).scheme == "https" or (url and not kernel_stamps_supported())]
+                        if url and not kernel_stamps_for(url)]
         if loop_stamped:
             f.append(f"{' and '.join(loop_stamped)}: chunk arrival times are event-loop stamps (https, or no kernel "
                      "receive timestamps on this OS), not the kernel's: with hundreds of concurrent streams their P99 "
