@@ -351,20 +351,6 @@ def print_pooled(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    if "--pool" in sys.argv:
-        files = []
-        for arg in sys.argv[sys.argv.index("--pool") + 1:]:
-            if arg.startswith("--"):
-                break
-            files.append(arg)
-        out = sys.argv[sys.argv.index("--output") + 1] if "--output" in sys.argv else ""
-        result = pool_runs([json.loads(Path(f).read_text()) for f in files])
-        result["runs"] = files
-        print_pooled(result)
-        if out:
-            Path(out).write_text(json.dumps(result, indent=2))
-            log(f"wrote {out}")
-        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="smollm2-135m", help="smollm2-135m or a .gguf / HF directory")
     parser.add_argument("--limit-per-suite", type=int, default=0, help="first N prompts of each suite (0: all)")
@@ -392,8 +378,18 @@ def main() -> int:
     parser.add_argument("--machine", default="", help="machine description stored in the JSON")
     parser.add_argument("--output", default="", help="JSON results path")
     parser.add_argument("--merge-only", action="store_true", help="merge an existing --work-dir")
+    parser.add_argument("--pool", nargs="+", default=[], metavar="RUN.json",
+                        help="pool the result JSONs of independent runs (no models needed), print, write --output")
     parser.add_argument("--worker-shard", type=int, default=-1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pool:
+        result = pool_runs([json.loads(Path(f).read_text()) for f in args.pool])
+        result["runs"] = args.pool
+        print_pooled(result)
+        if args.output:
+            Path(args.output).write_text(json.dumps(result, indent=2))
+            log(f"wrote {args.output}")
+        return 0
     if args.worker_shard >= 0:
         return worker(args)
     try:
