@@ -8,9 +8,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from specwise.schemas.base import Source, SpecwiseModel
+
+LoadKind = Literal["qps", "concurrency"]
+
+
+class _LoadAxis(SpecwiseModel):
+    """Every cell and comparison says which load it ran at: open loop (req/s) or closed loop (in flight).
+
+    ``qps`` stays for compatibility with version-1 results; ``load`` is the axis downstream code reads.
+    """
+
+    load_kind: LoadKind = Field("qps", description="qps: offered request rate (req/s); concurrency: closed "
+                                "loop, requests kept in flight")
+    load: float | None = Field(None, description="the load in load_kind's unit; null = unbounded / unknown")
+
+    @model_validator(mode="after")
+    def _fill_load(self):  # noqa: ANN202 - pydantic hook
+        qps = getattr(self, "qps", None)
+        if self.load is None and self.load_kind == "qps" and qps is not None:
+            self.load = qps
+        return self
+
 
 # baseline_like_for_like: the baseline relaunched with the speculative arm's non-speculative engine settings
 # forced (bench --like-for-like), measured next to the default baseline.
@@ -79,7 +100,7 @@ class RequestRecord(SpecwiseModel):
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 
 
-class CellSummary(SpecwiseModel):
+class CellSummary(_LoadAxis):
     """Aggregates of one phase: QPS x temperature x endpoint role. Field names are stable (``--json``)."""
 
     role: Role
@@ -147,7 +168,7 @@ class SpeedupCI(SpecwiseModel):
     ci_high: float | None = None
 
 
-class Comparison(SpecwiseModel):
+class Comparison(_LoadAxis):
     """Baseline vs speculative at one QPS x temperature."""
 
     qps: float | None
