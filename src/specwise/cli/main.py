@@ -22,6 +22,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("serve-sim", "specwise.cli.serve_sim:serve_sim"),
     ("estimate", "specwise.cli.estimate:estimate"),
     ("bench", "specwise.cli.bench:bench"),
+    ("report", "specwise.cli.report:report"),
+    ("demo", "specwise.cli.demo:demo"),
 ]
 
 app = typer.Typer(

@@ -1,0 +1,290 @@
+"""The report's inputs: every file or run directory a user names, read into typed evidence.
+
+``specwise report INPUT...`` takes any subset of: a ``Decision`` JSON (decide), ``RunResult`` JSON files or
+run directories (bench's ``--out`` directory, simulated or measured), a ``PlanResult`` JSON (plan ``--json``),
+an ``AcceptanceProfile`` or ``EstimateResult`` JSON (estimate), a ``WorkloadProfile`` (YAML or JSON) and
+monitor recordings (JSONL). Each file is recognised by which schema it validates against, so the user never
+says what a file is. A run directory's ``records.jsonl`` gives the per-request acceptance histogram; its
+``config.json`` gives the tool, Python and platform versions behind it.
+
+Run results are read through their public fields only (cells, comparisons, crossovers, acceptance_breakdown,
+lossless, findings), so version-1 and later run schemas both render.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from specwise.errors import UserError
+from specwise.schemas.acceptance import AcceptanceProfile
+from specwise.schemas.decision import Decision
+from specwise.schemas.estimate import EstimateResult
+from specwise.schemas.plan import PlanResult
+from specwise.schemas.results import RequestRecord, RunResult
+from specwise.schemas.workload import WorkloadProfile
+
+__all__ = ["RunInput", "ReportInputs", "load_inputs", "as_report_inputs", "read_run_dir"]
+
+
+@dataclass
+class RunInput:
+    """One run (measured or simulated) with what was found next to it."""
+
+    path: str | None
+    result: RunResult
+    records: list[RequestRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # config.json of a bench run directory
+    command: str | None = None
+
+    @property
+    def source(self) -> str:
+        return str(getattr(self.result.source, "value", self.result.source))
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report renders; any part may be empty."""
+
+    decision: Decision | None = None
+    decision_path: str | None = None
+    runs: list[RunInput] = field(default_factory=list)
+    plans: list[tuple[str | None, PlanResult]] = field(default_factory=list)
+    profiles: list[tuple[str | None, AcceptanceProfile]] = field(default_factory=list)
+    estimates: list[tuple[str | None, EstimateResult]] = field(default_factory=list)
+    workload: WorkloadProfile | None = None
+    workload_path: str | None = None
+    monitor: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.decision or self.runs or self.plans or self.profiles or self.estimates or self.monitor
+                    or self.workload)
+
+
+# Schemas a JSON file may be, tried in this order (the first that validates wins; they share few fields).
+_JSON_KINDS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("decision", Decision),
+    ("run", RunResult),
+    ("plan", PlanResult),
+    ("estimate", EstimateResult),
+    ("profile", AcceptanceProfile),
+    ("workload", WorkloadProfile),
+)
+
+# A run directory (bench --out, or the demo) may carry the command that produced it in this file.
+COMMAND_FILE = "command.txt"
+
+
+def _records_from_jsonl(path: Path) -> list[RequestRecord]:
+    """Request records of a run directory (bench: {"cell", "attempt", "record"} lines; simulate: bare records).
+
+    Only the last attempt of each cell counts (an interrupted cell re-run by --resume leaves its partial first
+    attempt in the file); a torn last line is skipped.
+    """
+    rows: list[tuple[str | None, int, dict]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "record" in row:
+            rows.append((row.get("cell"), int(row.get("attempt", 0)), row["record"]))
+        elif isinstance(row, dict):
+            rows.append((None, 0, row))
+    last: dict[str | None, int] = {}
+    for cell, attempt, _ in rows:
+        last[cell] = max(last.get(cell, 0), attempt)
+    out = []
+    for cell, attempt, rec in rows:
+        if attempt != last[cell]:
+            continue
+        try:
+            out.append(RequestRecord.model_validate(rec))
+        except ValidationError:
+            continue  # a record of a newer schema: the histogram falls back to the run's breakdown
+    return out
+
+
+def read_run_dir(path: Path) -> RunInput:
+    """A bench run directory: summary.json (RunResult), records.jsonl, config.json, command.txt."""
+    summary = path / "summary.json"
+    if not summary.exists():
+        raise UserError(f"{path}: a run directory needs summary.json (the RunResult bench writes at the end); "
+                        "an interrupted bench run writes it too: rerun with --resume to finish it")
+    result = _validate_json(summary, RunResult, "a RunResult")
+    run = RunInput(path=str(path), result=result)
+    records = path / "records.jsonl"
+    if records.exists():
+        run.records = _records_from_jsonl(records)
+    config = path / "config.json"
+    if config.exists():
+        try:
+            run.meta = json.loads(config.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            run.meta = {}
+    cmd = path / COMMAND_FILE
+    if cmd.exists():
+        run.command = cmd.read_text(encoding="utf-8").strip() or None
+    return run
+
+
+def _validate_json(path: Path, model: type[BaseModel], what: str) -> Any:
+    try:
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise UserError(f"{path}: not {what} ({where}: {first.get('msg')})") from None
+
+
+def _classify(path: Path, data: Any) -> tuple[str, BaseModel]:
+    errors = []
+    for kind, model in _JSON_KINDS:
+        try:
+            return kind, model.model_validate(data)
+        except ValidationError as exc:
+            errors.append(f"{model.__name__}: {exc.error_count()} errors")
+    raise UserError(f"{path}: not a specwise result (tried Decision, RunResult, PlanResult, EstimateResult, "
+                    "AcceptanceProfile, WorkloadProfile); pass the JSON that decide, bench, simulate --out, plan "
+                    "--json or estimate wrote")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{path} line {n}: not JSON; a monitor recording has one JSON object per line") from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def load_inputs(paths: list[str | Path]) -> ReportInputs:
+    """Read every input; a path that is none of the known kinds is a one-line UserError."""
+    inputs = ReportInputs()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UserError(f"input '{path}' not found")
+        if path.is_dir():
+            inputs.runs.append(read_run_dir(path))
+            continue
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            rows = _read_jsonl(path)
+            if rows and "record" in rows[0] and "cell" in rows[0]:
+                raise UserError(f"{path}: a bench records file; pass its run directory ({path.parent}) instead")
+            inputs.monitor.append((str(path), rows))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not a text file; pass JSON, YAML or JSONL results") from None
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        kind, obj = _classify(path, data)
+        _add(inputs, kind, obj, str(path))
+    if inputs.is_empty():
+        raise UserError("no inputs: pass a decision, run results or run directories, a plan, an acceptance profile "
+                        "or estimate, a workload profile or monitor recordings")
+    return inputs
+
+
+def _add(inputs: ReportInputs, kind: str, obj: Any, path: str | None) -> None:
+    if kind == "decision":
+        if inputs.decision is not None:
+            raise UserError(f"{path}: a second decision; a report renders one decision")
+        inputs.decision, inputs.decision_path = obj, path
+        if obj.workload is not None and inputs.workload is None:
+            inputs.workload = obj.workload
+    elif kind == "run":
+        inputs.runs.append(RunInput(path=path, result=obj, command=(obj.config or {}).get("command")))
+    elif kind == "plan":
+        inputs.plans.append((path, obj))
+    elif kind == "estimate":
+        inputs.estimates.append((path, obj))
+    elif kind == "profile":
+        inputs.profiles.append((path, obj))
+    elif kind == "workload":
+        inputs.workload, inputs.workload_path = obj, path
+
+
+def as_report_inputs(decision: Decision | None, evidence: Any) -> ReportInputs:
+    """The report's inputs from what ``decide`` holds: a ReportInputs, a list of paths, or decide's Evidence.
+
+    decide's Evidence is read by attribute (runs / plan(s) / profiles / estimates / workload), so this module
+    does not import decide; run entries may be RunResults, RunInputs or paths.
+    """
+    if isinstance(evidence, ReportInputs):
+        inputs = evidence
+    elif evidence is None:
+        inputs = ReportInputs()
+    elif isinstance(evidence, (list, tuple)) and all(isinstance(p, (str, Path)) for p in evidence):
+        inputs = load_inputs(list(evidence)) if evidence else ReportInputs()
+    else:
+        inputs = ReportInputs()
+        for run in _as_list(getattr(evidence, "runs", None)):
+            if isinstance(run, RunInput):
+                inputs.runs.append(run)
+            elif isinstance(run, RunResult):
+                inputs.runs.append(RunInput(path=None, result=run, command=(run.config or {}).get("command")))
+            elif isinstance(run, (str, Path)):
+                inputs.runs.append(read_run_dir(Path(run)) if Path(run).is_dir()
+                                   else RunInput(path=str(run), result=_validate_json(Path(run), RunResult,
+                                                                                      "a RunResult")))
+            else:  # decide's own wrapper of a run: look for the result and the path on it
+                result = getattr(run, "result", None)
+                if isinstance(result, RunResult):
+                    path = getattr(run, "path", None)
+                    if path and Path(path).is_dir():
+                        inputs.runs.append(read_run_dir(Path(path)))
+                    else:
+                        inputs.runs.append(RunInput(path=str(path) if path else None, result=result))
+        for name in ("plans", "plan"):
+            for plan in _as_list(getattr(evidence, name, None)):
+                if isinstance(plan, PlanResult):
+                    inputs.plans.append((None, plan))
+        for prof in _as_list(getattr(evidence, "profiles", None)):
+            if isinstance(prof, AcceptanceProfile):
+                inputs.profiles.append((None, prof))
+            elif isinstance(prof, EstimateResult):
+                inputs.estimates.append((None, prof))
+        for est in _as_list(getattr(evidence, "estimates", None)):
+            if isinstance(est, EstimateResult):
+                inputs.estimates.append((None, est))
+        wl = getattr(evidence, "workload", None)
+        if isinstance(wl, WorkloadProfile):
+            inputs.workload = wl
+    if decision is not None:
+        inputs.decision = decision
+        if inputs.workload is None and decision.workload is not None:
+            inputs.workload = decision.workload
+    return inputs
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
