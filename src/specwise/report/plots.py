@@ -88,6 +88,14 @@ def _label(run: RunInput, inputs: ReportInputs) -> str:
     return _src(run) if len(same) == 1 else f"{_src(run)} #{same.index(run) + 1}"
 
 
+def _log_x(ax, loads: list[float]) -> None:
+    """Loads usually double from level to level: a log axis spreads them evenly (when they span > 4x)."""
+    pos = [x for x in loads if x and x > 0]
+    if pos and max(pos) / min(pos) > 4:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(__import__("matplotlib").ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+
 def _temp_label(t: float | None) -> str:
     return "workload mix" if t is None else f"T={t:g}"
 
@@ -144,6 +152,7 @@ def speedup_plot(inputs: ReportInputs) -> Plot | None:
                         ax.annotate(f"crossover {x['value']:.3g} ({s['source']})", (x["value"], 1.0),
                                     textcoords="offset points", xytext=(4, 6), fontsize=8, color=colour)
             ax.axhline(1.0, color="black", linewidth=1)
+            _log_x(ax, [x for s in series if s["load_kind"] == kind for x in s["loads"]])
             peak = _peak(inputs, kind)
             if peak is not None:
                 ax.axvline(peak, color="#c44e52", linestyle="-.", linewidth=1.2, label=f"your peak load ({peak:g})")
@@ -200,6 +209,7 @@ def latency_plot(inputs: ReportInputs) -> Plot | None:
                                      "temperature": temp, "load_kind": kind, "loads": loads,
                                      **{f"{k}_{p}_s": [getattr(c, f"{k}_{p}_s") for c in cells]
                                         for k, _ in _LAT for p in ("p50", "p99")}})
+                _log_x(ax, [c.load for _, _, _, cells in rows[temp] for c in cells])
                 ax.set_title(f"{name} ({_temp_label(temp)})", fontsize=9)
                 ax.set_ylabel("ms" if key != "tpot" else "ms / token")
                 if r == len(temps) - 1:

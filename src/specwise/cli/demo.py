@@ -1,0 +1,36 @@
+"""``specwise demo``: the whole pipeline on built-in defaults, ending in a verdict and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def demo(
+    out: Path = typer.Option(Path("specwise-demo"), "--out", help="Directory for the demo's outputs; every run "
+                             "gets its own timestamped subdirectory, so an earlier run is never overwritten."),
+    duration: float = typer.Option(4.0, "--duration", min=1.0, help="Seconds of arrivals per bench cell."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Plan 70B + 8B on 2x H100 (does not fit -> the FP8 alternative), simulate it, bench two in-process
+    serve-sims over QPS x temperature, decide and write the report. No GPU, no server, no network."""
+    import time
+
+    from specwise.cli.output import console
+    from specwise.demo import DemoSettings, run_demo
+
+    start = time.perf_counter()
+    result = run_demo(DemoSettings(out=out, bench_duration_s=duration, seed=seed),
+                      say=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False))
+    d = result.decision
+    if d is not None:
+        console.print(f"\n[bold]Verdict: {d.verdict.replace('_', ' ')}[/bold] ({d.firmness}): {d.headline}",
+                      soft_wrap=True, highlight=False)
+    else:
+        console.print("\n[bold]No verdict[/bold]: this checkout has no `specwise decide`; the report shows the "
+                      "evidence only.")
+    console.print(f"Report: {result.report.resolve()} (and .md, .json beside it)", soft_wrap=True, highlight=False)
+    console.print(f"All outputs: {result.run_dir}; wall time {time.perf_counter() - start:.1f} s "
+                  f"(" + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items() if k != "total") + ")",
+                  soft_wrap=True, highlight=False)
