@@ -1,0 +1,80 @@
+"""Reading report inputs: files recognised by schema, run directories, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from specwise.errors import UserError
+from specwise.report.inputs import as_report_inputs, load_inputs, read_run_dir
+
+from . import builders as B
+
+
+def test_files_are_recognised_by_their_schema(tmp_path):
+    paths = {
+        "d.json": B.decision().model_dump_json(),
+        "sim.json": B.run("simulated").model_dump_json(),
+        "plan.json": B.plans()[1].model_dump_json(),
+        "profile.json": B.profile().model_dump_json(),
+    }
+    for name, text in paths.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "wl.yaml").write_text("name: from-yaml\ncategories: [{name: chat, share: 1, temperature: 0.7}]\n"
+                                      "load: {typical: 1, peak: 2}\ndeployment: {target: x}\n")
+    (tmp_path / "mon.jsonl").write_text('{"t": 0, "acceptance_rate": 0.6}\n{"t": 5, "acceptance_rate": 0.5}\n')
+    run = B.run_dir(tmp_path / "run")
+    inputs = load_inputs([tmp_path / n for n in paths] + [tmp_path / "wl.yaml", tmp_path / "mon.jsonl", run])
+    assert inputs.decision.verdict == "BORDERLINE"
+    assert [r.source for r in inputs.runs] == ["simulated", "measured"]
+    assert len(inputs.plans) == 1 and len(inputs.profiles) == 1 and inputs.workload.name == "from-yaml"
+    assert inputs.monitor[0][1][1]["acceptance_rate"] == 0.5
+    assert len(inputs.runs[1].records) == 40 and inputs.runs[1].meta["python"] == "3.11"
+
+
+def test_only_the_last_attempt_of_a_resumed_cell_counts(tmp_path):
+    run = B.run_dir(tmp_path / "run")
+    with (run / "records.jsonl").open("a") as f:
+        rec = {"request_id": "again", "role": "speculative", "temperature": 0.0,
+               "server_spec": {"draft_acceptance_rate": 0.1}}
+        f.write(json.dumps({"cell": "speculative-0.0", "attempt": 1, "record": rec}) + "\n")
+        f.write('{"cell": "torn')  # a line cut by a crash
+    records = read_run_dir(run).records
+    assert [r.request_id for r in records if r.temperature == 0.0] == ["again"]
+    assert len(records) == 21
+
+
+@pytest.mark.parametrize("content, name, message", [
+    ("{not json", "x.json", "not valid JSON"),
+    ('{"hello": 1}', "x.json", "not a specwise result"),
+    ("a: [", "x.yaml", "not valid YAML"),
+    ("nope\n", "x.jsonl", "line 1: not JSON"),
+])
+def test_bad_inputs_are_one_line_user_errors(tmp_path, content, name, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_inputs([tmp_path / name])
+
+
+def test_missing_paths_and_incomplete_run_dirs(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_inputs([tmp_path / "absent.json"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="needs summary.json"):
+        load_inputs([tmp_path / "empty"])
+    run = B.run_dir(tmp_path / "run")
+    with pytest.raises(UserError, match="pass its run directory"):
+        load_inputs([run / "records.jsonl"])
+
+
+def test_decides_evidence_is_read_by_attribute(tmp_path):
+    class Evidence:  # the shape decide's Evidence may take: runs, plan, profiles
+        runs = [B.run("simulated"), str(B.run_dir(tmp_path / "run"))]
+        plan = B.plans()[1]
+        profiles = [B.profile()]
+
+    inputs = as_report_inputs(B.decision(), Evidence())
+    assert [r.source for r in inputs.runs] == ["simulated", "measured"] and inputs.runs[1].records
+    assert len(inputs.plans) == 1 and len(inputs.profiles) == 1
+    assert inputs.workload is not None and inputs.decision.verdict == "BORDERLINE"
