@@ -19,6 +19,7 @@ def demo(
 
     from specwise.cli.output import console
     from specwise.demo import DemoSettings, run_demo
+    from specwise.demo.pipeline import DEMO_NOTE
 
     start = time.perf_counter()
     result = run_demo(DemoSettings(out=out, bench_duration_s=duration, seed=seed),
@@ -30,6 +31,7 @@ def demo(
     else:
         console.print("\n[bold]No verdict[/bold]: this checkout has no `specwise decide`; the report shows the "
                       "evidence only.")
+    console.print(DEMO_NOTE, soft_wrap=True, highlight=False, style="dim")
     console.print(f"Report: {result.report.resolve()} (and .md, .json beside it)", soft_wrap=True, highlight=False)
     console.print(f"All outputs: {result.run_dir}; wall time {time.perf_counter() - start:.1f} s "
                   f"(" + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items() if k != "total") + ")",

@@ -53,6 +53,11 @@ MAX_MODEL_LEN = 8192
 K = 4
 
 
+DEMO_NOTE = ("This is specwise's demo. Its 'measured' runs were measured by a real specwise bench, but against "
+             "serve-sim, a simulated vLLM of the plan's alternative, with an ASSUMED acceptance profile: the report "
+             "shows the pipeline and what its answer looks like, not a verdict on real hardware.")
+
+
 @dataclass
 class DemoSettings:
     """The demo's knobs; the defaults keep it under two minutes on a 2-core machine."""
@@ -299,7 +304,7 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Demo
                           runs=[RunInput(path=p, result=r, command=r.config.get("command")) for p, r in sims]
                           + [measured],
                           plans=[(files["plan"], first), (files["plan_alternative"], alt)],
-                          profiles=[(files["acceptance_profile"], profile)])
+                          profiles=[(files["acceptance_profile"], profile)], notes=[DEMO_NOTE])
     report = run_dir / "report.html"
     write_report(decision, inputs, report)
     lap("report", t)

@@ -59,6 +59,7 @@ class ReportInputs:
     workload: WorkloadProfile | None = None
     workload_path: str | None = None
     monitor: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown under the verdict (e.g. the demo's caveat)
 
     def is_empty(self) -> bool:
         return not (self.decision or self.runs or self.plans or self.profiles or self.estimates or self.monitor

@@ -140,7 +140,7 @@ def _env():
 def render_html(report: Report) -> str:
     inputs = report.inputs
     return _env().get_template(_TEMPLATE).render(
-        decision=inputs.decision, workload=inputs.workload, plots=report.plots, provenance=report.provenance,
+        decision=inputs.decision, workload=inputs.workload, notes=inputs.notes, plots=report.plots, provenance=report.provenance,
         missing_plots=report.missing_plots(), run_findings=report.run_findings(),
         monitor_rows=report.monitor_rows(), sections=report.sections(), generated_at=report.generated_at,
         tool_version=__version__,
@@ -182,6 +182,7 @@ def render_markdown(report: Report, html_name: str | None = None) -> str:
             lines += [f"| {a} | {_md(b)} | {_md(c)} |" for a, b, c in rows]
     else:
         lines += ["No decision among the inputs: run `specwise decide` for the verdict."]
+    lines += [f"> Note: {_md(n)}" for n in report.inputs.notes]
     lines += ["", "## Evidence", ""]
     if html_name:
         lines.append(f"The charts are in {_md(html_name)}.")
@@ -204,6 +205,7 @@ def render_json(report: Report) -> str:
         "tool_version": __version__,
         "generated_at": report.generated_at,
         "decision": report.decision.model_dump(mode="json") if report.decision else None,
+        "notes": report.inputs.notes,
         "plots": [{"id": p.id, "title": p.title, "caption": p.caption, "data": p.data} for p in report.plots],
         "inputs": [r.__dict__ for r in report.provenance],
     }
