@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from specwise.plan.planner import make_plan
+from specwise.report.inputs import run_from_dict
 from specwise.schemas.decision import Decision, EvidenceRef, MonitorThresholds, ShipConfig
 from specwise.schemas.findings import Finding
 from specwise.schemas.plan import PlanRequest
@@ -19,7 +20,6 @@ from specwise.schemas.results import (
     Comparison,
     Crossover,
     RequestRecord,
-    RunResult,
     ServerSpecDecodeRequestMetrics,
     SpeedupCI,
 )
@@ -80,7 +80,7 @@ def _cell(role, source, load, temp, speed=1.0):
                        acceptance_rate_per_request_p50=(0.7 - 0.25 * temp) if role == "speculative" else None)
 
 
-def run(source: str = "measured", crossover: float | None = 3.0) -> RunResult:
+def run(source: str = "measured", crossover: float | None = 3.0):
     cells, comps = [], []
     for t in TEMPS:
         for q in LOADS:
@@ -93,11 +93,15 @@ def run(source: str = "measured", crossover: float | None = 3.0) -> RunResult:
     if crossover is not None:
         crossovers.append(Crossover(source=source, temperature=0.0, position="within", value=crossover,
                                     loads=LOADS, speedups=[1.25, 1.1, 0.8]))
-    return RunResult(source=source, tool_version="0.1.0", cells=cells, comparisons=comps, crossovers=crossovers,
-                     config={"k": 4}, findings=[f"{source} finding"],
-                     acceptance_breakdown=[AcceptanceBreakdown(temperature=t, requests=60, acceptance_rate_p10=0.3,
-                                                               acceptance_rate_p50=0.6, acceptance_rate_p90=0.8)
-                                           for t in TEMPS])
+    # a version-1 result, read the way the report reads files (any schema version the checkout knows)
+    data = {"source": source, "tool_version": "0.1.0", "config": {"k": 4}, "findings": [f"{source} finding"],
+            "cells": [c.model_dump(mode="json") for c in cells],
+            "comparisons": [c.model_dump(mode="json") for c in comps],
+            "crossovers": [c.model_dump(mode="json") for c in crossovers],
+            "acceptance_breakdown": [AcceptanceBreakdown(temperature=t, requests=60, acceptance_rate_p10=0.3,
+                                                         acceptance_rate_p50=0.6, acceptance_rate_p90=0.8)
+                                     .model_dump(mode="json") for t in TEMPS]}
+    return run_from_dict(data, "test run")
 
 
 def run_dir(root: Path, prompt: str = "Tell me a story") -> Path:

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from specwise.errors import UserError
-from specwise.report.inputs import COMMAND_FILE, ReportInputs, RunInput, read_run_dir
+from specwise.report.inputs import COMMAND_FILE, ReportInputs, RunInput, read_run_dir, run_command
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.decision import Decision
 from specwise.schemas.plan import PlanRequest, PlanResult
@@ -301,7 +301,7 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Demo
 
     inputs = ReportInputs(decision=decision, decision_path=files.get("decision"), workload=workload,
                           workload_path=files["workload"],
-                          runs=[RunInput(path=p, result=r, command=r.config.get("command")) for p, r in sims]
+                          runs=[RunInput(path=p, result=r, command=run_command(r)) for p, r in sims]
                           + [measured],
                           plans=[(files["plan"], first), (files["plan_alternative"], alt)],
                           profiles=[(files["acceptance_profile"], profile)], notes=[DEMO_NOTE])

@@ -28,7 +28,48 @@ from specwise.schemas.plan import PlanResult
 from specwise.schemas.results import RequestRecord, RunResult
 from specwise.schemas.workload import WorkloadProfile
 
-__all__ = ["RunInput", "ReportInputs", "load_inputs", "as_report_inputs", "read_run_dir"]
+__all__ = ["RunInput", "ReportInputs", "load_inputs", "as_report_inputs", "read_run_dir", "run_command",
+           "run_config", "run_servers"]
+
+
+def run_from_dict(data: Any, where: str) -> RunResult:
+    """A RunResult of any schema version (the schema's own reader upgrades older ones where it has one)."""
+    try:
+        from specwise.schemas.run_io import run_result_from_dict
+    except ModuleNotFoundError:  # schema version 1 only: the model itself is the reader
+        try:
+            return RunResult.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first.get("loc", ()))
+            raise UserError(f"{where}: not a RunResult ({loc}: {first.get('msg')})") from None
+    return run_result_from_dict(data, where=where)
+
+
+def run_config(result: RunResult) -> dict[str, Any]:
+    """The inputs that produced a run as plain data: version 1's ``config``, version 2's ``inputs``."""
+    for name in ("inputs", "config"):
+        value = getattr(result, name, None)
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def run_command(result: RunResult) -> str | None:
+    """The command a run recorded about itself, if any (the demo records one for its simulated runs)."""
+    cfg = run_config(result)
+    command = cfg.get("command") or (cfg.get("legacy_config") or {}).get("command")
+    return str(command) if command else None
+
+
+def run_servers(result: RunResult) -> dict[str, dict[str, Any]]:
+    """Per role, what the server was, as plain data (version 1: dicts; version 2: ServerInfo models)."""
+    out = {}
+    for role, info in (result.servers or {}).items():
+        out[role] = info.model_dump(mode="json") if isinstance(info, BaseModel) else dict(info or {})
+    return out
 
 
 @dataclass
@@ -118,7 +159,11 @@ def read_run_dir(path: Path) -> RunInput:
     if not summary.exists():
         raise UserError(f"{path}: a run directory needs summary.json (the RunResult bench writes at the end); "
                         "an interrupted bench run writes it too: rerun with --resume to finish it")
-    result = _validate_json(summary, RunResult, "a RunResult")
+    try:
+        data = json.loads(summary.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{summary}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    result = run_from_dict(data, str(summary))
     run = RunInput(path=str(path), result=result)
     records = path / "records.jsonl"
     if records.exists():
@@ -135,22 +180,14 @@ def read_run_dir(path: Path) -> RunInput:
     return run
 
 
-def _validate_json(path: Path, model: type[BaseModel], what: str) -> Any:
-    try:
-        return model.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise UserError(f"{path}: not {what} ({where}: {first.get('msg')})") from None
-
-
 def _classify(path: Path, data: Any) -> tuple[str, BaseModel]:
-    errors = []
     for kind, model in _JSON_KINDS:
+        if kind == "run" and isinstance(data, dict) and "cells" in data and "source" in data:
+            return kind, run_from_dict(data, str(path))
         try:
             return kind, model.model_validate(data)
-        except ValidationError as exc:
-            errors.append(f"{model.__name__}: {exc.error_count()} errors")
+        except ValidationError:
+            continue
     raise UserError(f"{path}: not a specwise result (tried Decision, RunResult, PlanResult, EstimateResult, "
                     "AcceptanceProfile, WorkloadProfile); pass the JSON that decide, bench, simulate --out, plan "
                     "--json or estimate wrote")
@@ -219,7 +256,7 @@ def _add(inputs: ReportInputs, kind: str, obj: Any, path: str | None) -> None:
         if obj.workload is not None and inputs.workload is None:
             inputs.workload = obj.workload
     elif kind == "run":
-        inputs.runs.append(RunInput(path=path, result=obj, command=(obj.config or {}).get("command")))
+        inputs.runs.append(RunInput(path=path, result=obj, command=run_command(obj)))
     elif kind == "plan":
         inputs.plans.append((path, obj))
     elif kind == "estimate":
@@ -248,11 +285,11 @@ def as_report_inputs(decision: Decision | None, evidence: Any) -> ReportInputs:
             if isinstance(run, RunInput):
                 inputs.runs.append(run)
             elif isinstance(run, RunResult):
-                inputs.runs.append(RunInput(path=None, result=run, command=(run.config or {}).get("command")))
+                inputs.runs.append(RunInput(path=None, result=run, command=run_command(run)))
             elif isinstance(run, (str, Path)):
                 inputs.runs.append(read_run_dir(Path(run)) if Path(run).is_dir()
-                                   else RunInput(path=str(run), result=_validate_json(Path(run), RunResult,
-                                                                                      "a RunResult")))
+                                   else RunInput(path=str(run), result=run_from_dict(
+                                       json.loads(Path(run).read_text(encoding="utf-8")), str(run))))
             else:  # decide's own wrapper of a run: look for the result and the path on it
                 result = getattr(run, "result", None)
                 if isinstance(result, RunResult):

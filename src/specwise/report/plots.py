@@ -19,7 +19,7 @@ import numpy as np
 
 from specwise.errors import MissingExtraError
 from specwise.metrics.definitions import per_request_acceptance
-from specwise.report.inputs import ReportInputs, RunInput
+from specwise.report.inputs import ReportInputs, RunInput, run_config, run_servers
 
 __all__ = ["Plot", "build_plots", "run_k"]
 
@@ -69,11 +69,11 @@ def _src(run: RunInput) -> str:
 
 def run_k(run: RunInput) -> int | None:
     """The run's draft length k, from its config (simulate: ``k``; bench: ``k`` or the speculative server)."""
-    cfg = run.result.config or {}
+    cfg = run_config(run.result)
     for value in (cfg.get("k"), (cfg.get("bench") or {}).get("k"), (run.meta.get("bench") or {}).get("k")):
         if isinstance(value, int) and value > 0:
             return value
-    spec = (run.result.servers or {}).get("speculative") or {}
+    spec = run_servers(run.result).get("speculative") or {}
     for key in ("num_speculative_tokens", "k"):
         if isinstance(spec.get(key), int):
             return spec[key]

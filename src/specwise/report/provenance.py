@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from specwise.report.inputs import ReportInputs, RunInput
+from specwise.report.inputs import ReportInputs, RunInput, run_config, run_servers
 
 __all__ = ["InputRow", "provenance_rows"]
 
@@ -74,6 +74,29 @@ def bench_command(bench: dict[str, Any]) -> str:
     return shlex.join(argv)
 
 
+# SimulateConfig fields whose flag is not --field-name
+_SIM_FLAGS = {"duration_s": "--duration"}
+
+
+def simulate_command(cfg: dict[str, Any]) -> str:
+    """The `specwise simulate` command for a recorded SimulateConfig (the options that are set)."""
+    argv = ["specwise", "simulate"]
+    for key, v in cfg.items():
+        if key == "oracle":
+            if v is False:
+                argv.append("--no-oracle")
+            continue
+        if v is None or v is False:
+            continue
+        elif key == "temperature_mix":
+            argv += ["--temperature-mix", ",".join(f"{_fmt(float(t))}:{_fmt(w)}" for t, w in v.items())]
+        elif isinstance(v, list):
+            argv += [_SIM_FLAGS.get(key, f"--{key.replace('_', '-')}"), ",".join(_fmt(x) for x in v)]
+        else:
+            argv += [_SIM_FLAGS.get(key, f"--{key.replace('_', '-')}"), _fmt(v)]
+    return shlex.join(argv)
+
+
 def plan_command(request: Any) -> str:
     """The `specwise plan` command for a PlanRequest (the options it was given)."""
     argv = ["specwise", "plan"]
@@ -96,16 +119,18 @@ def _run_row(run: RunInput) -> InputRow:
     for key in ("python", "platform"):
         if run.meta.get(key):
             versions[key] = str(run.meta[key])
-    for role, info in (res.servers or {}).items():
-        if isinstance(info, dict):
-            for key in ("version", "vllm_version", "server_version"):
-                if info.get(key):
-                    versions[f"{role} server"] = str(info[key])
-                    break
+    for role, info in run_servers(res).items():
+        for key in ("version", "vllm_version", "server_version"):
+            if info.get(key):
+                versions[f"{role} server"] = str(info[key])
+                break
     cmd, note = run.command, ""
-    bench = run.meta.get("bench") if run.meta else None
+    recorded = run_config(res)
+    bench = (run.meta.get("bench") if run.meta else None) or recorded.get("bench")
     if cmd is None and isinstance(bench, dict):
-        cmd, note = bench_command(bench), "rebuilt from the run's config.json"
+        cmd, note = bench_command(bench), "rebuilt from the run's recorded bench options"
+    if cmd is None and isinstance(recorded.get("simulate"), dict):
+        cmd, note = simulate_command(recorded["simulate"]), "rebuilt from the run's recorded simulate options"
     loads = sorted({c.load for c in res.cells if c.load is not None})
     temps = sorted({c.temperature for c in res.cells if c.temperature is not None})
     desc = (f"{len(res.cells)} cells, loads {', '.join(_fmt(x) for x in loads) or '-'}, temperatures "
