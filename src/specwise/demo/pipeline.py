@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from typing import Any
 import yaml
 
 from specwise.errors import UserError
-from specwise.report.inputs import COMMAND_FILE, ReportInputs, RunInput, read_run_dir, run_command
+from specwise.report.inputs import COMMAND_FILE, ReportInputs, RunInput, read_run_dir
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.decision import Decision
 from specwise.schemas.plan import PlanRequest, PlanResult
@@ -136,33 +135,52 @@ def _deployments(alt: PlanResult, profile: AcceptanceProfile):
 
 
 def _simulate(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: AcceptanceProfile,
-              prompt_mean: float) -> list[tuple[str, RunResult]]:
+              profile_path: Path, prompt_mean: float) -> list[tuple[str, RunResult]]:
+    """The plan's alternative simulated over ``sim_qps``, once per temperature (same traffic shape as the bench)."""
+    s = alt.memory.settings
+    options = dict(target=TARGET, draft=DRAFT, gpu=s.gpu, tp=s.tp, draft_tp=s.draft_tp or s.tp,
+                   quantization=s.target_quant, vllm_version=s.vllm_version, k=K,
+                   acceptance_profile=str(profile_path), prompt_len=f"{prompt_mean:g}",
+                   output_len=str(settings.max_tokens), qps=list(settings.sim_qps),
+                   duration_s=settings.sim_duration_s, oracle=False, seed=settings.seed)
+    out = []
+    for t in settings.temperatures:
+        result, command = _simulate_one({**options, "temperature_mix": {t: 1.0}}, profile, alt)
+        path = run_dir / f"simulated-T{t:g}.json"
+        out.append((_write(path, result.model_dump_json(indent=2)), result))
+        (run_dir / f"simulated-T{t:g}.command.txt").write_text(command + "\n")
+    return out
+
+
+def _simulate_one(options: dict[str, Any], profile: AcceptanceProfile, alt: PlanResult) -> tuple[RunResult, str]:
+    """One simulate run from simulate's options: its stage API (SimulateConfig) where this checkout has it."""
+    from specwise.report.provenance import simulate_command
+
+    command = simulate_command({k: v for k, v in options.items()})
+    try:
+        from specwise.schemas.configs import SimulateConfig
+        from specwise.simulate.stage import run as simulate
+    except ModuleNotFoundError:
+        pass
+    else:
+        return simulate(SimulateConfig(**options)), command
+    # simulate before its stage API: the sweep and its conversion to the run schema
     from specwise.simulate.sweep import run_sweep, to_run_result
     from specwise.simulate.workload import ArrivalSpec, LengthDist, RequestClass, WorkloadSpec
 
     base, base_info, spec, spec_info = _deployments(alt, profile)
-    s = alt.memory.settings
-    out = []
-    for t in settings.temperatures:
-        workload = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=settings.sim_qps[0]),
-                                prompt_len=LengthDist(kind="fixed", mean=prompt_mean),
-                                output_len=LengthDist(kind="fixed", mean=settings.max_tokens),
-                                classes=[RequestClass(temperature=t)], duration_s=settings.sim_duration_s)
-        argv = ["specwise", "simulate", "--target", TARGET, "--draft", DRAFT, "--gpu", s.gpu, "--tp", str(s.tp),
-                "--draft-tp", str(s.draft_tp or s.tp), "--quantization", s.target_quant, "--k", str(K),
-                "--acceptance-profile", "acceptance-profile.json", "--prompt-len", f"{prompt_mean:g}",
-                "--output-len", str(settings.max_tokens), "--temperature-mix", f"{t:g}:1",
-                "--qps", ",".join(f"{q:g}" for q in settings.sim_qps), "--duration", f"{settings.sim_duration_s:g}",
-                "--no-oracle", "--seed", str(settings.seed), "--out", f"simulated-T{t:g}.json"]
-        inputs = {"baseline": base_info, "speculative": spec_info, "k": K, "seed": settings.seed,
-                  "acceptance": {"source": profile.source, "notes": profile.notes},
-                  "workload": workload.model_dump(mode="json"), "command": shlex.join(argv)}
-        sweep = run_sweep(base, spec, k=K, qps_list=list(settings.sim_qps), workload=workload,
-                          method="draft_model", seed=settings.seed, with_oracle=False, inputs=inputs)
-        result = to_run_result(sweep)
-        path = _write(run_dir / f"simulated-T{t:g}.json", result.model_dump_json(indent=2))
-        out.append((path, result))
-    return out
+    t = next(iter(options["temperature_mix"]))
+    workload = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=options["qps"][0]),
+                            prompt_len=LengthDist.parse(options["prompt_len"]),
+                            output_len=LengthDist.parse(options["output_len"]),
+                            classes=[RequestClass(temperature=t)], duration_s=options["duration_s"])
+    inputs = {"baseline": base_info, "speculative": spec_info, "k": K, "seed": options["seed"],
+              "acceptance": {"source": profile.source, "notes": profile.notes,
+                             "classes": [c.model_dump() for c in profile.classes]},
+              "workload": workload.model_dump(mode="json"), "command": command}
+    sweep = run_sweep(base, spec, k=K, qps_list=options["qps"], workload=workload, method="draft_model",
+                      seed=options["seed"], with_oracle=False, inputs=inputs)
+    return to_run_result(sweep), command
 
 
 class _ServeSims:
@@ -277,7 +295,8 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Demo
     files["plan"], files["plan_alternative"] = str(run_dir / "plan-2xH100-bf16.json"), str(run_dir / "plan-alternative.json")
     t = lap("plan", t)
 
-    sims = _simulate(run_dir, settings, alt, profile, prompt_mean=workload.prompt_tokens.mean)
+    sims = _simulate(run_dir, settings, alt, profile, Path(files["acceptance_profile"]),
+                     prompt_mean=workload.prompt_tokens.mean)
     for path, res in sims:
         files[Path(path).stem] = path
         cross = res.crossovers[0] if res.crossovers else None
@@ -301,7 +320,8 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Demo
 
     inputs = ReportInputs(decision=decision, decision_path=files.get("decision"), workload=workload,
                           workload_path=files["workload"],
-                          runs=[RunInput(path=p, result=r, command=run_command(r)) for p, r in sims]
+                          runs=[RunInput(path=p, result=r, command=Path(p).with_suffix(".command.txt").read_text().strip())
+                                for p, r in sims]
                           + [measured],
                           plans=[(files["plan"], first), (files["plan_alternative"], alt)],
                           profiles=[(files["acceptance_profile"], profile)], notes=[DEMO_NOTE])
