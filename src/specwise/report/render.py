@@ -107,10 +107,12 @@ def _value(v: Any, unit: str | None = None) -> str:
         return "yes" if v else "no"
     if isinstance(v, float):
         text = f"{v:.4g}"
+    elif isinstance(v, int):
+        text = str(v)
     elif isinstance(v, list):
         text = ", ".join(_value(x) for x in v)
     else:
-        text = str(v)
+        return str(v)  # a sentence-like value carries its own unit
     return f"{text} {unit}" if unit else text
 
 
