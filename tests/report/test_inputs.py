@@ -69,12 +69,35 @@ def test_missing_paths_and_incomplete_run_dirs(tmp_path):
 
 
 def test_decides_evidence_is_read_by_attribute(tmp_path):
-    class Evidence:  # the shape decide's Evidence may take: runs, plan, profiles
-        runs = [B.run("simulated"), str(B.run_dir(tmp_path / "run"))]
-        plan = B.plans()[1]
-        profiles = [B.profile()]
+    """decide's Evidence (specwise.decide.evidence): runs wrap .run/.path/.command, plans are (plan, path)
+    pairs, profiles wrap .profile/.path; read by attribute so report does not import decide."""
+    from dataclasses import dataclass, field
 
-    inputs = as_report_inputs(B.decision(), Evidence())
-    assert [r.source for r in inputs.runs] == ["simulated", "measured"] and inputs.runs[1].records
-    assert len(inputs.plans) == 1 and len(inputs.profiles) == 1
+    @dataclass
+    class RunEvidence:
+        run: object
+        path: str | None = None
+        command: str | None = None
+
+    @dataclass
+    class ProfileEvidence:
+        profile: object
+        path: str | None = None
+        estimate: object = None
+
+    @dataclass
+    class Evidence:
+        plans: list = field(default_factory=list)
+        profiles: list = field(default_factory=list)
+        runs: list = field(default_factory=list)
+        workload: object = None
+
+    run_dir = B.run_dir(tmp_path / "run")
+    ev = Evidence(plans=[(B.plans()[1], "plan.json")], profiles=[ProfileEvidence(B.profile(), "p.json")],
+                  runs=[RunEvidence(B.run("simulated"), command="specwise simulate --qps 1"),
+                        RunEvidence(B.run("measured"), path=str(run_dir)), B.run("simulated")])
+    inputs = as_report_inputs(B.decision(), ev)
+    assert [r.source for r in inputs.runs] == ["simulated", "measured", "simulated"]
+    assert inputs.runs[0].command == "specwise simulate --qps 1" and len(inputs.runs[1].records) == 40
+    assert inputs.plans[0][0] == "plan.json" and inputs.profiles[0][0] == "p.json"
     assert inputs.workload is not None and inputs.decision.verdict == "BORDERLINE"

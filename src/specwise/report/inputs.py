@@ -282,34 +282,26 @@ def as_report_inputs(decision: Decision | None, evidence: Any) -> ReportInputs:
     else:
         inputs = ReportInputs()
         for run in _as_list(getattr(evidence, "runs", None)):
-            if isinstance(run, RunInput):
-                inputs.runs.append(run)
-            elif isinstance(run, RunResult):
-                inputs.runs.append(RunInput(path=None, result=run, command=run_command(run)))
-            elif isinstance(run, (str, Path)):
-                inputs.runs.append(read_run_dir(Path(run)) if Path(run).is_dir()
-                                   else RunInput(path=str(run), result=run_from_dict(
-                                       json.loads(Path(run).read_text(encoding="utf-8")), str(run))))
-            else:  # decide's own wrapper of a run: look for the result and the path on it
-                result = getattr(run, "result", None)
-                if isinstance(result, RunResult):
-                    path = getattr(run, "path", None)
-                    if path and Path(path).is_dir():
-                        inputs.runs.append(read_run_dir(Path(path)))
-                    else:
-                        inputs.runs.append(RunInput(path=str(path) if path else None, result=result))
+            inputs.runs.append(_run_input(run))
         for name in ("plans", "plan"):
             for plan in _as_list(getattr(evidence, name, None)):
-                if isinstance(plan, PlanResult):
-                    inputs.plans.append((None, plan))
-        for prof in _as_list(getattr(evidence, "profiles", None)):
-            if isinstance(prof, AcceptanceProfile):
-                inputs.profiles.append((None, prof))
-            elif isinstance(prof, EstimateResult):
-                inputs.estimates.append((None, prof))
-        for est in _as_list(getattr(evidence, "estimates", None)):
-            if isinstance(est, EstimateResult):
-                inputs.estimates.append((None, est))
+                # decide keeps (PlanResult, path) pairs
+                item, path = (plan[0], plan[1]) if isinstance(plan, tuple) else (plan, None)
+                if isinstance(item, PlanResult):
+                    inputs.plans.append((str(path) if path else None, item))
+        for name in ("profiles", "estimates"):
+            for prof in _as_list(getattr(evidence, name, None)):
+                # decide wraps each profile (ProfileEvidence: .profile, .path, .estimate)
+                path = getattr(prof, "path", None)
+                est = getattr(prof, "estimate", None)
+                item = getattr(prof, "profile", prof)
+                if isinstance(est, EstimateResult):
+                    if all(e is not est for _, e in inputs.estimates):
+                        inputs.estimates.append((str(path) if path else None, est))
+                elif isinstance(item, AcceptanceProfile):
+                    inputs.profiles.append((str(path) if path else None, item))
+                elif isinstance(item, EstimateResult):
+                    inputs.estimates.append((str(path) if path else None, item))
         wl = getattr(evidence, "workload", None)
         if isinstance(wl, WorkloadProfile):
             inputs.workload = wl
@@ -318,6 +310,32 @@ def as_report_inputs(decision: Decision | None, evidence: Any) -> ReportInputs:
         if inputs.workload is None and decision.workload is not None:
             inputs.workload = decision.workload
     return inputs
+
+
+def _run_input(run: Any) -> RunInput:
+    """A run as decide or a caller holds it: a RunInput, a RunResult, a path, or a wrapper (.run / .result, .path)."""
+    if isinstance(run, RunInput):
+        return run
+    if isinstance(run, (str, Path)):
+        path = Path(run)
+        if path.is_dir():
+            return read_run_dir(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"{path}: not a readable RunResult JSON") from None
+        result = run_from_dict(data, str(path))
+        return RunInput(path=str(path), result=result, command=run_command(result))
+    if isinstance(run, RunResult):
+        return RunInput(path=None, result=run, command=run_command(run))
+    result = getattr(run, "run", None) or getattr(run, "result", None)
+    if not isinstance(result, RunResult):
+        raise TypeError(f"not a run: {type(run).__name__}")
+    path = getattr(run, "path", None)
+    if path and Path(path).is_dir():
+        return read_run_dir(Path(path))  # records.jsonl and config.json come with the directory
+    return RunInput(path=str(path) if path else None, result=result,
+                    command=getattr(run, "command", None) or run_command(result))
 
 
 def _as_list(value: Any) -> list:
