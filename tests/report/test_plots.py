@@ -1,0 +1,51 @@
+"""Chart data: what each chart shows, and charts left out when their inputs are missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from specwise.report.inputs import ReportInputs, RunInput
+from specwise.report.plots import acceptance_plot, build_plots, memory_plot, monitor_plot, speedup_plot
+
+from . import builders as B
+
+
+def test_memory_split_shows_the_plan_that_does_not_fit_and_its_alternative():
+    plot = memory_plot(ReportInputs(plans=[(None, p) for p in B.plans()]))
+    bars = plot.data["bars"]
+    assert [(b["arm"], b["fits"]) for b in bars] == [("baseline", True), ("speculative", False),
+                                                     ("baseline", True), ("speculative", True)]
+    bf16_spec, fp8_spec = bars[1], bars[3]
+    assert bf16_spec["kv_cache_gib"] < 0 < fp8_spec["kv_cache_gib"]
+    assert fp8_spec["target_weights_gib_per_gpu"] < bf16_spec["target_weights_gib_per_gpu"]
+    assert "does not fit" in plot.svg
+
+
+def test_acceptance_chart_puts_estimated_and_measured_on_one_axis_with_break_even():
+    inputs = ReportInputs(decision=B.decision(), profiles=[(None, B.profile())],
+                          runs=[RunInput(path="m", result=B.run("measured"))])
+    plot = acceptance_plot(inputs)
+    sources = [s["source"] for s in plot.data["series"]]
+    assert sources == ["assumed", "measured"] and plot.data["break_even"] == 0.55
+    measured = plot.data["series"][1]
+    assert measured["temperatures"] == [0.0, 1.0]
+    assert measured["acceptance"] == pytest.approx([0.72, 0.47])  # /metrics acceptance of the speculative cells, per temperature
+    assert "rule of thumb 0.65" in plot.svg and "break-even for this pair" in plot.svg
+
+
+def test_speedup_chart_marks_the_peak_load_from_the_workload():
+    inputs = ReportInputs(workload=B.workload(), runs=[RunInput(path="m", result=B.run("measured"))])
+    assert "your peak load (3)" in speedup_plot(inputs).svg
+
+
+def test_monitor_recordings_are_plotted_against_break_even():
+    rows = [{"t": 100 + i, "acceptance_rate": 0.6 - 0.01 * i, "other": 1} for i in range(5)]
+    plot = monitor_plot(ReportInputs(decision=B.decision(), monitor=[("mon.jsonl", rows)]))
+    (series,) = plot.data["series"]
+    assert series["t_s"] == [0, 1, 2, 3, 4] and series["field"] == "acceptance_rate"
+
+
+def test_charts_without_inputs_are_left_out():
+    assert build_plots(ReportInputs(decision=B.decision())) == []
+    ids = [p.id for p in build_plots(ReportInputs(plans=[(None, B.plans()[1])]))]
+    assert ids == ["memory"]
