@@ -24,6 +24,7 @@ from specwise.report.inputs import ReportInputs, RunInput, run_config, run_serve
 __all__ = ["Plot", "build_plots", "run_k"]
 
 RULE_OF_THUMB_ACCEPTANCE = (0.5, 0.65)  # the seed's lines, shown only as labelled rules of thumb
+BREAK_EVEN_STYLE = {"color": "black", "linestyle": "-.", "linewidth": 1.6}  # apart from every data colour
 ROLE_COLOURS = {"baseline": "#4c72b0", "speculative": "#dd8452", "baseline_like_for_like": "#55a868"}
 SOURCE_STYLE = {"measured": "-", "simulated": "--", "estimated": ":", "assumed": ":"}
 MAX_TEMPERATURE_ROWS = 4
@@ -136,7 +137,7 @@ def speedup_plot(inputs: ReportInputs) -> Plot | None:
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         temps = sorted({s["temperature"] for s in series}, key=lambda t: (t is None, t or 0))
         for ax, kind in zip(axes[0], kinds):
-            for s in (s for s in series if s["load_kind"] == kind):
+            for i, s in enumerate(s for s in series if s["load_kind"] == kind):
                 colour = colours[temps.index(s["temperature"]) % len(colours)]
                 style = SOURCE_STYLE.get(s["source"], "-")
                 base = "" if s["baseline_role"] == "baseline" else " vs like-for-like baseline"
@@ -150,7 +151,7 @@ def speedup_plot(inputs: ReportInputs) -> Plot | None:
                     if x["position"] == "within" and x["value"] is not None:
                         ax.axvline(x["value"], color=colour, linestyle=style, linewidth=1)
                         ax.annotate(f"crossover {x['value']:.3g} ({s['source']})", (x["value"], 1.0),
-                                    textcoords="offset points", xytext=(4, 6), fontsize=8, color=colour)
+                                    textcoords="offset points", xytext=(4, 6 + 11 * i), fontsize=8, color=colour)
             ax.axhline(1.0, color="black", linewidth=1)
             _log_x(ax, [x for s in series if s["load_kind"] == kind for x in s["loads"]])
             peak = _peak(inputs, kind)
@@ -291,7 +292,7 @@ def acceptance_plot(inputs: ReportInputs) -> Plot | None:
                 ax.fill_between(s["temperatures"], s["low"], s["high"], color=line.get_color(), alpha=0.15,
                                 linewidth=0)
         if be is not None:
-            ax.axhline(be, color="#c44e52", linewidth=1.5, label=f"break-even for this pair ({be:.2f}, decide)")
+            ax.axhline(be, **BREAK_EVEN_STYLE, label=f"break-even for this pair ({be:.2f}, decide)")
         for v in RULE_OF_THUMB_ACCEPTANCE:
             ax.axhline(v, color="grey", linewidth=0.8, linestyle=":", label=f"rule of thumb {v:g} (seed)")
         if inputs.workload is not None:
@@ -304,7 +305,7 @@ def acceptance_plot(inputs: ReportInputs) -> Plot | None:
         svg = _svg(fig)
     caption = ("Acceptance rate in vLLM's definition (accepted draft tokens / drafted tokens = sum of per-position "
                "acceptance / k). Dotted: estimated or assumed profiles; solid: measured (server /metrics delta "
-               "per cell, band = range over loads); dashed: simulated. Red: the break-even acceptance decide "
+               "per cell, band = range over loads); dashed: simulated. Black dash-dot: the break-even acceptance decide "
                "computed for this pair and load; grey: the seed's 0.5 / 0.65 rules of thumb (labelled, not "
                "thresholds). Brown bands: the workload's category temperatures.")
     return Plot("acceptance", "Acceptance vs temperature", svg, caption, {"series": series, "break_even": be, "k": k})
@@ -368,12 +369,12 @@ def histogram_plot(inputs: ReportInputs) -> Plot | None:
             how = "P10-P50-P90 of per-request acceptance per temperature (the run's acceptance_breakdown; no " \
                   "request records were given)"
         if be is not None:
-            ax.axvline(be, color="#c44e52", linewidth=1.5, label=f"break-even ({be:.2f})")
+            ax.axvline(be, **BREAK_EVEN_STYLE, label=f"break-even ({be:.2f})")
         ax.set_xlim(0, 1)
         ax.set_xlabel("per-request acceptance rate (accepted / drafted)")
         ax.legend(fontsize=7, loc="best")
         svg = _svg(fig)
-    caption = (f"Per-request acceptance by temperature bucket: {how}. Requests left of the red break-even line "
+    caption = (f"Per-request acceptance by temperature bucket: {how}. Requests left of the black dash-dot break-even line "
                "are slower with speculation than without; an aggregate above it can hide a large tail below it.")
     return Plot("histogram", "Per-request acceptance by temperature", svg, caption, {**data, "break_even": be})
 
@@ -459,7 +460,7 @@ def monitor_plot(inputs: ReportInputs) -> Plot | None:
         for s in series:
             ax.plot(s["t_s"], s["values"], "-", label=f"{s['field']} ({s['path']})")
         if be is not None:
-            ax.axhline(be, color="#c44e52", linewidth=1.5, label=f"break-even ({be:.2f})")
+            ax.axhline(be, **BREAK_EVEN_STYLE, label=f"break-even ({be:.2f})")
         ax.set_xlabel("seconds since the recording started")
         ax.set_ylabel("acceptance")
         ax.legend(fontsize=7)
