@@ -408,7 +408,7 @@ def memory_plot(inputs: ReportInputs) -> Plot | None:
                          "requested_gib": budget.requested_gib, "kv_cache_tokens": budget.kv_cache_tokens,
                          **{key: getattr(budget, key) for key, _, _ in _MEM_PARTS}})
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(bars) + 1.4))
+        fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(bars) + 1.2))
         y = np.arange(len(bars))
         left = np.zeros(len(bars))
         for key, name, colour in _MEM_PARTS:
@@ -424,7 +424,8 @@ def memory_plot(inputs: ReportInputs) -> Plot | None:
         ax.invert_yaxis()
         ax.set_xlabel("GiB per GPU (black tick: the memory vLLM may use = total x gpu_memory_utilization)")
         ax.set_xlim(0, max(max(left), max(b.requested_gib for b in bars)) * 1.45)
-        ax.legend(fontsize=7, loc="lower right", ncol=2)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22 * 4 / max(4, len(bars))), ncol=6,
+                  frameon=False)
         svg = _svg(fig)
     caption = ("Per-GPU memory of each plan, baseline vs speculative (estimated by specwise plan with vLLM V1's "
                "accounting): weights, activation peak, non-torch memory and CUDA graphs come first and the KV "
