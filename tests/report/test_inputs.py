@@ -101,3 +101,16 @@ def test_decides_evidence_is_read_by_attribute(tmp_path):
     assert inputs.runs[0].command == "specwise simulate --qps 1" and len(inputs.runs[1].records) == 40
     assert inputs.plans[0][0] == "plan.json" and inputs.profiles[0][0] == "p.json"
     assert inputs.workload is not None and inputs.decision.verdict == "BORDERLINE"
+
+
+def test_a_decision_brings_the_evidence_it_lists(tmp_path):
+    run = B.run_dir(tmp_path / "run")
+    decision = B.decision()
+    decision.evidence[0].path = "run"  # relative to the decision file's directory
+    (tmp_path / "d.json").write_text(decision.model_dump_json())
+    inputs = load_inputs([tmp_path / "d.json"])
+    assert [r.path for r in inputs.runs] == [str(tmp_path / "run")] and inputs.runs[0].records
+    assert "Also read the evidence the decision lists" in inputs.notes[0]
+    # given explicitly: read once; --no-follow: not read
+    assert len(load_inputs([tmp_path / "d.json", run]).runs) == 1
+    assert load_inputs([tmp_path / "d.json"], follow_decision=False).runs == []

@@ -15,6 +15,8 @@ def report(
                              "versions go beside it with the same stem (.md, .json)."),
     markdown: Path = typer.Option(None, "--markdown", help="Markdown file (default: OUT with .md)."),
     json_path: Path = typer.Option(None, "--json-out", help="JSON file (default: OUT with .json)."),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Also read the evidence files a decision "
+                                "lists (its evidence paths that exist and were not given)."),
 ) -> None:
     """One HTML page: the verdict and rule table first, then speedup, latency, acceptance and memory charts,
     and the exact commands and versions behind every input. No network, no scripts."""
@@ -24,7 +26,7 @@ def report(
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--out {out}: give an .html file (the .md and .json versions are written beside it)")
-    loaded = load_inputs(list(inputs))
+    loaded = load_inputs(list(inputs), follow_decision=follow)
     paths = write_report(loaded.decision, loaded, out, markdown=markdown, json_path=json_path)
     verdict = loaded.decision.verdict.replace("_", " ") if loaded.decision else "no decision among the inputs"
     console.print(f"[bold]{verdict}[/bold]")

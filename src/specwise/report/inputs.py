@@ -207,45 +207,69 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_inputs(paths: list[str | Path]) -> ReportInputs:
-    """Read every input; a path that is none of the known kinds is a one-line UserError."""
-    inputs = ReportInputs()
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise UserError(f"input '{path}' not found")
-        if path.is_dir():
-            inputs.runs.append(read_run_dir(path))
-            continue
-        suffix = path.suffix.lower()
-        if suffix == ".jsonl":
-            rows = _read_jsonl(path)
-            if rows and "record" in rows[0] and "cell" in rows[0]:
-                raise UserError(f"{path}: a bench records file; pass its run directory ({path.parent}) instead")
-            inputs.monitor.append((str(path), rows))
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{path}: not a text file; pass JSON, YAML or JSONL results") from None
-        if suffix in (".yaml", ".yml"):
-            import yaml
+def load_inputs(paths: list[str | Path], *, follow_decision: bool = True) -> ReportInputs:
+    """Read every input; a path that is none of the known kinds is a one-line UserError.
 
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        kind, obj = _classify(path, data)
-        _add(inputs, kind, obj, str(path))
+    With ``follow_decision``, the evidence files a decision lists (``EvidenceRef.path``) that exist and were not
+    given are read too, so ``specwise report decision.json`` shows the charts of what decide read.
+    """
+    inputs = ReportInputs()
+    seen: set[Path] = set()
+    for raw in paths:
+        _load_one(inputs, Path(raw))
+        seen.add(Path(raw).resolve())
+    if follow_decision and inputs.decision is not None:
+        base = Path(inputs.decision_path).parent if inputs.decision_path else Path(".")
+        extra = []
+        for ref in inputs.decision.evidence:
+            if not ref.path or ref.kind in ("workload", "decision"):
+                continue
+            candidates = [Path(ref.path), base / ref.path]
+            found = next((c for c in candidates if c.exists()), None)
+            if found is not None and found.resolve() not in seen:
+                seen.add(found.resolve())
+                extra.append(found)
+        for path in extra:
+            _load_one(inputs, path)
+        if extra:
+            inputs.notes.append("Also read the evidence the decision lists: " + ", ".join(map(str, extra)) + ".")
     if inputs.is_empty():
         raise UserError("no inputs: pass a decision, run results or run directories, a plan, an acceptance profile "
                         "or estimate, a workload profile or monitor recordings")
     return inputs
+
+
+def _load_one(inputs: ReportInputs, path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"input '{path}' not found")
+    if path.is_dir():
+        inputs.runs.append(read_run_dir(path))
+        return
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = _read_jsonl(path)
+        if rows and "record" in rows[0] and "cell" in rows[0]:
+            raise UserError(f"{path}: a bench records file; pass its run directory ({path.parent}) instead")
+        inputs.monitor.append((str(path), rows))
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; pass JSON, YAML or JSONL results") from None
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    kind, obj = _classify(path, data)
+    _add(inputs, kind, obj, str(path))
 
 
 def _add(inputs: ReportInputs, kind: str, obj: Any, path: str | None) -> None:
