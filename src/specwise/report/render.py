@@ -51,11 +51,12 @@ class Report:
         }
         return [text for key, text in why.items() if key not in have]
 
-    def run_findings(self) -> list[tuple[str, str]]:
+    def run_findings(self) -> list[tuple[str, str, str]]:
+        """(run, severity, sentence) of every run finding; version-1 sentences have no severity ('info')."""
         out = []
         for run in self.inputs.runs:
             for f in run.result.findings:
-                out.append((f"{run.source} {run.path or ''}".strip(), str(f)))
+                out.append((f"{run.source} {run.path or ''}".strip(), str(getattr(f, "severity", "info")), str(f)))
         return out
 
     def monitor_rows(self) -> list[tuple[str, str, str]]:
