@@ -62,7 +62,7 @@ class DemoSettings:
     """The demo's knobs; the defaults keep it under two minutes on a 2-core machine."""
 
     out: Path = Path("specwise-demo")
-    bench_qps: tuple[float, ...] = (1.0, 2.0, 4.0)
+    bench_qps: tuple[float, ...] = (2.0, 4.0, 8.0)
     temperatures: tuple[float, ...] = (0.0, 1.0)
     bench_duration_s: float = 4.0
     max_tokens: int = 64
@@ -220,6 +220,29 @@ class _ServeSims:
         self._thread.join(10)
 
 
+class _CellProgress:
+    """bench progress for the demo's terminal: one line per finished cell (the bench writes every request)."""
+
+    def __init__(self, say: Callable[[str], None], total: int) -> None:
+        self.say, self.total, self.done = say, total, 0
+
+    def cell_started(self, cell_id: str, n_requests: int) -> None:
+        pass
+
+    def request_done(self, record: Any) -> None:
+        pass
+
+    def cell_finished(self, cell: Any) -> None:
+        self.done += 1
+        s = cell.summary
+        e2e = f"E2E P50 {s.e2e_p50_s:.2f} s" if s.e2e_p50_s is not None else "no E2E"
+        self.say(f"  cell {self.done}/{self.total}: {cell.role} {cell.qps:g} req/s T={cell.temperature:g}: "
+                 f"{s.requests_ok} requests, {e2e}")
+
+    def message(self, text: str) -> None:
+        self.say(f"  {text}")
+
+
 def _bench(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: AcceptanceProfile,
            say: Callable[[str], None]) -> RunInput:
     from specwise.bench.runner import BenchConfig, run_bench
@@ -243,7 +266,8 @@ def _bench(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: Acce
             "e.g. specwise serve-sim --target " + TARGET + " --draft " + DRAFT + " --gpu H100 --tp 2 "
             "--quantization fp8 --k 4")
         (bench_dir / COMMAND_FILE).write_text(command + "\n")
-        asyncio.run(run_bench(cfg, str(bench_dir)))
+        cells = 2 * len(settings.bench_qps) * len(settings.temperatures)
+        asyncio.run(run_bench(cfg, str(bench_dir), progress=_CellProgress(say, cells)))
     return read_run_dir(bench_dir)
 
 
