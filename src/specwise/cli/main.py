@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("serve-sim", "specwise.cli.serve_sim:serve_sim"),
     ("estimate", "specwise.cli.estimate:estimate"),
     ("bench", "specwise.cli.bench:bench"),
+    ("monitor", "specwise.cli.monitor:monitor"),
 ]
 
 app = typer.Typer(
@@ -57,7 +58,11 @@ def _register() -> None:
             if exc.name == module_name:  # command not built yet
                 continue
             raise
-        app.command(name=name)(getattr(module, func_name))
+        target_obj = getattr(module, func_name)
+        if isinstance(target_obj, typer.Typer):  # a command with subcommands (monitor: watch / rules / dashboard)
+            app.add_typer(target_obj, name=name)
+        else:
+            app.command(name=name)(target_obj)
 
 
 _register()
