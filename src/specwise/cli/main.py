@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     from specwise.errors import UserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:  # a command's typer.Exit(code) comes back as the return value here
+            sys.exit(rc)
     except UserError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
