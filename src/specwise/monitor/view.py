@@ -94,7 +94,7 @@ def render(report: MonitorReport) -> Group:
                      _f(r.drafted_tokens_per_s, "{:.1f}"), _f(r.accepted_tokens_per_s, "{:.1f}"))
         load.add_row(r.url, _f(r.generation_tokens_per_s, "{:.1f}"), _f(r.requests_per_s, "{:.2f}"),
                      f"{_f(r.running_now, '{:.0f}')} (avg {_f(r.running, '{:.1f}')})", _f(r.waiting, "{:.0f}"),
-                     _f(None if r.kv_cache_usage is None else r.kv_cache_usage * 100, "{:.0f}%"),
+                     _f(None if r.kv_cache_usage is None else r.kv_cache_usage * 100, "{:.1f}%"),
                      _q(r.ttft), _q(r.tpot), _q(r.e2e))
         notes.extend(f"{r.url}: {n}" for n in r.health.reasons[:2])
         if r.missing:
