@@ -16,12 +16,15 @@ class _WatchByDefault(TyperGroup):
     """``specwise monitor URL`` means ``specwise monitor watch URL``."""
 
     def parse_args(self, ctx, args):  # noqa: ANN001
+        if not args:  # bare `specwise monitor`: its help, exit 0
+            typer.echo(ctx.get_help())
+            raise typer.Exit(0)
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["watch", *args]
         return super().parse_args(ctx, args)
 
 
-monitor = typer.Typer(cls=_WatchByDefault, no_args_is_help=True, add_completion=False,
+monitor = typer.Typer(cls=_WatchByDefault, add_completion=False,
                       help="Watch acceptance against load in production; emit alert rules and a Grafana dashboard.")
 
 DECISION_HELP = "Decision JSON from `specwise decide` (its `monitor` block gives the thresholds)."
