@@ -83,7 +83,12 @@ async def test_acceptance_collapse_moves_healthy_to_net_negative_within_one_wind
     mon = Monitor([url], WINDOW_S, resolve_thresholds())  # rule of thumb: healthy >= 0.65, net-negative < 0.5
     try:
         async with httpx.AsyncClient() as client:
-            healthy, _, _ = await _poll_until(mon, client, "healthy", 20)
+            await _poll_until(mon, client, "healthy", 20)
+            for _ in range(int(WINDOW_S / INTERVAL_S) + 1):  # fill a whole window at the high acceptance
+                await mon.poll(client)
+                await asyncio.sleep(INTERVAL_S)
+            healthy, _, _ = await _poll_until(mon, client, "healthy", 1)
+            assert healthy.window_s >= WINDOW_S - 1e-6
             assert healthy.acceptance_rate == pytest.approx(0.80, abs=0.04)
             assert healthy.mean_acceptance_length == pytest.approx(1 + sum(HIGH), abs=0.15)
             assert healthy.per_position == pytest.approx(HIGH, abs=0.05)
