@@ -69,6 +69,20 @@ def test_restart_restarts_the_window_and_is_reported():
     assert r.window_s == pytest.approx(5.0)
 
 
+def test_restart_seen_by_process_start_time_even_when_counters_grew_past_the_old_values():
+    def started(snap, t0):
+        text = f"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {t0}\n"
+        extra = parse_metrics_text(text, taken_at=snap.taken_at)
+        return snap.model_copy(update={"samples": {**snap.samples, **extra.samples}})
+
+    w = EndpointWindow("http://x", 100.0, resolve_thresholds())
+    w.add(started(expo(0, 100, 240), 1000))
+    w.add(started(expo(60, 1000, 300), 1050))  # restarted at 1050 and already past the old counts
+    r = w.reading()
+    assert r.restarts_seen == 1 and r.counter_reset
+    assert r.acceptance_rate == pytest.approx(300 / 3000)  # post-restart counts only
+
+
 def test_down_then_missing_metrics_and_idle():
     w = EndpointWindow("http://x", 10.0, resolve_thresholds())
     down = w.failed("GET http://x/metrics failed: ConnectError", now=3)

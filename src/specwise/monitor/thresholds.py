@@ -93,9 +93,8 @@ def resolve_thresholds(
         if break_even is not None and healthy is None:
             vals["healthy_acceptance"] = break_even + HEALTHY_MARGIN
     if vals.get("break_even_acceptance") is None and vals.get("net_negative_acceptance") is None:
-        src = "rule_of_thumb" if not acceptance_flags else src
-        vals.setdefault("healthy_acceptance", None)
-        vals["healthy_acceptance"] = vals["healthy_acceptance"] or RULE_OF_THUMB_HEALTHY
+        if vals.get("healthy_acceptance") is None:
+            vals["healthy_acceptance"] = RULE_OF_THUMB_HEALTHY
         vals["net_negative_acceptance"] = RULE_OF_THUMB_NET_NEGATIVE
         # The rule of thumb has no break-even of its own: the band between its two lines is "buys little".
         vals["break_even_acceptance"] = RULE_OF_THUMB_NET_NEGATIVE

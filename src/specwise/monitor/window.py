@@ -6,7 +6,9 @@ be diluted by a day of good traffic. Spec-decode counters and load gauges are re
 (:mod:`specwise.metrics.adapters`), latency quantiles from histogram bucket deltas
 (:mod:`specwise.metrics.histograms`).
 
-Restarts: when any counter decreases between two consecutive scrapes the server restarted, so the window restarts
+Restarts: when any counter decreases between two consecutive scrapes, or the process start time that
+prometheus_client's default process collector exposes changes (a restart during a long outage can leave counters
+higher than before), the server restarted, so the window restarts
 from an empty snapshot stamped at the last pre-restart scrape (counters count from 0 after a restart), and the
 reading says so. A failed scrape leaves the window as it was; the next good scrape is compared with the last good one.
 """
@@ -38,6 +40,11 @@ _MODEL_SOURCES = ("vllm:num_requests_running", "vllm:generation_tokens_total", "
                   "sglang:generation_tokens_total")
 
 
+def _new_process(before: MetricsSnapshot, after: MetricsSnapshot) -> bool:
+    a, b = before.total("process_start_time_seconds"), after.total("process_start_time_seconds")
+    return a is not None and b is not None and a != b
+
+
 class EndpointWindow:
     """Keeps the scrapes of one endpoint that the window needs and turns them into readings."""
 
@@ -56,7 +63,7 @@ class EndpointWindow:
     def add(self, snap: MetricsSnapshot) -> None:
         if self.history:
             prev = self.history[-1]
-            if A.delta(prev, snap, self.k).counter_reset:
+            if A.delta(prev, snap, self.k).counter_reset or _new_process(prev, snap):
                 self.restarts += 1
                 # Counters restart from 0: an empty snapshot at the last good scrape makes the post-restart values the
                 # deltas, and drops the pre-restart scrapes that no longer compare.
