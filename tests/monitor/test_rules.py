@@ -153,3 +153,38 @@ def test_selector_reaches_every_vllm_series():
         for r in g["rules"]:
             if "vllm:" in r["expr"]:
                 assert r["expr"].count("vllm:") == r["expr"].count('{job="vllm-prod"}'), r["expr"]
+
+
+def test_cli_rules_and_dashboard_from_a_decision_file(tmp_path, promtool):
+    import json
+    import sys
+
+    from specwise.schemas.decision import Decision, MonitorThresholds
+
+    decision = tmp_path / "decision.json"
+    decision.write_text(Decision(
+        tool_version="0", created_at="2026-01-01T00:00:00Z", verdict="ENABLE_WITH_GUARD", headline="h",
+        firmness="simulated_calibrated", monitor=MonitorThresholds(
+            k=3, break_even_acceptance=0.41, net_negative_acceptance=0.36, healthy_acceptance=0.5,
+            baseline_acceptance=0.7, crossover_batch_size=24, slo_metric="ttft", slo_p99_target_s=2.0),
+    ).model_dump_json())
+    rules = tmp_path / "rules.yml"
+    done = subprocess.run([sys.executable, "-m", "specwise", "monitor", "rules", "--decision", str(decision),
+                           "-o", str(rules), "--for", "15"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True).returncode == 0
+    doc = yaml.safe_load(rules.read_text())
+    alerts = {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts["SpecDecodeAcceptanceBelowBreakEven"]["expr"].endswith("< 0.41")
+    assert alerts["SpecDecodeAcceptanceNetNegative"]["expr"].endswith("< 0.36")
+    assert alerts["SpecDecodeAcceptanceDropVsBaseline"]["expr"].endswith("< 0.65")
+    assert "> 24 and on" in alerts["SpecDecodeOverCrossoverBatch"]["expr"]
+    assert alerts["SpecDecodeTTFTAboveSLO"]["expr"].endswith("> 2") and "SpecDecodeTPOTAboveSLO" not in alerts
+    assert {r["for"] for r in alerts.values()} == {"15m"}
+    assert {r["labels"]["thresholds_source"] for r in alerts.values()} == {"decision"}
+    done = subprocess.run([sys.executable, "-m", "specwise", "monitor", "dashboard", "--decision", str(decision)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    board = json.loads(done.stdout)
+    acc = next(p for p in board["panels"] if p["title"] == "Acceptance rate (windowed)")
+    assert [s["value"] for s in acc["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 0.36, 0.41, 0.5]
