@@ -38,11 +38,21 @@ def test_speedup_chart_marks_the_peak_load_from_the_workload():
     assert "your peak load (3)" in speedup_plot(inputs).svg
 
 
-def test_monitor_recordings_are_plotted_against_break_even():
-    rows = [{"t": 100 + i, "acceptance_rate": 0.6 - 0.01 * i, "other": 1} for i in range(5)]
+def test_monitor_recordings_are_plotted_per_endpoint_against_break_even_and_load():
+    from specwise.schemas.monitor import EndpointReading, Health
+
+    def row(url, i, acc):
+        return EndpointReading(url=url, t=1000.0 + i, ok=True, acceptance_rate=acc, running=4.0 + i,
+                               health=Health(state="healthy", since=1000.0, held_s=i)).model_dump(mode="json")
+
+    rows = [row("http://a", i, 0.6 - 0.01 * i) for i in range(5)] + [row("http://b", i, 0.4) for i in range(3)]
+    rows.append({"url": "http://a", "t": 1.0, "ok": False})  # not a reading (no health): skipped
     plot = monitor_plot(ReportInputs(decision=B.decision(), monitor=[("mon.jsonl", rows)]))
-    (series,) = plot.data["series"]
-    assert series["t_s"] == [0, 1, 2, 3, 4] and series["field"] == "acceptance_rate"
+    a, b = plot.data["series"]
+    assert (a["url"], a["t_s"], a["running"][:2]) == ("http://a", [0, 1, 2, 3, 4], [4.0, 5.0])
+    assert b["acceptance_rate"] == [0.4, 0.4, 0.4]
+    assert plot.data["break_even"] == 0.55
+    assert monitor_plot(ReportInputs(monitor=[("other.jsonl", [{"t": 1, "x": 2}])])) is None
 
 
 def test_charts_without_inputs_are_left_out():

@@ -10,7 +10,6 @@ off, so a user's label with ``$`` or ``<`` is drawn literally; matplotlib's SVG 
 from __future__ import annotations
 
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,40 +434,65 @@ def memory_plot(inputs: ReportInputs) -> Plot | None:
 
 
 # --- monitor recordings -------------------------------------------------------------------------------------
-_TIME_KEYS = ("t", "time", "time_s", "elapsed_s", "timestamp", "ts")
+def _readings(rows: list[dict[str, Any]]) -> list[Any]:
+    """The rows of a `specwise monitor --record` file that are EndpointReadings with an acceptance value."""
+    from pydantic import ValidationError
+
+    from specwise.schemas.monitor import EndpointReading
+
+    out = []
+    for row in rows:
+        try:
+            r = EndpointReading.model_validate(row)
+        except ValidationError:
+            continue
+        if r.ok and r.acceptance_rate is not None:
+            out.append(r)
+    return out
 
 
 def monitor_plot(inputs: ReportInputs) -> Plot | None:
     series = []
     for path, rows in inputs.monitor:
-        tkey = next((k for k in _TIME_KEYS if rows and isinstance(rows[0].get(k), (int, float))), None)
-        if tkey is None:
-            continue
-        keys = sorted({k for r in rows for k, v in r.items()
-                       if re.search("acceptance", k) and isinstance(v, (int, float)) and not isinstance(v, bool)})
-        for key in keys:
-            pts = [(r[tkey], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-            if pts:
-                t0 = pts[0][0]
-                series.append({"path": path, "field": key, "t_s": [p[0] - t0 for p in pts],
-                               "values": [p[1] for p in pts]})
+        by_url: dict[str, list] = defaultdict(list)
+        for r in _readings(rows):
+            by_url[r.url].append(r)
+        for url, readings in by_url.items():
+            readings.sort(key=lambda r: r.t)
+            t0 = readings[0].t
+            series.append({"path": path, "url": url, "t_s": [r.t - t0 for r in readings],
+                           "acceptance_rate": [r.acceptance_rate for r in readings],
+                           "running": [r.running for r in readings],
+                           "state": [r.health.state for r in readings]})
     if not series:
         return None
     plt = _pyplot()
     be = _break_even(inputs)
+    cross = inputs.decision.monitor.crossover_batch_size if inputs.decision is not None else None
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
         for s in series:
-            ax.plot(s["t_s"], s["values"], "-", label=f"{s['field']} ({s['path']})")
-        if be is not None:
-            ax.axhline(be, **BREAK_EVEN_STYLE, label=f"break-even ({be:.2f})")
+            line = ax.plot(s["t_s"], s["acceptance_rate"], "-", label=f"{s['url']} ({s['path']})")[0]
+            pts = [(x, a) for x, a in zip(s["running"], s["acceptance_rate"]) if x is not None]
+            if pts:
+                ax2.scatter([p[0] for p in pts], [p[1] for p in pts], s=10, color=line.get_color(), alpha=0.6)
+        for a in (ax, ax2):
+            if be is not None:
+                a.axhline(be, **BREAK_EVEN_STYLE, label=f"break-even ({be:.2f})")
+            a.set_ylabel("acceptance (accepted / drafted)")
+        if cross is not None:
+            ax2.axvline(cross, color="#c44e52", linestyle="--", label=f"crossover batch ({cross:.3g}, decide)")
         ax.set_xlabel("seconds since the recording started")
-        ax.set_ylabel("acceptance")
+        ax2.set_xlabel("running requests (mean over the window)")
         ax.legend(fontsize=7)
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
         svg = _svg(fig)
-    return Plot("monitor", "Production acceptance over time (monitor recordings)", svg,
-                "Acceptance fields of the monitor recordings (measured on the production server) against this "
-                "pair's break-even.", {"series": series})
+    return Plot("monitor", "Production acceptance over time and against load (monitor recordings)", svg,
+                "Acceptance per monitoring window (server /metrics counter deltas, measured on the production "
+                "server, `specwise monitor --record`), over time and against the running batch, with this pair's "
+                "break-even and the crossover batch decide found: above the crossover speculation stops paying "
+                "whatever the acceptance.", {"series": series, "break_even": be, "crossover_batch_size": cross})
 
 
 def build_plots(inputs: ReportInputs) -> list[Plot]:
