@@ -16,12 +16,14 @@ import time
 
 import pytest
 
+from tests.report.chromium import Browser, chromium_binary, ink, pixels
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 PLOTS = ("speedup", "latency", "acceptance", "histogram", "memory")
 
 
-def test_demo_runs_the_whole_pipeline_and_writes_the_report(tmp_path):
+async def test_demo_runs_the_whole_pipeline_and_writes_the_report(tmp_path):
     start = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "specwise", "demo", "--out", str(tmp_path / "demo"),
                           "--duration", "2"], capture_output=True, text=True, timeout=300)
@@ -53,3 +55,16 @@ def test_demo_runs_the_whole_pipeline_and_writes_the_report(tmp_path):
         assert f"Verdict: {verdict.replace('_', ' ')}" in out.stdout
     else:
         assert 'id="verdict-badge">NO DECISION<' in html
+
+    # the page a practitioner would forward, in a real browser: clean console, every chart drawn, not blank
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed: `make chromium` installs Debian's chromium package")
+    async with Browser(chromium_binary()) as b:
+        await b.open(report.as_uri(), javascript=False)
+        assert b.console_errors() == []
+        figures = await b.query_all("figure.plot")
+        assert len(figures) == len(PLOTS) and len(await b.query_all("figure.plot svg")) == len(PLOTS)
+        shot = pixels(await b.screenshot())
+        for f in figures:
+            x, y, w, h = (int(v) for v in await b.box(f))
+            assert ink(shot[y:y + h, x:x + w]) > 0.03, f"chart at {x},{y} is blank"

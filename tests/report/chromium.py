@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import shutil
 import subprocess
@@ -20,6 +21,18 @@ from typing import Any
 import aiohttp
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
+
+
+def pixels(png: bytes):
+    """RGB pixels (0-1 floats) of a PNG, read with matplotlib's reader."""
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(png), format="png")[..., :3]
+
+
+def ink(region) -> float:
+    """Share of pixels that are not (near) white."""
+    return float((region.min(axis=-1) < 0.9).mean())
 
 
 def chromium_binary() -> str | None:

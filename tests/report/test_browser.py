@@ -6,12 +6,9 @@ itself and drives it over the DevTools protocol (tests/report/chromium.py).
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
 
-from .chromium import Browser, chromium_binary
+from .chromium import Browser, chromium_binary, ink, pixels
 from .conftest import ALL_PLOTS
 
 pytestmark = [
@@ -19,17 +16,6 @@ pytestmark = [
     pytest.mark.skipif(chromium_binary() is None,
                        reason="chromium is not installed: `make chromium` installs Debian's chromium package"),
 ]
-
-
-def _pixels(png: bytes) -> np.ndarray:
-    from matplotlib.image import imread
-
-    return imread(io.BytesIO(png), format="png")[..., :3]
-
-
-def _ink(region: np.ndarray) -> float:
-    """Share of pixels that are not (near) white."""
-    return float((region.min(axis=-1) < 0.9).mean())
 
 
 async def test_console_capture_sees_errors_so_a_clean_report_means_something(tmp_path):
@@ -58,12 +44,12 @@ async def test_report_loads_cleanly_draws_every_plot_and_reads_without_javascrip
             ids = [(await b.outer_html(f)).split('id="plot-', 1)[1].split('"', 1)[0] for f in figures]
             assert ids == list(ALL_PLOTS)
             assert len(await b.query_all("figure.plot svg")) == len(ALL_PLOTS)
-            shot = _pixels(await b.screenshot())
+            shot = pixels(await b.screenshot())
             assert shot.shape[1] >= 1200 and shot.shape[0] > 3000
-            assert _ink(shot) > 0.05, "the page screenshot is blank"
+            assert ink(shot) > 0.05, "the page screenshot is blank"
             for f in figures:
                 x, y, w, h = (int(v) for v in await b.box(f))
                 assert w > 300 and h > 150
-                assert _ink(shot[y:y + h, x:x + w]) > 0.03, f"plot at {x},{y} is blank"
+                assert ink(shot[y:y + h, x:x + w]) > 0.03, f"plot at {x},{y} is blank"
             verdict = await b.box(badge[0])
             assert verdict[1] < 400, "the verdict is at the top of the page"
