@@ -290,17 +290,29 @@ def _fresh_dir(root: Path) -> Path:
     while run_dir.exists():
         n += 1
         run_dir = root / f"{stamp}-{n}"
-    run_dir.mkdir(parents=True)
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"--out {root}: cannot create {run_dir} ({exc.strerror}); pick a writable directory") \
+            from None
     return run_dir
 
 
 def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> DemoResult:
+    run_dir = _fresh_dir(settings.out)
+    try:
+        return _run(settings, run_dir, say)
+    except KeyboardInterrupt:
+        say(f"interrupted: everything produced so far is in {run_dir} (the bench keeps every finished request)")
+        raise
+
+
+def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> DemoResult:
     from specwise.report import write_report
     from specwise.simulate.defaults import default_acceptance
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    run_dir = _fresh_dir(settings.out)
     files: dict[str, str] = {}
 
     def lap(name: str, start: float) -> float:
