@@ -91,3 +91,15 @@ def test_provenance_lists_commands_and_versions(hostile_report):
     assert bench["versions"] == {"specwise": "0.1.0", "python": "3.11", "platform": "Linux"}
     plan = next(r for r in doc["inputs"] if r["kind"] == "plan")
     assert plan["command"].startswith("specwise plan --target meta-llama/Llama-3.1-70B-Instruct")
+
+
+def test_headline_is_not_repeated_after_the_badge():
+    d = B.decision()
+    d.headline = "BORDERLINE: the interval includes 1.0"
+    report = build_report(ReportInputs(decision=d, notes=["demo note"]))
+    html = render_html(report)
+    assert '<span class="headline">The interval includes 1.0</span>' in html
+    from specwise.report.render import render_markdown
+
+    md = render_markdown(report)
+    assert md.startswith("# specwise report: chat\n\n**BORDERLINE**: The interval includes 1.0\n\n> Note: demo note\n")

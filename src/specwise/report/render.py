@@ -98,6 +98,8 @@ class Report:
 
 
 def build_report(inputs: ReportInputs) -> Report:
+    if inputs.workload is None and inputs.decision is not None and inputs.decision.workload is not None:
+        inputs.workload = inputs.decision.workload  # the decision carries the workload it was decided for
     return Report(inputs, build_plots(inputs), provenance_rows(inputs))
 
 
@@ -121,6 +123,16 @@ def _verdict(v: str) -> str:
     return v.replace("_", " ")
 
 
+def _headline(decision: Any) -> str:
+    """The headline without a leading verdict word (the badge says it already)."""
+    text = decision.headline.strip()
+    for prefix in (decision.verdict, _verdict(decision.verdict)):
+        if text.upper().startswith(prefix.upper()):
+            rest = text[len(prefix):].lstrip(" :-—")
+            return rest[:1].upper() + rest[1:] if rest else text
+    return text
+
+
 def _firmness(f: str) -> str:
     return {"simulated_roofline": "simulated (roofline defaults, uncalibrated)",
             "simulated_calibrated": "simulated (step time calibrated on this GPU and vLLM version)"}.get(f, f)
@@ -137,6 +149,7 @@ def _env():
     env.filters["value"] = _value
     env.filters["verdict"] = _verdict
     env.filters["firmness"] = _firmness
+    env.filters["headline"] = _headline
     return env
 
 
@@ -166,17 +179,18 @@ def render_markdown(report: Report, html_name: str | None = None) -> str:
     d = report.decision
     lines = [f"# specwise report{': ' + _md(report.inputs.workload.name) if report.inputs.workload else ''}", ""]
     if d is not None:
-        lines += [f"**{_verdict(d.verdict)}**: {_md(d.headline)}", "",
+        lines += [f"**{_verdict(d.verdict)}**: {_md(_headline(d))}", "",
+                  *[f"> Note: {_md(n)}\n" for n in report.inputs.notes],
                   f"How firm: {_firmness(d.firmness)}{': ' + _md(d.firmness_note) if d.firmness_note else ''}", "",
                   "| rule | status | threshold | observed | source | meaning |", "|---|---|---|---|---|---|"]
         for f in d.rules:
             lines.append(f"| {_md(f.rule or f.code)} | {f.status or 'observation'} | {_md(_value(f.threshold, f.unit))} "
                          f"| {_md(_value(f.observed, f.unit))} | {f.source or '-'} | {_md(f.message)}"
-                         f"{' ' + _md(f.meaning) if f.meaning else ''} |")
+                         f"{' → ' + _md(f.meaning) if f.meaning else ''} |")
         if d.next_steps:
             lines += ["", "## Next steps", ""]
             for step in d.next_steps:
-                lines += _fence(step)
+                lines += [*_fence(step), ""]
         if d.config is not None:
             lines += ["", f"## Config to ship (vLLM {_md(d.config.vllm_version)})", "", *_fence(d.config.vllm_command)]
         rows = report.monitor_rows()
@@ -184,8 +198,8 @@ def render_markdown(report: Report, html_name: str | None = None) -> str:
             lines += ["", "## Monitoring thresholds", "", "| threshold | value | definition |", "|---|---|---|"]
             lines += [f"| {a} | {_md(b)} | {_md(c)} |" for a, b, c in rows]
     else:
-        lines += ["No decision among the inputs: run `specwise decide` for the verdict."]
-    lines += [f"> Note: {_md(n)}" for n in report.inputs.notes]
+        lines += ["No decision among the inputs: run `specwise decide` for the verdict.", ""]
+        lines += [f"> Note: {_md(n)}\n" for n in report.inputs.notes]
     lines += ["", "## Evidence", ""]
     if html_name:
         lines.append(f"The charts are in {_md(html_name)}.")
