@@ -271,16 +271,17 @@ def _bench(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: Acce
     return read_run_dir(bench_dir)
 
 
-def _decide(workload: WorkloadProfile, plan: PlanResult, profiles: list[AcceptanceProfile],
-            runs: list[RunResult]) -> Decision | None:
-    """decide's public API (``specwise.decide.decide``); None while this checkout has no decide stage."""
+def _decide(workload: WorkloadProfile, plan: PlanResult, evidence_paths: list[str]) -> Decision | None:
+    """decide's public API on the files the demo wrote (so the decision's evidence names them); None while this
+    checkout has no decide stage."""
     try:
-        from specwise.decide import decide
+        from specwise.decide import decide, load_evidence
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("specwise.decide"):
             return None
         raise
-    return decide(workload, plan=plan, profiles=tuple(profiles), runs=tuple(runs))
+    evidence = load_evidence(evidence_paths)
+    return decide(workload, plan=plan, profiles=evidence.profiles, runs=evidence.runs)
 
 
 def _fresh_dir(root: Path) -> Path:
@@ -348,8 +349,7 @@ def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> D
             + (f" (95% CI {s.ci_low:.2f}-{s.ci_high:.2f})" if s.ci_low is not None and s.ci_high is not None else ""))
     t = lap("bench", t)
 
-    runs = [res for _, res in sims] + [measured.result]
-    decision = _decide(workload, alt, [profile], runs)
+    decision = _decide(workload, alt, [files["acceptance_profile"], *(p for p, _ in sims), files["bench"]])
     if decision is not None:
         files["decision"] = _write(run_dir / "decision.json", decision.model_dump_json(indent=2))
     t = lap("decide", t)
