@@ -18,11 +18,11 @@ def test_every_user_string_is_escaped_in_html_markdown_and_json(hostile_report):
     assert "<script" not in html.lower()
     # the payload is there, as text, from the decision, the workload, a run path, a prompt and a chart legend
     assert html.count("&lt;script&gt;") >= 5
-    svg_text = "".join(re.findall(r"<svg.*?</svg>", html, flags=re.S))
+    svg_text = "".join(re.findall(r"<svg.*?</svg>", html, flags=re.DOTALL))
     assert "cat &lt;script&gt;" in svg_text  # matplotlib escaped the profile category in the legend
     md = hostile_report.with_suffix(".md").read_text()
     # outside fenced code blocks (which renderers show literally) nothing is raw HTML
-    prose = re.sub(r"^(`{3,})\n.*?\n\1$", "", md, flags=re.S | re.M)
+    prose = re.sub(r"^(`{3,})\n.*?\n\1$", "", md, flags=re.DOTALL | re.MULTILINE)
     assert "<script" not in prose.lower() and "&lt;script&gt;" in prose
     assert f"```\nvllm serve model {XSS} --tensor-parallel-size 2\n```" in md
     doc = json.loads(hostile_report.with_suffix(".json").read_text())
@@ -31,7 +31,7 @@ def test_every_user_string_is_escaped_in_html_markdown_and_json(hostile_report):
 
 def test_the_page_is_self_contained(hostile_report):
     html = hostile_report.read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html, flags=re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html, flags=re.IGNORECASE)
     assert "@import" not in html and not re.search(r"url\((?!#)", html)  # only in-page SVG references
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
 
@@ -44,13 +44,13 @@ def test_verdict_and_rule_table_come_before_the_plots_in_the_issue_order(hostile
     assert where == sorted(where)
     assert ">BORDERLINE</span>" in html
     for plot in ALL_PLOTS:
-        figure = re.search(rf'<figure id="plot-{plot}".*?</figure>', html, flags=re.S).group(0)
+        figure = re.search(rf'<figure id="plot-{plot}".*?</figure>', html, flags=re.DOTALL).group(0)
         assert "<svg" in figure and "<path" in figure and "<figcaption>" in figure
 
 
 def test_rule_table_has_every_rule_with_threshold_observed_source_status():
     html = render_html(build_report(ReportInputs(decision=B.decision())))
-    table = re.search(r"<table>.*?</table>", html, flags=re.S).group(0)
+    table = re.search(r"<table>.*?</table>", html, flags=re.DOTALL).group(0)
     assert table.count("<tr class=\"sev-") == 3
     assert '<td class="s-fail">fail</td>' in table and '<td class="s-unknown">unknown</td>' in table
     assert "0.7 of VRAM" in table and "0.41 of VRAM" in table and "measured" in table
@@ -75,7 +75,7 @@ def test_histogram_uses_request_records_when_a_run_directory_has_them(hostile_re
     assert sorted(hist["data"]["temperatures"]) == ["0", "1"]
     assert len(hist["data"]["temperatures"]["0"]) == 20 and hist["data"]["break_even"] == 0.55
     # without records: the run's acceptance_breakdown percentiles
-    html, _, js = write_report(None, ReportInputs(runs=[RunInput(path="r.json", result=B.run())]),
+    _, _, js = write_report(None, ReportInputs(runs=[RunInput(path="r.json", result=B.run())]),
                                tmp_path / "r.html")
     hist = next(p for p in json.loads(js.read_text())["plots"] if p["id"] == "histogram")
     assert [b["p10"] for b in hist["data"]["breakdown"]] == [0.3, 0.3]

@@ -42,7 +42,7 @@ from specwise.schemas.workload import (
     WorkloadProfile,
 )
 
-__all__ = ["DemoSettings", "DemoResult", "run_demo"]
+__all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
 TARGET = "meta-llama/Llama-3.1-70B-Instruct"
 DRAFT = "meta-llama/Llama-3.1-8B-Instruct"

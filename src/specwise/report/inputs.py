@@ -28,8 +28,16 @@ from specwise.schemas.plan import PlanResult
 from specwise.schemas.results import RequestRecord, RunResult
 from specwise.schemas.workload import WorkloadProfile
 
-__all__ = ["RunInput", "ReportInputs", "load_inputs", "as_report_inputs", "read_run_dir", "run_command",
-           "run_config", "run_servers"]
+__all__ = [
+    "ReportInputs",
+    "RunInput",
+    "as_report_inputs",
+    "load_inputs",
+    "read_run_dir",
+    "run_command",
+    "run_config",
+    "run_servers",
+]
 
 
 def run_from_dict(data: Any, where: str) -> RunResult:

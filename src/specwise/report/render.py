@@ -21,7 +21,7 @@ from specwise.report.inputs import ReportInputs
 from specwise.report.plots import Plot, build_plots
 from specwise.report.provenance import InputRow, provenance_rows
 
-__all__ = ["Report", "build_report", "render_html", "render_markdown", "render_json", "write_outputs"]
+__all__ = ["Report", "build_report", "render_html", "render_json", "render_markdown", "write_outputs"]
 
 _TEMPLATE = "report.html.j2"
 
