@@ -103,3 +103,11 @@ def test_headline_is_not_repeated_after_the_badge():
 
     md = render_markdown(report)
     assert md.startswith("# specwise report: chat\n\n**BORDERLINE**: The interval includes 1.0\n\n> Note: demo note\n")
+
+
+def test_a_markdown_or_json_path_names_that_output_and_the_html_goes_beside_it(tmp_path):
+    inputs = ReportInputs(decision=B.decision())
+    paths = write_report(inputs.decision, inputs, tmp_path / "d.md")
+    assert [p.name for p in paths] == ["d.html", "d.md", "d.json"]
+    assert (tmp_path / "d.md").read_text().startswith("# specwise report")
+    assert (tmp_path / "d.html").read_text().startswith("<!DOCTYPE html>")

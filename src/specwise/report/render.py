@@ -231,7 +231,14 @@ def render_json(report: Report) -> str:
 
 def write_outputs(report: Report, html_path: Path, md_path: Path | None = None,
                   json_path: Path | None = None) -> list[Path]:
-    """Write the HTML and (by default beside it, same stem) the Markdown and JSON outputs."""
+    """Write the HTML and (by default beside it, same stem) the Markdown and JSON outputs.
+
+    A path ending in .md or .json names that output; the HTML then goes beside it with the same stem.
+    """
+    if html_path.suffix.lower() in (".md", ".markdown") and md_path is None:
+        md_path, html_path = html_path, html_path.with_suffix(".html")
+    elif html_path.suffix.lower() == ".json" and json_path is None:
+        json_path, html_path = html_path, html_path.with_suffix(".html")
     html_path.parent.mkdir(parents=True, exist_ok=True)
     md_path = md_path or html_path.with_suffix(".md")
     json_path = json_path or html_path.with_suffix(".json")
