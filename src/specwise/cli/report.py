@@ -24,8 +24,8 @@ def report(
     from specwise.errors import UserError
     from specwise.report import load_inputs, write_report
 
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise UserError(f"--out {out}: give an .html file (the .md and .json versions are written beside it)")
+    if out.suffix.lower() not in (".html", ".htm", ".md"):
+        raise UserError(f"--out {out}: give an .html (or .md) file; the other versions are written beside it")
     loaded = load_inputs(list(inputs), follow_decision=follow)
     paths = write_report(loaded.decision, loaded, out, markdown=markdown, json_path=json_path)
     verdict = loaded.decision.verdict.replace("_", " ") if loaded.decision else "no decision among the inputs"
