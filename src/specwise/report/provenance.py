@@ -120,10 +120,13 @@ def _run_row(run: RunInput) -> InputRow:
         if run.meta.get(key):
             versions[key] = str(run.meta[key])
     for role, info in run_servers(res).items():
-        for key in ("version", "vllm_version", "server_version"):
-            if info.get(key):
-                versions[f"{role} server"] = str(info[key])
-                break
+        version = next((str(info[k]) for k in ("version", "vllm_version", "server_version") if info.get(k)), None)
+        model = info.get("model") or info.get("target")
+        if version or model:
+            # e.g. "baseline: meta-llama/Llama-3.1-70B-Instruct, vLLM 0.33.0 V1"
+            engine = " ".join(str(x) for x in (info.get("engine_generation"),) if x)
+            versions[role] = ", ".join(x for x in (str(model) if model else None,
+                                                    f"vLLM {version} {engine}".strip() if version else None) if x)
     cmd, note = run.command, ""
     recorded = run_config(res)
     bench = (run.meta.get("bench") if run.meta else None) or recorded.get("bench")
