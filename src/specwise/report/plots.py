@@ -259,24 +259,30 @@ def acceptance_plot(inputs: ReportInputs) -> Plot | None:
         series.append({"label": f"estimated ({est.method}), k={pts[0].acceptance_rate_k if pts else '?'}",
                        "source": "estimated", "temperatures": [t.temperature for t in pts],
                        "acceptance": [t.acceptance_rate for t in pts], "path": path})
+    # runs pooled per source: simulate runs one temperature per run, the chart wants one line per source
+    by_source: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    how: dict[str, set[str]] = defaultdict(set)
+    paths: dict[str, list[str]] = defaultdict(list)
     for run in inputs.runs:
-        by_t: dict[float, list[float]] = defaultdict(list)
-        how = set()
         for c in run.result.cells:
             if c.role != "speculative" or c.temperature is None or c.category is not None:
                 continue
             value = c.acceptance_rate_metrics if c.acceptance_rate_metrics is not None \
                 else c.acceptance_rate_per_request_p50
             if value is not None:
-                by_t[c.temperature].append(value)
-                how.add("/metrics" if c.acceptance_rate_metrics is not None else "per-request P50")
-        if by_t:
-            temps = sorted(by_t)
-            series.append({"label": f"{_label(run, inputs)} ({', '.join(sorted(how))}; range over loads)",
-                           "source": _src(run), "temperatures": temps,
-                           "acceptance": [float(np.mean(by_t[t])) for t in temps],
-                           "low": [min(by_t[t]) for t in temps], "high": [max(by_t[t]) for t in temps],
-                           "path": run.path})
+                by_source[_src(run)][c.temperature].append(value)
+                how[_src(run)].add("/metrics" if c.acceptance_rate_metrics is not None else "per-request P50")
+                if run.path not in paths[_src(run)]:
+                    paths[_src(run)].append(run.path)
+    for src, by_t in by_source.items():
+        temps = sorted(by_t)
+        n = len(paths[src])
+        series.append({"label": f"{src}{f' ({n} runs)' if n > 1 else ''} ({', '.join(sorted(how[src]))}; "
+                                "range over loads)",
+                       "source": src, "temperatures": temps,
+                       "acceptance": [float(np.mean(by_t[t])) for t in temps],
+                       "low": [min(by_t[t]) for t in temps], "high": [max(by_t[t]) for t in temps],
+                       "paths": paths[src]})
     if not series:
         return None
     plt = _pyplot()
