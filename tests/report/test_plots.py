@@ -59,3 +59,14 @@ def test_charts_without_inputs_are_left_out():
     assert build_plots(ReportInputs(decision=B.decision())) == []
     ids = [p.id for p in build_plots(ReportInputs(plans=[(None, B.plans()[1])]))]
     assert ids == ["memory"]
+
+
+def test_latency_chart_draws_the_slo_target_on_the_metric_it_names():
+    from specwise.report.plots import latency_plot
+
+    wl = B.workload()
+    wl.slo.p99_target = 9.0
+    runs = [RunInput(path="m", result=B.run())]
+    assert "SLO P99 target" in latency_plot(ReportInputs(workload=wl, runs=runs)).svg
+    wl.slo.p99_target = None
+    assert "SLO P99 target" not in latency_plot(ReportInputs(workload=wl, runs=runs)).svg

@@ -210,6 +210,12 @@ def latency_plot(inputs: ReportInputs) -> Plot | None:
                                      **{f"{k}_{p}_s": [getattr(c, f"{k}_{p}_s") for c in cells]
                                         for k, _ in _LAT for p in ("p50", "p99")}})
                 _log_x(ax, [c.load for _, _, _, cells in rows[temp] for c in cells])
+                slo = inputs.workload.slo if inputs.workload is not None else None
+                if slo is not None and slo.metric == key:
+                    for target, pct, style in ((slo.p50_target, "P50", "-"), (slo.p99_target, "P99", "--")):
+                        if target is not None:
+                            ax.axhline(target * 1e3, color="#c44e52", linestyle=style, linewidth=1,
+                                       label=f"SLO {pct} target")
                 ax.set_title(f"{name} ({_temp_label(temp)})", fontsize=9)
                 ax.set_ylabel("ms" if key != "tpot" else "ms / token")
                 if r == len(temps) - 1:
@@ -220,7 +226,8 @@ def latency_plot(inputs: ReportInputs) -> Plot | None:
         svg = _svg(fig)
     caption = ("P50 (solid) and P99 (dashed) per arm at each load and temperature; circles measured (bench), "
                "squares simulated. TTFT = send to first generated chunk; TPOT = (E2E - TTFT) / (output tokens - 1); "
-               "E2E = send to last chunk (simulated: arrival to last token).")
+               "E2E = send to last chunk (simulated: arrival to last token). Red lines: the workload's SLO "
+               "targets on the metric it names.")
     return Plot("latency", "Latency vs load per arm (P50 / P99)", svg, caption, {"series": data})
 
 
