@@ -259,3 +259,5 @@ def render_plan(result: PlanResult) -> None:
             pct = "" if r.error_fraction is None else f"{r.error_fraction:+.1%}"
             lt.add_row(r.quantity, r.unit, fmt(r.predicted), fmt(r.logged), fmt(r.error), pct)
         console.print(lt)
+    for note in result.startup_log.notes if result.startup_log else []:
+        console.print(f"  log note: {note}", highlight=False, markup=False)

@@ -252,6 +252,7 @@ class StartupLogFacts(SpecwiseModel):
     non_torch_gib: float | None = Field(None, description="profiling line: non-torch memory")
     kv_cache_gib_profiled: float | None = Field(None, description="V0 profiling line: memory reserved for KV cache")
     lines_matched: int = 0
+    notes: list[str] = Field(default_factory=list, description="matched lines that were ignored, and why")
 
 
 class LogComparison(SpecwiseModel):
