@@ -178,10 +178,28 @@ def counter_delta(
     return total, reset
 
 
-def _positions(before: MetricsSnapshot, after: MetricsSnapshot) -> tuple[list[float], bool]:
-    positions = sorted({int(p) for p in after.by_label(ACCEPTED_PER_POS, "position")})
+# vLLM numbers draft positions 0..k-1 and k is at most a few dozen; a label outside this range (or not a
+# whole number) is not one of its series.
+_MAX_POSITION = 1024
+
+
+def _positions(before: MetricsSnapshot, after: MetricsSnapshot,
+               notes: list[str] | None = None) -> tuple[list[float], bool]:
+    """Per-position accepted-token deltas, position 0 first. Series whose ``position`` label is not a whole
+    number in [0, 1024) are skipped, with a note in ``notes``."""
+    positions: set[int] = set()
+    for label in after.by_label(ACCEPTED_PER_POS, "position"):
+        try:
+            p = int(label)
+        except ValueError:
+            p = -1
+        if 0 <= p < _MAX_POSITION and str(p) == label:
+            positions.add(p)
+        elif notes is not None:
+            shown = label if len(label) <= 20 else label[:17] + "..."
+            notes.append(f"{ACCEPTED_PER_POS}{{position={shown!r}}} is not a draft position (0, 1, ...); skipped")
     out, any_reset = [], False
-    for p in positions:
+    for p in sorted(positions):
         d, r = counter_delta(before, after, ACCEPTED_PER_POS, position=str(p))
         out.append(d or 0.0)
         any_reset |= r
@@ -206,7 +224,8 @@ def _spec_delta(
 
     if flavor is EngineFlavor.vllm_v1:
         drafts, draft_tokens, accepted = cd(V1_DRAFTS), cd(DRAFT_TOKENS), cd(ACCEPTED)
-        per_pos_counts, pos_reset = _positions(before, after)
+        position_notes: list[str] = []
+        per_pos_counts, pos_reset = _positions(before, after, position_notes)
         resets.append(pos_reset)
         k_seen = len(per_pos_counts) or None
         out = SpecDecodeDelta(
@@ -214,6 +233,7 @@ def _spec_delta(
             draft_tokens=draft_tokens, accepted=accepted, acceptance_rate=_ratio(accepted, draft_tokens),
             mean_acceptance_length=(1.0 + accepted / drafts) if drafts and accepted is not None else None,
             per_position=[c / drafts for c in per_pos_counts] if drafts and per_pos_counts else None,
+            notes=position_notes,
         )
         if k and k_seen and k != k_seen:
             out.notes.append(f"server exposes {k_seen} draft positions but k={k} was given; using k={k}")
@@ -288,6 +308,7 @@ def delta(before: MetricsSnapshot, after: MetricsSnapshot, k: int | None = None)
     notes: list[str] = []
     if before_flavor not in (flavor, EngineFlavor.unknown, EngineFlavor.vllm_no_spec):
         notes.append(f"metric family changed during the window ({before_flavor.value} -> {flavor.value})")
+    notes.extend(after.notes)  # samples the parser skipped (non-finite counts)
     resets: list[bool] = []
 
     def cd(*names: str) -> float | None:
@@ -386,7 +407,9 @@ def kv_cache_capacity_tokens(snap: MetricsSnapshot) -> int | None:
     total = 0
     for labels in snap.label_sets(V + "cache_config_info"):
         try:
-            total += int(labels["num_gpu_blocks"]) * int(labels["block_size"])
+            blocks, size = int(labels["num_gpu_blocks"]), int(labels["block_size"])
         except (KeyError, ValueError):
             continue
+        if blocks > 0 and size > 0:
+            total += blocks * size
     return total or None
