@@ -86,17 +86,23 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        try:
-            import click
-        except ImportError:  # recent typer vendors click as typer._click
-            from typer import _click as click  # type: ignore[no-redef]
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:  # click usage errors (bad option names, values outside typer's min/max)
+        if isinstance(exc, _click_exception_types()):
+            exc.show()  # type: ignore[attr-defined]
             sys.exit(2)
         raise
 
+
+def _click_exception_types() -> tuple[type, ...]:
+    """ClickException of the click that typer uses: recent typer vendors it as ``typer._click``, which is not
+    the standalone ``click`` package even when both are installed."""
+    types: list[type] = []
+    for name in ("typer._click", "click"):
+        try:
+            types.append(importlib.import_module(name).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(types)
 
 if __name__ == "__main__":
     main()
