@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from specwise.catalog.models import split_quantization
 from specwise.errors import UserError
+from specwise.rowfiles import loads_bounded
 from specwise.schemas.model import (
     MAX_EXPERTS,
     MAX_HEAD_DIM,
@@ -310,11 +311,9 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
 def _read_json_object(cfg_path: Path) -> dict[str, Any]:
     """The file as a JSON object; unreadable, non-JSON, too deeply nested or non-object files are one line."""
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        cfg = loads_bounded(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: not JSON, or nested too deeply
         raise UserError(f"cannot read {cfg_path} as JSON ({exc}); pass a valid HF config.json") from None
-    except RecursionError:
-        raise UserError(f"{cfg_path} is nested too deeply to be a config.json; pass a valid HF config.json") from None
     if not isinstance(cfg, dict):
         raise UserError(f"{cfg_path} is not a JSON object; pass a valid HF config.json")
     return cfg
