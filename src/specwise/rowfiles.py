@@ -50,14 +50,19 @@ def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
 
 
 def loads_bounded(text: str, limit: int = MAX_NESTING) -> Any:
-    """``json.loads`` that refuses nesting deeper than ``limit`` with a :class:`ValueError` (Python's own
-    decoder raises RecursionError near depth 1000). Malformed JSON raises :class:`json.JSONDecodeError`."""
+    """``json.loads`` that refuses, with a :class:`ValueError`, nesting deeper than ``limit`` (Python's own
+    decoder raises RecursionError near depth 1000) and strings with a lone UTF-16 surrogate (``"\\ud800"``
+    decodes, but no UTF-8 writer or HTTP body can carry it). Malformed JSON raises :class:`json.JSONDecodeError`."""
     try:
         value = json.loads(text)
     except RecursionError:
         raise ValueError(f"nested more than {limit} levels deep") from None
     if nesting_depth(value, limit) > limit:
         raise ValueError(f"nested more than {limit} levels deep")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text") from None
     return value
 
 
