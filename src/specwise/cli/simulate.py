@@ -230,12 +230,12 @@ def simulate(
         raise UserError("--k must be >= 1 (k=0 is the baseline, which is always simulated)")
     if vllm_version:
         _version_tuple(vllm_version)
-    qps_list = parse_float_list(qps, "--qps", L.Qps) if qps else [1, 2, 4, 6, 8, 10, 12]
+    qps_list = parse_float_list(qps, "--qps", L.Qps) if qps is not None else [1, 2, 4, 6, 8, 10, 12]
     if arrival not in ("poisson", "gamma", "constant"):
         raise UserError("--arrival must be poisson, gamma or constant")
     conc_list = None
-    if concurrency:
-        if qps or trace:
+    if concurrency is not None:
+        if qps is not None or trace:
             raise UserError("give either --concurrency (closed loop) or --qps/--trace (open loop)")
         conc_list = sorted(set(parse_float_list(concurrency, "--concurrency", L.Concurrency)))
     for path, flag in ((trace, "--trace"), (dataset, "--dataset")):
@@ -243,7 +243,7 @@ def simulate(
             raise UserError(f"{flag} file '{path}' not found")
     if trace is not None:
         arrival = "trace"
-        if not qps:
+        if qps is None:
             from specwise.simulate.workload import load_rows
 
             ts, _, _ = load_rows(str(trace), need_timestamp=True)
@@ -284,7 +284,7 @@ def simulate(
         "seed": seed,
     }
     ks = None
-    if k_sweep:
+    if k_sweep is not None:
         ks = sorted(set(parse_float_list(k_sweep, "--k-sweep", L.DraftK)))
     if records_out is not None:
         records_out.write_text("")

@@ -31,7 +31,7 @@ class LengthDist(SpecwiseModel):
     """Token-length distribution: fixed, uniform, normal, lognormal (mean + coefficient of variation) or values."""
 
     kind: Literal["fixed", "uniform", "normal", "lognormal", "values"] = "fixed"
-    mean: float = Field(256, gt=0, le=MAX_TOKENS, allow_inf_nan=False)
+    mean: float = Field(256, ge=1, le=MAX_TOKENS, allow_inf_nan=False)  # tokens: below 1 is no length
     # 100: a lognormal with cv 100 already puts almost all of its mass near 0 and a tail past any context
     cv: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="std-dev / mean (normal, lognormal)")
     low: int = Field(1, ge=1, le=MAX_TOKENS)
