@@ -134,3 +134,15 @@ def test_generated_configs_never_raise_anything_but_user_error():
             raise AssertionError(f"case {i}: {type(exc).__name__}: {exc}\n{str(cfg)[:2000]}") from exc
     assert 100 < parsed < 1400, parsed  # both outcomes are exercised
     assert time.monotonic() - start < 30
+
+
+def test_target_names_that_are_no_path_and_huge_files(tmp_path):
+    from specwise.catalog.resolve import load_model_spec
+
+    for name in ("a" * 5000, "a\x00b"):  # OSError (name too long) and ValueError (NUL) from Path.exists before
+        with pytest.raises(UserError, match="unknown model"):
+            load_model_spec(name)
+    big = tmp_path / "config.json"
+    big.write_text('{"x": "' + "a" * (17 << 20) + '"}')
+    with pytest.raises(UserError, match="larger than 16 MiB"):
+        load_model_spec(str(big))

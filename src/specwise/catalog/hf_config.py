@@ -308,9 +308,16 @@ def spec_from_config(cfg: dict[str, Any], model_id: str, source: str) -> tuple[M
     return spec, quant
 
 
+# Largest config.json read: real ones are a few KB (the biggest, with per-layer quantisation lists, ~1 MB).
+_MAX_CONFIG_BYTES = 16 << 20
+
+
 def _read_json_object(cfg_path: Path) -> dict[str, Any]:
-    """The file as a JSON object; unreadable, non-JSON, too deeply nested or non-object files are one line."""
+    """The file as a JSON object; unreadable, huge, non-JSON, too deeply nested or non-object files are one line."""
     try:
+        if cfg_path.stat().st_size > _MAX_CONFIG_BYTES:
+            raise UserError(f"{cfg_path} is larger than {_MAX_CONFIG_BYTES >> 20} MiB, which no config.json is; "
+                            "pass a valid HF config.json")
         cfg = loads_bounded(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: not JSON, or nested too deeply
         raise UserError(f"cannot read {cfg_path} as JSON ({exc}); pass a valid HF config.json") from None
