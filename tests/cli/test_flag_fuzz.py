@@ -176,6 +176,11 @@ def test_estimate_issue_cases(tmp_path, capsys, stop_after_validation):
         assert outcome == "refused", (extra, err)
     outcome, _ = run_cli(prefix + ["--temperatures", "0,0.7,2"], capsys)
     assert outcome == "accepted"
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    for extra in (["--output-dir", str(not_a_dir)], ["--profile-out", str(tmp_path)]):
+        outcome, err = run_cli(prefix + extra, capsys)
+        assert outcome == "refused" and extra[0] in err, (extra, err)
 
 
 def test_generated_flag_values(tmp_path, capsys, stop_after_validation):

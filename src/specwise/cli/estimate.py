@@ -116,6 +116,10 @@ def estimate(
     ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
                  else _floats(context_temperatures, "--context-temperatures"))
 
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output-dir {output_dir} is a file; give a directory for the run's records")
+    if profile_out is not None and profile_out.is_dir():
+        raise UserError(f"--profile-out {profile_out} is a directory; give a file name, e.g. {profile_out}/profile.json")
     records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
     if gpu is not None:
         from specwise.catalog.models import get_gpu
