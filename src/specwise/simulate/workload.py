@@ -151,10 +151,18 @@ def load_rows(path: str, need_timestamp: bool) -> tuple[np.ndarray | None, np.nd
     names = ("prompt_tokens", "output_tokens") + (("timestamp",) if need_timestamp else ())
     values = np.array(numeric_columns(read_rows(path, "trace", formats=("jsonl", "csv")), path, "trace", names))
     values = values.reshape(-1, len(names))
+    if values.shape[0] == 0:
+        raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
+    if need_timestamp and values.shape[0] > MAX_SIM_REQUESTS:  # every row is replayed at every load point
+        raise UserError(f"{path}: {values.shape[0]:,} rows; a replayed trace holds at most {MAX_SIM_REQUESTS:,} "
+                        "requests (the simulator keeps ~20 KB each): cut it into windows")
+    for col, name in ((0, "prompt_tokens"), (1, "output_tokens")):
+        bad = np.flatnonzero((values[:, col] < 0) | (values[:, col] > MAX_TOKENS))
+        if bad.size:
+            raise UserError(f"{path} row {bad[0] + 1}: {name} {values[bad[0], col]:g} is outside 0..{MAX_TOKENS}; "
+                            "token counts are whole numbers of tokens")
     pt, ot = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
     ts = values[:, 2] if need_timestamp else None
-    if pt.size == 0:
-        raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
     if ts is None:
         return None, pt, ot
     order = np.argsort(ts, kind="stable")
