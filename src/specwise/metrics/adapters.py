@@ -178,32 +178,24 @@ def counter_delta(
     return total, reset
 
 
-# vLLM numbers draft positions 0..k-1 and k is at most a few dozen; a label outside this range (or not a
-# whole number) is not one of its series.
-_MAX_POSITION = 1024
-
-
-def _positions(before: MetricsSnapshot, after: MetricsSnapshot,
-               notes: list[str] | None = None) -> tuple[list[float], bool]:
-    """Per-position accepted-token deltas, position 0 first. Series whose ``position`` label is not a whole
-    number in [0, 1024) are skipped, with a note in ``notes``."""
-    positions: set[int] = set()
+def _positions(before: MetricsSnapshot, after: MetricsSnapshot) -> tuple[list[float], bool, list[str]]:
+    """Per-position accepted deltas, whether a counter reset, and the ``position`` labels skipped as unreadable
+    (not a whole number >= 0 below 1024, the longest draft any engine runs): a broken exporter costs those
+    samples, never the run."""
+    positions: dict[int, str] = {}
+    skipped: list[str] = []
     for label in after.by_label(ACCEPTED_PER_POS, "position"):
-        try:
-            p = int(label)
-        except ValueError:
-            p = -1
-        if 0 <= p < _MAX_POSITION and str(p) == label:
-            positions.add(p)
-        elif notes is not None:
-            shown = label if len(label) <= 20 else label[:17] + "..."
-            notes.append(f"{ACCEPTED_PER_POS}{{position={shown!r}}} is not a draft position (0, 1, ...); skipped")
+        text = str(label)
+        if text.isdigit() and int(text) < 1024:
+            positions[int(text)] = text
+        else:
+            skipped.append(text[:40])
     out, any_reset = [], False
     for p in sorted(positions):
-        d, r = counter_delta(before, after, ACCEPTED_PER_POS, position=str(p))
+        d, r = counter_delta(before, after, ACCEPTED_PER_POS, position=positions[p])
         out.append(d or 0.0)
         any_reset |= r
-    return out, any_reset
+    return out, any_reset, skipped
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -224,8 +216,7 @@ def _spec_delta(
 
     if flavor is EngineFlavor.vllm_v1:
         drafts, draft_tokens, accepted = cd(V1_DRAFTS), cd(DRAFT_TOKENS), cd(ACCEPTED)
-        position_notes: list[str] = []
-        per_pos_counts, pos_reset = _positions(before, after, position_notes)
+        per_pos_counts, pos_reset, skipped = _positions(before, after)
         resets.append(pos_reset)
         k_seen = len(per_pos_counts) or None
         out = SpecDecodeDelta(
@@ -233,10 +224,12 @@ def _spec_delta(
             draft_tokens=draft_tokens, accepted=accepted, acceptance_rate=_ratio(accepted, draft_tokens),
             mean_acceptance_length=(1.0 + accepted / drafts) if drafts and accepted is not None else None,
             per_position=[c / drafts for c in per_pos_counts] if drafts and per_pos_counts else None,
-            notes=position_notes,
         )
         if k and k_seen and k != k_seen:
             out.notes.append(f"server exposes {k_seen} draft positions but k={k} was given; using k={k}")
+        if skipped:
+            out.notes.append(f"skipped {len(skipped)} /metrics samples of {ACCEPTED_PER_POS} with an unreadable "
+                             f"position label ({', '.join(repr(x) for x in skipped[:3])})")
     elif flavor is EngineFlavor.vllm_v1_083:
         draft_tokens, accepted = cd(DRAFT_TOKENS), cd(ACCEPTED)
         out = SpecDecodeDelta(

@@ -1,8 +1,7 @@
 """Simulated workloads: arrival processes, prompt/output length distributions and request classes.
 
 Arrivals follow ``vllm bench serve`` (vllm-speculative-decoding.md §4): inter-arrival times
-~ Gamma(shape=burstiness, scale=1/(rate*burstiness)); burstiness 1 is Poisson, < 1 burstier, > 1 smoother
-(``constant`` arrivals are the limit).
+~ Gamma(shape=burstiness, scale=1/(rate*burstiness)); burstiness 1 is Poisson, < 1 burstier, inf constant.
 Closed-loop concurrency keeps ``concurrency`` requests in flight (a new one arrives when one finishes).
 A trace replays (timestamp, prompt tokens, output tokens) rows from a JSONL/CSV file.
 """
