@@ -21,7 +21,8 @@ def _prompt(text: str) -> list:
 
 @pytest.mark.parametrize("row", [
     {"turns": 5}, {"conversations": 5}, {"conversation": "abc"}, {"turns": [5]}, {"turns": [["x"]]},
-    {"messages": 5}, {"messages": [5]}, {"prompt": "x", "max_tokens": float("inf")}, {"prompt": "x", "temperature": float("nan")},
+    {"messages": 5}, {"messages": [5]}, {"prompt": "x", "max_tokens": float("inf")},
+    {"prompt": "x", "temperature": float("nan")},
     {"prompt": "x", "temperature": 5}, {"prompt": "x", "max_tokens": 10**30}, {"prompt": ["a"]}, {"prompt": {"a": 1}},
     {"conversations": [{"from": "human", "value": 5}]},
 ])

@@ -85,8 +85,9 @@ def test_inconsistent_and_incomplete_configs_say_what_is_wrong():
 
 def test_json_level_cases_through_the_file_reader(tmp_path):
     path = tmp_path / "config.json"
-    for text in ['{"hidden_size": 1e400}', "[1, 2]", "{", "[" * 5000 + "]" * 5000, '{"a": [' * 40 + "]" * 40 + "}", '{"a": ' * 3000 + "1" + "}" * 3000,
-                 '{"hidden_size": ' + "9" * 5000 + "}"]:
+    texts = ['{"hidden_size": 1e400}', "[1, 2]", "{", "[" * 5000 + "]" * 5000, '{"a": [' * 40 + "]" * 40 + "}",
+             '{"a": ' * 3000 + "1" + "}" * 3000, '{"hidden_size": ' + "9" * 5000 + "}"]
+    for text in texts:
         path.write_text(text)
         with pytest.raises(UserError) as info:
             spec_from_path(path)

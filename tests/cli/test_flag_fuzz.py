@@ -210,6 +210,6 @@ def test_generated_flag_values(tmp_path, capsys, stop_after_validation):
 
 
 def test_catalog_flags(capsys):
-    for argv in (["catalog", "--family", "\ud800"], ["catalog", "--family", "x" * 10_000], ["catalog", "--gpus", "--json"],
-                 ["catalog", "--nope"]):
+    for argv in (["catalog", "--family", "\ud800"], ["catalog", "--family", "x" * 10_000],
+                 ["catalog", "--gpus", "--json"], ["catalog", "--nope"]):
         run_cli(argv, capsys)

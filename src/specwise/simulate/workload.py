@@ -20,7 +20,10 @@ from specwise.rowfiles import numeric_columns, read_rows
 from specwise.schemas.base import SpecwiseModel
 from specwise.schemas.limits import (
     MAX_CONCURRENCY,
-    MAX_DURATION_S, MAX_QPS, MAX_SIM_REQUESTS, MAX_TOKENS,
+    MAX_DURATION_S,
+    MAX_QPS,
+    MAX_SIM_REQUESTS,
+    MAX_TOKENS,
     MIN_QPS,
     Burstiness,
 )
