@@ -213,3 +213,33 @@ def test_catalog_flags(capsys):
     for argv in (["catalog", "--family", "\ud800"], ["catalog", "--family", "x" * 10_000],
                  ["catalog", "--gpus", "--json"], ["catalog", "--nope"]):
         run_cli(argv, capsys)
+
+
+def test_generated_profile_and_step_time_files(tmp_path, capsys, stop_after_validation):
+    """--acceptance-profile and --step-time-model JSON files with hostile fields: accepted or one line."""
+    import json
+
+    from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
+    from specwise.schemas.base import Source
+    from specwise.simulate.defaults import default_deployment
+    from tests.hostile import json_value
+
+    profile = AcceptanceProfile(target="t", method="eagle3", source=Source.assumed,
+                                classes=[AcceptanceClass(conditional=[0.7, 0.5], heterogeneity=0.5)])
+    bases = {"--acceptance-profile": json.loads(profile.model_dump_json()),
+             "--step-time-model": json.loads(default_deployment()[0].target.model_dump_json())}
+    rng = random.Random(77)
+    path = tmp_path / "in.json"
+    outcomes = set()
+    for _ in range(60):
+        flag = rng.choice(sorted(bases))
+        data = json.loads(json.dumps(bases[flag]))
+        target = data["classes"][0] if flag == "--acceptance-profile" and rng.random() < 0.7 else data
+        target[rng.choice(sorted(target))] = json_value(rng)
+        try:
+            path.write_text(json.dumps(data))
+        except (RecursionError, ValueError):
+            continue
+        outcome, _ = run_cli(["simulate", "--qps", "1", flag, str(path)], capsys)
+        outcomes.add(outcome)
+    assert outcomes == {"accepted", "refused"}

@@ -36,6 +36,8 @@ def acceptance_from_flags(
     heterogeneity: float | None, target: str, draft: str | None,
 ):
     """The acceptance profile the flags describe (exactly one of rates / length / file, else a default)."""
+    from pydantic import ValidationError
+
     from specwise.errors import UserError
     from specwise.schemas.acceptance import (
         AcceptanceClass,
@@ -58,7 +60,12 @@ def acceptance_from_flags(
             raise UserError(f"acceptance profile '{profile_path}' not found")
         try:
             prof = AcceptanceProfile.model_validate_json(profile_path.read_text())
-        except ValueError as exc:
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise UserError(f"{profile_path}: not an AcceptanceProfile JSON ({where + ': ' if where else ''}"
+                            f"{err.get('msg')}); write one with `specwise estimate --profile-out`") from None
+        except (OSError, ValueError) as exc:
             raise UserError(f"{profile_path}: not an AcceptanceProfile JSON ({str(exc).splitlines()[0]})") from None
         if heterogeneity is not None:
             prof = prof.model_copy(update={"classes": [c.model_copy(update={"heterogeneity": heterogeneity})
