@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from specwise.cli.main import main
+from specwise.schemas.limits import MAX_SIM_REQUESTS
 from tests.hostile import NUMBER_TEXTS, assert_one_line
 
 TINY = str(Path(__file__).parents[1] / "plan" / "fixtures" / "tiny-llama")
@@ -94,8 +95,8 @@ FLAGS = [
     (["plan", "--target", TINY, "--json", "--gpu", "H100", "--draft", TINY], "--gpu-bandwidth-tbs", 0.0, 1e3,
      False, True),
     (SIM, "--qps", 1e-3, 1e6, False, False),
-    (SIM_OPEN, "--duration", 0.0, 1e5, False, True),  # 1e5 s x 1 req/s stays under 200k requests
-    (SIM_OPEN, "--num-requests", 1, 200_000, True, False),
+    (SIM_OPEN, "--duration", 0.0, (MAX_SIM_REQUESTS - 20) / 1.2, False, True),  # requests drawn = 1.2 x d x qps + 20
+    (SIM_OPEN, "--num-requests", 1, MAX_SIM_REQUESTS, True, False),
     (["simulate", "--num-requests", "20"], "--concurrency", 1, 1 << 14, True, False),
     (SIM, "--k-sweep", 1, 64, True, False),
     (SIM, "--seed", 0, (1 << 63) - 1, True, False),
@@ -150,7 +151,7 @@ ISSUE_CASES = [
     ["simulate", "--qps", "-1"],
     ["simulate", "--duration", "inf"],
     ["simulate", "--num-requests", "1000000000"],
-    ["simulate", "--qps", "1000", "--duration", "1e5"],
+    ["simulate", "--qps", "1e6", "--duration", "1e5"],
     ["simulate", "--seed", "-1"],
     ["simulate", "--concurrency", "inf"],
     ["simulate", "--k-sweep", "1e30"],

@@ -8,6 +8,7 @@ real deployment, and says why it exists.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -19,13 +20,25 @@ from specwise.errors import UserError
 # (at 1e-300 the arrival times overflow to inf).
 MIN_QPS = 1e-3
 MAX_QPS = 1e6
-# Requests per simulated load point: the simulator keeps ~20 KB per request (1.9 GB for 10^5 requests at one
-# point, measured on the 2-core CI machine), so 2 x 10^5 stays within a few GB.
-MAX_SIM_REQUESTS = 200_000
+# Requests per simulated load point, bounded by what memory allows: the simulator keeps ~20 KB per request
+# (1.9 GB peak RSS for 10^5 requests at one point, measured on the 2-core CI machine), and one point may use
+# half of this machine's physical memory (at least 10^4 requests, at most 10^7).
+SIM_BYTES_PER_REQUEST = 20_000
+
+
+def _requests_memory_allows() -> int:
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 8 GiB
+        total = 8 << 30
+    return max(10_000, min(10_000_000, int(total * 0.5 / SIM_BYTES_PER_REQUEST)))
+
+
+MAX_SIM_REQUESTS = _requests_memory_allows()
 # Seconds of arrivals per load point: 10^6 s is 11.6 days.
 MAX_DURATION_S = 1e6
 # Requests kept in flight (closed loop): 2^14, far above vLLM's max_num_seqs defaults (256-1024); a closed-loop
-# point simulates 4 x concurrency requests, which stays under MAX_SIM_REQUESTS.
+# point simulates 4 x concurrency requests (65,536), which stays under MAX_SIM_REQUESTS.
 MAX_CONCURRENCY = 1 << 14
 # Draft tokens per step: vLLM's num_speculative_tokens is validated to the same bound by plan.
 MAX_K = 64

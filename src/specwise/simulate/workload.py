@@ -132,8 +132,8 @@ def check_request_budget(qps_list: list[float], duration_s: float | None, num_re
     busiest = max(qps_list)
     if duration_s * busiest * 1.2 + 20 > MAX_SIM_REQUESTS:
         raise UserError(f"--duration {duration_s:g} s at {busiest:g} req/s draws more than {MAX_SIM_REQUESTS:,} "
-                        f"requests per point (the simulator keeps ~20 KB each); shorten --duration or give "
-                        "--num-requests")
+                        f"requests per point, what half of this machine's memory holds (~20 KB each); shorten "
+                        "--duration or give --num-requests")
 
 
 @dataclass
@@ -157,7 +157,7 @@ def load_rows(path: str, need_timestamp: bool) -> tuple[np.ndarray | None, np.nd
         raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
     if need_timestamp and values.shape[0] > MAX_SIM_REQUESTS:  # every row is replayed at every load point
         raise UserError(f"{path}: {values.shape[0]:,} rows; a replayed trace holds at most {MAX_SIM_REQUESTS:,} "
-                        "requests (the simulator keeps ~20 KB each): cut it into windows")
+                        "requests on this machine (~20 KB each in half its memory): cut it into windows")
     for col, name in ((0, "prompt_tokens"), (1, "output_tokens")):
         bad = np.flatnonzero((values[:, col] < 0) | (values[:, col] > MAX_TOKENS))
         if bad.size:
