@@ -211,7 +211,7 @@ def test_generated_flag_values(tmp_path, capsys, stop_after_validation):
 
 
 def test_catalog_flags(capsys):
-    for argv in (["catalog", "--family", "\ud800"], ["catalog", "--family", "x" * 10_000],
+    for argv in (["catalog", "--family", "é"], ["catalog", "--family", "x" * 10_000],
                  ["catalog", "--gpus", "--json"], ["catalog", "--nope"]):
         run_cli(argv, capsys)
 
@@ -244,3 +244,26 @@ def test_generated_profile_and_step_time_files(tmp_path, capsys, stop_after_vali
         outcome, _ = run_cli(["simulate", "--qps", "1", flag, str(path)], capsys)
         outcomes.add(outcome)
     assert outcomes == {"accepted", "refused"}
+
+
+TEXTS = ["abc", "", " ", "0.0.0", "999.999.999", "1", "-1", "nan", "\x00", "a" * 3000, "../x", "H100", "fp8", "awq",
+         "eagle3", "ngram", "draft_model", "mtp", "auto", "1e400", "0.33.0+cpu", "v0.33", "é"]
+TEXT_FLAGS = [
+    (PLAN, ["--vllm-version", "--target-quant", "--draft-quant", "--method", "--gpu", "--kv-cache-dtype", "--draft",
+            "--guard-schedule"]),
+    (SIM, ["--vllm-version", "--quantization", "--method", "--gpu", "--draft", "--target", "--arrival",
+           "--acceptance-rates", "--prompt-len", "--temperature-mix", "--qps", "--concurrency"]),
+]
+
+
+def test_generated_text_flags(capsys, stop_after_validation):
+    """Names, versions and formats typed wrong (issue 13 found `--quantization` and `--method` tracebacks)."""
+    rng = random.Random(2026)
+    outcomes = []
+    for _ in range(150):
+        prefix, flags = rng.choice(TEXT_FLAGS)
+        argv = list(prefix)
+        for flag in rng.sample(flags, rng.randint(1, 2)):
+            argv += [flag, rng.choice(TEXTS)]
+        outcomes.append(run_cli(argv, capsys)[0])
+    assert "accepted" in outcomes and "refused" in outcomes

@@ -229,6 +229,13 @@ def simulate(
             L.check_flag(flag, value, L.Tokens)
 
     target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
+    from specwise.cli.plan import parse_quant
+    from specwise.perf.steptime import PRICED_METHODS, is_priced_method
+
+    if not is_priced_method(method):
+        raise UserError(f"--method {method[:40]!r} is not a speculative method the simulator prices; use one of "
+                        f"{', '.join(PRICED_METHODS)}")
+    quantization = parse_quant(quantization, "--quantization").value if quantization else None
     if method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     if k is None:

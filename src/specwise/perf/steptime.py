@@ -329,6 +329,17 @@ class DraftCost(SpecwiseModel):
         raise ValueError(f"unknown speculative method '{method}'")
 
 
+# The vLLM methods DraftCost.for_method prices (and "none"); anything else is refused where flags enter.
+PRICED_METHODS = ("draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "[ngram]", "ngram_gpu", "suffix",
+                  "dflash", "dspark", "p_eagle", "parallel")
+
+
+def is_priced_method(method: str) -> bool:
+    """Whether :meth:`DraftCost.for_method` knows ``method`` (``*_mtp`` variants included)."""
+    m = method.lower()
+    return m in PRICED_METHODS or m.endswith("_mtp")
+
+
 def draft_cost_ratio(
     target: ModelSpec,
     draft: ModelSpec | None,
