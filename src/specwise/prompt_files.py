@@ -48,7 +48,7 @@ class PromptRequest(SpecwiseModel):
     messages: list[ChatMessage] | None = Field(None, description="chat messages (chat template applied)")
     # 2^24 tokens: above any served context window (vLLM's largest are ~10M); a larger value is a typo.
     max_tokens: int | None = Field(None, ge=1, le=1 << 24)
-    # [0, 2]: the OpenAI API range, which vLLM and SGLang follow
+    # [0, 2]: the OpenAI API range (see schemas.limits.Temperature)
     temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
     response: str | None = Field(None, description="observed response; estimate teacher-forces it")
 

@@ -52,7 +52,7 @@ class AcceptanceClass(SpecwiseModel):
     """Acceptance of one request class (task category x temperature)."""
 
     category: str = "all"
-    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)  # the OpenAI API range vLLM follows
+    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)  # as schemas.limits.Temperature
     conditional: list[float] = Field(max_length=MAX_K,
                                      description="alpha_1..alpha_K, conditional per-position acceptance")
     # Per-request heterogeneity: requests draw a multiplier on the log-odds of every alpha.

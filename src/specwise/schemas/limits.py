@@ -64,7 +64,9 @@ SimRequests = Annotated[int, Field(ge=1, le=MAX_SIM_REQUESTS)]
 Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
 DraftK = Annotated[int, Field(ge=1, le=MAX_K)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]  # the OpenAI API range vLLM follows
+# Sampling temperature: [0, 2] is the OpenAI API range (vLLM itself only refuses T < 0); above 2 a model samples
+# close to uniformly, which no deployment serves, so a larger value is a typo.
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 

@@ -90,7 +90,7 @@ class RequestClass(SpecwiseModel):
     """A share of the traffic with its own category and temperature (selects the acceptance class)."""
 
     category: str = "all"
-    temperature: float = Field(0.0, ge=0, le=2.0, allow_inf_nan=False)  # the OpenAI API range vLLM follows
+    temperature: float = Field(0.0, ge=0, le=2.0, allow_inf_nan=False)  # as schemas.limits.Temperature
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 
