@@ -267,3 +267,11 @@ def test_generated_text_flags(capsys, stop_after_validation):
             argv += [flag, rng.choice(TEXTS)]
         outcomes.append(run_cli(argv, capsys)[0])
     assert "accepted" in outcomes and "refused" in outcomes
+
+
+@pytest.mark.parametrize("extra", [["--time-scale", "nan"], ["--time-scale", "inf"], ["--port", "70000"],
+                                   ["--seed", "-1"], ["--k", "100"], ["--method", "x"], ["--quantization", "bogus"],
+                                   ["--default-max-tokens", "0"], ["--heterogeneity", "nan"]])
+def test_serve_sim_refuses_bad_values_before_serving(extra, capsys):
+    outcome, err = run_cli(["serve-sim", *extra], capsys)
+    assert outcome == "refused", err

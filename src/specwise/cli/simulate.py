@@ -131,6 +131,18 @@ def method_default_acceptance(method: str, target: str, draft: str | None):
     return prof
 
 
+def check_method_and_quant(method: str, quantization: str | None) -> str | None:
+    """Refuse a method the simulator cannot price; the weight format as its canonical name (aliases as plan)."""
+    from specwise.cli.plan import parse_quant
+    from specwise.errors import UserError
+    from specwise.perf.steptime import PRICED_METHODS, is_priced_method
+
+    if not is_priced_method(method):
+        raise UserError(f"--method {method[:40]!r} is not a speculative method the simulator prices; use one of "
+                        f"{', '.join(PRICED_METHODS)}")
+    return parse_quant(quantization, "--quantization").value if quantization else None
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     from specwise.errors import UserError
 
@@ -229,13 +241,7 @@ def simulate(
             L.check_flag(flag, value, L.Tokens)
 
     target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
-    from specwise.cli.plan import parse_quant
-    from specwise.perf.steptime import PRICED_METHODS, is_priced_method
-
-    if not is_priced_method(method):
-        raise UserError(f"--method {method[:40]!r} is not a speculative method the simulator prices; use one of "
-                        f"{', '.join(PRICED_METHODS)}")
-    quantization = parse_quant(quantization, "--quantization").value if quantization else None
+    quantization = check_method_and_quant(method, quantization)
     if method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     if k is None:
