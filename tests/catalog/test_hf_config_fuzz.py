@@ -147,3 +147,30 @@ def test_target_names_that_are_no_path_and_huge_files(tmp_path):
     big.write_text('{"x": "' + "a" * (17 << 20) + '"}')
     with pytest.raises(UserError, match="larger than 16 MiB"):
         load_model_spec(str(big))
+
+
+EXTREMES = {"hidden_size": [1, 3, 1 << 18], "num_hidden_layers": [1, 4096], "num_attention_heads": [1, 1 << 14],
+            "num_key_value_heads": [1, 1 << 14], "vocab_size": [1, 1 << 24], "intermediate_size": [1, 1 << 22],
+            "max_position_embeddings": [1, 2, 1 << 30], "head_dim": [1, 1 << 14], "sliding_window": [1, 1 << 30],
+            "num_local_experts": [1, 1 << 16], "num_experts_per_tok": [1, 1 << 16], "kv_lora_rank": [1, 1 << 18],
+            "qk_rope_head_dim": [1, 1 << 14], "qk_nope_head_dim": [0, 1 << 14], "v_head_dim": [1, 1 << 14]}
+
+
+def test_configs_at_the_bounds_plan_or_exit_2(tmp_path, capsys):
+    """Sizes at the accepted limits go through the whole plan (memory, pairing, launch config) without an
+    overflow: a plan, or a one-line exit 2 (e.g. it does not fit)."""
+    rng = random.Random(3)
+    for i in range(30):
+        cfg = dict(LLAMA)
+        for key in rng.sample(sorted(EXTREMES), rng.randint(1, 5)):
+            cfg[key] = rng.choice(EXTREMES[key])
+        path = tmp_path / f"c{i}.json"
+        path.write_text(json.dumps(cfg))
+        try:
+            main(["plan", "--target", str(path), "--gpu", "H100", "--json", "--draft", str(TINY)])
+        except SystemExit as exc:
+            assert exc.code == 2, cfg
+            assert_one_line(capsys.readouterr().err)
+        except Exception as exc:
+            raise AssertionError(f"{type(exc).__name__}: {exc}\n{cfg}") from exc
+        capsys.readouterr()
