@@ -14,7 +14,7 @@ import pytest
 from specwise.catalog.hf_config import spec_from_config, spec_from_path
 from specwise.cli.main import main
 from specwise.errors import UserError
-from tests.hostile import assert_one_line, json_value, nested
+from tests.hostile import assert_one_line, json_value
 
 TINY = Path(__file__).parents[1] / "plan" / "fixtures" / "tiny-llama"
 LLAMA = json.loads((TINY / "config.json").read_text())
