@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
@@ -59,11 +60,31 @@ def loads_bounded(text: str, limit: int = MAX_NESTING) -> Any:
         raise ValueError(f"nested more than {limit} levels deep") from None
     if nesting_depth(value, limit) > limit:
         raise ValueError(f"nested more than {limit} levels deep")
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text") from None
+    # A surrogate can only arrive through a \\uD800-\\uDFFF escape (read_text refuses them as bytes), so the
+    # walk over every string runs only for texts that have such an escape (emoji pairs in ASCII-escaped JSON).
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise ValueError("holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")  # an escape, or one passed in as text
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def row_error(source: str, where: str, problem: str, fix: str) -> UserError:
