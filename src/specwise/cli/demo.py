@@ -6,12 +6,16 @@ from pathlib import Path
 
 import typer
 
+from specwise.schemas.limits import MAX_SEED
+
 
 def demo(
     out: Path = typer.Option(Path("specwise-demo"), "--out", help="Directory for the demo's outputs; every run "
                              "gets its own timestamped subdirectory, so an earlier run is never overwritten."),
-    duration: float = typer.Option(4.0, "--duration", min=1.0, help="Seconds of arrivals per bench cell."),
-    seed: int = typer.Option(0, "--seed"),
+    # a demo cell longer than a minute would push the demo far past its two minutes
+    duration: float = typer.Option(4.0, "--duration", min=1.0, max=60.0, help="Seconds of arrivals per bench cell "
+                                   "(1-60)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED),
 ) -> None:
     """Plan 70B + 8B on 2x H100 (does not fit -> the FP8 alternative), simulate it, bench two in-process
     serve-sims over QPS x temperature, decide and write the report. No GPU, no server, no network."""
