@@ -14,6 +14,12 @@ from pydantic import Field, field_validator, model_validator
 from specwise.schemas.base import SpecwiseModel
 from specwise.schemas.model import Quantization
 
+# Relative error allowed between a planned and a logged capacity quantity (weights, KV memory, KV tokens).
+# 10 %: on a GPU the plan's assumed terms (activation peak, non-torch, CUDA graphs) together are ~2-3 GiB of a
+# 50-70 GiB KV budget, so a correct plan lands within a few percent; a wrong dtype, quantisation or missed
+# draft does not (a same-shape draft halves the KV tokens, fp32 instead of bf16 doubles the weights).
+CAPACITY_TOLERANCE = 0.10
+
 SpecMethod = Literal["draft_model", "ngram", "eagle", "eagle3", "mtp"]
 KVCacheDtype = Literal["auto", "fp8"]
 
