@@ -1,121 +1,20 @@
-"""Run configurations: the typed inputs of the ``simulate`` and ``bench`` stages.
+"""Stage configurations shared through the schema: :class:`SimulateConfig`.
 
 A config validates itself (bad values are one-line :class:`~specwise.errors.UserError` messages naming the
 flag), is what ``--config FILE`` (YAML or JSON of the same model) loads and what ``--out`` writes back next to
-the results, and is recorded in ``RunResult.inputs`` so that a run can be repeated exactly. The stages take
-it as their interface: ``specwise.simulate.stage.run(SimulateConfig)``, ``specwise.bench.runner.run_bench``.
+the results, and is recorded in ``RunResult.inputs`` so that a run can be repeated exactly. The stage takes
+it as its interface: ``specwise.simulate.stage.run(SimulateConfig)``. The bench's ``BenchConfig`` lives in
+the bench package and is recorded in ``RunResult.inputs.bench`` as JSON.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
-
-ROLES = ("baseline", "speculative")
-
-
-# Request fields the bench sets itself (per request or from its own options); --extra-body may not override them.
-BENCH_OWNED_FIELDS = frozenset({"model", "messages", "prompt", "stream", "stream_options", "max_tokens",
-                                "max_completion_tokens", "temperature", "seed", "n", "top_p", "top_k"})
-
-
-class BenchConfig(SpecwiseModel):
-    """Every input of a bench run (recorded in config.json; ``--resume`` requires the same)."""
-
-    baseline_url: str | None = None
-    speculative_url: str | None = None
-    baseline_cmd: str | None = None
-    speculative_cmd: str | None = None
-    model: str | None = None
-    api: Literal["chat", "completions"] = "chat"
-    api_key_env: str | None = None
-    qps: list[float] | None = Field(None, description="request rates; None = automatic sweep to saturation")
-    sweep_start: float = 1.0
-    sweep_factor: float = 2.0
-    sweep_max: float = 256.0
-    temperatures: list[float | None] = Field(default_factory=lambda: [0.0],
-                                             description="None = the workload's temperature distribution")
-    workload: str = "chat"
-    workload_temperatures: dict[float, float] | None = None
-    num_requests: int | None = Field(None, ge=1)
-    duration_s: float | None = Field(None, gt=0)
-    arrival: Literal["poisson", "constant", "gamma", "closed_loop"] = "poisson"
-    burstiness: float = Field(1.0, gt=0)
-    concurrency: int | None = Field(None, ge=1)
-    repeats: int = Field(1, ge=1)
-    k: int | None = Field(None, ge=1, description="draft length; else from the server's config or /metrics")
-    seed: int = 0
-    max_tokens: int | None = Field(None, ge=1, description="forces every request's max_tokens (default: per prompt)")
-    timeout_s: float = Field(600.0, gt=0)
-    error_budget: float = Field(0.2, ge=0, le=1, description="abort a cell when this share of its requests failed")
-    gauge_interval_s: float = Field(1.0, gt=0)
-    production_temperature: float | None = Field(None, ge=0)
-    ignore_eos: bool = False
-    token_counting: Literal["auto", "usage", "token_ids", "logprobs", "text"] = "auto"
-    request_token_ids: bool = False
-    lossless: Literal["off", "quick", "full"] = "quick"
-    startup_timeout_s: float = 1800.0
-    warmup_requests: int = Field(2, ge=0)
-    client_workers: int | None = Field(None, ge=1, description="client processes streaming each cell (open-loop "
-                                       "arrivals); None = auto from the peak offered chunk rate "
-                                       "(specwise.bench.shards.default_client_workers)")
-    like_for_like: bool = Field(False, description="also run the baseline with the speculative arm's other "
-                                "engine settings forced (needs --baseline-cmd)")
-    top_p: float | None = Field(None, gt=0, le=1, description="top_p sent with every request (None: the server's "
-                                "default); verification truncates the target to it, which changes acceptance")
-    top_k: int | None = Field(None, description="top_k sent with every request (None: the server's default)")
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="further sampling fields sent with every "
-                                       "request, e.g. {\"min_p\": 0.05, \"repetition_penalty\": 1.1}")
-    gpu: str | None = Field(None, description="catalog GPU of launched servers, for the plan their startup "
-                            "memory is compared with")
-    gpu_memory_gib: float | None = Field(None, gt=0, description="total memory of a GPU not in the catalog, GiB")
-    plan_file: str | None = Field(None, description="`specwise plan --json` output to compare startup memory "
-                                  "with, instead of a plan derived from each command")
-
-    def sampling_body(self) -> dict[str, Any]:
-        """The request fields besides temperature that shape sampling (the same for both arms)."""
-        body = dict(self.extra_body)
-        if self.top_p is not None:
-            body["top_p"] = self.top_p
-        if self.top_k is not None:
-            body["top_k"] = self.top_k
-        return body
-
-    @model_validator(mode="after")
-    def _check(self) -> BenchConfig:
-        for role in ROLES:
-            url, cmd = getattr(self, f"{role}_url"), getattr(self, f"{role}_cmd")
-            if bool(url) == bool(cmd):
-                raise UserError(f"give exactly one of --{role} URL or --{role}-cmd COMMAND")
-        if self.num_requests is None and self.duration_s is None:
-            self.num_requests = 100
-        if self.arrival == "closed_loop" and self.concurrency is None:
-            raise UserError("--arrival closed_loop needs --concurrency N")
-        if self.top_k is not None and self.top_k != -1 and self.top_k < 1:
-            raise UserError(f"--top-k must be >= 1 (or -1 for all tokens), not {self.top_k}")
-        owned = sorted(set(self.extra_body) & BENCH_OWNED_FIELDS)
-        if owned:
-            raise UserError(f"--extra-body may not set {', '.join(owned)}: the bench sets them per request "
-                            "(use --temperatures, --max-tokens, --top-p, --top-k, --model, --api)")
-        if self.like_for_like and not self.baseline_cmd:
-            raise UserError("--like-for-like relaunches the baseline with forced settings: it needs --baseline-cmd")
-        if (self.gpu or self.gpu_memory_gib or self.plan_file) and not self.launches:
-            raise UserError("--gpu / --gpu-memory-gib / --plan compare the startup log of a server the bench "
-                            "launches: give --baseline-cmd and/or --speculative-cmd")
-        if self.gpu:
-            from specwise.catalog.models import get_gpu
-
-            self.gpu = get_gpu(self.gpu).name
-        return self
-
-    @property
-    def launches(self) -> bool:
-        return bool(self.baseline_cmd or self.speculative_cmd)
-
 
 class SimulateConfig(SpecwiseModel):
     """Every input of a ``simulate`` run (``specwise simulate --config FILE`` reads this model)."""

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.base import Source, SpecwiseModel
-from specwise.schemas.configs import BenchConfig, SimulateConfig
+from specwise.schemas.configs import SimulateConfig
 from specwise.schemas.findings import Finding
 from specwise.schemas.servers import ServerInfo
 
@@ -306,13 +306,15 @@ class RunInputs(SpecwiseModel):
     k: int | None = Field(None, description="num_speculative_tokens of the speculative arm, if known")
     step_time: StepTimeInputs | None = None
     simulate: SimulateConfig | None = None
-    bench: BenchConfig | None = None
+    bench: dict[str, Any] | None = Field(None, description="measured runs: the bench's BenchConfig as recorded "
+                                         "(config.json of the run directory; --resume requires the same)")
     sweep_rates_run: list[float] | None = Field(None, description="bench --qps sweep: the rates it ran")
     legacy_config: dict[str, Any] | None = Field(None, description="a version-1 result's untyped config, "
                                                  "kept as recorded where it did not convert")
 
     @classmethod
-    def for_bench(cls, cfg: BenchConfig) -> RunInputs:
+    def for_bench(cls, cfg: Any) -> RunInputs:
+        """The inputs of a measured run from its ``specwise.bench`` config (a BenchConfig)."""
         temps = []
         for t in cfg.temperatures:
             if t is None and cfg.workload_temperatures:
@@ -322,7 +324,7 @@ class RunInputs(SpecwiseModel):
         workload = WorkloadInputs(name=cfg.workload, arrival=cfg.arrival, burstiness=cfg.burstiness,
                                   temperatures=temps, num_requests=cfg.num_requests, duration_s=cfg.duration_s,
                                   seed=cfg.seed)
-        return cls(workload=workload, k=cfg.k, bench=cfg)
+        return cls(workload=workload, k=cfg.k, bench=cfg.model_dump(mode="json"))
 
 
 class GuardRecommendation(SpecwiseModel):

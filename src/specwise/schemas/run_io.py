@@ -2,7 +2,7 @@
 
 Version 1 (specwise before issue 10) kept ``config`` and ``servers`` as untyped dicts whose shape differed
 by source and ``findings`` as plain sentences. :func:`upgrade_v1` converts such a result: a measured run's
-config becomes ``inputs.bench`` (a :class:`~specwise.schemas.configs.BenchConfig`), a simulated run's
+config becomes ``inputs.bench`` (with ``inputs.workload`` drawn from it), a simulated run's
 becomes ``inputs.deployment`` / ``acceptance`` / ``step_time`` / ``workload``, servers become
 :class:`~specwise.schemas.servers.ServerInfo`, and each sentence becomes a ``Finding`` with code ``legacy``.
 What does not convert is kept verbatim in ``inputs.legacy_config``.
@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from specwise.errors import UserError
-from specwise.schemas.configs import BenchConfig
 from specwise.schemas.results import DeploymentInputs, RunInputs, RunResult, TemperatureShare, WorkloadInputs
 
 SUMMARY_FILE = "summary.json"
@@ -78,12 +77,17 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 def _measured_inputs(config: dict[str, Any]) -> dict[str, Any]:
     sweep = config.pop("sweep_rates_run", None)
-    try:
-        inputs = RunInputs.for_bench(BenchConfig.model_validate(config))
-    except (ValidationError, ValueError):
-        return RunInputs(legacy_config=config, sweep_rates_run=sweep).model_dump(mode="json")
-    inputs.sweep_rates_run = sweep
-    return inputs.model_dump(mode="json")
+    temps = []
+    for t in config.get("temperatures") or [0.0]:
+        mix = config.get("workload_temperatures") if t is None else None
+        temps += ([TemperatureShare(temperature=float(tt), weight=w) for tt, w in mix.items()] if mix
+                  else [TemperatureShare(temperature=t)])
+    workload = WorkloadInputs(name=str(config.get("workload", "chat")), arrival=str(config.get("arrival", "poisson")),
+                              burstiness=config.get("burstiness"), temperatures=temps,
+                              num_requests=config.get("num_requests"), duration_s=config.get("duration_s"),
+                              seed=config.get("seed", 0))
+    return RunInputs(workload=workload, k=config.get("k"), bench=config,
+                     sweep_rates_run=sweep).model_dump(mode="json")
 
 
 def _simulated_inputs(config: dict[str, Any]) -> dict[str, Any]:
