@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -275,9 +276,10 @@ def simulation_blocks(result: RunResult, width: int) -> list[RenderableType]:
     out.append(fit_table("Guard: E2E p50 speedup vs no speculation (>1 = speculation faster; simulated)", cols, loads,
                          width, caption="fixed = k always; guard = recommended schedule; oracle = best k per step "
                          "(upper bound)."))
-    out.append(Text.from_markup("[bold]Recommended guard[/bold] (vLLM 0.24+; closed-loop model, mean context "
+    since = f"vLLM {g.vllm_since}+; " if g.vllm_since else ""
+    out.append(Text.from_markup(f"[bold]Recommended guard[/bold] ({since}closed-loop model, mean context "
                                 f"{g.mean_context_tokens:.0f} tokens): --speculative-config "
-                                f"'{json.dumps(g.speculative_config)}'"))
+                                f"'{escape(json.dumps(g.speculative_config))}'"))
     if g.disable_by_batch_size is not None:
         out.append(Text(f"V0 / ArcticInference equivalent: disable_by_batch_size={g.disable_by_batch_size} "
                         "(ignored by vLLM V1)."))

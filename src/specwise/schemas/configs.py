@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from specwise.errors import UserError
+from specwise.schemas.acceptance import check_unconditional_rates
 from specwise.schemas.base import SpecwiseModel
 
 class SimulateConfig(SpecwiseModel):
@@ -69,15 +70,10 @@ class SimulateConfig(SpecwiseModel):
         given = [x is not None for x in (self.acceptance_rates, self.acceptance_length, self.acceptance_profile)]
         if sum(given) > 1:
             raise UserError("give only one of --acceptance-rates, --acceptance-length, --acceptance-profile")
-        a = self.acceptance_rates
-        if a is not None:
-            if any(not 0.0 <= x <= 1.0 for x in a):
-                raise UserError("--acceptance-rates: each a_i must lie in [0, 1]")
-            if any(b > x + 1e-9 for x, b in zip(a, a[1:])):
-                raise UserError("--acceptance-rates are unconditional (vLLM per-position) rates and cannot rise "
-                                "with position: a_(i+1) <= a_i")
-        if self.temperature_mix is not None and any(w < 0 for w in self.temperature_mix.values()):
-            raise UserError("--temperature-mix: weights must be >= 0")
+        if self.acceptance_rates is not None:
+            check_unconditional_rates(self.acceptance_rates, "--acceptance-rates")
+        if self.temperature_mix is not None and any(w <= 0 for w in self.temperature_mix.values()):
+            raise UserError("--temperature-mix: weights must be > 0")
         if self.vllm_version:
             from specwise.catalog.vllm_versions import parse_version
 

@@ -313,26 +313,29 @@ class RunInputs(SpecwiseModel):
                                                  "kept as recorded where it did not convert")
 
     @classmethod
-    def for_bench(cls, cfg: Any) -> RunInputs:
-        """The inputs of a measured run from its ``specwise.bench`` config (a BenchConfig)."""
+    def for_bench(cls, cfg: Any, sweep_rates_run: list[float] | None = None) -> RunInputs:
+        """The inputs of a measured run from its ``specwise.bench`` BenchConfig (a model or its JSON dict)."""
+        config = cfg if isinstance(cfg, dict) else cfg.model_dump(mode="json")
         temps = []
-        for t in cfg.temperatures:
-            if t is None and cfg.workload_temperatures:
-                temps += [TemperatureShare(temperature=tt, weight=w) for tt, w in cfg.workload_temperatures.items()]
-            else:
-                temps.append(TemperatureShare(temperature=t))
-        workload = WorkloadInputs(name=cfg.workload, arrival=cfg.arrival, burstiness=cfg.burstiness,
-                                  temperatures=temps, num_requests=cfg.num_requests, duration_s=cfg.duration_s,
-                                  seed=cfg.seed)
-        return cls(workload=workload, k=cfg.k, bench=cfg.model_dump(mode="json"))
+        for t in config.get("temperatures") or [0.0]:
+            mix = config.get("workload_temperatures") if t is None else None
+            temps += ([TemperatureShare(temperature=float(tt), weight=w) for tt, w in mix.items()] if mix
+                      else [TemperatureShare(temperature=t)])
+        workload = WorkloadInputs(name=str(config.get("workload", "chat")),
+                                  arrival=str(config.get("arrival", "poisson")), burstiness=config.get("burstiness"),
+                                  temperatures=temps, num_requests=config.get("num_requests"),
+                                  duration_s=config.get("duration_s"), seed=config.get("seed", 0))
+        return cls(workload=workload, k=config.get("k"), bench=config, sweep_rates_run=sweep_rates_run)
 
 
 class GuardRecommendation(SpecwiseModel):
     """The per-batch-size k schedule that keeps speculation from slowing the server down (simulated)."""
 
     num_speculative_tokens_per_batch_size: list[list[int]] = Field(
-        description="vLLM 0.24+ key: [[lo, hi, k], ...] over the running batch size; k=0 turns speculation off"
+        description="vLLM key (from vllm_since on): [[lo, hi, k], ...] over the running batch size; k=0 turns "
+        "speculation off"
     )
+    vllm_since: str | None = Field(None, description="first vLLM version with the key (catalog version facts)")
     disable_by_batch_size: int | None = Field(
         None, description="V0/ArcticInference equivalent: first batch size where speculation should be off"
     )

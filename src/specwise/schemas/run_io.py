@@ -77,17 +77,7 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 def _measured_inputs(config: dict[str, Any]) -> dict[str, Any]:
     sweep = config.pop("sweep_rates_run", None)
-    temps = []
-    for t in config.get("temperatures") or [0.0]:
-        mix = config.get("workload_temperatures") if t is None else None
-        temps += ([TemperatureShare(temperature=float(tt), weight=w) for tt, w in mix.items()] if mix
-                  else [TemperatureShare(temperature=t)])
-    workload = WorkloadInputs(name=str(config.get("workload", "chat")), arrival=str(config.get("arrival", "poisson")),
-                              burstiness=config.get("burstiness"), temperatures=temps,
-                              num_requests=config.get("num_requests"), duration_s=config.get("duration_s"),
-                              seed=config.get("seed", 0))
-    return RunInputs(workload=workload, k=config.get("k"), bench=config,
-                     sweep_rates_run=sweep).model_dump(mode="json")
+    return RunInputs.for_bench(config, sweep_rates_run=sweep).model_dump(mode="json")
 
 
 def _simulated_inputs(config: dict[str, Any]) -> dict[str, Any]:
