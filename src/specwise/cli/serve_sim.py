@@ -43,10 +43,11 @@ def serve_sim(
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
-    from specwise.cli.simulate import acceptance_from_flags
+    from specwise.cli.options import parse_numbers
     from specwise.errors import UserError
-    from specwise.simulate import defaults as D
+    from specwise.schemas.configs import SimulateConfig
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
+    from specwise.simulate.stage import resolve
     from specwise.simulate.workload import LengthDist
 
     if metrics_names not in ("v1", "v0"):
@@ -57,19 +58,18 @@ def serve_sim(
         raise UserError("--k must be >= 0")
     if time_scale <= 0:
         raise UserError("--time-scale must be > 0")
-    target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
     speculative = k > 0
-    profile = None
-    if speculative:
-        profile = acceptance_from_flags(rates=acceptance_rates, length=acceptance_length,
-                                        profile_path=acceptance_profile, k=k, method=method,
-                                        heterogeneity=heterogeneity, target=target, draft=draft)
-    dep, info = D.build_deployment(target, gpu, tp, method=method, draft_name=draft, draft_tp=draft_tp,
-                                   quant=quantization, kv_capacity_tokens=kv_capacity_tokens,
-                                   max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                   acceptance=profile, speculative=speculative, k=max(k, 1))
-    if step_time_model is not None:
-        dep = dep.model_copy(update={"target": D.load_step_time_model(step_time_model)})
+    # the deployment is simulate's, built from the same config model (k >= 1 there; k=0 serves its baseline)
+    sim = SimulateConfig(
+        target=target, draft=draft, method=method, gpu=gpu, tp=tp, draft_tp=draft_tp, quantization=quantization,
+        k=max(k, 1), acceptance_rates=parse_numbers(acceptance_rates, "--acceptance-rates") if acceptance_rates
+        else None, acceptance_length=acceptance_length,
+        acceptance_profile=str(acceptance_profile) if acceptance_profile else None, heterogeneity=heterogeneity,
+        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+        kv_capacity_tokens=kv_capacity_tokens, step_time_model=str(step_time_model) if step_time_model else None)
+    r = resolve(sim, speculative=speculative)
+    dep, info = (r.speculative, r.speculative_info) if speculative else (r.baseline, r.baseline_info)
+    target, method = r.config.target, r.config.method
     cfg = ServeSimConfig(host=host, port=port, served_model_name=model_name or target, k=k, method=method,
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,

@@ -55,7 +55,7 @@ class Resolved:
 def resolve(config: SimulateConfig, *, speculative: bool = True) -> Resolved:
     """Fill the defaults (demo deployment, method, TP, k) and build both deployments."""
     target, draft, method, tp = D.resolve_pair(config.target, config.draft, config.method, config.tp)
-    if method == "draft_model" and not draft:
+    if speculative and method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     k = config.k if config.k is not None else (D.DEFAULT_K if method == "draft_model" else 3)
     cfg = config.model_copy(update={"target": target, "draft": draft, "method": method, "tp": tp, "k": k})
