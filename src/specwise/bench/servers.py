@@ -3,7 +3,7 @@
 Users usually have one GPU box, so ``--baseline-cmd`` / ``--speculative-cmd`` servers run in turn:
 each command starts in its own process group with its output kept in the run directory, the bench
 waits for ``/health``, records ``/version``, the speculative config (method, k,
-``rejection_sample_method``; ``synthetic`` acceptance does not transfer, vllm-speculative-decoding.md
+``rejection_sample_method``; ``synthetic`` acceptance does not transfer, docs/reference/vllm-speculative-decoding.md
 §1.6) and the engine generation, runs the cells, and stops the group (SIGTERM, then SIGKILL).
 
 The two arms must differ *only* in speculation. On vLLM 0.26 with a GPU, enabling ``draft_model``
@@ -184,7 +184,7 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
             elif flavor.value == "sglang":
                 info.engine_generation = "sglang"
             elif flavor.value == "vllm_no_spec":
-                # the `engine` label exists from V1 0.8.3 on and never in V0 (vllm-speculative-decoding.md §2.1)
+                # the `engine` label exists from V1 0.8.3 on and never in V0 (docs/reference/vllm-speculative-decoding.md §2.1)
                 has_engine = any("engine" in s.labels for series in snap.samples.values() for s in series)
                 info.engine_generation = "V1" if has_engine else info.engine_generation
             for labels in snap.label_sets("vllm:cache_config_info"):
@@ -207,7 +207,7 @@ def compare_settings(baseline: ServerInfo, speculative: ServerInfo, *, include_k
     """Every non-speculative setting that differs between the arms, as readable lines.
 
     ``include_kv=False`` leaves out KV capacity, which a draft model legitimately reduces (its weights
-    and KV layers share the memory budget, vllm-speculative-decoding.md §7).
+    and KV layers share the memory budget, docs/reference/vllm-speculative-decoding.md §7).
     """
     diffs = []
     for key in COMPARED_SETTINGS:

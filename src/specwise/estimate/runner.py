@@ -31,7 +31,7 @@ from specwise.schemas.estimate import (
 
 VALIDATION_FILE = "validation.jsonl"
 PROFILE_FILE = "profile.json"
-# theory-and-calibration.md §8.1: n-gram lookup runs on the CPU at ~0.59 % of a target forward, or 0 when
+# docs/reference/theory-and-calibration.md §8.1: n-gram lookup runs on the CPU at ~0.59 % of a target forward, or 0 when
 # overlapped; neglected in the batch-1 cost model.
 NGRAM_COST_RATIO = 0.0
 # GPU c is priced for when the user names none (the estimate itself usually runs on a CPU)

@@ -23,7 +23,7 @@ CAPACITY_TOLERANCE = 0.10
 SpecMethod = Literal["draft_model", "ngram", "eagle", "eagle3", "mtp"]
 KVCacheDtype = Literal["auto", "fp8"]
 
-NEWEST_VLLM_VERSION = "0.33.0"  # vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
+NEWEST_VLLM_VERSION = "0.33.0"  # docs/reference/vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
 
 
 class PlanRequest(SpecwiseModel):

@@ -25,7 +25,7 @@ DEFAULT_HETEROGENEITY = 0.5
 
 
 def iid_alpha_for_length(length: float, k: int) -> float:
-    """alpha with (1 - alpha^(k+1)) / (1 - alpha) = length (theory-and-calibration.md §1.6), by bisection."""
+    """alpha with (1 - alpha^(k+1)) / (1 - alpha) = length (docs/reference/theory-and-calibration.md §1.6), by bisection."""
     lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2

@@ -1,6 +1,6 @@
 """Building a simulated deployment from plan-style inputs, and the built-in default (``make demo``).
 
-The default is the setting of the vLLM speculative-decoding blog (theory-and-calibration.md §2.1): a
+The default is the setting of the vLLM speculative-decoding blog (docs/reference/theory-and-calibration.md §2.1): a
 70B Llama target on 4x H100 with a small same-tokenizer draft model, k=4, on a chat workload. The
 acceptance of Llama-3.2-1B-Instruct -> Llama-3.1-70B-Instruct has never been published for vLLM (§5,
 "To measure"), so the default profile is ASSUMED from proxies and says so.
@@ -25,12 +25,12 @@ DEFAULT_DRAFT = "meta-llama/Llama-3.2-1B-Instruct"
 DEFAULT_GPU = "H100"
 DEFAULT_TP = 4
 DEFAULT_K = 4
-# ShareGPT mean prompt / generation lengths 355 / 728 tokens (theory-and-calibration.md §1.6 table);
+# ShareGPT mean prompt / generation lengths 355 / 728 tokens (docs/reference/theory-and-calibration.md §1.6 table);
 # lognormal spread assumed.
 DEFAULT_PROMPT_LEN = LengthDist(kind="lognormal", mean=355, cv=1.0, high=8192)
 DEFAULT_OUTPUT_LEN = LengthDist(kind="lognormal", mean=728, cv=0.8, high=4096)
 # vLLM V1 defaults on an 80 GB GPU: max_num_seqs 256, max_num_batched_tokens 8192 (online serving),
-# gpu_memory_utilization 0.92 from 0.20.0 (vllm-speculative-decoding.md, key fact 13).
+# gpu_memory_utilization 0.92 from 0.20.0 (docs/reference/vllm-speculative-decoding.md, key fact 13).
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
 GPU_MEMORY_UTILIZATION = 0.92
@@ -56,7 +56,7 @@ def default_acceptance(target: str = DEFAULT_TARGET, draft: str = DEFAULT_DRAFT)
         ],
         notes=[
             "ASSUMED, not measured: no published vLLM acceptance exists for Llama-3.2-1B -> Llama-3.1-70B "
-            "(theory-and-calibration.md §5). Proxy: LaMDA 137B <- 2B alpha 0.71 (Leviathan et al. 2023, "
+            "(docs/reference/theory-and-calibration.md §5). Proxy: LaMDA 137B <- 2B alpha 0.71 (Leviathan et al. 2023, "
             "Table 3); per-position shape from SpecDecode-Bench EAGLE ShareGPT traces (§1.6). Measure it with "
             "`specwise estimate` and pass --acceptance-profile.",
         ],
@@ -78,7 +78,7 @@ def estimate_kv_capacity_tokens(
 
     Per GPU: memory x utilisation - runtime reserve - target weights / TP - draft weights / draft TP,
     divided by the per-token KV of target (/ TP) and draft (/ draft TP): target and draft layers share one
-    block pool (vllm-speculative-decoding.md §7). A rough fallback for methods the plan cannot size.
+    block pool (docs/reference/vllm-speculative-decoding.md §7). A rough fallback for methods the plan cannot size.
     """
     free = gpu.memory_bytes * gpu_memory_utilization - RUNTIME_OVERHEAD_GIB * 1024**3
     free -= target.weight_bytes(quant) / tp

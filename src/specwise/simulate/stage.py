@@ -180,7 +180,7 @@ def _findings(result: RunResult, r: Resolved) -> list[Finding]:
                                      "min_speedup_guard": sim.guard.min_speedup_guard}))
         if sim.guard.supported_by_vllm_version is False:
             since, _ = version_facts(cfg.vllm_version).key_interval(GUARD_KEY)
-            # V1 never honoured disable_by_batch_size (removed in 0.17.0; vllm-speculative-decoding.md §1.7)
+            # V1 never honoured disable_by_batch_size (removed in 0.17.0; docs/reference/vllm-speculative-decoding.md §1.7)
             out.append(Finding(code="guard_needs_newer_vllm", severity="warning", source=Source.assumed,
                                message=f"vLLM {cfg.vllm_version} has no {GUARD_KEY} ({since}+) and V1 ignores "
                                        "disable_by_batch_size: the guard needs an upgrade; otherwise choose one k "
