@@ -210,7 +210,7 @@ CELL_COLS = [
 ]
 
 COMPARISON_COLS = [
-    Col("vs", lambda c: "like-for-like" if c.baseline_role != "baseline" else "baseline", 1, left=True),
+    Col("vs", lambda c: "like-for-like" if c.baseline_role != "baseline" else "baseline", 3, left=True),
     Col("load", load_label, 0),
     Col("T", lambda c: _temp(c.temperature), 0),
     Col("E2E P50", lambda c: _speedup(c.speedup_e2e_p50), 0),
@@ -233,7 +233,10 @@ def comparisons_table(result: RunResult, width: int) -> RenderableType:
     ci = "; 95% bootstrap CI" if any(c.speedup_e2e_p50.ci_low is not None for c in result.comparisons) else ""
     title = (f"Speedup = baseline latency / speculative latency (> 1: speculation faster; {result.source}{ci}; "
              "tok/s ratio = speculative / baseline output tokens per second)")
-    return fit_table(title, COMPARISON_COLS, result.comparisons, width)
+    cols = COMPARISON_COLS
+    if any(c.baseline_role != "baseline" for c in result.comparisons):  # two baselines: rows need the column
+        cols = [Col(c.header, c.cell, 0, c.left) if c.header == "vs" else c for c in cols]
+    return fit_table(title, cols, result.comparisons, width)
 
 
 def simulation_blocks(result: RunResult, width: int) -> list[RenderableType]:

@@ -42,12 +42,12 @@ RATE_DEFINITION = ("accepted draft tokens / drafted tokens (vLLM's spec_decode_n
 
 
 def _progress(show: bool, total: int, description: str) -> Any:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from specwise.cli.output import err_console
-
+    # progress goes to stderr so that --json on stdout stays clean (the stage does not import the CLI)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=Console(stderr=True),
                     disable=not show, transient=False)
 
 
