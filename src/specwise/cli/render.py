@@ -117,7 +117,7 @@ def header(result: RunResult) -> list[RenderableType]:
         k = result.inputs.k
         what = f"{spec.target} on {spec.tp}x {spec.gpu}"
         arm = f"{spec.method}" + (f" {spec.draft}" if spec.draft else "") + (f", k={k}" if k else "")
-        out.append(Text.from_markup(f"[bold]specwise {result.source}[/bold]: {what}; speculative = {arm}"))
+        out.append(Text.from_markup(f"[bold]{result.source.capitalize()} run[/bold]: {what}; speculative = {arm}"))
         if spec.cost_ratio is not None:
             from specwise.perf.steptime import format_cost_ratio
 
