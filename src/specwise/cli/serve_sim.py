@@ -39,11 +39,13 @@ def serve_sim(
     per_request: str = typer.Option("none", "--per-request-spec-decode-metrics",
                                     help="none | summary | detailed (vLLM 0.29+ metrics.speculative_decoding)."),
     seed: int = typer.Option(0, "--seed"),
+    config_file: Path = typer.Option(None, "--config", help="YAML/JSON of SimulateConfig (e.g. a simulate run's "
+                                     ".config.json): its deployment and acceptance fields; flags given override it."),
 ) -> None:
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
-    from specwise.cli.options import parse_numbers
+    from specwise.cli.options import build_config, given_on_command_line, parse_numbers
     from specwise.errors import UserError
     from specwise.schemas.configs import SimulateConfig
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
@@ -58,15 +60,24 @@ def serve_sim(
         raise UserError("--k must be >= 0")
     if time_scale <= 0:
         raise UserError("--time-scale must be > 0")
-    speculative = k > 0
     # the deployment is simulate's, built from the same config model (k >= 1 there; k=0 serves its baseline)
-    sim = SimulateConfig(
-        target=target, draft=draft, method=method, gpu=gpu, tp=tp, draft_tp=draft_tp, quantization=quantization,
-        k=max(k, 1), acceptance_rates=parse_numbers(acceptance_rates, "--acceptance-rates") if acceptance_rates
-        else None, acceptance_length=acceptance_length,
-        acceptance_profile=str(acceptance_profile) if acceptance_profile else None, heterogeneity=heterogeneity,
-        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-        kv_capacity_tokens=kv_capacity_tokens, step_time_model=str(step_time_model) if step_time_model else None)
+    flags = {
+        "target": ("target", target), "draft": ("draft", draft), "method": ("method", method), "gpu": ("gpu", gpu),
+        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp), "quantization": ("quantization", quantization),
+        "k": ("k", max(k, 1)),
+        "acceptance_rates": ("acceptance_rates", parse_numbers(acceptance_rates, "--acceptance-rates")
+                             if acceptance_rates else None),
+        "acceptance_length": ("acceptance_length", acceptance_length),
+        "acceptance_profile": ("acceptance_profile", str(acceptance_profile) if acceptance_profile else None),
+        "heterogeneity": ("heterogeneity", heterogeneity), "max_num_seqs": ("max_num_seqs", max_num_seqs),
+        "max_num_batched_tokens": ("max_num_batched_tokens", max_num_batched_tokens),
+        "kv_capacity_tokens": ("kv_capacity_tokens", kv_capacity_tokens),
+        "step_time_model": ("step_time_model", str(step_time_model) if step_time_model else None),
+    }
+    sim = build_config(SimulateConfig, flags, config_file)
+    if config_file is not None and sim.k is not None and not given_on_command_line("k"):
+        k = sim.k  # the file's k, unless --k was given (0 = baseline)
+    speculative = k > 0
     r = resolve(sim, speculative=speculative)
     dep, info = (r.speculative, r.speculative_info) if speculative else (r.baseline, r.baseline_info)
     target, method = r.config.target, r.config.method
