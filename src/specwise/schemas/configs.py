@@ -1,9 +1,10 @@
-"""Stage configurations shared through the schema: :class:`SimulateConfig`.
+"""Stage configurations shared through the schema: :class:`SimulateConfig`, :class:`EstimateConfig`.
 
 A config validates itself (bad values are one-line :class:`~specwise.errors.UserError` messages naming the
 flag), is what ``--config FILE`` (YAML or JSON of the same model) loads and what ``--out`` writes back next to
 the results, and is recorded in ``RunResult.inputs`` so that a run can be repeated exactly. The stage takes
-it as its interface: ``specwise.simulate.stage.run(SimulateConfig)``. The bench's ``BenchConfig`` lives in
+it as its interface: ``specwise.simulate.stage.run(SimulateConfig)``; ``specwise estimate`` builds its settings
+from an :class:`EstimateConfig`. The bench's ``BenchConfig`` lives in
 the bench package and is recorded in ``RunResult.inputs.bench`` as JSON.
 """
 
@@ -82,4 +83,67 @@ class SimulateConfig(SpecwiseModel):
             except ValueError:
                 raise UserError(f"--vllm-version: expected a version like 0.33.0, got '{self.vllm_version}'") \
                     from None
+        return self
+
+
+class EstimateConfig(SpecwiseModel):
+    """Every input of an ``estimate`` run (``specwise estimate --config FILE`` reads this model).
+
+    Written as ``config.json`` into the output directory, so ``--config DIR/config.json`` repeats the run.
+    """
+
+    target: str = Field(min_length=1, description="HF directory, .gguf file, cached HF id, or smollm2-135m")
+    prompts: str = Field(min_length=1, description="prompt file (JSONL, ShareGPT JSON, Spec-Bench JSONL)")
+    draft: str | None = None
+    draft_layers: int | None = Field(None, ge=1, description="self-speculation: the target's first N layers")
+    draft_quantize: str | None = Field(None, description="int8 | int4")
+    target_quantize: str | None = Field(None, description="int8 | int4")
+    method: str = Field("auto", description="draft_model, ngram, both, or a comma list; auto: draft_model with a "
+                        "draft, else ngram")
+    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
+    top_p: float = 1.0
+    top_k: int = Field(0, description="0 or -1 = off")
+    k_max: int = Field(8, ge=1, le=16)
+    k: int | None = Field(None, ge=1)
+    max_new_tokens: int = Field(128, ge=2)
+    context_temperatures: list[float] | None = Field(None, description="None = auto")
+    draft_sample_method: str = Field("greedy", description="greedy | probabilistic")
+    prompt_lookup_min: int = Field(5, ge=1)
+    prompt_lookup_max: int = Field(5, ge=1)
+    cost_ratio: float | None = Field(None, ge=0)
+    gpu: str | None = None
+    tp: int | None = Field(None, ge=1)
+    validate_run: bool = Field(False, description="--validate: also run real speculative decoding")
+    validate_temperatures: list[float] | None = Field(None, description="None = all temperatures")
+    limit: int | None = Field(None, ge=1)
+    chat: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = Field(0, ge=0, description="0: 32 on CUDA, 8 on CPU")
+    threads: int = Field(0, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> EstimateConfig:
+        for flag, temps in (("--temperatures", self.temperatures), ("--context-temperatures",
+                                                                     self.context_temperatures),
+                            ("--validate-temperatures", self.validate_temperatures)):
+            if temps is not None and (not temps or any(t < 0 for t in temps)):
+                raise UserError(f"{flag} needs at least one temperature >= 0")
+        self.temperatures = sorted(set(self.temperatures))
+        if not 0.0 < self.top_p <= 1.0:
+            raise UserError("--top-p must be in (0, 1] (1 = off)")
+        if self.top_k < -1:
+            raise UserError("--top-k must be a positive number of tokens, or 0 / -1 for off")
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            raise UserError("--prompt-lookup-min must not exceed --prompt-lookup-max")
+        if self.k is not None and self.k > self.k_max:
+            raise UserError("--k must not exceed --k-max")
+        if self.validate_run and not set(self.validate_temperatures or self.temperatures) <= set(self.temperatures):
+            raise UserError("--validate-temperatures must be among --temperatures")
+        if self.draft_sample_method not in ("greedy", "probabilistic"):
+            raise UserError("--draft-sample-method is greedy or probabilistic")
+        for flag, value in (("--draft-quantize", self.draft_quantize), ("--target-quantize", self.target_quantize)):
+            if value is not None and value not in ("int8", "int4"):
+                raise UserError(f"{flag} is int8 or int4")
         return self
