@@ -157,7 +157,9 @@ def _methods(text: str, has_draft: bool) -> list[str]:
         return ["draft_model"] if has_draft else ["ngram"]
     if text == "both":
         return ["draft_model", "ngram"]
-    methods = [m.strip() for m in text.split(",") if m.strip()]
+    from specwise.cli.options import parse_list
+
+    methods = [str(m) for m in parse_list(text, "--method", str)]
     for m in methods:
         if m not in ("draft_model", "ngram"):
             raise UserError(f"unknown --method {m!r}; use draft_model, ngram or both")
