@@ -56,3 +56,17 @@ def test_config_file_and_the_old_temperature_flag(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--baseline", "http://a", "--speculative", "http://b", "--workload-temperatures", "x:1"])
     assert "--temperature-mix: expected TEMP:WEIGHT" in capsys.readouterr().err
+
+
+def test_a_run_directorys_config_json_is_a_config(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "v1-bench" /
+                           "config.json").read_text())
+    recorded["bench"].update(baseline_url="http://127.0.0.1:9", speculative_url="http://127.0.0.1:9", workload="chat")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(recorded))
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-lossless"])
+    assert exc.value.code == 2 and "cannot reach" in capsys.readouterr().err

@@ -74,8 +74,8 @@ def bench(
     client_workers: str = typer.Option("auto", "--client-workers",
                                        help="Client processes per arm (shard many concurrent streams); auto = one "
                                        "per 20,000 chunks/s of peak offered load (1000 over https), at most CPUs-1."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of BenchConfig (the fields of "
-                                               "config.json in a run directory); flags given override it."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of BenchConfig, or a run "
+                                               "directory's config.json (repeats that run); flags given override it."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
 ) -> None:
     """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
@@ -139,7 +139,7 @@ def bench(
         "client_workers": ("client_workers", workers), "like_for_like": ("like_for_like", like_for_like),
         "gpu": ("gpu", gpu), "gpu_memory_gib": ("gpu_memory_gib", gpu_memory_gib), "plan_file": ("plan_file", plan_file),
     }
-    cfg = build_config(BenchConfig, flags, config_file)
+    cfg = build_config(BenchConfig, flags, config_file, section="bench")
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result
 

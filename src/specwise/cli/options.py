@@ -101,13 +101,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def build_config(model: type[M], flags: dict[str, tuple[str, Any]], config_file: Path | None) -> M:
+def build_config(model: type[M], flags: dict[str, tuple[str, Any]], config_file: Path | None, *,
+                 section: str | None = None) -> M:
     """The config from ``config_file`` (if any) with the flags typed on the command line laid over it.
 
     ``flags`` maps a config field to (parameter name, parsed value). Without a file every flag counts
-    (defaults included, which are the model's defaults too).
+    (defaults included, which are the model's defaults too). ``section``: a file whose mapping holds the
+    config under this key (a bench run directory's config.json keeps it under ``bench``) is read from there.
     """
     data: dict[str, Any] = read_config_file(config_file) if config_file is not None else {}
+    if section is not None and isinstance(data.get(section), dict):
+        data = dict(data[section])
     unknown = sorted(set(data) - set(model.model_fields))
     if unknown:
         raise UserError(f"--config {config_file}: unknown field(s) {', '.join(unknown)}; the fields are those of "
