@@ -415,6 +415,18 @@ class RunResult(SpecwiseModel):
     simulation: SimulationBlock | None = Field(None, description="simulated runs: guard, oracle, k sweep")
     complete: bool = Field(True, description="False when the run was interrupted (Ctrl-C) or stopped early")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _untyped_config(cls, data: Any) -> Any:
+        # a producer still passing version 1's untyped `config` (a measured run's BenchConfig dump): typed here
+        if isinstance(data, dict) and "config" in data and "inputs" not in data:
+            data = dict(data)
+            config = dict(data.pop("config") or {})
+            sweep = config.pop("sweep_rates_run", None)
+            data["inputs"] = (RunInputs.for_bench(config, sweep_rates_run=sweep) if data.get("source") == "measured"
+                              else RunInputs(legacy_config=config))
+        return data
+
     @field_validator("servers", mode="before")
     @classmethod
     def _role_from_key(cls, v: Any) -> Any:

@@ -63,21 +63,14 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
     """A version-1 RunResult dict in the version-2 shape (see the module docstring)."""
     out = dict(data)
     out["schema_version"] = 2
+    if out.get("source") == "measured":
+        return out  # RunResult reads a measured run's `config` and server dicts itself (its before-validators)
     config = dict(out.pop("config", None) or {})
     servers = out.pop("servers", None) or {}
-    if out.get("source") == "measured":
-        out["inputs"] = _measured_inputs(config)
-        out["servers"] = {role: {"role": role, **info} for role, info in servers.items() if isinstance(info, dict)}
-    else:
-        out["inputs"] = _simulated_inputs(config)
-        out["servers"] = {role: _simulated_server(role, info) for role, info in servers.items()
-                          if isinstance(info, dict) and info}
+    out["inputs"] = _simulated_inputs(config)
+    out["servers"] = {role: _simulated_server(role, info) for role, info in servers.items()
+                      if isinstance(info, dict) and info}
     return out
-
-
-def _measured_inputs(config: dict[str, Any]) -> dict[str, Any]:
-    sweep = config.pop("sweep_rates_run", None)
-    return RunInputs.for_bench(config, sweep_rates_run=sweep).model_dump(mode="json")
 
 
 def _simulated_inputs(config: dict[str, Any]) -> dict[str, Any]:
