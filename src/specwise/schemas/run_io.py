@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from specwise.errors import UserError
-from specwise.schemas.results import DeploymentInputs, RunInputs, RunResult, TemperatureShare, WorkloadInputs
+from specwise.schemas.results import DeploymentInputs, RunResult, TemperatureShare, WorkloadInputs
 
 SUMMARY_FILE = "summary.json"
 
