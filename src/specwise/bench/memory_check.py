@@ -35,7 +35,7 @@ from specwise.errors import UserError
 from specwise.plan.startup_log import capacity_deviations, compare_with_log, parse_startup_log
 from specwise.schemas.base import GIB
 from specwise.schemas.model import Quantization
-from specwise.schemas.plan import LogComparison, MemoryPlan, PlanRequest, PlanResult, StartupLogFacts
+from specwise.schemas.plan import MemoryPlan, PlanRequest, PlanResult, StartupLogFacts
 from specwise.schemas.servers import MemoryCheck, ServeCommand
 
 __all__ = ["MemoryCheck", "NotPlannable", "check_server_memory", "load_plan_file", "plan_request_for_command"]
