@@ -71,7 +71,7 @@ def estimate(
                                                "override it."),
 ) -> None:
     """Predict acceptance of a draft/target pair or n-gram on your prompts, at every temperature."""
-    from specwise.cli.options import build_config, parse_numbers, write_config
+    from specwise.cli.options import build_config, parse_numbers
     from specwise.errors import UserError
     from specwise.schemas.configs import EstimateConfig
 
@@ -99,71 +99,15 @@ def estimate(
         "limit": ("limit", limit), "chat": ("chat", chat), "device": ("device", device), "dtype": ("dtype", dtype),
         "batch_size": ("batch_size", batch_size), "threads": ("threads", threads), "seed": ("seed", seed),
     }, config_file)
-    temps = cfg.temperatures
-    methods = _methods(cfg.method, cfg.draft is not None or cfg.draft_layers is not None
-                       or cfg.draft_quantize is not None)
-    val_temps = cfg.validate_temperatures or temps
+    from specwise.estimate.stage import run
 
-    from specwise.estimate.pipeline import auto_context_temperatures
-    from specwise.estimate.prompts import load_prompts
-
-    ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if cfg.context_temperatures is None
-                 else sorted(set(cfg.context_temperatures)))
-    prompts, gpu, limit = Path(cfg.prompts), cfg.gpu, cfg.limit
-
-    records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
-    if gpu is not None:
-        from specwise.catalog.models import get_gpu
-
-        gpu = get_gpu(gpu).name  # unknown names fail here, before loading models
-
-    from specwise.estimate.models import default_device, default_dtype, require_torch
-    from specwise.schemas.estimate import EstimateSettings
-
-    torch = require_torch()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dev = default_device(cfg.device)
-    torch_dtype = default_dtype(dev, cfg.dtype)
-    settings = EstimateSettings(
-        target=cfg.target, draft=cfg.draft, draft_layers=cfg.draft_layers, draft_quantize=cfg.draft_quantize,
-        target_quantize=cfg.target_quantize, methods=methods, temperatures=temps, k_max=cfg.k_max,
-        max_new_tokens=cfg.max_new_tokens, context_temperatures=ctx_temps,
-        prompt_lookup_min=cfg.prompt_lookup_min, prompt_lookup_max=cfg.prompt_lookup_max, seed=cfg.seed,
-        prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=cfg.chat,
-        top_p=cfg.top_p, top_k=max(cfg.top_k, 0),
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, output_dir)  # config.json: `specwise estimate --config DIR/config.json` repeats the run
-    from specwise.estimate.runner import run
-
-    result = run(settings, records, dev, torch_dtype, output_dir, resume,
-                 cfg.batch_size or (32 if dev.startswith("cuda") else 8),
-                 verification="argmax_draft" if cfg.draft_sample_method == "greedy" else "lossless",
-                 fixed_k=cfg.k, cost_ratio=cfg.cost_ratio, validate=cfg.validate_run, validate_temperatures=val_temps,
-                 profile_out=profile_out, show_progress=not json_out, cost_gpu=gpu, cost_tp=cfg.tp)
+    result = run(cfg, output_dir, resume=resume, profile_out=profile_out, show_progress=not json_out)
     if json_out:
         from specwise.cli.output import emit_json
 
         emit_json(result)
     else:
         render(result)
-
-
-def _methods(text: str, has_draft: bool) -> list[str]:
-    from specwise.errors import UserError
-
-    if text == "auto":
-        return ["draft_model"] if has_draft else ["ngram"]
-    if text == "both":
-        return ["draft_model", "ngram"]
-    from specwise.cli.options import parse_list
-
-    methods = [str(m) for m in parse_list(text, "--method", str)]
-    for m in methods:
-        if m not in ("draft_model", "ngram"):
-            raise UserError(f"unknown --method {m!r}; use draft_model, ngram or both")
-    return sorted(set(methods), key=["draft_model", "ngram"].index)
 
 
 def _pct(x: float | None) -> str:
