@@ -9,6 +9,7 @@ resolved config next to the results so a run can be repeated exactly (``--config
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,8 +49,11 @@ def parse_list(text: str, what: str, cast: Callable[[str], T] = float,  # type: 
 
 
 def parse_numbers(text: str, what: str) -> list[float]:
-    """A comma list of numbers (no 'mix')."""
-    return [float(x) for x in parse_list(text, what, float)]  # type: ignore[arg-type]
+    """A comma list of finite numbers (no 'mix'); ranges are the config model's to check."""
+    values = [float(x) for x in parse_list(text, what, float)]  # type: ignore[arg-type]
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{what}: expected finite numbers, got '{text[:40]}'")
+    return values
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -62,7 +66,7 @@ def parse_ints(text: str, what: str) -> list[int]:
 
 def parse_mix(text: str | None, what: str) -> dict[float, float] | None:
     """``"0:0.7,1.0:0.3"`` -> {0.0: 0.7, 1.0: 0.3} (TEMP:WEIGHT; a bare TEMP weighs 1)."""
-    if not text:
+    if text is None:
         return None
     out: dict[float, float] = {}
     for part in text.split(","):
@@ -70,7 +74,7 @@ def parse_mix(text: str | None, what: str) -> dict[float, float] | None:
         try:
             out[float(t)] = float(w) if w else 1.0
         except ValueError:
-            raise UserError(f"{what}: expected TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3, got '{text}'") from None
+            raise UserError(f"{what}: expected TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3, got '{text[:40]}'") from None
     return out
 
 
@@ -123,10 +127,18 @@ def build_config(model: type[M], flags: dict[str, tuple[str, Any]], config_file:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ()))
+        loc = [str(x) for x in err.get("loc", ())]
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        if "exceeded maximum size" in msg:  # pydantic's wording for a float like 1e30 given as a count
+            msg = "far too large"
         where = f"--config {config_file}: " if config_file else ""
-        raise UserError(f"{where}{loc + ': ' if loc else ''}{msg}") from None
+        if loc and loc[0] in flags and (config_file is None or given_on_command_line(flags[loc[0]][0])):
+            # a flag's value: name the flag as typed, and the value
+            shown = repr(err.get("input"))
+            shown = shown if len(shown) <= 30 else shown[:27] + "..."
+            raise UserError(f"--{flags[loc[0]][0].replace('_', '-')} {shown}: invalid {'.'.join(loc)}: "
+                            f"{msg[:1].lower() + msg[1:]}") from None
+        raise UserError(f"{where}{'.'.join(loc) + ': ' if loc else ''}{msg}") from None
 
 
 def write_config(config: BaseModel, results_path: str | Path) -> Path:

@@ -47,8 +47,14 @@ def serve_sim(
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
+    from typing import Annotated
+
+    from pydantic import Field
+
     from specwise.cli.options import build_config, given_on_command_line, parse_numbers
+    from specwise.cli.plan import parse_quant
     from specwise.errors import UserError
+    from specwise.schemas import limits as L
     from specwise.schemas.configs import SimulateConfig
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
     from specwise.simulate.stage import resolve
@@ -60,15 +66,21 @@ def serve_sim(
         raise UserError("--per-request-spec-decode-metrics must be none, summary or detailed")
     if k < 0:
         raise UserError("--k must be >= 0")
-    if time_scale <= 0:
-        raise UserError("--time-scale must be > 0")
+    # serve-sim's own flags; the deployment's are SimulateConfig's (checked there, as for simulate)
+    L.check_flag("--time-scale", time_scale, Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)])
+    L.check_flag("--port", port, Annotated[int, Field(ge=0, le=65535)])
+    L.check_flag("--seed", seed, L.Seed)
+    L.check_flag("--default-max-tokens", default_max_tokens, L.Tokens)
+    if k:
+        L.check_flag("--k", k, L.DraftK)
     # the deployment is simulate's, built from the same config model (k >= 1 there; k=0 serves its baseline)
     flags = {
         "target": ("target", target), "draft": ("draft", draft), "method": ("method", method), "gpu": ("gpu", gpu),
-        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp), "quantization": ("quantization", quantization),
+        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp),
+        "quantization": ("quantization", parse_quant(quantization, "--quantization").value if quantization else None),
         "k": ("k", max(k, 1)),
         "acceptance_rates": ("acceptance_rates", parse_numbers(acceptance_rates, "--acceptance-rates")
-                             if acceptance_rates else None),
+                             if acceptance_rates is not None else None),
         "acceptance_length": ("acceptance_length", acceptance_length),
         "acceptance_profile": ("acceptance_profile", str(acceptance_profile) if acceptance_profile else None),
         "heterogeneity": ("heterogeneity", heterogeneity), "max_num_seqs": ("max_num_seqs", max_num_seqs),

@@ -71,20 +71,22 @@ def simulate(
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
     from specwise.cli.options import build_config, parse_ints, parse_mix, parse_numbers, write_config
+    from specwise.cli.plan import parse_quant
     from specwise.schemas.configs import SimulateConfig
     from specwise.simulate.stage import run
 
     flags = {
         "target": ("target", target), "draft": ("draft", draft), "method": ("method", method), "gpu": ("gpu", gpu),
-        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp), "quantization": ("quantization", quantization),
+        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp),
         "vllm_version": ("vllm_version", vllm_version), "k": ("k", k),
+        "quantization": ("quantization", parse_quant(quantization, "--quantization").value if quantization else None),
         "acceptance_rates": ("acceptance_rates", parse_numbers(acceptance_rates, "--acceptance-rates")
-                             if acceptance_rates else None),
+                             if acceptance_rates is not None else None),
         "acceptance_length": ("acceptance_length", acceptance_length),
         "acceptance_profile": ("acceptance_profile", str(acceptance_profile) if acceptance_profile else None),
         "heterogeneity": ("heterogeneity", heterogeneity), "prompt_len": ("prompt_len", prompt_len),
-        "output_len": ("output_len", output_len), "qps": ("qps", parse_numbers(qps, "--qps") if qps else None),
-        "concurrency": ("concurrency", parse_ints(concurrency, "--concurrency") if concurrency else None),
+        "output_len": ("output_len", output_len), "qps": ("qps", parse_numbers(qps, "--qps") if qps is not None else None),
+        "concurrency": ("concurrency", parse_ints(concurrency, "--concurrency") if concurrency is not None else None),
         "arrival": ("arrival", arrival), "burstiness": ("burstiness", burstiness),
         "temperature_mix": ("temperature_mix", parse_mix(temperature_mix, "--temperature-mix")),
         "trace": ("trace", str(trace) if trace else None), "dataset": ("dataset", str(dataset) if dataset else None),
@@ -94,7 +96,7 @@ def simulate(
         "kv_capacity_tokens": ("kv_capacity_tokens", kv_capacity_tokens),
         "step_time_model": ("step_time_model", str(step_time_model) if step_time_model else None),
         "oracle": ("no_oracle", not no_oracle),
-        "k_sweep": ("k_sweep", parse_ints(k_sweep, "--k-sweep") if k_sweep else None), "seed": ("seed", seed),
+        "k_sweep": ("k_sweep", parse_ints(k_sweep, "--k-sweep") if k_sweep is not None else None), "seed": ("seed", seed),
     }
     config = build_config(SimulateConfig, flags, config_file)
     result = run(config, records_path=str(records_out) if records_out else None)

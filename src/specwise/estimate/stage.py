@@ -39,6 +39,11 @@ def run(config: EstimateConfig, output_dir: Path, *, resume: bool = False, profi
     from specwise.estimate.pipeline import auto_context_temperatures
     from specwise.estimate.prompts import load_prompts
 
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output-dir {output_dir} is a file; give a directory for the run's records")
+    if profile_out is not None and Path(profile_out).is_dir():
+        raise UserError(f"--profile-out {profile_out} is a directory; give a file name, e.g. {profile_out}/profile.json")
     temps = config.temperatures
     methods = methods_for(config.method, config.draft is not None or config.draft_layers is not None
                           or config.draft_quantize is not None)
@@ -68,7 +73,6 @@ def run(config: EstimateConfig, output_dir: Path, *, resume: bool = False, profi
         prompts=str(prompts.resolve()), prompt_limit=config.limit, wrap_plain_as_chat=config.chat,
         top_p=config.top_p, top_k=max(config.top_k, 0),
     )
-    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # `specwise estimate --config DIR/config.json` repeats the run
     (output_dir / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2))

@@ -10,13 +10,30 @@ the bench package and is recorded in ``RunResult.inputs.bench`` as JSON.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from specwise.errors import UserError
 from specwise.schemas.acceptance import check_unconditional_rates
 from specwise.schemas.base import SpecwiseModel
+from specwise.schemas.limits import (
+    Burstiness,
+    Concurrency,
+    DraftK,
+    FiniteFloat,
+    Heterogeneity,
+    Qps,
+    Seconds,
+    Seed,
+    SimRequests,
+    Temperature,
+    Tokens,
+    check_flag,
+)
+
+# a traffic share's weight: positive and finite
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 class SimulateConfig(SpecwiseModel):
     """Every input of a ``simulate`` run (``specwise simulate --config FILE`` reads this model)."""
@@ -35,30 +52,33 @@ class SimulateConfig(SpecwiseModel):
                                                  "(vLLM's per-position metric meaning)")
     acceptance_length: float | None = Field(None, description="mean acceptance length, bonus token included")
     acceptance_profile: str | None = Field(None, description="AcceptanceProfile JSON path (specwise estimate)")
-    heterogeneity: float | None = Field(None, ge=0)
+    heterogeneity: Heterogeneity | None = None
     prompt_len: str | None = Field(None, description="N | uniform:LO:HI | normal:MEAN:CV | lognormal:MEAN:CV")
     output_len: str | None = None
-    qps: list[float] | None = Field(None, description="open loop: request rates to sweep (req/s)")
-    concurrency: list[int] | None = Field(None, description="closed loop: requests kept in flight")
+    qps: list[Qps] | None = Field(None, description="open loop: request rates to sweep (req/s)")
+    concurrency: list[Concurrency] | None = Field(None, description="closed loop: requests kept in flight")
     arrival: Literal["poisson", "gamma", "constant"] = "poisson"
-    burstiness: float = Field(1.0, gt=0)
-    temperature_mix: dict[float, float] | None = Field(None, description="temperature -> weight of the traffic")
+    burstiness: Burstiness = 1.0
+    temperature_mix: dict[Temperature, Weight] | None = Field(None, description="temperature -> weight of the "
+                                                              "traffic")
     trace: str | None = Field(None, description="JSONL/CSV trace (timestamp, prompt_tokens, output_tokens)")
     dataset: str | None = Field(None, description="JSONL/CSV of prompt_tokens, output_tokens pairs")
-    duration_s: float | None = Field(None, gt=0)
-    num_requests: int | None = Field(None, ge=1)
-    max_num_seqs: int = Field(256, ge=1)
-    max_num_batched_tokens: int = Field(8192, ge=1)
-    kv_capacity_tokens: int | None = Field(None, ge=1)
+    duration_s: Seconds | None = None
+    num_requests: SimRequests | None = None
+    max_num_seqs: Tokens = 256
+    max_num_batched_tokens: Tokens = 8192
+    kv_capacity_tokens: Tokens | None = None
     step_time_model: str | None = Field(None, description="StepTimeModel JSON path for the target")
     oracle: bool = True
-    k_sweep: list[int] | None = None
-    seed: int = 0
+    k_sweep: list[DraftK] | None = None
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> SimulateConfig:
         if self.k is not None and self.k < 1:
             raise UserError("--k must be >= 1 (k=0 is the baseline, which is always simulated)")
+        if self.k is not None:
+            check_flag("--k", self.k, DraftK)
         if self.qps is not None and (not self.qps or any(q <= 0 for q in self.qps)):
             raise UserError("--qps values must be > 0")
         if self.concurrency is not None:
@@ -100,28 +120,28 @@ class EstimateConfig(SpecwiseModel):
     target_quantize: str | None = Field(None, description="int8 | int4")
     method: str = Field("auto", description="draft_model, ngram, both, or a comma list; auto: draft_model with a "
                         "draft, else ngram")
-    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
+    temperatures: list[Temperature] = Field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
     top_p: float = 1.0
     top_k: int = Field(0, description="0 or -1 = off")
     k_max: int = Field(8, ge=1, le=16)
     k: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(128, ge=2)
-    context_temperatures: list[float] | None = Field(None, description="None = auto")
+    context_temperatures: list[Temperature] | None = Field(None, description="None = auto")
     draft_sample_method: str = Field("greedy", description="greedy | probabilistic")
     prompt_lookup_min: int = Field(5, ge=1)
     prompt_lookup_max: int = Field(5, ge=1)
-    cost_ratio: float | None = Field(None, ge=0)
+    cost_ratio: FiniteFloat | None = Field(None, ge=0)
     gpu: str | None = None
     tp: int | None = Field(None, ge=1)
     validate_run: bool = Field(False, description="--validate: also run real speculative decoding")
-    validate_temperatures: list[float] | None = Field(None, description="None = all temperatures")
+    validate_temperatures: list[Temperature] | None = Field(None, description="None = all temperatures")
     limit: int | None = Field(None, ge=1)
     chat: bool = False
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = Field(0, ge=0, description="0: 32 on CUDA, 8 on CPU")
     threads: int = Field(0, ge=0)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> EstimateConfig:
@@ -129,7 +149,7 @@ class EstimateConfig(SpecwiseModel):
                                                                      self.context_temperatures),
                             ("--validate-temperatures", self.validate_temperatures)):
             if temps is not None and (not temps or any(t < 0 for t in temps)):
-                raise UserError(f"{flag} needs at least one temperature >= 0")
+                raise UserError(f"{flag} needs at least one temperature in [0, 2]")
         self.temperatures = sorted(set(self.temperatures))
         if not 0.0 < self.top_p <= 1.0:
             raise UserError("--top-p must be in (0, 1] (1 = off)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from specwise.errors import UserError
 from specwise.schemas.acceptance import (
     AcceptanceClass,
@@ -75,7 +77,12 @@ def acceptance_profile(*, rates: list[float] | None, length: float | None, profi
             raise UserError(f"acceptance profile '{path}' not found")
         try:
             prof = AcceptanceProfile.model_validate_json(path.read_text())
-        except ValueError as exc:
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise UserError(f"{path}: not an AcceptanceProfile JSON ({where + ': ' if where else ''}"
+                            f"{err.get('msg')}); write one with `specwise estimate --profile-out`") from None
+        except (OSError, ValueError) as exc:
             raise UserError(f"{path}: not an AcceptanceProfile JSON ({str(exc).splitlines()[0]})") from None
         if heterogeneity is not None:
             prof = prof.model_copy(update={"classes": [c.model_copy(update={"heterogeneity": heterogeneity})

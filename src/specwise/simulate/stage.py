@@ -16,6 +16,7 @@ from pathlib import Path
 
 from specwise.catalog.vllm_versions import version_facts
 from specwise.errors import UserError
+from specwise.perf.steptime import PRICED_METHODS, is_priced_method
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.base import Source
 from specwise.schemas.configs import SimulateConfig
@@ -32,8 +33,15 @@ from specwise.schemas.servers import ServerInfo
 from specwise.simulate import defaults as D
 from specwise.simulate.acceptance import acceptance_profile
 from specwise.simulate.run import Deployment
-from specwise.simulate.sweep import run_sweep
-from specwise.simulate.workload import ArrivalSpec, LengthDist, RequestClass, WorkloadSpec, load_rows
+from specwise.simulate import sweep
+from specwise.simulate.workload import (
+    ArrivalSpec,
+    LengthDist,
+    RequestClass,
+    WorkloadSpec,
+    check_request_budget,
+    load_rows,
+)
 
 DEFAULT_QPS = [1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
 DEFAULT_DURATION_S = 120.0
@@ -55,6 +63,9 @@ class Resolved:
 def resolve(config: SimulateConfig, *, speculative: bool = True) -> Resolved:
     """Fill the defaults (demo deployment, method, TP, k) and build both deployments."""
     target, draft, method, tp = D.resolve_pair(config.target, config.draft, config.method, config.tp)
+    if not is_priced_method(method):
+        raise UserError(f"--method {method[:40]!r} is not a speculative method the simulator prices; use one of "
+                        f"{', '.join(PRICED_METHODS)}")
     if speculative and method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     k = config.k if config.k is not None else (D.DEFAULT_K if method == "draft_model" else 3)
@@ -100,6 +111,7 @@ def workload_spec(cfg: SimulateConfig) -> tuple[WorkloadSpec, list[float]]:
     duration = cfg.duration_s
     if duration is None and cfg.num_requests is None:
         duration = DEFAULT_DURATION_S
+    check_request_budget(qps, duration if cfg.trace is None else None, cfg.num_requests)
     workload = WorkloadSpec(
         arrival=ArrivalSpec(kind=arrival, qps=qps[0], burstiness=cfg.burstiness),
         prompt_len=LengthDist.parse(cfg.prompt_len) if cfg.prompt_len else D.DEFAULT_PROMPT_LEN,
@@ -197,7 +209,7 @@ def run(config: SimulateConfig, *, records_path: str | None = None) -> RunResult
     if records_path is not None:
         Path(records_path).write_text("")
     assert cfg.k is not None and cfg.method is not None
-    result = run_sweep(r.baseline, r.speculative, k=cfg.k, qps_list=qps, workload=workload, method=cfg.method,
+    result = sweep.run_sweep(r.baseline, r.speculative, k=cfg.k, qps_list=qps, workload=workload, method=cfg.method,
                        seed=cfg.seed, with_oracle=cfg.oracle,
                        k_sweep=sorted(set(cfg.k_sweep)) if cfg.k_sweep else None,
                        concurrency_list=sorted(set(cfg.concurrency)) if cfg.concurrency else None,
