@@ -270,12 +270,13 @@ def simulation_blocks(result: RunResult, width: int) -> list[RenderableType]:
         p = pol.get((ld, name))
         return getattr(p, attr) if p is not None else None
 
+    oracle = any(p.policy == "oracle" for p in sim.policies)  # --no-oracle runs have none
     cols = [Col("load", lambda ld: load_label(pol[(ld, "fixed")]), 0),
             Col(f"fixed k={sim.k}", lambda ld: fmt_speedup(get(ld, "fixed", "speedup_e2e_p50")), 0),
             Col("guard", lambda ld: fmt_speedup(get(ld, "guard", "speedup_e2e_p50")), 0),
-            Col("oracle", lambda ld: fmt_speedup(get(ld, "oracle", "speedup_e2e_p50")), 1),
+            *([Col("oracle", lambda ld: fmt_speedup(get(ld, "oracle", "speedup_e2e_p50")), 1)] if oracle else []),
             Col("guard mean k", lambda ld: _num(get(ld, "guard", "mean_k")), 2),
-            Col("oracle mean k", lambda ld: _num(get(ld, "oracle", "mean_k")), 2)]
+            *([Col("oracle mean k", lambda ld: _num(get(ld, "oracle", "mean_k")), 2)] if oracle else [])]
     out.append(fit_table("Guard: E2E p50 speedup vs no speculation (>1 = speculation faster; simulated)", cols, loads,
                          width, caption="fixed = k always; guard = recommended schedule; oracle = best k per step "
                          "(upper bound)."))
@@ -286,9 +287,9 @@ def simulation_blocks(result: RunResult, width: int) -> list[RenderableType]:
     if g.disable_by_batch_size is not None:
         out.append(Text(f"V0 / ArcticInference equivalent: disable_by_batch_size={g.disable_by_batch_size} "
                         "(ignored by vLLM V1)."))
-    out.append(Text.from_markup(f"Worst E2E p50 speedup over the sweep: fixed {fmt_speedup(g.min_speedup_fixed)}, "
-                                f"guard {fmt_speedup(g.min_speedup_guard)}, oracle "
-                                f"{fmt_speedup(g.min_speedup_oracle)}."))
+    worst = (f"Worst E2E p50 speedup over the sweep: fixed {fmt_speedup(g.min_speedup_fixed)}, guard "
+             f"{fmt_speedup(g.min_speedup_guard)}")
+    out.append(Text.from_markup(worst + (f", oracle {fmt_speedup(g.min_speedup_oracle)}." if oracle else ".")))
     return out
 
 
