@@ -134,8 +134,8 @@ def _deployments(alt: PlanResult, profile: AcceptanceProfile):
     return base, base_info, spec, spec_info
 
 
-def _simulate(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: AcceptanceProfile,
-              profile_path: Path, prompt_mean: float) -> list[tuple[str, RunResult]]:
+def _simulate(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile_path: Path,
+              prompt_mean: float) -> list[tuple[str, RunResult]]:
     """The plan's alternative simulated over ``sim_qps``, once per temperature (same traffic shape as the bench)."""
     s = alt.memory.settings
     options = dict(target=TARGET, draft=DRAFT, gpu=s.gpu, tp=s.tp, draft_tp=s.draft_tp or s.tp,
@@ -145,42 +145,21 @@ def _simulate(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: A
                    duration_s=settings.sim_duration_s, oracle=False, seed=settings.seed)
     out = []
     for t in settings.temperatures:
-        result, command = _simulate_one({**options, "temperature_mix": {t: 1.0}}, profile, alt)
+        result, command = _simulate_one({**options, "temperature_mix": {t: 1.0}})
         path = run_dir / f"simulated-T{t:g}.json"
         out.append((_write(path, result.model_dump_json(indent=2)), result))
         (run_dir / f"simulated-T{t:g}.command.txt").write_text(command + "\n")
     return out
 
 
-def _simulate_one(options: dict[str, Any], profile: AcceptanceProfile, alt: PlanResult) -> tuple[RunResult, str]:
-    """One simulate run from simulate's options: its stage API (SimulateConfig) where this checkout has it."""
+def _simulate_one(options: dict[str, Any]) -> tuple[RunResult, str]:
+    """One simulate run through simulate's stage API, with the `specwise simulate` command it equals."""
     from specwise.report.provenance import simulate_command
+    from specwise.schemas.configs import SimulateConfig
+    from specwise.simulate.stage import run as simulate
 
-    command = simulate_command({k: v for k, v in options.items()})
-    try:
-        from specwise.schemas.configs import SimulateConfig
-        from specwise.simulate.stage import run as simulate
-    except ModuleNotFoundError:
-        pass
-    else:
-        return simulate(SimulateConfig(**options)), command
-    # simulate before its stage API: the sweep and its conversion to the run schema
-    from specwise.simulate.sweep import run_sweep, to_run_result
-    from specwise.simulate.workload import ArrivalSpec, LengthDist, RequestClass, WorkloadSpec
-
-    base, base_info, spec, spec_info = _deployments(alt, profile)
-    t = next(iter(options["temperature_mix"]))
-    workload = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=options["qps"][0]),
-                            prompt_len=LengthDist.parse(options["prompt_len"]),
-                            output_len=LengthDist.parse(options["output_len"]),
-                            classes=[RequestClass(temperature=t)], duration_s=options["duration_s"])
-    inputs = {"baseline": base_info, "speculative": spec_info, "k": K, "seed": options["seed"],
-              "acceptance": {"source": profile.source, "notes": profile.notes,
-                             "classes": [c.model_dump() for c in profile.classes]},
-              "workload": workload.model_dump(mode="json"), "command": command}
-    sweep = run_sweep(base, spec, k=K, qps_list=options["qps"], workload=workload, method="draft_model",
-                      seed=options["seed"], with_oracle=False, inputs=inputs)
-    return to_run_result(sweep), command
+    config = SimulateConfig(**options)
+    return simulate(config), simulate_command(options)
 
 
 class _ServeSims:
@@ -332,7 +311,7 @@ def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> D
     files["plan"], files["plan_alternative"] = str(run_dir / "plan-2xH100-bf16.json"), str(run_dir / "plan-alternative.json")
     t = lap("plan", t)
 
-    sims = _simulate(run_dir, settings, alt, profile, Path(files["acceptance_profile"]),
+    sims = _simulate(run_dir, settings, alt, Path(files["acceptance_profile"]),
                      prompt_mean=workload.prompt_tokens.mean)
     for path, res in sims:
         files[Path(path).stem] = path

@@ -41,28 +41,15 @@ __all__ = [
 
 
 def run_from_dict(data: Any, where: str) -> RunResult:
-    """A RunResult of any schema version (the schema's own reader upgrades older ones where it has one)."""
-    try:
-        from specwise.schemas.run_io import run_result_from_dict
-    except ModuleNotFoundError:  # schema version 1 only: the model itself is the reader
-        try:
-            return RunResult.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first.get("loc", ()))
-            raise UserError(f"{where}: not a RunResult ({loc}: {first.get('msg')})") from None
+    """A RunResult of any schema version (the schema's reader upgrades version 1)."""
+    from specwise.schemas.run_io import run_result_from_dict
+
     return run_result_from_dict(data, where=where)
 
 
 def run_config(result: RunResult) -> dict[str, Any]:
-    """The inputs that produced a run as plain data: version 1's ``config``, version 2's ``inputs``."""
-    for name in ("inputs", "config"):
-        value = getattr(result, name, None)
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json")
-        if isinstance(value, dict):
-            return value
-    return {}
+    """The inputs that produced a run (``RunResult.inputs``) as plain data."""
+    return result.inputs.model_dump(mode="json")
 
 
 def run_command(result: RunResult) -> str | None:
@@ -73,11 +60,8 @@ def run_command(result: RunResult) -> str | None:
 
 
 def run_servers(result: RunResult) -> dict[str, dict[str, Any]]:
-    """Per role, what the server was, as plain data (version 1: dicts; version 2: ServerInfo models)."""
-    out = {}
-    for role, info in (result.servers or {}).items():
-        out[role] = info.model_dump(mode="json") if isinstance(info, BaseModel) else dict(info or {})
-    return out
+    """Per role, what the server was (``ServerInfo``) as plain data."""
+    return {role: info.model_dump(mode="json") for role, info in (result.servers or {}).items()}
 
 
 @dataclass
