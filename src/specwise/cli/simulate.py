@@ -186,6 +186,13 @@ def simulate(
     records_out: Path = typer.Option(None, "--records-out", help="Write per-request RequestRecords (JSONL; baseline "
                                      "and fixed k, every point) to FILE as the sweep runs."),
     json_out: bool = typer.Option(False, "--json", help="Print the sweep as JSON (fields in README)."),
+    calibration: str = typer.Option(None, "--calibration", help="Named calibration from the catalog (`specwise "
+                                    "catalog --calibrations`), 'none' for the roofline; default: the one matching "
+                                    "GPU, vLLM version and model shapes."),
+    like_for_like: bool = typer.Option(False, "--like-for-like", help="Run the baseline in the speculative "
+                                       "server's engine mode (the effect of speculation alone)."),
+    async_scheduling: bool = typer.Option(None, "--async-scheduling/--no-async-scheduling", help="Launch flag of "
+                                          "the speculative server (default: the version's default for the method)."),
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
     from specwise.errors import UserError
@@ -232,7 +239,20 @@ def simulate(
                   kv_capacity_tokens=kv_capacity_tokens, vllm_version=vllm_version, k=k)
     base_dep, base_info = D.build_deployment(target, gpu, tp, speculative=False, **common)
     spec_dep, spec_info = D.build_deployment(target, gpu, tp, acceptance=profile, speculative=True, **common)
-    if step_time_model is not None:
+    if step_time_model is None:
+        from specwise.catalog.models import get_model
+        from specwise.perf.calibration import apply_calibration
+
+        base_t, spec_t, spec_d, cal_choice = apply_calibration(
+            base_dep.target, spec_dep.target, spec_dep.draft, requested=calibration, gpu=base_info["gpu"],
+            vllm_version=vllm_version, target=get_model(target)[0], draft=get_model(draft)[0] if draft else None,
+            method=method, like_for_like=like_for_like, async_scheduling=async_scheduling)
+        base_dep = base_dep.model_copy(update={"target": base_t})
+        spec_dep = spec_dep.model_copy(update={"target": spec_t, "draft": spec_d})
+        base_info["calibration"] = spec_info["calibration"] = cal_choice.model_dump(mode="json")
+    else:
+        if calibration:
+            raise UserError("give --step-time-model or --calibration, not both")
         custom = D.load_step_time_model(step_time_model)
         base_dep = base_dep.model_copy(update={"target": custom})
         spec_dep = spec_dep.model_copy(update={"target": custom})
