@@ -52,6 +52,17 @@ CUDAGRAPH_BASE_GIB = 0.25
 CUDAGRAPH_PER_LAYER_GIB = 0.01
 # Sampler dummy run: logits in fp32 plus one same-sized working copy (softmax/probabilities).
 SAMPLER_BYTES_PER_LOGIT = 8
+# Measured on vLLM 0.26 (H200, 8B target with and without a 1B draft / n-gram; startup logs in
+# benchmarks/results/gpu_h200_vllm0.26/startup_profiled): non-torch memory 0.22-0.24 GiB at TP=1; the V1 model
+# runner's profile peaks at logits over every batched token (8192 x 128256 vocab: 1.89 GiB logged = 2 bytes per
+# logit; 3.85 GiB = 4 bytes per logit with a proposer), well above the forward's activations; the V1 runner
+# subtracts a CUDA-graph estimate of ~0.50 GiB (0.25 + 0.008 per target layer; draft layers add ~0.01), the V2
+# runner captures 0.98 GiB of graphs but does not subtract them from the KV budget. Used for versions whose
+# engine modes are in the catalog (catalog/data/vllm_versions.json "engine_modes").
+NON_TORCH_MEASURED_GIB = 0.25
+V1_LOGIT_BYTES = 2
+V1_LOGIT_BYTES_SPECULATIVE = 4
+V1_CUDAGRAPH_PER_LAYER_GIB = 0.008
 DEFAULT_CONTEXT = 4096
 
 
@@ -294,9 +305,22 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
         num_speculative_tokens=req.num_speculative_tokens,
         vllm_version=facts.version,
         cudagraph_memory_counted=facts.cudagraph_memory_counted,
+        model_runner=req.model_runner,
         defaults_used=defaults,
     )
     return settings, target, target_quant, spec, gpu
+
+
+def _model_runner(s: ResolvedSettings, spec: Speculator | None) -> str | None:
+    """'v1' / 'v2': the model runner this arm's server uses, where the version's engine modes are known."""
+    from specwise.catalog.vllm_versions import engine_modes_for
+
+    modes = engine_modes_for(s.vllm_version, spec.method if spec is not None else "draft_model")
+    if modes is None:
+        return None
+    if spec is None and s.model_runner:
+        return s.model_runner
+    return (modes.speculative if spec is not None else modes.baseline).split("_")[0]
 
 
 def _budget(
@@ -324,6 +348,17 @@ def _budget(
     overhead = (NON_TORCH_GIB + (NON_TORCH_TP_EXTRA_GIB if s.tp > 1 else 0.0)) * GIB
     layers = target.num_layers + (spec.kv_layers if speculating and spec is not None else 0)
     cudagraph = (CUDAGRAPH_BASE_GIB + CUDAGRAPH_PER_LAYER_GIB * layers) * GIB if s.cudagraph_memory_counted else 0.0
+    runner = _model_runner(s, spec)
+    if runner is not None:
+        overhead = (NON_TORCH_MEASURED_GIB + (NON_TORCH_TP_EXTRA_GIB if s.tp > 1 else 0.0)) * GIB
+        if runner == "v1":
+            per_logit = V1_LOGIT_BYTES_SPECULATIVE if spec is not None else V1_LOGIT_BYTES
+            act = max(act, s.max_num_batched_tokens * target.vocab_size * per_logit / s.tp)
+            draft_layers = spec.kv_layers if speculating and spec is not None else 0
+            cudagraph = ((CUDAGRAPH_BASE_GIB + V1_CUDAGRAPH_PER_LAYER_GIB * target.num_layers
+                          + CUDAGRAPH_PER_LAYER_GIB * draft_layers) * GIB if s.cudagraph_memory_counted else 0.0)
+        else:  # V2 runner: its CUDA graphs are not subtracted from the KV budget
+            cudagraph = 0.0
 
     left = requested - w_target - w_draft - act - overhead - cudagraph
     # --kv-cache-memory-bytes replaces the utilisation math (§7 "Overrides"); the rest must still fit.
