@@ -250,6 +250,11 @@ def simulate(
         base_dep = base_dep.model_copy(update={"target": base_t})
         spec_dep = spec_dep.model_copy(update={"target": spec_t, "draft": spec_d})
         base_info["calibration"] = spec_info["calibration"] = cal_choice.model_dump(mode="json")
+        if cal_choice.name and spec_info.get("cost_ratio") is not None:
+            # c from the calibrated constants (batch 1, short context), not the roofline's
+            t1 = float(spec_t.forward_time(1, 0)) + float(spec_t.sched_time(1))
+            spec_info["cost_ratio"] = float(spec_d.time(1, 0, k, target_forward_s=t1)) / k / t1
+            spec_info["cost_ratio_basis"] = f"calibration {cal_choice.name}, {cal_choice.speculative_mode}, batch 1"
     else:
         if calibration:
             raise UserError("give --step-time-model or --calibration, not both")
@@ -326,9 +331,19 @@ def render(result, profile, info: dict, k: int, method: str) -> None:
     if info.get("cost_ratio") is not None:
         from specwise.perf.steptime import format_cost_ratio
 
-        console.print(f"Draft cost at batch 1 (estimated): c = {format_cost_ratio(info['cost_ratio'])} "
+        kind = "measured constants" if str(info.get("cost_ratio_basis", "")).startswith("calibration") else "estimated"
+        console.print(f"Draft cost at batch 1 ({kind}): c = {format_cost_ratio(info['cost_ratio'])} "
                       f"({info['cost_ratio_basis']}); every step is priced by the same step-time model",
                       highlight=False)
+    cal = info.get("calibration")
+    if cal:
+        modes = (f"; engine modes: baseline {cal['baseline_mode']}, speculative {cal['speculative_mode']}"
+                 if cal.get("baseline_mode") else "")
+        console.print(f"Step times: {cal['label']} ({cal['reason']}){modes}", highlight=False)
+        for sw in cal.get("mode_switches", []):
+            console.print(f"  mode switch paid by the speculative server: {sw}", highlight=False)
+        for n in cal.get("notes", []):
+            console.print(f"  {n}", highlight=False)
     console.print(f"KV cache: {info['kv_capacity_tokens']:,} tokens ({info['kv_capacity_source']}). "
                   f"Acceptance ({profile.source}): " + "; ".join(profile.notes or ["see --json inputs.acceptance"]))
     t = Table(title="Simulated latency per QPS: TTFT and TPOT in ms, E2E in s; p50 unless marked p99",
