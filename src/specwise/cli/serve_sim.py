@@ -39,12 +39,19 @@ def serve_sim(
     per_request: str = typer.Option("none", "--per-request-spec-decode-metrics",
                                     help="none | summary | detailed (vLLM 0.29+ metrics.speculative_decoding)."),
     seed: int = typer.Option(0, "--seed"),
+    admin: bool = typer.Option(False, "--admin", help="Serve POST /admin/acceptance to change acceptance mid-run "
+                               "(body {\"acceptance_rates\": [a_1, ..]}), e.g. to try `specwise monitor`."),
 ) -> None:
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
-    from specwise.cli.simulate import acceptance_from_flags
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from specwise.cli.simulate import acceptance_from_flags, check_method_and_quant
     from specwise.errors import UserError
+    from specwise.schemas import limits as L
     from specwise.simulate import defaults as D
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
     from specwise.simulate.workload import LengthDist
@@ -55,9 +62,17 @@ def serve_sim(
         raise UserError("--per-request-spec-decode-metrics must be none, summary or detailed")
     if k < 0:
         raise UserError("--k must be >= 0")
-    if time_scale <= 0:
-        raise UserError("--time-scale must be > 0")
+    L.check_flag("--time-scale", time_scale, Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)])
+    L.check_flag("--port", port, Annotated[int, Field(ge=0, le=65535)])
+    L.check_flag("--seed", seed, L.Seed)
+    if k:
+        L.check_flag("--k", k, L.DraftK)
+    for flag, value in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens),
+                        ("--kv-capacity-tokens", kv_capacity_tokens), ("--default-max-tokens", default_max_tokens)):
+        if value is not None:
+            L.check_flag(flag, value, L.Tokens)
     target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
+    quantization = check_method_and_quant(method, quantization)
     speculative = k > 0
     profile = None
     if speculative:
@@ -74,7 +89,7 @@ def serve_sim(
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,
                          vllm_version=vllm_version, metrics_names=metrics_names,
-                         per_request_spec_decode_metrics=per_request, seed=seed)
+                         per_request_spec_decode_metrics=per_request, seed=seed, admin=admin)
 
     async def main() -> None:
         server = SimServer(dep, cfg)
