@@ -38,3 +38,17 @@ def test_v1_runner_profile_peak_is_the_logits():
     assert base.activation_gib == pytest.approx(8192 * 128256 * 2 / 2**30)
     assert spec.activation_gib == pytest.approx(8192 * 128256 * 4 / 2**30)
     assert v2.activation_gib < 1.5 and v2.cudagraph_gib == 0.0  # V2 does not subtract its graphs
+
+
+def test_v0_profile_follows_max_model_len():
+    """V0 engine without chunked prefill profiles max(max_model_len, 2048) tokens (vllm SchedulerConfig)."""
+    def act(version, max_len, **kw):
+        req = PlanRequest(target="meta-llama/Llama-3.1-8B", draft="meta-llama/Llama-3.2-1B", gpu="H100",
+                          vllm_version=version, max_model_len=max_len, **kw)
+        return plan_memory(req, suggest=False)
+    short, long = act("0.9.2", 4096), act("0.9.2", 32768)
+    assert long.speculative.activation_gib > 4 * short.speculative.activation_gib  # draft_model runs on V0 there
+    assert long.baseline.activation_gib == short.baseline.activation_gib  # the plain engine is V1 from 0.8
+    assert act("0.6.6", 32768).baseline.activation_gib == long.speculative.activation_gib
+    given = act("0.9.2", 32768, max_num_batched_tokens=8192)
+    assert given.speculative.activation_gib < long.speculative.activation_gib  # an explicit value wins

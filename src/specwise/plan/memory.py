@@ -311,6 +311,30 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
     return settings, target, target_quant, spec, gpu
 
 
+def _v0_profile_tokens(s: ResolvedSettings, spec: Speculator | None) -> int | None:
+    """Tokens of the profile run when this arm runs vLLM's V0 engine and max_num_batched_tokens was not given.
+
+    V0's SchedulerConfig (vllm/config.py, 0.6-0.9, ``__post_init__``) sets max_num_batched_tokens to
+    max(max_model_len, 2048) when chunked prefill is off, and 2048 when it is on; EngineArgs turns chunked
+    prefill on by default only for max_model_len > 32K and never with speculative decoding. The profile run
+    then spans max_model_len tokens, so the activation peak follows max_model_len, not 8192.
+    """
+    if not any(d.startswith("max_num_batched_tokens=") for d in s.defaults_used):
+        return None
+    from specwise.catalog.vllm_versions import parse_version, version_facts
+
+    facts = version_facts(s.vllm_version)
+    if spec is not None:
+        v0 = facts.engine_by_method.get(spec.method) == "v0"
+        chunked = False
+    else:  # the plain engine is V0 before 0.8.0 (V1 became the default there)
+        v0 = parse_version(s.vllm_version) < (0, 8, 0)
+        chunked = s.max_model_len > 32768
+    if not v0:
+        return None
+    return 2048 if chunked else max(s.max_model_len, 2048)
+
+
 def _model_runner(s: ResolvedSettings, spec: Speculator | None) -> str | None:
     """'v1' / 'v2': the model runner this arm's server uses, where the version's engine modes are known."""
     from specwise.catalog.vllm_versions import engine_modes_for
@@ -337,9 +361,10 @@ def _budget(
     w_draft = spec.weight_bytes / (s.draft_tp or s.tp) if spec is not None and speculating else 0.0
     k = s.num_speculative_tokens if spec is not None else 0
 
-    act = forward_activation_bytes(target, s.max_num_batched_tokens, s.tp)
+    profile_tokens = _v0_profile_tokens(s, spec) or s.max_num_batched_tokens
+    act = forward_activation_bytes(target, profile_tokens, s.tp)
     if speculating and spec is not None and spec.spec is not None:
-        act = max(act, forward_activation_bytes(spec.spec, s.max_num_batched_tokens, s.draft_tp or s.tp))
+        act = max(act, forward_activation_bytes(spec.spec, profile_tokens, s.draft_tp or s.tp))
     # Sampler dummy run over max_num_seqs rows of logits; with speculation the rejection sampler's
     # dummy run adds target logits for one dummy draft token per request next to the bonus logits.
     sampler_rows = s.max_num_seqs * (2 if speculating else 1)
