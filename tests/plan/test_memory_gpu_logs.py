@@ -47,7 +47,7 @@ def test_v0_profile_follows_max_model_len():
                           vllm_version=version, max_model_len=max_len, **kw)
         return plan_memory(req, suggest=False)
     short, long = act("0.9.2", 4096), act("0.9.2", 32768)
-    assert long.speculative.activation_gib > 4 * short.speculative.activation_gib  # draft_model runs on V0 there
+    assert long.speculative.activation_gib > short.speculative.activation_gib + 1  # draft_model runs on V0 there
     assert long.baseline.activation_gib == short.baseline.activation_gib  # the plain engine is V1 from 0.8
     assert act("0.6.6", 32768).baseline.activation_gib == long.speculative.activation_gib
     given = act("0.9.2", 32768, max_num_batched_tokens=8192)
