@@ -52,3 +52,16 @@ def test_v0_profile_follows_max_model_len():
     assert act("0.6.6", 32768).baseline.activation_gib == long.speculative.activation_gib
     given = act("0.9.2", 32768, max_num_batched_tokens=8192)
     assert given.speculative.activation_gib < long.speculative.activation_gib  # an explicit value wins
+
+
+def test_bench_memory_check_of_a_like_for_like_baseline():
+    """bench's check derives the plan from the command: VLLM_USE_V2_MODEL_RUNNER=0 plans the V1 runner."""
+    from specwise.bench.memory_check import check_server_memory
+    from specwise.bench.servers import parse_serve_command
+
+    cmd = parse_serve_command("VLLM_USE_V2_MODEL_RUNNER=0 vllm serve meta-llama/Llama-3.1-8B --max-model-len 2048 "
+                              "--gpu-memory-utilization 0.17 --no-async-scheduling")
+    check = check_server_memory("baseline_like_for_like", cmd,
+                                (FIXTURES / "vllm_gpu_0.26_h200_lfl.log").read_text(), gpu="H200")
+    assert check.compared and not check.deviations, check.reason
+    assert check.plan_request.model_runner == "v1"
