@@ -336,6 +336,12 @@ def simulate(
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,
                        seed=seed, with_oracle=not no_oracle, inputs=inputs, k_sweep=ks, concurrency_list=conc_list,
                        records_path=str(records_out) if records_out else None)
+    cal_info = spec_info.get("calibration") or {}
+    if cal_info.get("baseline_mode") and cal_info["baseline_mode"] != cal_info.get("speculative_mode"):
+        result.notes.append(f"not like-for-like: the baseline runs engine mode {cal_info['baseline_mode']}, the "
+                            f"speculative server {cal_info['speculative_mode']} (vLLM {vllm_version or 'as calibrated'} "
+                            "switches it for this method); the speedups include that switch, --like-for-like "
+                            "removes it")
     if result.guard is not None and draft and "model" not in result.guard.speculative_config:
         # the guarded --speculative-config must be launchable as printed: draft_model needs its model
         cfg = result.guard.speculative_config
