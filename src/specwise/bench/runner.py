@@ -643,6 +643,8 @@ class BenchRunner:
             result.config["sweep_rates_run"] = self.sweep_rates
         # Host-side engine costs (scheduling, launches between a draft's passes) depend on the CPU: the same
         # speculative server ran at 4.3 and 6.3 ms TPOT on two H200 hosts. Launched servers share this host.
+        from specwise.bench.host import host_info
+
         result.config["client_host"] = host_info()
         return result
 
@@ -922,20 +924,6 @@ def _pool_deltas(deltas: list[MetricsDelta]) -> MetricsDelta:
     sp.counter_reset = any(s.counter_reset for s in specs)
     pooled.spec = sp
     return pooled
-
-
-def host_info() -> dict[str, object]:
-    """CPU model and logical CPUs of this machine (where the bench ran, and launched servers with it)."""
-    import os
-    import platform
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "platform": platform.platform()}
 
 
 async def run_bench(cfg: BenchConfig, out_dir: str, *, resume: bool = False, progress: Progress | None = None,
