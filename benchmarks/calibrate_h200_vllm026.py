@@ -151,6 +151,16 @@ def main() -> None:
     out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.write_catalog:
         cal["errors"] = [r for r in rows if "ratio" in r and not r["fitted"]]
+        # After the held-out check: the draft launched with --async-scheduling (V1 runner, async) gets its own
+        # pass cost, its verify priced by the async (v2_async) constants; simulate --async-scheduling uses it.
+        target, _ = get_model(TARGET)
+        v2 = StepTimeModel.model_validate(cal["modes"]["v2_async"])
+        dpa = fit_draft_passes(cells("high_async"), v2, K, MEAN_CONTEXT,
+                               label="Llama-3.2-1B shape draft pass, H200, vLLM 0.26 V1 runner + async scheduling")
+        print(f"fit draft pass (v1_async): rmse {dpa.rmse_s * 1e3:.3f} ms, {dpa.num_samples} cells", file=sys.stderr)
+        cal["draft_pass"]["v1_async"] = dpa.model.model_dump(mode="json")
+        cal["mode_notes"]["v1_async_draft_pass"] = ("fitted on the --async-scheduling arm after the held-out check "
+                                                    "recorded in 'errors' (which used the v1_sync pass)")
         CATALOG.write_text(json.dumps({"_source": "Named calibrations (specwise.perf.calibration); see README "
                                        "'Calibrations'. Written by benchmarks/calibrate_h200_vllm026.py.",
                                        "calibrations": [cal]}, indent=1) + "\n")
