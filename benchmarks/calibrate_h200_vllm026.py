@@ -132,7 +132,11 @@ def main() -> None:
         rates = LOW if spec_arm == "low" else HIGH
         for base_arm in ("base", "lfl"):
             sim = simulate(rates, spec_async=spec_arm == "high_async", like_for_like=base_arm == "lfl")
-            pred = {p["qps"]: p["speedup_e2e_p50"] for p in sim["points"]}
+            pred = {c["qps"]: c["speedup_e2e_p50"]["value"] for c in sim["comparisons"]
+                    if c["baseline_role"] == "baseline" and c.get("speedup_e2e_p50")}
+            cross = next((c for c in sim["crossovers"] if c["baseline_role"] == "baseline"), None)
+            pred_cross = (cross["value"] if cross and cross["position"] == "within"
+                          else (cross["position"].replace("_", " ") if cross else None))
             meas = measured_speedups(base_arm, spec_arm)
             for q in QPS:
                 if q in meas and pred.get(q):
@@ -144,7 +148,7 @@ def main() -> None:
             cross = first_crossing(mq, [meas[q][0] for q in mq])
             mc = round(cross.load, 2) if cross else ("below range" if meas[mq[0]][0] < 1 else "above range")
             rows.append({"speculative": spec_arm, "baseline": base_arm, "crossover_measured": mc,
-                         "crossover_predicted": sim.get("crossover_qps")})
+                         "crossover_predicted": pred_cross})
     for r in rows:
         print(json.dumps(r))
     out = RES / f"validation_fit_{args.fit_on}.json"

@@ -35,7 +35,12 @@ def test_low_acceptance_arm_predicted_within_15_percent(like_for_like):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["inputs"]["speculative"]["calibration"]["name"] == "h200-vllm0.26-llama3.1-8b-llama3.2-1b"
-    for p in out["points"]:
-        ratio = p["speedup_e2e_p50"] / spec[p["qps"]]
-        assert 0.85 <= ratio <= 1.15, (p["qps"], p["speedup_e2e_p50"], spec[p["qps"]])
+    assert out["inputs"]["deployment"]["speculative"]["calibration"] == "h200-vllm0.26-llama3.1-8b-llama3.2-1b"
+    assert out["inputs"]["deployment"]["speculative"]["engine_mode"] == "v1_sync"
+    assert out["inputs"]["deployment"]["baseline"]["engine_mode"] == ("v1_sync" if like_for_like else "v2_async")
+    assert ("not_like_for_like" in {f["code"] for f in out["findings"]}) is not like_for_like
+    comparisons = [c for c in out["comparisons"] if c["baseline_role"] == "baseline"]
+    assert len(comparisons) == 3
+    for c in comparisons:
+        ratio = c["speedup_e2e_p50"]["value"] / spec[c["qps"]]
+        assert 0.85 <= ratio <= 1.15, (c["qps"], c["speedup_e2e_p50"], spec[c["qps"]])
