@@ -105,3 +105,12 @@ def test_fits_recover_known_constants():
     # the fitted pass, priced by DraftCost the way the simulator does, gives the same drafting time
     d = DraftCost(method="draft_model", draft_model=rep.model)
     assert d.time(10.0, 1000.0, k, extra_tokens=30.0) == pytest.approx(k * p0 + p1 * (k * 10 + 30))
+
+
+def test_calibrated_cost_ratio_for_plan():
+    from specwise.perf.calibration import calibrated_cost_ratio
+
+    c, basis = calibrated_cost_ratio("H200", "0.26.0", T8B, D1B, "draft_model", 4)
+    assert 0.25 < c < 0.35 and "v1_sync" in basis  # ~1.85 ms per pass / ~6.2 ms V1 step
+    assert calibrated_cost_ratio("H100-SXM", "0.26.0", T8B, D1B, "draft_model", 4) is None
+    assert calibrated_cost_ratio("H200", "0.26.0", T8B, None, "eagle3", 3) is None

@@ -191,3 +191,23 @@ def _host_terms_for_version(version: str | None) -> Calibration | None:
     if not version:
         return None
     return next((c for c in load_calibrations() if c.covers_version(version)), None)
+
+
+def calibrated_cost_ratio(gpu: str, vllm_version: str | None, target: ModelSpec, draft: ModelSpec | None,
+                          method: str, k: int) -> tuple[float, str] | None:
+    """c at batch 1 from a matching calibration (the speculative server's engine mode), or None without one."""
+    from specwise.catalog.vllm_versions import engine_modes_for
+
+    if method != "draft_model" or k < 1:
+        return None
+    cal, _ = choose_calibration(None, gpu, vllm_version, target, draft, method)
+    if cal is None or not cal.draft_pass:
+        return None
+    modes = engine_modes_for(vllm_version or cal.vllm_since, method)
+    mode = modes.speculative if modes else "v1_sync"
+    notes: list[str] = []
+    t = _mode(cal, mode, notes)
+    d = cal.draft_pass.get(mode) or next(iter(cal.draft_pass.values()))
+    t1 = float(t.forward_time(1, 0)) + float(t.sched_time(1))
+    c = float(DraftCost(method="draft_model", draft_model=d).time(1, 0, k, target_forward_s=t1)) / k / t1
+    return c, f"calibration {cal.name}, engine mode {mode}, batch 1"
