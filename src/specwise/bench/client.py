@@ -43,6 +43,8 @@ __all__ = [
     "StreamingClient",
     "api_key_headers",
     "discover_model",
+    "excerpt",
+    "failed_record",
     "parse_stream",
     "run_async",
 ]
@@ -136,18 +138,68 @@ class _Parsed(SpecwiseModel):
     done: bool = False
     error: str | None = None
     error_kind: str | None = None
+    error_detail: str | None = None
 
 
-def _choice_payload(choice: dict[str, Any]) -> tuple[str, list[int] | None, int | None]:
-    """(text, token ids, logprob entries) carried by one streamed choice."""
+class _Malformed(Exception):
+    """A reply event of the wrong shape: ``kind`` names what was wrong, ``data`` is the event's bytes."""
+
+    def __init__(self, kind: str, message: str, data: bytes = b"") -> None:
+        super().__init__(message)
+        self.kind, self.message, self.data = kind, message, data
+
+
+# Bytes of a malformed event kept in the record for diagnosis (enough to see its shape, never a whole stream).
+EXCERPT_BYTES = 200
+
+
+def excerpt(data: bytes | str) -> str:
+    """The first :data:`EXCERPT_BYTES` bytes of ``data`` as printable text (a record's ``error_detail``)."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+    cut = raw[:EXCERPT_BYTES]
+    return repr(cut)[2:-1] + ("..." if len(raw) > EXCERPT_BYTES else "")
+
+
+def _count(value: Any, what: str, kind: str) -> int | None:
+    """A token count from the reply: a non-negative whole number (or null), else the reply is malformed."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Malformed(kind, f"{what} is {type(value).__name__} {value!r:.40}, not a whole number")
+    if isinstance(value, float) and not (value.is_integer() and abs(value) < 2**53):
+        raise _Malformed(kind, f"{what} is {value!r:.40}, not a whole number")
+    if value < 0:
+        raise _Malformed(kind, f"{what} is negative ({value})")
+    return int(value)
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Malformed("malformed_stream", f"{what} is {type(value).__name__}, not text")
+    return value
+
+
+def _choice_payload(choice: Any) -> tuple[str, list[int] | None, int | None]:
+    """(text, token ids, logprob entries) carried by one streamed choice; :class:`_Malformed` when mis-shaped."""
+    if not isinstance(choice, dict):
+        raise _Malformed("malformed_stream", f"choices[0] is {type(choice).__name__}, not an object")
     delta = choice.get("delta")
+    if delta is not None and not isinstance(delta, dict):
+        raise _Malformed("malformed_stream", f"choices[0].delta is {type(delta).__name__}, not an object")
     if isinstance(delta, dict):
-        text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
+        text = (_text(delta.get("content"), "delta.content") or _text(delta.get("reasoning_content"),
+                "delta.reasoning_content") or _text(delta.get("reasoning"), "delta.reasoning"))
         if not text and delta.get("tool_calls"):
             text = json.dumps(delta["tool_calls"])
     else:
-        text = choice.get("text") or ""
+        text = _text(choice.get("text"), "choices[0].text")
     ids = choice.get("token_ids")
+    if ids is not None:
+        if not isinstance(ids, list):
+            raise _Malformed("malformed_stream", f"token_ids is {type(ids).__name__}, not a list")
+        ids = [_count(i, "a token id", "malformed_stream") for i in ids]
     lp = choice.get("logprobs")
     n_lp = None
     if isinstance(lp, dict):
@@ -155,7 +207,22 @@ def _choice_payload(choice: dict[str, Any]) -> tuple[str, list[int] | None, int 
             n_lp = len(lp["content"])
         elif isinstance(lp.get("tokens"), list):
             n_lp = len(lp["tokens"])
-    return text, (list(ids) if isinstance(ids, list) else None), n_lp
+    return text, ids, n_lp
+
+
+def _spec_metrics(metrics: Any) -> ServerSpecDecodeRequestMetrics | None:
+    if not isinstance(metrics, dict) or metrics.get("speculative_decoding") is None:
+        return None
+    sd = metrics["speculative_decoding"]
+    if not isinstance(sd, dict):
+        raise _Malformed("malformed_metrics", f"metrics.speculative_decoding is {type(sd).__name__}, not an object")
+    try:
+        return ServerSpecDecodeRequestMetrics(**{k: v for k, v in sd.items() if k in _SPEC_FIELDS})
+    except ValueError as exc:  # pydantic: a known field of the wrong type
+        first = exc.errors()[0] if hasattr(exc, "errors") else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise _Malformed("malformed_metrics", f"metrics.speculative_decoding.{where}: {first.get('msg', exc)}") \
+            from None
 
 
 def _split_lines(reads: list[tuple[float, bytes]]):
@@ -175,11 +242,78 @@ def _split_lines(reads: list[tuple[float, bytes]]):
         yield reads[-1][0], buf.strip()
 
 
+class _StreamError(Exception):
+    """The server reported an error inside the stream."""
+
+
+def _event(data: bytes, t: float, out: _Parsed, counts: dict[str, list[int]], texts: list[str], all_ids: list[int],
+           prev_usage: int, final_usage_tokens: int | None, have_ids: bool) -> tuple[int | None, int, bool]:
+    """Fold one SSE ``data:`` event into ``out``; (final usage tokens, previous cumulative usage, ids so far)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _Malformed("malformed_sse", f"malformed SSE data: {data[:120]!r}") from None
+    if not isinstance(obj, dict):
+        raise _Malformed("malformed_sse", f"malformed SSE data: {data[:120]!r}")
+    if "error" in obj and not obj.get("choices"):
+        err = obj["error"]
+        msg = err.get("message") if isinstance(err, dict) else str(err)
+        raise _StreamError(f"server error in stream: {str(msg)[:300]}")
+    usage = obj.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise _Malformed("malformed_usage", f"usage is {type(usage).__name__}, not an object")
+    completion = None
+    if usage is not None:
+        prompt = _count(usage.get("prompt_tokens"), "usage.prompt_tokens", "malformed_usage")
+        if prompt is not None:
+            out.prompt_tokens = prompt
+        completion = _count(usage.get("completion_tokens"), "usage.completion_tokens", "malformed_usage")
+    spec = _spec_metrics(obj.get("metrics"))
+    if spec is not None:
+        out.server_spec = spec
+    choices = obj.get("choices") or []
+    if not isinstance(choices, list):
+        raise _Malformed("malformed_stream", f"choices is {type(choices).__name__}, not a list")
+    if not choices:
+        if completion is not None:
+            final_usage_tokens = completion
+        return final_usage_tokens, prev_usage, have_ids
+    choice = choices[0]
+    text, ids, n_lp = _choice_payload(choice)
+    finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        raise _Malformed("malformed_stream", f"finish_reason is {type(finish).__name__}, not text")
+    if finish:
+        out.finish_reason = finish
+    usage_tokens = None
+    if completion is not None:
+        usage_tokens = completion - prev_usage
+        prev_usage = completion
+        final_usage_tokens = completion
+    if not (text or ids or usage_tokens):
+        return final_usage_tokens, prev_usage, have_ids
+    out.chunk_offsets_s.append(t)
+    texts.append(text)
+    counts["usage"].append(usage_tokens if usage_tokens is not None else -1)
+    counts["token_ids"].append(len(ids) if ids is not None else -1)
+    counts["logprobs"].append(n_lp if n_lp is not None else -1)
+    counts["text"].append(1)
+    if ids is None:
+        have_ids = False
+    else:
+        all_ids.extend(ids)
+    return final_usage_tokens, prev_usage, have_ids
+
+
 def parse_stream(lines: list[tuple[float, bytes]], counting: TokenCounting = "auto") -> _Parsed:
     """Turn timestamped socket reads (or lines) of an SSE stream into chunk offsets, token counts and per-request metrics.
 
     Timestamps are seconds after send. A chunk counts when it carries output (text, token ids, or an
     increase in cumulative completion tokens); the role-only opening chunk does not (as vllm bench).
+    Never raises: an event of the wrong shape ends the parse with ``error_kind`` malformed_sse (not a
+    JSON object), malformed_stream (choices, text, token ids, finish_reason), malformed_usage (token
+    counts) or malformed_metrics (per-request speculative metrics), and the event's bytes in
+    ``error_detail``.
     """
     out = _Parsed()
     prev_usage = 0
@@ -196,54 +330,14 @@ def parse_stream(lines: list[tuple[float, bytes]], counting: TokenCounting = "au
             out.done = True
             break
         try:
-            obj = json.loads(data)
-        except ValueError:
-            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
+            final_usage_tokens, prev_usage, have_ids = _event(
+                data, t, out, counts, texts, all_ids, prev_usage, final_usage_tokens, have_ids)
+        except _Malformed as exc:
+            out.error, out.error_kind, out.error_detail = exc.message, exc.kind, excerpt(data)
             return out
-        if not isinstance(obj, dict):
-            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
+        except _StreamError as exc:
+            out.error, out.error_kind = str(exc), "stream_error"
             return out
-        if "error" in obj and not obj.get("choices"):
-            err = obj["error"]
-            msg = err.get("message") if isinstance(err, dict) else str(err)
-            out.error, out.error_kind = f"server error in stream: {msg}", "stream_error"
-            return out
-        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-        if usage is not None:
-            if usage.get("prompt_tokens") is not None:
-                out.prompt_tokens = int(usage["prompt_tokens"])
-        metrics = obj.get("metrics")
-        if isinstance(metrics, dict) and isinstance(metrics.get("speculative_decoding"), dict):
-            sd = {k: v for k, v in metrics["speculative_decoding"].items() if k in _SPEC_FIELDS}
-            out.server_spec = ServerSpecDecodeRequestMetrics(**sd)
-        choices = obj.get("choices") or []
-        if not choices:
-            if usage is not None and usage.get("completion_tokens") is not None:
-                final_usage_tokens = int(usage["completion_tokens"])
-            continue
-        choice = choices[0]
-        text, ids, n_lp = _choice_payload(choice)
-        if choice.get("finish_reason"):
-            out.finish_reason = choice["finish_reason"]
-        usage_tokens = None
-        if usage is not None and usage.get("completion_tokens") is not None:
-            cum = int(usage["completion_tokens"])
-            usage_tokens = cum - prev_usage
-            prev_usage = cum
-            final_usage_tokens = cum
-        carries = bool(text) or bool(ids) or bool(usage_tokens)
-        if not carries:
-            continue
-        out.chunk_offsets_s.append(t)
-        texts.append(text)
-        counts["usage"].append(usage_tokens if usage_tokens is not None else -1)
-        counts["token_ids"].append(len(ids) if ids is not None else -1)
-        counts["logprobs"].append(n_lp if n_lp is not None else -1)
-        counts["text"].append(1)
-        if ids is None:
-            have_ids = False
-        else:
-            all_ids.extend(int(i) for i in ids)
     order = ["usage", "token_ids", "logprobs", "text"] if counting == "auto" else [counting, "text"]
     for method in order:
         c = counts[method]
@@ -260,6 +354,15 @@ def parse_stream(lines: list[tuple[float, bytes]], counting: TokenCounting = "au
             out.error, out.error_kind = "stream ended before a finish_reason or [DONE]", "truncated_stream"
         # A stream with finish_reason but no [DONE] is complete for measuring purposes.
     return out
+
+
+def failed_record(req: RequestSpec, *, role: Role, error_kind: str, error: str, qps: float | None = None,
+                  repeat: int = 0, sent_s: float | None = None, error_detail: str | None = None) -> RequestRecord:
+    """The record of a request that was sent but ended without an answer to measure."""
+    return RequestRecord(request_id=req.request_id, role=role, qps=qps, temperature=req.temperature,
+                         category=req.category, prompt_id=req.prompt.prompt_id, repeat=repeat,
+                         scheduled_s=req.scheduled_s, sent_s=sent_s, error=error, error_kind=error_kind,
+                         error_detail=error_detail)
 
 
 async def discover_model(base_url: str, api_key_env: str | None = None, timeout_s: float = 10.0) -> str:
@@ -357,20 +460,27 @@ class StreamingClient:
         speculation) flags chunks that must hold several engine steps (``chunk_estimate_safe=False``).
         """
         assert self._pool is not None and self._parse_lane is not None, "use `async with StreamingClient(...)`"
-        body = json.dumps(build_payload(self.cfg, req)).encode()
-        payload = self._pool.request_bytes(urlsplit(self.url).path, body, self._headers)
-        lines: list[tuple[float, bytes]] = []
-        for attempt in range(2):
-            t_send = time.perf_counter()
-            lines, error, error_kind, no_answer = await self._attempt(payload, t_send=t_send)
-            # A pooled connection the server had already closed fails before any byte arrives; that
-            # is the client's artefact, not the server's answer, so it gets one immediate retry.
-            if not (no_answer and attempt == 0):
-                break
-        async with self._parse_lane:
-            outcome = self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines, error,
-                                    error_kind)
-            await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
+        t_send = time.perf_counter()
+        try:
+            body = json.dumps(build_payload(self.cfg, req)).encode()
+            payload = self._pool.request_bytes(urlsplit(self.url).path, body, self._headers)
+            lines: list[tuple[float, bytes]] = []
+            for attempt in range(2):
+                t_send = time.perf_counter()
+                lines, error, error_kind, no_answer = await self._attempt(payload, t_send=t_send)
+                # A pooled connection the server had already closed fails before any byte arrives; that
+                # is the client's artefact, not the server's answer, so it gets one immediate retry.
+                if not (no_answer and attempt == 0):
+                    break
+            async with self._parse_lane:
+                outcome = self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines,
+                                        error, error_kind)
+                await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
+        except Exception as exc:  # noqa: BLE001 - a sent request always ends as a record, whatever failed
+            record = failed_record(req, role=role, qps=qps, repeat=repeat,
+                                   sent_s=(t_send - phase_t0) if phase_t0 is not None else None,
+                                   error_kind="client_error", error=f"{type(exc).__name__}: {exc}"[:300])
+            return StreamOutcome(record=record)
         return outcome
 
     async def _attempt(
@@ -436,5 +546,6 @@ class StreamingClient:
             token_count_method=parsed.method, chunk_estimate_safe=safe, server_spec=parsed.server_spec,
             arrival_stamps=self.arrival_stamps,
             finish_reason=parsed.finish_reason, error=error, error_kind=error_kind,
+            error_detail=parsed.error_detail if error == parsed.error else None,
         )
         return StreamOutcome(record=record, text=parsed.text, token_ids=parsed.token_ids)

@@ -67,6 +67,8 @@ def bench(
                                               help="Environment variable holding the API key (never stored)."),
     out: Optional[str] = typer.Option(None, "--out", help="Run directory (default runs/bench-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bench run already in --out (without "
+                                   "it, --out must be new or empty)."),
     check_lossless: bool = typer.Option(False, "--check-lossless",
                                         help="Full losslessness check (default: a short one every run)."),
     no_lossless: bool = typer.Option(False, "--no-lossless", help="Skip the losslessness check."),
@@ -108,8 +110,11 @@ def bench(
     import time
     from pathlib import Path
 
+    from pydantic import ValidationError
+
     from specwise.bench.client import run_async
-    from specwise.bench.runner import BenchConfig, run_bench
+    from specwise.bench.config import BenchConfig, config_error
+    from specwise.bench.runner import run_bench
     from specwise.cli.output import console, emit_json, err_console
 
     if api not in ("chat", "completions"):
@@ -130,34 +135,42 @@ def bench(
 
         try:
             body = json.loads(extra_body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):
+                raise UserError("--extra-body is nested too deep; give a flat object like '{\"min_p\": 0.05}'") \
+                    from None
             raise UserError(f"--extra-body is not valid JSON ({exc.msg}); give an object like '{{\"min_p\": 0.05}}'") \
                 from exc
         if not isinstance(body, dict):
             raise UserError("--extra-body must be a JSON object, e.g. '{\"min_p\": 0.05}'")
     if num_requests is not None and duration is not None:
         raise UserError("give --num-requests or --duration, not both")
-    cfg = BenchConfig(
-        baseline_url=baseline, speculative_url=speculative, baseline_cmd=baseline_cmd,
-        speculative_cmd=speculative_cmd, model=model, api=api, api_key_env=api_key_env,
-        qps=None if qps.strip() == "sweep" else _floats(qps, "--qps"),
-        temperatures=_floats(temperatures, "--temperatures", allow_mix=True), workload=workload,
-        workload_temperatures=_weights(workload_temperatures), num_requests=num_requests, duration_s=duration,
-        arrival=arrival, burstiness=burstiness, concurrency=concurrency, repeats=repeats, k=k, seed=seed,
-        max_tokens=max_tokens, timeout_s=timeout, error_budget=error_budget,
-        production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
-        request_token_ids=return_token_ids, top_p=top_p, top_k=top_k, extra_body=body,
-        lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
-        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=workers,
-        like_for_like=like_for_like, gpu=gpu, gpu_memory_gib=gpu_memory_gib, plan_file=plan_file,
-    )
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out, --overwrite replaces it: give one")
+    try:
+        cfg = BenchConfig(
+            baseline_url=baseline, speculative_url=speculative, baseline_cmd=baseline_cmd,
+            speculative_cmd=speculative_cmd, model=model, api=api, api_key_env=api_key_env,
+            qps=None if qps.strip() == "sweep" else _floats(qps, "--qps"),
+            temperatures=_floats(temperatures, "--temperatures", allow_mix=True), workload=workload,
+            workload_temperatures=_weights(workload_temperatures), num_requests=num_requests, duration_s=duration,
+            arrival=arrival, burstiness=burstiness, concurrency=concurrency, repeats=repeats, k=k, seed=seed,
+            max_tokens=max_tokens, timeout_s=timeout, error_budget=error_budget,
+            production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
+            request_token_ids=return_token_ids, top_p=top_p, top_k=top_k, extra_body=body,
+            lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
+            startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=workers,
+            like_for_like=like_for_like, gpu=gpu, gpu_memory_gib=gpu_memory_gib, plan_file=plan_file,
+        )
+    except ValidationError as exc:
+        raise config_error(exc) from None
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result
 
     progress = LiveProgress(err_console if json_out else console)
     try:
         with progress:
-            result = run_async(run_bench(cfg, out_dir, resume=resume, progress=progress))
+            result = run_async(run_bench(cfg, out_dir, resume=resume, overwrite=overwrite, progress=progress))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/yellow]: everything measured is in {out_dir}; "
                           f"continue with the same options and --resume --out {out_dir}")

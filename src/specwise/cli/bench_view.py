@@ -72,6 +72,9 @@ class LiveProgress:
         )
 
 
+SEVERITY_STYLE = {"blocking": "bold red", "warning": "yellow", "info": ""}
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -117,8 +120,7 @@ def render_result(result: RunResult, out_dir: str, console: Console) -> None:
     if result.findings:
         findings = Table(title="Findings", show_header=False, title_justify="left", box=None)
         for f in result.findings:
-            style = "bold red" if f.startswith(("NOT LOSSLESS", "ENGINE SETTINGS DIFFER")) else "yellow"
-            findings.add_row(Text("• " + f, style=style))
+            findings.add_row(Text("• " + f.message, style=SEVERITY_STYLE[f.severity]))
         parts.append(findings)
     memory = memory_vs_plan(result)
     if memory is not None:

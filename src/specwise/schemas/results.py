@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.findings import Finding
 
 LoadKind = Literal["qps", "concurrency"]
 
@@ -86,7 +87,11 @@ class RequestRecord(SpecwiseModel):
     server_spec: ServerSpecDecodeRequestMetrics | None = None
     finish_reason: str | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: str | None = Field(None, description="why it failed: http_NNN, timeout, disconnected, "
+                                   "truncated_stream, malformed_sse, malformed_stream, malformed_usage, "
+                                   "malformed_metrics, stream_error, empty_response, cancelled, client_error, ...")
+    error_detail: str | None = Field(None, description="the offending bytes of a malformed reply, truncated to "
+                                     "200 bytes, for diagnosis")
 
     @property
     def ok(self) -> bool:
@@ -253,7 +258,25 @@ class RunResult(SpecwiseModel):
     comparisons: list[Comparison] = Field(default_factory=list)
     crossovers: list[Crossover] = Field(default_factory=list, description="per temperature x baseline: the "
                                         "load where speculation stops being faster (from comparisons)")
-    findings: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="statements about the run, each with a "
+                                    "stable code, a severity and the values it rests on")
     acceptance_breakdown: list[AcceptanceBreakdown] = Field(default_factory=list)
     lossless: LosslessCheck | None = None
     complete: bool = Field(True, description="False when the run was interrupted (Ctrl-C) or stopped early")
+
+    @field_validator("findings", mode="before")
+    @classmethod
+    def _legacy_findings(cls, value: object) -> object:
+        """Version-1 results hold findings as plain sentences: read each as an unclassified finding
+        (blocking where the sentence opened with the two warnings version 1 printed in red)."""
+        if not isinstance(value, list):
+            return value
+        return [_legacy_finding(v) if isinstance(v, str) else v for v in value]
+
+
+_LEGACY_BLOCKING = ("NOT LOSSLESS", "ENGINE SETTINGS DIFFER")
+
+
+def _legacy_finding(text: str) -> Finding:
+    blocking = text.startswith(_LEGACY_BLOCKING)
+    return Finding(code="unclassified", severity="blocking" if blocking else "warning", message=text)

@@ -40,14 +40,14 @@ async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
     assert s.acceptance_rate_metrics == pytest.approx(4 / 15) and s.requests_ok == 10
     assert result.servers["speculative"]["k"] == 3 and result.servers["speculative"]["launched"]
     assert result.servers["speculative"]["settings"]["async_scheduling"] == "disabled"
-    differ = next(f for f in result.findings if f.startswith("ENGINE SETTINGS DIFFER"))
+    differ = next(f for f in (x.message for x in result.findings) if f.startswith("ENGINE SETTINGS DIFFER"))
     assert "async_scheduling: baseline enabled vs speculative disabled" in differ
     assert "kv_cache_tokens" not in differ
     assert any(f.startswith("KV cache capacity differs (kv_cache_tokens: baseline 50000 vs speculative 40000")
-               for f in result.findings)
-    assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in result.findings)
+               for f in (x.message for x in result.findings))
+    assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in (x.message for x in result.findings))
     assert any(f.startswith("like-for-like baseline measured") and "async_scheduling" not in f
-               for f in result.findings)
+               for f in (x.message for x in result.findings))
     assert result.lossless.passed is True
     # these commands name no model, so there is no plan to compare the startup memory with; one line says so
     assert result.servers["baseline"]["memory_check"]["reason"] == "the command names no model"
@@ -85,7 +85,7 @@ async def test_launched_servers_startup_memory_is_compared_with_the_plan(tmp_pat
     assert (tokens["predicted"], tokens["logged"]) == (1_048_576, 2_097_152)
     assert spec["deviations"] == ["KV cache tokens: logged 2,097,152 tokens, planned 1,048,576 tokens "
                                   "(plan error -50.0%)"]
-    finding = next(f for f in result.findings if f.startswith("STARTUP MEMORY DIFFERS FROM THE PLAN"))
+    finding = next(f for f in (x.message for x in result.findings) if f.startswith("STARTUP MEMORY DIFFERS FROM THE PLAN"))
     assert "(speculative, beyond ±10%)" in finding and "baseline" not in finding.split(":")[0]
     stored = json.loads((out / "servers" / "speculative.json").read_text())
     assert stored["memory_check"]["deviations"] == spec["deviations"]

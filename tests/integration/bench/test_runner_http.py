@@ -54,7 +54,7 @@ async def test_ab_run_recovers_acceptance_from_metrics_and_chunks(tmp_path):
     lines = (run / "records.jsonl").read_text().splitlines()
     assert len(lines) == 48
     assert json.loads((run / "summary.json").read_text())["cells"][0]["role"] == "baseline"
-    assert any("P99 is the top one or two" in f for f in result.findings)
+    assert any("P99 is the top one or two" in f for f in (x.message for x in result.findings))
 
 
 async def test_both_arms_get_identical_requests_and_schedule(tmp_path):
@@ -86,7 +86,7 @@ async def test_faults_within_budget_are_counted_and_run_continues(tmp_path):
         result = await run_bench(_cfg(base, spec, warmup_requests=0), str(tmp_path / "r"))
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.requests_failed == 4 and s.requests_ok == 8 and s.errors_by_kind == {"http_500": 4}
-    assert any("4/12 requests failed (http_500 x4)" in f for f in result.findings)
+    assert any("4/12 requests failed (http_500 x4)" in f for f in (x.message for x in result.findings))
 
 
 async def test_error_budget_stops_a_dead_cell(tmp_path):
@@ -95,7 +95,7 @@ async def test_error_budget_stops_a_dead_cell(tmp_path):
         result = await run_bench(cfg, str(tmp_path / "r"))
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.requests_ok == 0 and 5 <= s.requests_failed < 40
-    assert any("error budget" in f for f in result.findings)
+    assert any("error budget" in f for f in (x.message for x in result.findings))
 
 
 async def test_server_restart_mid_cell_is_data(tmp_path):
@@ -156,7 +156,7 @@ async def test_merged_chunks_withhold_the_chunk_estimate_and_say_so(tmp_path):
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.chunk_estimate_safe_share == 0.0 and s.acceptance_rate_per_request_p50 is None
     assert s.acceptance_rate_metrics is not None  # /metrics still counts the steps
-    assert any("estimate is withheld" in f for f in result.findings)
+    assert any("estimate is withheld" in f for f in (x.message for x in result.findings))
 
 
 async def test_rate_sweep_stops_at_saturation(tmp_path):
@@ -171,7 +171,7 @@ async def test_rate_sweep_stops_at_saturation(tmp_path):
     last = [c for c in result.cells if c.qps == rates[-1]]
     assert any(c.saturated for c in last)
     assert not any(c.saturated for c in result.cells if c.qps == 6.0)
-    assert any("saturated" in f for f in result.findings)
+    assert any("saturated" in f for f in (x.message for x in result.findings))
 
 
 async def test_closed_loop_and_workload_temperature_mix(tmp_path):
@@ -198,4 +198,4 @@ async def test_missing_metrics_falls_back_to_the_per_request_estimate(tmp_path):
     assert s.acceptance_rate_metrics is None and "/metrics unavailable" in s.metrics_note
     assert s.acceptance_source_per_request == "chunks"
     assert s.acceptance_rate_per_request_p50 == pytest.approx(2 / 3)  # 13 tokens: prefill + 4 steps of 3
-    assert any("/metrics unavailable" in f for f in result.findings)
+    assert any("/metrics unavailable" in f for f in (x.message for x in result.findings))
