@@ -181,7 +181,7 @@ class CellRunner:
         max_per_step = (k + 1) if (role == "speculative" and k) else (None if role == "speculative" else 1)
         before, metrics_error = await self.scrape(client)
         gauges: list[GaugeSample] = []
-        notes: list[str] = Field(default_factory=list)
+        notes: list[str] = []
         records: dict[str, RequestRecord] = {}
         sent: set[str] = set()
         failures = 0
