@@ -301,7 +301,7 @@ class CellRunner:
         saturation = detect_saturation(
             [r.sent_s for r in ok], [r.ttft_s for r in ok],
             offered_rate=qps if self.cfg.arrival != "closed_loop" else None,
-            achieved_rate=achieved_completion_rate(r.sent_s + r.e2e_s for r in ok if r.e2e_s is not None),
+            achieved_rate=achieved_completion_rate([r.sent_s for r in ok], [r.e2e_s for r in ok]),
             waiting_slope_per_s=gauge_summary.waiting_slope_per_s if gauge_summary else None,
             waiting_max=gauge_summary.waiting_max if gauge_summary else None,
         )

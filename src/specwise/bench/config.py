@@ -199,4 +199,4 @@ def config_error(exc: Exception) -> UserError:
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
-    return UserError(f"{flag_of(loc[0])}: {msg}")
+    return UserError(f"invalid {flag_of(loc[0])} ({'.'.join(loc)}): {msg}")

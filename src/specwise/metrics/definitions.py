@@ -201,12 +201,26 @@ class SaturationVerdict(SpecwiseModel):
     completion_ratio: float | None = Field(None, description="achieved completion rate / offered rate")
 
 
-def achieved_completion_rate(completion_times_s: Iterable[float]) -> float | None:
-    """Completions per second between the first and the last completion: (n-1) / (last - first); None below 3."""
-    ends = sorted(completion_times_s)
-    if len(ends) > 2 and ends[-1] > ends[0]:
-        return (len(ends) - 1) / (ends[-1] - ends[0])
-    return None
+def achieved_completion_rate(sent_s: Sequence[float], e2e_s: Sequence[float]) -> float | None:
+    """Completions per second while requests were still arriving, comparable with the offered rate.
+
+    Completions by the last send, over the time from (first send + median latency) to the last send: a
+    server that keeps up completes by the last send what arrived up to one typical latency before it,
+    so the ratio to the offered rate is ~1 whatever the latency; an overloaded one completes at its
+    capacity. (Counting completions up to the last one instead would divide by the arrival window plus
+    the longest request and call a long-output workload saturated.) None when there are fewer than 3
+    finished requests or the arrival window is shorter than the median latency (nothing to judge).
+    """
+    pairs = [(s, e) for s, e in zip(sent_s, e2e_s) if s is not None and e is not None]
+    if len(pairs) < 3:
+        return None
+    sends = np.asarray([p[0] for p in pairs], dtype=float)
+    ends = sends + np.asarray([p[1] for p in pairs], dtype=float)
+    first, last = float(sends.min()), float(sends.max())
+    window = last - (first + float(np.median(ends - sends)))
+    if window <= 0:
+        return None
+    return float(np.sum(ends <= last)) / window
 
 
 def detect_saturation(

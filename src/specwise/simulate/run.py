@@ -129,7 +129,7 @@ def summarize_engine(eng: Engine, *, role: Role, qps: float | None, k: int | Non
     # one definition with bench (specwise.metrics.definitions): TTFT growing with arrival time,
     # completions short of the offered rate, or requests left unfinished
     sat = detect_saturation(arrival[done], ttft, offered_rate=qps,
-                            achieved_rate=achieved_completion_rate(eng.finish_t[:n][done]),
+                            achieved_rate=achieved_completion_rate(arrival[done], e2e),
                             unfinished=int(errors.get("unfinished", 0)))
     saturated = sat.saturated
     spec_metrics = {}
