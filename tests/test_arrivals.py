@@ -43,7 +43,7 @@ def test_rescaling_keeps_the_shape_and_the_generator_state():
 
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("nan"), float("inf"), 1e300])
 def test_rates_outside_the_bounds_are_user_errors(rate):
-    with pytest.raises(UserError, match="finite number > 0"):
+    with pytest.raises(UserError, match="finite number > 0, from"):
         open_loop_offsets("poisson", rate, 10, 0)
     with pytest.raises(UserError):
         requests_for_duration(rate, 10)

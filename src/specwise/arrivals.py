@@ -25,19 +25,21 @@ import numpy as np
 
 from specwise.errors import UserError
 
-__all__ = ["MAX_RATE", "OpenLoopKind", "open_loop_offsets", "requests_for_duration", "sweep_rates"]
+__all__ = ["MAX_RATE", "MIN_RATE", "OpenLoopKind", "open_loop_offsets", "requests_for_duration", "sweep_rates"]
 
 OpenLoopKind = Literal["poisson", "gamma", "constant"]
 
-# Far above any single deployment (vLLM serves thousands of requests per second at most); the bound
-# keeps a typo (1e300) from turning into an endless or overflowing schedule.
+# Far above any single deployment (vLLM serves thousands of requests per second at most) and far below
+# any useful load test (one request every 17 minutes): the bounds keep a typo (1e300, 1e-300) from
+# turning into an overflowing or endless schedule.
 MAX_RATE = 1e6
+MIN_RATE = 1e-3
 
 
 def _check_rate(rate: float) -> float:
     rate = float(rate)
-    if not math.isfinite(rate) or rate <= 0 or rate > MAX_RATE:
-        raise UserError(f"request rate {rate!r} must be a finite number > 0 and <= {MAX_RATE:g} req/s")
+    if not math.isfinite(rate) or rate < MIN_RATE or rate > MAX_RATE:
+        raise UserError(f"request rate {rate!r} must be a finite number > 0, from {MIN_RATE:g} to {MAX_RATE:g} req/s")
     return rate
 
 

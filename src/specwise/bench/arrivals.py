@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from specwise.arrivals import MAX_RATE, open_loop_offsets, sweep_rates
+from specwise.arrivals import MAX_RATE, MIN_RATE, open_loop_offsets, sweep_rates
 from specwise.arrivals import requests_for_duration as _requests_for_duration
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
@@ -27,7 +27,7 @@ class ArrivalSpec(SpecwiseModel):
     """How requests of one cell arrive. ``rate`` in requests/s (open loop); ``concurrency`` for closed loop."""
 
     kind: ArrivalKind = "poisson"
-    rate: float | None = Field(None, gt=0, le=MAX_RATE, allow_inf_nan=False, description="requests per second")
+    rate: float | None = Field(None, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False, description="requests per second")
     burstiness: float = Field(1.0, gt=0, allow_inf_nan=False,
                               description="gamma shape b: 1 = Poisson, <1 burstier, >1 smoother")
     concurrency: int | None = Field(None, ge=1, description="closed loop: requests kept in flight")

@@ -173,12 +173,22 @@ def _count(value: Any, what: str, kind: str) -> int | None:
     return int(value)
 
 
+def _clean(text: str) -> str:
+    """``text`` as valid Unicode: JSON may escape lone surrogates (\\ud800), which no file or JSON output can
+    hold; they become U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 def _text(value: Any, what: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise _Malformed("malformed_stream", f"{what} is {type(value).__name__}, not text")
-    return value
+    return _clean(value)
 
 
 def _choice_payload(choice: Any) -> tuple[str, list[int] | None, int | None]:
@@ -199,6 +209,8 @@ def _choice_payload(choice: Any) -> tuple[str, list[int] | None, int | None]:
     if ids is not None:
         if not isinstance(ids, list):
             raise _Malformed("malformed_stream", f"token_ids is {type(ids).__name__}, not a list")
+        if any(i is None for i in ids):
+            raise _Malformed("malformed_stream", "token_ids holds a null")
         ids = [_count(i, "a token id", "malformed_stream") for i in ids]
     lp = choice.get("logprobs")
     n_lp = None
@@ -258,7 +270,7 @@ def _event(data: bytes, t: float, out: _Parsed, counts: dict[str, list[int]], te
     if "error" in obj and not obj.get("choices"):
         err = obj["error"]
         msg = err.get("message") if isinstance(err, dict) else str(err)
-        raise _StreamError(f"server error in stream: {str(msg)[:300]}")
+        raise _StreamError(_clean(f"server error in stream: {str(msg)[:300]}"))
     usage = obj.get("usage")
     if usage is not None and not isinstance(usage, dict):
         raise _Malformed("malformed_usage", f"usage is {type(usage).__name__}, not an object")
@@ -284,7 +296,7 @@ def _event(data: bytes, t: float, out: _Parsed, counts: dict[str, list[int]], te
     if finish is not None and not isinstance(finish, str):
         raise _Malformed("malformed_stream", f"finish_reason is {type(finish).__name__}, not text")
     if finish:
-        out.finish_reason = finish
+        out.finish_reason = _clean(finish)
     usage_tokens = None
     if completion is not None:
         usage_tokens = completion - prev_usage
@@ -473,7 +485,7 @@ class StreamingClient:
                 if not (no_answer and attempt == 0):
                     break
             async with self._parse_lane:
-                outcome = self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines,
+                outcome = self.outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines,
                                         error, error_kind)
                 await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
         except Exception as exc:  # noqa: BLE001 - a sent request always ends as a record, whatever failed
@@ -513,7 +525,7 @@ class StreamingClient:
                 error, error_kind = f"bad HTTP response: {exc}", "client_error"
         return lines, error, error_kind, no_answer
 
-    def _outcome(
+    def outcome(
         self,
         req: RequestSpec,
         role: Role,
@@ -526,6 +538,8 @@ class StreamingClient:
         error: str | None,
         error_kind: str | None,
     ) -> StreamOutcome:
+        """The record of one finished exchange: its body reads (seconds after send) parsed, or the transport
+        error. Never raises for anything the server sent (see :func:`parse_stream`)."""
         parsed = parse_stream(lines, self.cfg.token_counting)
         if error is None:
             error, error_kind = parsed.error, parsed.error_kind

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from specwise.arrivals import MAX_RATE
+from specwise.arrivals import MAX_RATE, MIN_RATE
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
 from specwise.schemas.results import Role
@@ -58,7 +58,7 @@ class BenchConfig(SpecwiseModel):
     api_key_env: str | None = None
     qps: list[float] | None = Field(None, min_length=1, description="request rates; None = automatic sweep to "
                                     "saturation")
-    sweep_start: float = Field(1.0, gt=0, le=MAX_RATE, allow_inf_nan=False)
+    sweep_start: float = Field(1.0, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False)
     sweep_factor: float = Field(2.0, gt=1, le=1000, allow_inf_nan=False)
     sweep_max: float = Field(256.0, gt=0, le=MAX_RATE, allow_inf_nan=False)
     temperatures: list[float | None] = Field(default_factory=lambda: [0.0], min_length=1,
@@ -68,7 +68,8 @@ class BenchConfig(SpecwiseModel):
     num_requests: int | None = Field(None, ge=1, le=MAX_REQUESTS_PER_CELL)
     duration_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     arrival: Literal["poisson", "constant", "gamma", "closed_loop"] = "poisson"
-    burstiness: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False)
+    burstiness: float = Field(1.0, ge=0.01, le=1000, allow_inf_nan=False,
+                              description="gamma shape: 1 = Poisson, < 1 burstier (0.01: nearly all at once)")
     concurrency: int | None = Field(None, ge=1, le=MAX_REQUESTS_PER_CELL)
     repeats: int = Field(1, ge=1, le=1000)
     k: int | None = Field(None, ge=1, le=1024, description="draft length; else from the server's config or /metrics")
@@ -110,8 +111,9 @@ class BenchConfig(SpecwiseModel):
     @classmethod
     def _rates(cls, v: list[float] | None) -> list[float] | None:
         for q in v or []:
-            if not (math.isfinite(q) and 0 < q <= MAX_RATE):
-                raise ValueError(f"each rate must be a finite number > 0 and <= {MAX_RATE:g} req/s, not {q!r}")
+            if not (math.isfinite(q) and MIN_RATE <= q <= MAX_RATE):
+                raise ValueError(f"each rate must be a finite number from {MIN_RATE:g} to {MAX_RATE:g} req/s, "
+                                 f"not {q!r}")
         return v
 
     @field_validator("temperatures")
