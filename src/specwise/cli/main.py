@@ -78,25 +78,43 @@ def main(argv: list[str] | None = None) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         typer.secho(f"error: invalid {where or 'input'}: {first.get('msg')}", fg="red", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.secho("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:
+        code = _click_exit_code(exc)
+        if code is None:
+            raise
+        sys.exit(code)
+
+
+def _click_modules() -> list:
+    """Every click implementation that may raise here: typer >= 0.26 vendors click as ``typer._click`` and
+    raises its classes, while the real ``click`` package may be installed too (huggingface_hub brings it);
+    which one a command raises depends on the installed typer, so both are checked."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
         try:
-            import click
-        except ImportError:  # recent typer vendors click as typer._click
-            from typer import _click as click  # type: ignore[no-redef]
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return modules
 
-        if isinstance(exc, click.ClickException):
+
+def _click_exit_code(exc: BaseException) -> int | None:
+    """Exit code for a click/typer control-flow exception (usage error: message + 2), None for anything else."""
+    for mod in _click_modules():
+        if isinstance(exc, mod.ClickException):
             exc.show()
-            sys.exit(2)
-        raise
-
+            return 2 if isinstance(exc, mod.UsageError) else exc.exit_code
+        if isinstance(exc, mod.Exit):
+            return exc.exit_code
+        if isinstance(exc, mod.Abort):
+            typer.secho("aborted", err=True)
+            return 130
+    if isinstance(exc, (typer.Exit,)):
+        return getattr(exc, "exit_code", 0)
+    return None
 
 if __name__ == "__main__":
     main()
