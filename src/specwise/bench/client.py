@@ -389,13 +389,17 @@ async def discover_model(base_url: str, api_key_env: str | None = None, timeout_
             async with s.get(cfg.root + "/v1/models", headers=headers) as resp:
                 if resp.status != 200:
                     raise UserError(f"GET {cfg.root}/v1/models returned HTTP {resp.status}; pass --model NAME")
-                data = await resp.json(content_type=None)
+                try:
+                    data = await resp.json(content_type=None)
+                except (ValueError, RecursionError):
+                    raise UserError(f"GET {cfg.root}/v1/models did not answer JSON; pass --model NAME") from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise UserError(f"cannot reach {cfg.root} ({type(exc).__name__}); is the server running?") from exc
-    models = data.get("data") or []
-    if not models:
-        raise UserError(f"{cfg.root}/v1/models lists no model; pass --model NAME")
-    return str(models[0]["id"])
+    models = data.get("data") if isinstance(data, dict) else None
+    first = models[0] if isinstance(models, list) and models else None
+    if not isinstance(first, dict) or first.get("id") in (None, ""):
+        raise UserError(f"{cfg.root}/v1/models lists no model id; pass --model NAME")
+    return str(first["id"])
 
 
 def run_async(coro):  # noqa: ANN001, ANN201

@@ -32,6 +32,7 @@ class ServerBehaviour:
     max_concurrent: int = 0  # > 0: requests beyond this queue (a server with finite capacity)
     metrics: bool = True  # False: /metrics answers 404 (e.g. a proxy that does not expose it)
     bad_position_label: bool = False  # /metrics also carries a per-position series with position="abc"
+    models_reply: object = None  # not None: what /v1/models answers instead of the model list
 
 
 # Replies of the wrong shape, one per mode (fault="malformed_modes" cycles through them request by request):
@@ -91,7 +92,8 @@ class SSEServer:
             app.router.add_get("/metrics", self._metrics)
             app.router.add_get("/health", lambda r: web.Response(text=""))
             app.router.add_get("/version", lambda r: web.json_response({"version": "0.0-test"}))
-            app.router.add_get("/v1/models", lambda r: web.json_response({"data": [{"id": self.b.model}]}))
+            app.router.add_get("/v1/models", lambda r: web.json_response(
+                {"data": [{"id": self.b.model}]} if self.b.models_reply is None else self.b.models_reply))
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)

@@ -73,3 +73,12 @@ def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, 
     assert any("unreadable position label" in m for m in notes), notes
     cells = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
     assert all(c["sent"] == n for c in cells)
+
+
+@pytest.mark.parametrize("reply", [[1, 2], {"data": [5]}, {"data": "abc"}, {"data": [{"id": None}]}, "text"])
+def test_a_model_list_of_the_wrong_shape_is_a_one_line_error(tmp_path, capsys, reply):
+    with SSEServer(ServerBehaviour(models_reply=reply)) as base, SSEServer(ServerBehaviour()) as spec:
+        code = _exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "5",
+                           "--num-requests", "2", "--no-lossless", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--model NAME" in err and "Traceback" not in err
