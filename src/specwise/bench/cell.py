@@ -230,14 +230,14 @@ class CellRunner:
         async def sample_loop() -> None:
             unreadable = 0
             while True:
-                snap, _ = await self.scrape(client)
-                if snap is not None:
-                    try:
+                try:
+                    snap, _ = await self.scrape(client)
+                    if snap is not None:
                         gauges.append(sample_gauges(snap, t=sent_s()))
-                    except (ValueError, TypeError, ArithmeticError):
-                        unreadable += 1
-                        if unreadable == 1:
-                            notes.append("skipped /metrics gauge samples that could not be read")
+                except (ValueError, TypeError, ArithmeticError, OSError):
+                    unreadable += 1
+                    if unreadable == 1:
+                        notes.append("skipped /metrics gauge samples that could not be read")
                 await asyncio.sleep(self.cfg.gauge_interval_s)
 
         sampler = asyncio.create_task(sample_loop()) if before is not None else None
@@ -272,11 +272,12 @@ class CellRunner:
                     await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             # no task outlives the cell (Ctrl-C included): cancel and await them, so none is left unobserved
-            pending = [t for t in (*tasks, sampler) if t is not None and not t.done()]
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            started = [t for t in (*tasks, sampler) if t is not None]
+            for t in started:
+                if not t.done():
+                    t.cancel()
+            if started:  # gathered done or not: a task that failed has its exception retrieved here
+                await asyncio.gather(*started, return_exceptions=True)
         if write_errors:
             raise write_errors[0]
         after, err_after = await self.scrape(client)
