@@ -131,3 +131,17 @@ def test_resume_accepts_a_run_written_before_an_option_existed_but_not_a_changed
     store.close()
     with pytest.raises(UserError, match=r"differ from the interrupted run \(top_p\)"):
         RunStore(tmp_path).create({"bench": {**cfg, "top_p": 0.9}}, resume=True)
+
+
+async def test_resume_of_a_damaged_run_says_what_is_wrong_and_leaves_its_summary(tmp_path):
+    import json
+
+    from specwise.errors import UserError
+
+    cfg = _cfg()
+    (tmp_path / "config.json").write_text(json.dumps({"bench": cfg.model_dump(mode="json")}))
+    (tmp_path / "records.jsonl").write_text('{"cell": "c", "attempt": 0, "record": {"role": "x"}}\n')
+    (tmp_path / "summary.json").write_text('{"kept": true}')
+    with pytest.raises(UserError, match="records.jsonl line 1 is not a request record"):
+        await BenchRunner(cfg, RunStore(tmp_path), resume=True).run()
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"kept": True}

@@ -80,9 +80,13 @@ class BenchRunner:
         self.store.create({"tool_version": __version__, "python": platform.python_version(),
                            "platform": platform.platform(), "bench": self.cfg.model_dump(mode="json")},
                           resume=self.resume, overwrite=self.overwrite)
-        write_failed = False
         try:
             self._load_finished()
+        except BaseException:
+            self.store.close()  # a damaged run directory is left as it is (no summary over the old one)
+            raise
+        write_failed = False
+        try:
             if self.cfg.launches:
                 for role in ROLES:
                     await self._run_launched_role(role)

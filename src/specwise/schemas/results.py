@@ -267,7 +267,7 @@ class RunResult(SpecwiseModel):
     @field_validator("findings", mode="before")
     @classmethod
     def _legacy_findings(cls, value: object) -> object:
-        """Version-1 results hold findings as plain sentences: read each as an unclassified finding
+        """Version-1 results hold findings as plain sentences: read each as a finding with code 'legacy'
         (blocking where the sentence opened with the two warnings version 1 printed in red)."""
         if not isinstance(value, list):
             return value
@@ -279,4 +279,4 @@ _LEGACY_BLOCKING = ("NOT LOSSLESS", "ENGINE SETTINGS DIFFER")
 
 def _legacy_finding(text: str) -> Finding:
     blocking = text.startswith(_LEGACY_BLOCKING)
-    return Finding(code="unclassified", severity="blocking" if blocking else "warning", message=text)
+    return Finding(code="legacy", severity="blocking" if blocking else "warning", message=text)
