@@ -199,3 +199,21 @@ async def test_missing_metrics_falls_back_to_the_per_request_estimate(tmp_path):
     assert s.acceptance_source_per_request == "chunks"
     assert s.acceptance_rate_per_request_p50 == pytest.approx(2 / 3)  # 13 tokens: prefill + 4 steps of 3
     assert any("/metrics unavailable" in f for f in (x.message for x in result.findings))
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+async def test_a_cell_stopped_by_its_error_budget_records_every_sent_request(tmp_path, workers):
+    # every 2nd request fails at once, the others stream slowly: when the budget stops the cell, requests are
+    # in flight; each is recorded (cancelled), so the cell's records add up to the requests it sent
+    with SSEServer() as base, SSEServer(ServerBehaviour(fault="http_500", fault_every=2, itl_s=0.05)) as spec:
+        cfg = _cfg(base, spec, warmup_requests=0, num_requests=40, qps=[200.0], error_budget=0.1,
+                   client_workers=workers)
+        result = await run_bench(cfg, str(tmp_path / "r"))
+    s = next(c for c in result.cells if c.role == "speculative")
+    cell = next(json.loads(line) for line in (tmp_path / "r" / "cells.jsonl").read_text().splitlines()
+                if json.loads(line)["role"] == "speculative")
+    assert cell["aborted"] and cell["sent"] == s.requests_ok + s.requests_failed < 40
+    assert s.errors_by_kind.get("cancelled", 0) > 0 and s.errors_by_kind["http_500"] >= 5
+    rows = [json.loads(line) for line in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    ids = [r["record"]["request_id"] for r in rows if r["cell"] == cell["cell_id"]]
+    assert len(ids) == len(set(ids)) == cell["sent"]
