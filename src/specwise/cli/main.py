@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("serve-sim", "specwise.cli.serve_sim:serve_sim"),
     ("estimate", "specwise.cli.estimate:estimate"),
     ("bench", "specwise.cli.bench:bench"),
+    ("monitor", "specwise.cli.monitor:monitor"),
 ]
 
 app = typer.Typer(
@@ -57,7 +58,11 @@ def _register() -> None:
             if exc.name == module_name:  # command not built yet
                 continue
             raise
-        app.command(name=name)(getattr(module, func_name))
+        target_obj = getattr(module, func_name)
+        if isinstance(target_obj, typer.Typer):  # a command with subcommands (monitor: watch / rules / dashboard)
+            app.add_typer(target_obj, name=name)
+        else:
+            app.command(name=name)(target_obj)
 
 
 _register()
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     from specwise.errors import UserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:  # a command's typer.Exit(code) comes back as the return value here
+            sys.exit(rc)
     except UserError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
