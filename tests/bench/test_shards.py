@@ -74,3 +74,39 @@ def test_client_workers_die_when_the_bench_is_killed_9():
         assert not any(_alive(p) for p in workers), "client workers outlived their killed parent"
     finally:
         parent.kill()
+
+
+async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
+    import asyncio
+    import socket
+    import threading
+
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ClientWorkerDied, ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held, accepted = [], threading.Event()
+    reqs = build_workload("chat").sample(4, seed=0)
+
+    def accept():  # connections accepted, never answered: every request stays in flight
+        for _ in reqs:
+            held.append(srv.accept())
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
+    try:
+        cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0,
+                                                   max_per_step=1, on_record=lambda r: False))
+        assert await asyncio.to_thread(accepted.wait, 60)
+        os.kill(sender.procs[0].pid, signal.SIGKILL)
+        with pytest.raises(ClientWorkerDied, match="died .* in the middle of a cell.*--resume"):
+            await asyncio.wait_for(cell, 30)
+    finally:
+        for p in sender.procs:
+            p.kill()
+        sender.close()
+        srv.close()

@@ -28,13 +28,20 @@ from collections.abc import Callable
 
 from specwise.bench.client import ClientConfig, StreamingClient, failed_record, run_async
 from specwise.bench.workloads import RequestSpec
+from specwise.errors import UserError
 from specwise.schemas.results import RequestRecord
 
-__all__ = ["CHUNKS_PER_S_PER_WORKER", "ShardedSender", "default_client_workers", "die_with_parent"]
+__all__ = ["CHUNKS_PER_S_PER_WORKER", "ClientWorkerDied", "ShardedSender", "default_client_workers", "die_with_parent"]
 
 _STOP = "stop"
 _DONE = "done"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class ClientWorkerDied(UserError):
+    """A client worker process died mid-cell (killed, out of memory): the run stops, what was stored is intact."""
+
+    exit_code = 1
 
 
 def die_with_parent() -> bool:
@@ -129,8 +136,12 @@ class ShardedSender:
             try:
                 item = await loop.run_in_executor(None, self.outbox.get, True, 1.0)
             except queue_mod.Empty:
-                if not any(p.is_alive() for p in self.procs):
-                    raise RuntimeError("every client worker process died") from None
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:  # its requests in flight can never be accounted for: the cell cannot be stored
+                    raise ClientWorkerDied(
+                        f"client worker process {dead[0].pid} died (exit code {dead[0].exitcode}) in the middle of a "
+                        "cell, taking its requests in flight with it; the cell is not stored. Continue with the "
+                        "same options and --resume (fewer --client-workers if the host ran out of memory)") from None
                 continue
             if isinstance(item, tuple) and item and item[0] == _DONE:
                 pending -= 1
