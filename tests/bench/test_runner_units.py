@@ -145,3 +145,50 @@ async def test_resume_of_a_damaged_run_says_what_is_wrong_and_leaves_its_summary
     with pytest.raises(UserError, match="records.jsonl line 1 is not a request record"):
         await BenchRunner(cfg, RunStore(tmp_path), resume=True).run()
     assert json.loads((tmp_path / "summary.json").read_text()) == {"kept": True}
+
+
+async def test_resume_of_generated_damaged_runs_is_a_user_error_never_a_traceback(tmp_path):
+    """Fixed-seed damage to records.jsonl / cells.jsonl lines (wrong types, cut lines, junk): resuming either
+    reads the run (then fails to reach the endpoint: a UserError too) or names what is wrong."""
+    import json
+    import random
+
+    from specwise.bench.cell import CellRun
+    from specwise.errors import UserError
+    from specwise.metrics.definitions import SaturationVerdict
+
+    rng = random.Random(7)
+    cfg = _cfg(baseline_url="http://127.0.0.1:9", speculative_url="http://127.0.0.1:9")
+    rec = {"cell": "baseline/r0/q2/t0", "attempt": 0,
+           "record": {"request_id": "r1", "role": "baseline", "ttft_s": 0.1, "e2e_s": 0.4, "output_tokens": 5}}
+    cell = CellRun(cell_id="baseline/r0/q2/t0", role="baseline", qps=2.0, temperature=0.0, repeat=0, attempt=0,
+                   summary=CellSummary(role="baseline", source=Source.measured, qps=2.0, requests_ok=1),
+                   saturation=SaturationVerdict(saturated=False), sent=1).model_dump(mode="json")
+    junk = ["abc", -1, 1e308, None, [], {}, [1], {"a": 1}, True, "9" * 50]
+
+    def damage(obj):
+        obj = json.loads(json.dumps(obj))
+        cur = obj
+        while isinstance(cur, dict) and cur and rng.random() < 0.6:
+            key = rng.choice(list(cur))
+            if not isinstance(cur[key], dict):
+                break
+            cur = cur[key]
+        if isinstance(cur, dict) and cur:
+            cur[rng.choice(list(cur))] = rng.choice(junk)
+        return obj
+
+    for i in range(150):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"bench": cfg.model_dump(mode="json")}))
+        recs = [json.dumps(damage(rec) if rng.random() < 0.5 else rec) for _ in range(3)]
+        cells = [json.dumps(damage(cell) if rng.random() < 0.5 else cell)]
+        text = {"records.jsonl": "\n".join(recs) + "\n", "cells.jsonl": "\n".join(cells) + "\n"}
+        name = rng.choice(list(text))
+        if rng.random() < 0.3:
+            text[name] = text[name][: rng.randrange(len(text[name]))]  # cut anywhere
+        for n, t in text.items():
+            (run / n).write_text(t)
+        with pytest.raises(UserError):
+            await BenchRunner(cfg, RunStore(run), resume=True).run()
