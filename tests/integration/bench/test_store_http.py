@@ -82,3 +82,44 @@ def test_full_disk_stops_cleanly_and_resume_loses_nothing(tmp_path, monkeypatch,
         assert len(ids) == len(set(ids)) == 12
     assert torn  # the full disk tore a line (half of it landed), and resume said it cut it off
     assert any(f["code"] == "store_repaired" for f in result["findings"])
+
+
+def test_a_real_full_disk_small_tmpfs(tmp_path):
+    """The same on a real full disk: a 40 KiB tmpfs mounted in a private mount namespace (``unshare -rm``), then
+    remounted larger for ``--resume``. Skipped where the machine allows no such mount."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare")
+    disk, saved = tmp_path / "disk", tmp_path / "saved"
+    disk.mkdir()
+    saved.mkdir()
+    with SSEServer(ServerBehaviour(itl_s=0.001)) as base, SSEServer(ServerBehaviour(itl_s=0.001)) as spec:
+        bench = (f'"{sys.executable}" -m specwise bench --baseline {base.url} --speculative {spec.url} --qps 40,80 '
+                 "--temperatures 0 --num-requests 12 --max-tokens 6 --k 3 --no-lossless --warmup 0 "
+                 f'--out "{disk}/run" --json')
+        script = (f'mount -t tmpfs -o size=40k tmpfs "{disk}" || exit 77\n'
+                  f'{bench} > "{saved}/first.out" 2> "{saved}/first.err"; echo $? > "{saved}/first.rc"\n'
+                  f'mount -o remount,size=16m tmpfs "{disk}" || exit 78\n'
+                  f'{bench} --resume > "{saved}/second.out" 2> "{saved}/second.err"; echo $? > "{saved}/second.rc"\n'
+                  f'cp -r "{disk}/run" "{saved}/run"\n')
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, capture_output=True, text=True,
+                              timeout=240)
+    if proc.returncode in (77, 1) and not (saved / "first.rc").exists():
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    first_err = (saved / "first.err").read_text()
+    assert (saved / "first.rc").read_text().strip() == "1", first_err
+    assert "No space left on device" in first_err and "--resume --out" in first_err and "Traceback" not in first_err
+    assert (saved / "second.rc").read_text().strip() == "0", (saved / "second.err").read_text()
+    result = json.loads((saved / "second.out").read_text())
+    assert result["complete"] is True and len(result["cells"]) == 4
+    assert all(c["requests_ok"] == 12 and c["requests_failed"] == 0 for c in result["cells"])
+    rows = [json.loads(line) for line in (saved / "run" / "records.jsonl").read_text().splitlines()]
+    for c in (json.loads(line) for line in (saved / "run" / "cells.jsonl").read_text().splitlines()):
+        ids = [r["record"]["request_id"] for r in rows if r["cell"] == c["cell_id"] and r["attempt"] == c["attempt"]]
+        assert len(ids) == len(set(ids)) == 12
