@@ -9,15 +9,17 @@ import typer
 
 
 def _floats(text: str, flag: str) -> list[float]:
+    """Comma-separated temperatures, each finite and in [0, 2] (:data:`specwise.schemas.limits.Temperature`)."""
     from specwise.errors import UserError
+    from specwise.schemas.limits import Temperature, check_flag
 
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise UserError(f"{flag} takes comma-separated numbers, e.g. 0,0.3,0.7,1.0") from exc
-    if not values or any(v < 0 for v in values):
-        raise UserError(f"{flag} needs at least one temperature >= 0")
-    return sorted(set(values))
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated numbers, e.g. 0,0.3,0.7,1.0") from None
+    if not values:
+        raise UserError(f"{flag} needs at least one temperature in [0, 2]")
+    return sorted(set(check_flag(flag, values, list[Temperature])))
 
 
 def estimate(
@@ -26,7 +28,7 @@ def estimate(
     prompts: Path = typer.Option(..., "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
                                  "temperature, category, response}, ShareGPT JSON or Spec-Bench JSONL."),
     draft: Optional[str] = typer.Option(None, "--draft", help="Draft model (same forms as --target)."),
-    draft_layers: Optional[int] = typer.Option(None, "--draft-layers", help="Self-speculation draft: the "
+    draft_layers: Optional[int] = typer.Option(None, "--draft-layers", min=1, max=4096, help="Self-speculation draft: the "
                                                "target's first N layers."),
     draft_quantize: Optional[str] = typer.Option(None, "--draft-quantize", help="Fake-quantise the draft's "
                                                  "weights (int8 | int4); without --draft/--draft-layers the draft "
@@ -39,12 +41,13 @@ def estimate(
     top_p: float = typer.Option(1.0, "--top-p", help="Request top_p, applied at every temperature > 0 "
                                 "(1 = off): continuations are sampled with it and the target side of "
                                 "verification is truncated by it, as vLLM does."),
-    top_k: int = typer.Option(0, "--top-k", help="Request top_k, applied at every temperature > 0 "
+    top_k: int = typer.Option(0, "--top-k", max=1 << 24, help="Request top_k, applied at every temperature > 0 "
                               "(0 or -1 = off), like --top-p."),
     k_max: int = typer.Option(8, "--k-max", min=1, max=16, help="Largest num_speculative_tokens considered."),
-    k: Optional[int] = typer.Option(None, "--k", min=1, help="Report acceptance_rate at this k (default: the "
+    k: Optional[int] = typer.Option(None, "--k", min=1, max=16, help="Report acceptance_rate at this k (default: the "
                                     "recommended k of each temperature)."),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, help="Continuation length cap."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, max=1 << 16,
+                                       help="Continuation length cap."),
     context_temperatures: str = typer.Option("auto", "--context-temperatures", help="Temperatures the target "
                                              "generates continuations at; each temperature is evaluated on the "
                                              "nearest. auto: the temperatures rounded to 0.5 (e.g. 0, 0.5, 1); "
@@ -53,19 +56,21 @@ def estimate(
     draft_sample_method: str = typer.Option("greedy", "--draft-sample-method", help="vLLM draft_sample_method "
                                             "the profile and recommendation use: greedy (argmax draft, vLLM "
                                             "default) or probabilistic (lossless with draft probabilities)."),
-    prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, help="n-gram: vLLM prompt_lookup_min."),
-    prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, help="n-gram: vLLM prompt_lookup_max."),
+    prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, max=1024,
+                                          help="n-gram: vLLM prompt_lookup_min."),
+    prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, max=1024,
+                                          help="n-gram: vLLM prompt_lookup_max."),
     cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
                                                "forward time; default: the step-time model (specwise.perf) for "
                                                "--gpu and --tp at batch 1."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU the pair will serve on, for the cost ratio c "
                                       "(catalog name; default H100, stated in the output)."),
-    tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Target tensor-parallel size for c (default 1, "
+    tp: Optional[int] = typer.Option(None, "--tp", min=1, max=1 << 16, help="Target tensor-parallel size for c (default 1, "
                                      "stated in the output); the draft is priced on TP 1."),
     validate: bool = typer.Option(False, "--validate", help="Run real speculative decoding and compare."),
     validate_temperatures: Optional[str] = typer.Option(None, "--validate-temperatures", help="Default: all "
                                                         "--temperatures."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N prompts."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, max=1 << 30, help="Use only the first N prompts."),
     chat: bool = typer.Option(False, "--chat", help="Wrap plain 'prompt' rows as a user chat message."),
     output_dir: Path = typer.Option(Path("specwise-estimate"), "--output-dir", help="Per-request JSONL, "
                                     "settings, validation and profile are written here."),
@@ -74,15 +79,20 @@ def estimate(
                                                "(input of simulate/decide) here."),
     device: str = typer.Option("auto", "--device", help="auto (cuda if available), cuda or cpu."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
-    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Requests per batch (0: 32 on CUDA, 8 on CPU)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for torch (0: torch's default)."),
-    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(0, "--batch-size", min=0, max=4096,
+                                   help="Requests per batch (0: 32 on CUDA, 8 on CPU)."),
+    threads: int = typer.Option(0, "--threads", min=0, max=4096, help="CPU threads for torch (0: torch's default)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=(1 << 63) - 1),
     json_out: bool = typer.Option(False, "--json", help="Print the EstimateResult as JSON."),
 ) -> None:
     """Predict acceptance of a draft/target pair or n-gram on your prompts, at every temperature."""
     from specwise.errors import UserError
 
+    from specwise.schemas.limits import FiniteFloat, check_flag
+
     temps = _floats(temperatures, "--temperatures")
+    if cost_ratio is not None:
+        check_flag("--cost-ratio", cost_ratio, FiniteFloat)
     if not 0.0 < top_p <= 1.0:
         raise UserError("--top-p must be in (0, 1] (1 = off)")
     if top_k < -1:
@@ -107,6 +117,10 @@ def estimate(
     ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
                  else _floats(context_temperatures, "--context-temperatures"))
 
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output-dir {output_dir} is a file; give a directory for the run's records")
+    if profile_out is not None and profile_out.is_dir():
+        raise UserError(f"--profile-out {profile_out} is a directory; give a file name, e.g. {profile_out}/profile.json")
     records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
     if gpu is not None:
         from specwise.catalog.models import get_gpu

@@ -33,27 +33,30 @@ def parse_quant(value: str | None, flag: str):
 
 
 def parse_schedule(text: str | None) -> list[tuple[int, int, int]] | None:
-    """'1-16:4,17-64:2,65-1024:0' or JSON '[[1,16,4],...]' -> [(start, end, k), ...]."""
+    """'1-16:4,17-64:2,65-1024:0' or JSON '[[1,16,4],...]' -> [(start, end, k), ...], each a whole number in
+    range (:data:`specwise.schemas.plan.GuardRow`)."""
     from specwise.errors import UserError
+    from specwise.rowfiles import loads_bounded
+    from specwise.schemas.limits import check_flag
+    from specwise.schemas.plan import GuardRow
 
     if not text:
         return None
+    usage = f"--guard-schedule {text[:60]!r}: write ranges as 1-16:4,17-64:2,65-1024:0 or [[1,16,4],[17,64,2]]"
     try:
         if text.strip().startswith("["):
-            rows = [tuple(int(x) for x in row) for row in json.loads(text)]
+            rows = loads_bounded(text, 2)
         else:
             rows = []
             for part in text.split(","):
                 span, k = part.split(":")
                 start, end = span.split("-")
-                rows.append((int(start), int(end), int(k)))
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise UserError(
-            f"--guard-schedule {text!r}: write ranges as 1-16:4,17-64:2,65-1024:0 or [[1,16,4],[17,64,2]]"
-        ) from None
-    if any(len(r) != 3 for r in rows):
-        raise UserError("--guard-schedule rows are [start, end, k]")
-    return rows  # type: ignore[return-value]
+                rows.append([int(start), int(end), int(k)])
+    except (ValueError, TypeError):
+        raise UserError(usage) from None
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 3 for r in rows):
+        raise UserError("--guard-schedule rows are [start, end, k]; " + usage.split(": ", 1)[1])
+    return check_flag("--guard-schedule", rows, list[GuardRow])
 
 
 def build_request(**kw):
@@ -259,3 +262,5 @@ def render_plan(result: PlanResult) -> None:
             pct = "" if r.error_fraction is None else f"{r.error_fraction:+.1%}"
             lt.add_row(r.quantity, r.unit, fmt(r.predicted), fmt(r.logged), fmt(r.error), pct)
         console.print(lt)
+    for note in result.startup_log.notes if result.startup_log else []:
+        console.print(f"  log note: {note}", highlight=False, markup=False)

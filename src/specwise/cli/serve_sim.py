@@ -45,8 +45,13 @@ def serve_sim(
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
-    from specwise.cli.simulate import acceptance_from_flags
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from specwise.cli.simulate import acceptance_from_flags, check_method_and_quant
     from specwise.errors import UserError
+    from specwise.schemas import limits as L
     from specwise.simulate import defaults as D
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
     from specwise.simulate.workload import LengthDist
@@ -57,9 +62,17 @@ def serve_sim(
         raise UserError("--per-request-spec-decode-metrics must be none, summary or detailed")
     if k < 0:
         raise UserError("--k must be >= 0")
-    if time_scale <= 0:
-        raise UserError("--time-scale must be > 0")
+    L.check_flag("--time-scale", time_scale, Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)])
+    L.check_flag("--port", port, Annotated[int, Field(ge=0, le=65535)])
+    L.check_flag("--seed", seed, L.Seed)
+    if k:
+        L.check_flag("--k", k, L.DraftK)
+    for flag, value in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens),
+                        ("--kv-capacity-tokens", kv_capacity_tokens), ("--default-max-tokens", default_max_tokens)):
+        if value is not None:
+            L.check_flag(flag, value, L.Tokens)
     target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
+    quantization = check_method_and_quant(method, quantization)
     speculative = k > 0
     profile = None
     if speculative:

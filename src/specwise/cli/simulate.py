@@ -12,8 +12,13 @@ ACCEPT_HELP = (
 )
 
 
-def parse_float_list(text: str, what: str) -> list[float]:
+def parse_float_list(text: str, what: str, kind=None) -> list:
+    """Comma-separated finite numbers; with ``kind`` (a :mod:`specwise.schemas.limits` type) each is also
+    checked against its range."""
+    import math
+
     from specwise.errors import UserError
+    from specwise.schemas.limits import check_flag
 
     try:
         values = [float(x) for x in text.replace(" ", "").split(",") if x]
@@ -21,7 +26,9 @@ def parse_float_list(text: str, what: str) -> list[float]:
         raise UserError(f"{what}: expected comma-separated numbers, got '{text}'") from None
     if not values:
         raise UserError(f"{what}: give at least one number")
-    return values
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{what}: expected finite numbers, got '{text}'")
+    return values if kind is None else check_flag(what, values, list[kind])
 
 
 def acceptance_from_flags(
@@ -29,6 +36,8 @@ def acceptance_from_flags(
     heterogeneity: float | None, target: str, draft: str | None,
 ):
     """The acceptance profile the flags describe (exactly one of rates / length / file, else a default)."""
+    from pydantic import ValidationError
+
     from specwise.errors import UserError
     from specwise.schemas.acceptance import (
         AcceptanceClass,
@@ -41,13 +50,22 @@ def acceptance_from_flags(
     given = [x is not None for x in (rates, length, profile_path)]
     if sum(given) > 1:
         raise UserError("give only one of --acceptance-rates, --acceptance-length, --acceptance-profile")
+    from specwise.schemas.limits import Heterogeneity, check_flag
+
+    if heterogeneity is not None:
+        check_flag("--heterogeneity", heterogeneity, Heterogeneity)
     het = 0.5 if heterogeneity is None else heterogeneity
     if profile_path is not None:
         if not profile_path.exists():
             raise UserError(f"acceptance profile '{profile_path}' not found")
         try:
             prof = AcceptanceProfile.model_validate_json(profile_path.read_text())
-        except ValueError as exc:
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise UserError(f"{profile_path}: not an AcceptanceProfile JSON ({where + ': ' if where else ''}"
+                            f"{err.get('msg')}); write one with `specwise estimate --profile-out`") from None
+        except (OSError, ValueError) as exc:
             raise UserError(f"{profile_path}: not an AcceptanceProfile JSON ({str(exc).splitlines()[0]})") from None
         if heterogeneity is not None:
             prof = prof.model_copy(update={"classes": [c.model_copy(update={"heterogeneity": heterogeneity})
@@ -113,6 +131,18 @@ def method_default_acceptance(method: str, target: str, draft: str | None):
     return prof
 
 
+def check_method_and_quant(method: str, quantization: str | None) -> str | None:
+    """Refuse a method the simulator cannot price; the weight format as its canonical name (aliases as plan)."""
+    from specwise.cli.plan import parse_quant
+    from specwise.errors import UserError
+    from specwise.perf.steptime import PRICED_METHODS, is_priced_method
+
+    if not is_priced_method(method):
+        raise UserError(f"--method {method[:40]!r} is not a speculative method the simulator prices; use one of "
+                        f"{', '.join(PRICED_METHODS)}")
+    return parse_quant(quantization, "--quantization").value if quantization else None
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     from specwise.errors import UserError
 
@@ -123,6 +153,8 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def parse_temperature_mix(text: str | None):
+    from pydantic import ValidationError
+
     from specwise.errors import UserError
     from specwise.simulate.workload import RequestClass
 
@@ -133,6 +165,9 @@ def parse_temperature_mix(text: str | None):
         try:
             t, w = part.split(":") if ":" in part else (part, "1")
             classes.append(RequestClass(temperature=float(t), weight=float(w)))
+        except ValidationError as exc:
+            msg = str(exc.errors()[0].get("msg", "")).removeprefix("Value error, ")
+            raise UserError(f"--temperature-mix '{part}': {msg} (temperatures in [0, 2], weights > 0)") from None
         except ValueError:
             raise UserError(f"--temperature-mix: expected TEMP:WEIGHT,... e.g. 0:0.7,1.0:0.3, got '{text}'") from None
     return classes
@@ -189,11 +224,24 @@ def simulate(
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
     from specwise.errors import UserError
+    from specwise.schemas import limits as L
     from specwise.simulate import defaults as D
     from specwise.simulate.sweep import run_sweep
-    from specwise.simulate.workload import ArrivalSpec, LengthDist, WorkloadSpec
+    from specwise.simulate.workload import ArrivalSpec, LengthDist, WorkloadSpec, check_request_budget
+
+    L.check_flag("--seed", seed, L.Seed)
+    L.check_flag("--burstiness", burstiness, L.Burstiness)
+    if duration is not None:
+        L.check_flag("--duration", duration, L.Seconds)
+    if num_requests is not None:
+        L.check_flag("--num-requests", num_requests, L.SimRequests)
+    for flag, value in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens),
+                        ("--kv-capacity-tokens", kv_capacity_tokens)):
+        if value is not None:
+            L.check_flag(flag, value, L.Tokens)
 
     target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
+    quantization = check_method_and_quant(method, quantization)
     if method == "draft_model" and not draft:
         raise UserError("--method draft_model needs --draft MODEL")
     if k is None:
@@ -202,24 +250,20 @@ def simulate(
         raise UserError("--k must be >= 1 (k=0 is the baseline, which is always simulated)")
     if vllm_version:
         _version_tuple(vllm_version)
-    qps_list = parse_float_list(qps, "--qps") if qps else [1, 2, 4, 6, 8, 10, 12]
-    if any(q <= 0 for q in qps_list):
-        raise UserError("--qps values must be > 0")
+    qps_list = parse_float_list(qps, "--qps", L.Qps) if qps is not None else [1, 2, 4, 6, 8, 10, 12]
     if arrival not in ("poisson", "gamma", "constant"):
         raise UserError("--arrival must be poisson, gamma or constant")
     conc_list = None
-    if concurrency:
-        if qps or trace:
+    if concurrency is not None:
+        if qps is not None or trace:
             raise UserError("give either --concurrency (closed loop) or --qps/--trace (open loop)")
-        conc_list = sorted({int(c) for c in parse_float_list(concurrency, "--concurrency")})
-        if any(c < 1 for c in conc_list):
-            raise UserError("--concurrency values must be >= 1")
+        conc_list = sorted(set(parse_float_list(concurrency, "--concurrency", L.Concurrency)))
     for path, flag in ((trace, "--trace"), (dataset, "--dataset")):
         if path is not None and not path.exists():
             raise UserError(f"{flag} file '{path}' not found")
     if trace is not None:
         arrival = "trace"
-        if not qps:
+        if qps is None:
             from specwise.simulate.workload import load_rows
 
             ts, _, _ = load_rows(str(trace), need_timestamp=True)
@@ -239,6 +283,7 @@ def simulate(
         base_info["step_time_model"] = spec_info["step_time_model"] = str(step_time_model)
     if duration is None and num_requests is None:
         duration = 120.0
+    check_request_budget(qps_list, duration if trace is None else None, num_requests)
     workload = WorkloadSpec(
         arrival=ArrivalSpec(kind=arrival, qps=qps_list[0], burstiness=burstiness),
         prompt_len=LengthDist.parse(prompt_len) if prompt_len else D.DEFAULT_PROMPT_LEN,
@@ -259,10 +304,8 @@ def simulate(
         "seed": seed,
     }
     ks = None
-    if k_sweep:
-        ks = sorted({int(x) for x in parse_float_list(k_sweep, "--k-sweep")})
-        if any(x < 1 for x in ks):
-            raise UserError("--k-sweep values must be >= 1")
+    if k_sweep is not None:
+        ks = sorted(set(parse_float_list(k_sweep, "--k-sweep", L.DraftK)))
     if records_out is not None:
         records_out.write_text("")
     result = run_sweep(base_dep, spec_dep, k=k, qps_list=sorted(qps_list), workload=workload, method=method,

@@ -301,6 +301,7 @@ def delta(before: MetricsSnapshot, after: MetricsSnapshot, k: int | None = None)
     notes: list[str] = []
     if before_flavor not in (flavor, EngineFlavor.unknown, EngineFlavor.vllm_no_spec):
         notes.append(f"metric family changed during the window ({before_flavor.value} -> {flavor.value})")
+    notes.extend(after.notes)  # samples the parser skipped (non-finite counts)
     resets: list[bool] = []
 
     def cd(*names: str) -> float | None:
@@ -399,7 +400,9 @@ def kv_cache_capacity_tokens(snap: MetricsSnapshot) -> int | None:
     total = 0
     for labels in snap.label_sets(V + "cache_config_info"):
         try:
-            total += int(labels["num_gpu_blocks"]) * int(labels["block_size"])
+            blocks, size = int(labels["num_gpu_blocks"]), int(labels["block_size"])
         except (KeyError, ValueError):
             continue
+        if blocks > 0 and size > 0:
+            total += blocks * size
     return total or None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from specwise.schemas.base import Source, SpecwiseModel
 from specwise.schemas.model import EIGHT_BIT_COMPUTE, LINEAR_BYTES_PER_PARAM, GPUSpec, ModelSpec, Quantization
@@ -56,6 +56,9 @@ NGRAM_FRACTION = 0.005875
 
 class StepTimeModel(SpecwiseModel):
     """Time of one target forward pass as a function of batched tokens N and KV tokens read."""
+
+    # every constant is a finite time: an inf or nan read from a user's JSON would stall the simulator's clock
+    model_config = ConfigDict(**SpecwiseModel.model_config, allow_inf_nan=False)
 
     label: str = ""
     form: Literal["hybrid", "additive"] = "hybrid"
@@ -324,6 +327,17 @@ class DraftCost(SpecwiseModel):
         if m in ("dflash", "dspark", "p_eagle", "parallel"):
             return cls(method="parallel_head")
         raise ValueError(f"unknown speculative method '{method}'")
+
+
+# The vLLM methods DraftCost.for_method prices (and "none"); anything else is refused where flags enter.
+PRICED_METHODS = ("draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "[ngram]", "ngram_gpu", "suffix",
+                  "dflash", "dspark", "p_eagle", "parallel")
+
+
+def is_priced_method(method: str) -> bool:
+    """Whether :meth:`DraftCost.for_method` knows ``method`` (``*_mtp`` variants included)."""
+    m = method.lower()
+    return m in PRICED_METHODS or m.endswith("_mtp")
 
 
 def draft_cost_ratio(

@@ -36,8 +36,20 @@ CAPACITY_QUANTITIES = ("weights per GPU (model loading)", "KV cache memory", "KV
 CAPACITY_TOLERANCE = 0.10
 
 
+# Largest number a memory line may carry (GiB, tokens, blocks): 10^15 is far above any machine, and a longer
+# digit string (a corrupted or hostile log: 400 digits parse as inf) would overflow int() and every ratio.
+_MAX_LOGGED = 1e15
+
+
+class _Implausible(ValueError):
+    """A matched line whose number cannot be a real memory fact; the line is skipped with a note."""
+
+
 def _f(text: str) -> float:
-    return float(text.replace(",", ""))
+    value = float(text.replace(",", ""))
+    if not value <= _MAX_LOGGED:
+        raise _Implausible(text if len(text) <= 24 else text[:21] + "...")
+    return value
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
@@ -61,59 +73,75 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 
 
 def parse_startup_log(text: str) -> StartupLogFacts:
-    """Memory facts from a vLLM startup log (per rank values: the largest, i.e. the fullest GPU)."""
+    """Memory facts from a vLLM startup log (per rank values: the largest, i.e. the fullest GPU).
+
+    A matched line whose number is out of range (:data:`_MAX_LOGGED`) is ignored with a note in ``notes``.
+    """
     facts: dict[str, object] = {}
+    notes: list[str] = []
     matched = 0
     v1 = v0 = False
-
-    def keep_max(key: str, value: float) -> None:
-        current = facts.get(key)
-        facts[key] = value if current is None else max(float(current), value)  # type: ignore[arg-type]
-
-    for line in text.splitlines():
-        hit = False
-        if m := _PATTERNS["model_loading"].search(line) or _PATTERNS["model_loading_v0"].search(line):
-            # V0 prints GB but means GiB (it divides by 2**30)
-            keep_max("model_loading_gib", _f(m.group(1)))
-            hit = True
-        if m := _PATTERNS["available_kv"].search(line):
-            facts["available_kv_cache_gib"] = _f(m.group(1))
-            hit = True
-        if m := _PATTERNS["cpu_kv_space"].search(line):
-            facts["available_kv_cache_gib"] = _f(m.group(2))
-            facts["cpu_memory_gib"] = _f(m.group(3))
-            facts["cpu_kv_space_auto"] = m.group(1) == "Auto"
-            hit = True
-        if m := _PATTERNS["kv_tokens"].search(line):
-            facts["kv_cache_device"] = m.group(1)
-            facts["gpu_kv_cache_tokens"] = int(_f(m.group(2)))
-            hit = True
-        if m := _PATTERNS["gpu_blocks"].search(line):
-            facts["num_gpu_blocks"] = int(_f(m.group(1)))
-            hit = True
-        if m := _PATTERNS["max_concurrency"].search(line):
-            facts["max_concurrency_tokens"] = int(_f(m.group(1)))
-            facts["max_concurrency"] = _f(m.group(2))
-            hit = True
-        if m := _PATTERNS["cudagraph"].search(line):
-            keep_max("cudagraph_gib", _f(m.group(1)))
-            hit = True
-        if m := _PATTERNS["activation_v0"].search(line) or _PATTERNS["activation_v1"].search(line):
-            keep_max("activation_peak_gib", _f(m.group(1)))
-            hit = True
-        if m := _PATTERNS["non_torch_v0"].search(line) or _PATTERNS["non_torch_v1"].search(line):
-            keep_max("non_torch_gib", _f(m.group(1)))
-            hit = True
-        if m := _PATTERNS["kv_profiled_v0"].search(line):
-            facts["kv_cache_gib_profiled"] = _f(m.group(1))
-            hit = True
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        found: dict[str, object] = {}
+        maxima: dict[str, float] = {}
+        try:
+            hit = _match_line(line, found, maxima)
+        except _Implausible as exc:
+            notes.append(f"line {lineno}: {exc} is not a plausible size; line ignored")
+            continue
+        facts.update(found)
+        for key, value in maxima.items():  # several ranks log the same line: keep the fullest GPU
+            current = facts.get(key)
+            facts[key] = value if current is None else max(float(current), value)  # type: ignore[arg-type]
         if (m := _PATTERNS["version"].search(line)) and "vllm_version" not in facts:
             facts["vllm_version"] = m.group(1).rstrip(").,")
         v1 = v1 or bool(_PATTERNS["v1_engine"].search(line))
         v0 = v0 or bool(_PATTERNS["v0_engine"].search(line))
         matched += hit
     engine = "v1" if v1 else ("v0" if v0 else "unknown")
-    return StartupLogFacts(engine=engine, lines_matched=matched, **facts)  # type: ignore[arg-type]
+    return StartupLogFacts(engine=engine, lines_matched=matched, notes=notes, **facts)  # type: ignore[arg-type]
+
+
+def _match_line(line: str, facts: dict[str, object], maxima: dict[str, float]) -> bool:
+    """The memory facts of one line into ``facts`` (last value wins) and ``maxima`` (largest over ranks wins);
+    whether the line had any. Raises :class:`_Implausible` when one of its numbers is out of range."""
+    hit = False
+    if m := _PATTERNS["model_loading"].search(line) or _PATTERNS["model_loading_v0"].search(line):
+        # V0 prints GB but means GiB (it divides by 2**30)
+        maxima["model_loading_gib"] = _f(m.group(1))
+        hit = True
+    if m := _PATTERNS["available_kv"].search(line):
+        facts["available_kv_cache_gib"] = _f(m.group(1))
+        hit = True
+    if m := _PATTERNS["cpu_kv_space"].search(line):
+        facts["available_kv_cache_gib"] = _f(m.group(2))
+        facts["cpu_memory_gib"] = _f(m.group(3))
+        facts["cpu_kv_space_auto"] = m.group(1) == "Auto"
+        hit = True
+    if m := _PATTERNS["kv_tokens"].search(line):
+        facts["kv_cache_device"] = m.group(1)
+        facts["gpu_kv_cache_tokens"] = int(_f(m.group(2)))
+        hit = True
+    if m := _PATTERNS["gpu_blocks"].search(line):
+        facts["num_gpu_blocks"] = int(_f(m.group(1)))
+        hit = True
+    if m := _PATTERNS["max_concurrency"].search(line):
+        facts["max_concurrency_tokens"] = int(_f(m.group(1)))
+        facts["max_concurrency"] = _f(m.group(2))
+        hit = True
+    if m := _PATTERNS["cudagraph"].search(line):
+        maxima["cudagraph_gib"] = _f(m.group(1))
+        hit = True
+    if m := _PATTERNS["activation_v0"].search(line) or _PATTERNS["activation_v1"].search(line):
+        maxima["activation_peak_gib"] = _f(m.group(1))
+        hit = True
+    if m := _PATTERNS["non_torch_v0"].search(line) or _PATTERNS["non_torch_v1"].search(line):
+        maxima["non_torch_gib"] = _f(m.group(1))
+        hit = True
+    if m := _PATTERNS["kv_profiled_v0"].search(line):
+        facts["kv_cache_gib_profiled"] = _f(m.group(1))
+        hit = True
+    return hit
 
 
 def compare_with_log(plan: MemoryPlan, facts: StartupLogFacts) -> list[LogComparison]:

@@ -227,12 +227,19 @@ def load_step_time_model(path) -> StepTimeModel:
     """A user's StepTimeModel JSON (every constant of the roofline, e.g. from perf.calibrate)."""
     from pathlib import Path
 
+    from pydantic import ValidationError
+
     p = Path(path)
     if not p.exists():
         raise UserError(f"step-time model '{p}' not found")
     try:
         return StepTimeModel.model_validate_json(p.read_text())
-    except ValueError as exc:
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        raise UserError(f"{p}: not a StepTimeModel JSON ({where + ': ' if where else ''}{err.get('msg')}); "
+                        "fit one with `python -m specwise.perf.calibrate`") from None
+    except (OSError, ValueError) as exc:
         raise UserError(f"{p}: not a StepTimeModel JSON ({str(exc).splitlines()[0]})") from None
 
 
