@@ -127,11 +127,11 @@ class WorkloadSpec(SpecwiseModel):
 
 def check_request_budget(qps_list: list[float], duration_s: float | None, num_requests: int | None) -> None:
     """Refuse a sweep whose busiest open-loop point would draw more than :data:`MAX_SIM_REQUESTS` requests
-    (``generate_requests`` draws ``duration x qps x 1.2 + 20`` of them up front)."""
+    (``generate_requests`` draws ceil(duration x qps) of them up front, :func:`specwise.arrivals.requests_for_duration`)."""
     if num_requests is not None or duration_s is None or not qps_list:
         return
     busiest = max(qps_list)
-    if duration_s * busiest * 1.2 + 20 > MAX_SIM_REQUESTS:
+    if math.ceil(duration_s * busiest) > MAX_SIM_REQUESTS:
         raise UserError(f"--duration {duration_s:g} s at {busiest:g} req/s draws more than {MAX_SIM_REQUESTS:,} "
                         f"requests per point, what half of this machine's memory holds (~20 KB each); shorten "
                         "--duration or give --num-requests")
