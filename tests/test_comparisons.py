@@ -46,3 +46,10 @@ def test_records_give_bootstrap_cis_and_per_repeat_medians():
 def test_a_comparison_needs_both_arms():
     with pytest.raises(ValueError):
         compare_arms([], [ArmRun(_summary("speculative", 1, 1, 1))])
+
+
+def test_no_throughput_on_either_side_is_no_ratio():
+    spec = _summary("speculative", 1.0, 0.01, None)
+    assert compare_arms([ArmRun(_summary("baseline", 2.0, 0.02, 100))], [ArmRun(spec)]).throughput_ratio is None
+    assert compare_arms([ArmRun(_summary("baseline", 2.0, 0.02, 0.0))],
+                        [ArmRun(_summary("speculative", 1, 1, 5))]).throughput_ratio is None

@@ -87,10 +87,14 @@ def compare_arms(baseline: Sequence[ArmRun], speculative: Sequence[ArmRun], *, b
                 per_repeat[short] = vals
             finite = [v for v in vals if v is not None]
             speedups[name] = SpeedupCI(value=float(np.median(finite)) if finite else None)
-    b_tp = sum(r.summary.output_tokens_per_s or 0 for r in baseline)
-    s_tp = sum(r.summary.output_tokens_per_s or 0 for r in speculative)
     return Comparison(
         qps=first.qps, load_kind=first.load_kind, load=first.load, temperature=first.temperature,
         baseline_role=baseline_role, repeats=max(1, len(repeats)), per_repeat=per_repeat,
-        throughput_ratio=(s_tp / b_tp) if b_tp > 0 else None, **speedups,
+        throughput_ratio=ratio(_throughput(speculative), _throughput(baseline)), **speedups,
     )
+
+
+def _throughput(runs: Sequence[ArmRun]) -> float | None:
+    """Output tokens per second summed over repeats; None when no run has one."""
+    values = [r.summary.output_tokens_per_s for r in runs if r.summary.output_tokens_per_s is not None]
+    return float(sum(values)) if values else None
