@@ -35,7 +35,8 @@ def _exit_code(argv: list[str]) -> int:
     return 0
 
 
-def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, capsys, workers):
     assert set(EXPECTED_KIND) == set(MALFORMED_MODES)
     n = len(MALFORMED_MODES)
     out = tmp_path / "run"
@@ -45,7 +46,8 @@ def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, 
         # --error-budget 1: send every request of the cell although all fail
         code = _exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "50",
                            "--temperatures", "0", "--num-requests", str(n), "--max-tokens", "6", "--k", "3",
-                           "--warmup", "0", "--error-budget", "1", "--out", str(out), "--json"])
+                           "--warmup", "0", "--error-budget", "1", "--client-workers", workers, "--out", str(out),
+                           "--json"])
         # the modes each server sent: the cell's requests and the losslessness check's
         sent = {"baseline": Counter(base.modes_sent), "speculative": Counter(spec.modes_sent)}
     captured = capsys.readouterr()
