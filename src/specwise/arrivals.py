@@ -1,6 +1,7 @@
 """Open-loop arrival schedules, one definition for ``simulate`` and ``bench``.
 
-Inter-arrival gaps ~ Gamma(shape=b, scale=1/(R·b)) as in ``vllm bench serve`` (docs/reference/): b = 1 is
+Inter-arrival gaps ~ Gamma(shape=b, scale=1/(R·b)) as in ``vllm bench serve``
+(docs/reference/vllm-speculative-decoding.md §4): b = 1 is
 Poisson, b < 1 burstier, b > 1 more regular; ``constant`` is every gap 1/R. The first request goes at
 t = 0 and request i at the sum of the first i gaps. The schedule is then rescaled so the last of n
 arrivals lands at exactly (n-1)/R: every cell's mean rate is the rate asked for, not a Poisson draw

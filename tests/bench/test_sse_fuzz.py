@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from specwise.bench.client import EXCERPT_BYTES, ClientConfig, StreamingClient, parse_stream
+from specwise.bench.client import ClientConfig, StreamingClient
+from specwise.bench.sse import EXCERPT_BYTES, parse_stream
 from specwise.bench.workloads import Prompt, RequestSpec
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "vllm"
