@@ -1,7 +1,8 @@
 """``BenchConfig``: every input of a bench run, validated where it enters (the CLI, ``--config`` files, tests).
 
 Bounds are part of the contract: a rate or count past them is a typo or a request for more memory
-than a bench host has, and is refused with the field's flag in the message (exit 2), never carried
+than a bench host has, and is refused with the flag in the message (exit 2; ``cli.options.build_config``
+names it), never carried
 into a schedule, an allocation or a statistic that would fail cells later. ``config.json`` of a run
 records the validated object; ``--resume`` requires the same one.
 """
@@ -19,8 +20,8 @@ from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
 from specwise.schemas.results import Role
 
-__all__ = ["BENCH_OWNED_FIELDS", "BenchConfig", "FLAGS", "MAX_CLIENT_WORKERS", "MAX_REQUESTS_PER_CELL",
-           "MAX_TEMPERATURE", "ROLES"]
+__all__ = ["BENCH_OWNED_FIELDS", "BenchConfig", "MAX_CLIENT_WORKERS", "MAX_REQUESTS_PER_CELL", "MAX_TEMPERATURE",
+           "ROLES"]
 
 ROLES: tuple[Role, Role] = ("baseline", "speculative")
 # Every request of a cell is planned up front (prompt, schedule); ~10 KB each with a long prompt, so
@@ -33,18 +34,6 @@ MAX_SEED = 2**63 - 1
 # Request fields the bench sets itself (per request or from its own options); --extra-body may not override them.
 BENCH_OWNED_FIELDS = frozenset({"model", "messages", "prompt", "stream", "stream_options", "max_tokens",
                                 "max_completion_tokens", "temperature", "seed", "n", "top_p", "top_k"})
-
-# field -> the flag a user typed (for one-line errors that name what to change)
-FLAGS = {"baseline_url": "--baseline", "speculative_url": "--speculative", "qps": "--qps",
-         "temperatures": "--temperatures", "workload_temperatures": "--workload-temperatures",
-         "num_requests": "--num-requests", "duration_s": "--duration", "timeout_s": "--timeout",
-         "startup_timeout_s": "--startup-timeout", "warmup_requests": "--warmup", "plan_file": "--plan",
-         "lossless": "--check-lossless/--no-lossless", "request_token_ids": "--return-token-ids"}
-
-
-def flag_of(field: str) -> str:
-    return FLAGS.get(field, "--" + field.replace("_", "-"))
-
 
 class BenchConfig(SpecwiseModel):
     """Every input of a bench run (recorded in config.json; ``--resume`` requires the same)."""
@@ -190,15 +179,3 @@ class BenchConfig(SpecwiseModel):
     def launches(self) -> bool:
         return bool(self.baseline_cmd or self.speculative_cmd)
 
-
-def config_error(exc: Exception) -> UserError:
-    """A pydantic ValidationError of BenchConfig as one line naming the flag."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return UserError(str(exc))
-    first = errors()[0]
-    loc = [str(p) for p in first.get("loc", ())]
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if not loc:
-        return UserError(msg)
-    return UserError(f"invalid {flag_of(loc[0])} ({'.'.join(loc)}): {msg}")

@@ -38,7 +38,7 @@ from specwise.crossover import crossovers_from_comparisons
 from specwise.errors import UserError
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
-from specwise.schemas.results import LosslessCheck, RequestRecord, Role, RunResult
+from specwise.schemas.results import LosslessCheck, RequestRecord, Role, RunInputs, RunResult
 
 __all__ = ["BenchConfig", "BenchRunner", "CellRun", "Progress", "run_bench"]
 
@@ -379,10 +379,8 @@ class BenchRunner:
         cells = list(self.cells.values())
         pooled = pooled_cells(cells, self.records, k)
         comps = comparisons(cells, self.records, self.cfg.seed)
-        result = RunResult(source=Source.measured, tool_version=__version__,
-                           config=self.cfg.model_dump(mode="json"),
-                           servers={r: s.model_dump(mode="json") for r, s in self.servers.items()},
-                           cells=pooled, comparisons=comps,
+        result = RunResult(source=Source.measured, tool_version=__version__, inputs=RunInputs.for_bench(self.cfg),
+                           servers=dict(self.servers), cells=pooled, comparisons=comps,
                            crossovers=crossovers_from_comparisons(comps, Source.measured),
                            acceptance_breakdown=acceptance_breakdown(cells, self.records, k),
                            lossless=self.lossless, complete=self.complete)
@@ -391,7 +389,7 @@ class BenchRunner:
                              synthetic_workload=self.workload.synthetic)
         result.findings = bench_findings(ctx, self.findings_extra)
         if self.cfg.qps is None and self.sweep_rates:
-            result.config["sweep_rates_run"] = self.sweep_rates
+            result.inputs.sweep_rates_run = self.sweep_rates
         return result
 
 

@@ -1,6 +1,6 @@
 """Engine/version-aware reading of Prometheus snapshots: spec-decode deltas and load gauges.
 
-Facts encoded here (vllm-speculative-decoding.md §2, Appendix A, §6):
+Facts encoded here (docs/reference/vllm-speculative-decoding.md §2, Appendix A, §6):
 
 * vLLM V1 0.8.5+ exposes ``spec_decode_num_drafts_total``, ``…num_draft_tokens_total``,
   ``…num_accepted_tokens_total`` and ``…num_accepted_tokens_per_pos_total{position}``; labels
@@ -135,7 +135,7 @@ class MetricsDelta(SpecwiseModel):
 
 
 def detect_flavor(snap: MetricsSnapshot) -> EngineFlavor:
-    """Engine generation from the metric names present (vllm-speculative-decoding.md Appendix A)."""
+    """Engine generation from the metric names present (docs/reference/vllm-speculative-decoding.md Appendix A)."""
     if snap.has(V1_DRAFTS):
         return EngineFlavor.vllm_v1
     if snap.has(V0_EFFICIENCY) or snap.has(V0_EMITTED) or snap.has(V0_RATE_GAUGE):

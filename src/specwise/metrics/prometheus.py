@@ -3,7 +3,7 @@
 Parsing uses :func:`prometheus_client.parser.text_string_to_metric_families`, so every exposition
 rule the server's own library follows is honoured. Samples are keyed by their *exposed* name
 (``vllm:spec_decode_num_drafts_total``, ``…_bucket``), which is what stays stable across vLLM
-versions (vllm-speculative-decoding.md §2.1: "parse the `_total` sample name in every version").
+versions (docs/reference/vllm-speculative-decoding.md §2.1: "parse the `_total` sample name in every version").
 
 Engine- and version-specific interpretation (which counters exist, what they mean, deltas) lives in
 :mod:`specwise.metrics.adapters`.
@@ -96,7 +96,7 @@ def parse_metrics_text(text: str, taken_at: float | None = None) -> MetricsSnaps
             types[family.name] = family.type
             for sample in family.samples:
                 # `_created` is a timestamp gauge emitted next to counters/histograms in single-process mode
-                # (vllm-speculative-decoding.md §2.1); it is not a count and would poison sums and deltas.
+                # (docs/reference/vllm-speculative-decoding.md §2.1); it is not a count and would poison sums and deltas.
                 if sample.name.endswith("_created"):
                     continue
                 try:

@@ -29,6 +29,17 @@ def unconditional_from_conditional(conditional: list[float]) -> list[float]:
     return out
 
 
+def check_unconditional_rates(rates: list[float], what: str = "acceptance rates") -> None:
+    """vLLM's per-position rates a_1..a_k lie in [0, 1] and cannot rise with position (UserError otherwise)."""
+    from specwise.errors import UserError
+
+    if any(not 0.0 <= x <= 1.0 for x in rates):
+        raise UserError(f"{what}: each a_i must lie in [0, 1]")
+    if any(b > x + 1e-9 for x, b in zip(rates, rates[1:])):
+        raise UserError(f"{what} are unconditional (vLLM per-position) rates and cannot rise with position: "
+                        "a_(i+1) <= a_i")
+
+
 def conditional_from_unconditional(unconditional: list[float]) -> list[float]:
     out: list[float] = []
     previous = 1.0

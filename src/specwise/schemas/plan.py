@@ -23,6 +23,12 @@ from specwise.schemas.limits import (
 )
 from specwise.schemas.model import Quantization
 
+# Relative error allowed between a planned and a logged capacity quantity (weights, KV memory, KV tokens).
+# 10 %: on a GPU the plan's assumed terms (activation peak, non-torch, CUDA graphs) together are ~2-3 GiB of a
+# 50-70 GiB KV budget, so a correct plan lands within a few percent; a wrong dtype, quantisation or missed
+# draft does not (a same-shape draft halves the KV tokens, fp32 instead of bf16 doubles the weights).
+CAPACITY_TOLERANCE = 0.10
+
 # One row of num_speculative_tokens_per_batch_size: [first batch size, last batch size, k] (inclusive). Batch
 # sizes are sequences in flight, bounded like max_num_seqs; k = 0 turns speculation off for that range.
 GuardRow = tuple[
@@ -33,7 +39,7 @@ GuardRow = tuple[
 SpecMethod = Literal["draft_model", "ngram", "eagle", "eagle3", "mtp"]
 KVCacheDtype = Literal["auto", "fp8"]
 
-NEWEST_VLLM_VERSION = "0.33.0"  # vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
+NEWEST_VLLM_VERSION = "0.33.0"  # docs/reference/vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
 
 
 class PlanRequest(SpecwiseModel):
