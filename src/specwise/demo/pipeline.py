@@ -238,15 +238,18 @@ def _bench(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: Acce
         say(f"bench: serve-sim baseline {sims.urls['baseline']}, speculative {sims.urls['speculative']}: "
             f"{len(settings.bench_qps)} loads x {len(settings.temperatures)} temperatures x 2 arms, "
             f"{settings.bench_duration_s:g} s of arrivals per cell")
-        bench_dir.mkdir(parents=True)
         # the serve-sims live only inside the demo: the command is the bench half, the servers are described
         command = bench_command(cfg.model_dump(mode="json")) + (
             "  # baseline / speculative: in-process serve-sim of the plan's alternative (k=0 / k=4), "
             "e.g. specwise serve-sim --target " + TARGET + " --draft " + DRAFT + " --gpu H100 --tp 2 "
             "--quantization fp8 --k 4")
-        (bench_dir / COMMAND_FILE).write_text(command + "\n")
         cells = 2 * len(settings.bench_qps) * len(settings.temperatures)
-        asyncio.run(run_bench(cfg, str(bench_dir), progress=_CellProgress(say, cells)))
+        try:
+            asyncio.run(run_bench(cfg, str(bench_dir), progress=_CellProgress(say, cells)))
+        finally:
+            # beside the run bench wrote (it starts only in a new or empty directory)
+            if bench_dir.is_dir():
+                (bench_dir / COMMAND_FILE).write_text(command + "\n")
     return read_run_dir(bench_dir)
 
 

@@ -64,6 +64,13 @@ def bench_command(bench: dict[str, Any]) -> str:
     temps = bench.get("temperatures")
     if temps and temps != [0.0]:
         argv += ["--temperatures", ",".join("mix" if t is None else _fmt(t) for t in temps)]
+    if bench.get("workload_temperatures"):
+        argv += ["--workload-temperatures",
+                 ",".join(f"{_fmt(float(t))}:{_fmt(w)}" for t, w in bench["workload_temperatures"].items())]
+    if bench.get("extra_body"):
+        import json
+
+        argv += ["--extra-body", json.dumps(bench["extra_body"])]
     for key, flag in _BENCH_BOOL.items():
         if bench.get(key):
             argv.append(flag)
