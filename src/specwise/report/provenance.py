@@ -65,7 +65,7 @@ def bench_command(bench: dict[str, Any]) -> str:
     if temps and temps != [0.0]:
         argv += ["--temperatures", ",".join("mix" if t is None else _fmt(t) for t in temps)]
     if bench.get("workload_temperatures"):
-        argv += ["--workload-temperatures",
+        argv += ["--temperature-mix",
                  ",".join(f"{_fmt(float(t))}:{_fmt(w)}" for t, w in bench["workload_temperatures"].items())]
     if bench.get("extra_body"):
         import json
