@@ -55,6 +55,12 @@ def estimate(
                                             "default) or probabilistic (lossless with draft probabilities)."),
     prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, help="n-gram: vLLM prompt_lookup_min."),
     prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, help="n-gram: vLLM prompt_lookup_max."),
+    vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="n-gram: propose as this vLLM "
+                                               "version does (which occurrence, padding, prefill step; catalog "
+                                               "facts). Default: the newest version specwise covers."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=2, help="n-gram: the server's "
+                                                "max_model_len; drafts are trimmed near it as vLLM does "
+                                                "(default: no limit)."),
     cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
                                                "forward time; default: the step-time model (specwise.perf) for "
                                                "--gpu and --tp at batch 1."),
@@ -101,7 +107,10 @@ def estimate(
     if validate and not set(val_temps) <= set(temps):
         raise UserError("--validate-temperatures must be among --temperatures")
 
+    from specwise.catalog.vllm_versions import ngram_proposer_facts, newest_version
     from specwise.estimate.pipeline import auto_context_temperatures
+
+    ngram_proposer_facts(vllm_version)  # an unknown or uncovered version fails here, before loading models
     from specwise.estimate.prompts import load_prompts
 
     ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
@@ -127,7 +136,8 @@ def estimate(
         max_new_tokens=max_new_tokens, context_temperatures=ctx_temps,
         prompt_lookup_min=prompt_lookup_min, prompt_lookup_max=prompt_lookup_max, seed=seed,
         prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=chat,
-        top_p=top_p, top_k=max(top_k, 0),
+        top_p=top_p, top_k=max(top_k, 0), vllm_version=vllm_version or newest_version(),
+        max_model_len=max_model_len,
     )
     from specwise.estimate.runner import run
 

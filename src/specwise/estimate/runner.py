@@ -126,7 +126,7 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
     request by request (:func:`specwise.estimate.validate.compare_ratios`): standard errors, a 95%
     interval of the difference and whether it lies within the 0.05 tolerance.
     """
-    from specwise.estimate.pipeline import request_counters
+    from specwise.estimate.pipeline import ngram_rules, request_counters
     from specwise.estimate.validate import compare_ratios, measure_acceptance
 
     tok = models.target.tokenizer
@@ -163,7 +163,8 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
 
                 c = measure_acceptance(models, prompts, verification, t.acceptance_rate_k, t.temperature, max_new,
                                        settings.seed + 1, settings.prompt_lookup_min, settings.prompt_lookup_max,
-                                       on_request=tick, truncation=truncation_of(settings))
+                                       on_request=tick, truncation=truncation_of(settings),
+                                       rules=ngram_rules(settings), max_model_len=settings.max_model_len)
                 row = {"method": m.method, "verification": verification, "temperature": t.temperature,
                        "k": t.acceptance_rate_k, "steps": c.steps, "drafts": c.drafts, "draft_tokens": c.draft_tokens,
                        "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos,
