@@ -51,3 +51,13 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
     with pytest.raises(MissingExtraError, match=r"pip install 'specwise\[estimate\]'"):
         require_torch()
+
+
+@pytest.mark.parametrize("version,message", [("0.3.0", "has no speculative decoding"), ("9.0.0", "newer than"),
+                                             ("abc", "cannot read vLLM version")])
+def test_bad_vllm_version(capsys, tmp_path, version, message):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    code, err = _run(["estimate", "--target", "t", "--prompts", str(prompts), "--method", "ngram",
+                      "--vllm-version", version], capsys)
+    assert code == 2 and message in err and "Traceback" not in err

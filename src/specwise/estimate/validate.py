@@ -197,6 +197,17 @@ class RatioComparison:
         return -tolerance <= self.ci95[0] and self.ci95[1] <= tolerance
 
 
+def request_ratio_stderr(accepted: Sequence[float], drafted: Sequence[float]) -> float | None:
+    """Delta-method standard error of sum(accepted) / sum(drafted) with requests as the sampling unit (None
+    with fewer than two requests or nothing drafted): one side's error, usable when the other side has no
+    per-request counters to pair with (:func:`compare_ratios` pairs them when it can)."""
+    a, d = np.asarray(accepted, dtype=np.float64), np.asarray(drafted, dtype=np.float64)
+    if len(a) < 2 or d.sum() <= 0:
+        return None
+    u = (a - a.sum() / d.sum() * d) / d.sum()
+    return float(np.sqrt(len(a) / (len(a) - 1) * (u**2).sum()))
+
+
 def compare_ratios(est_accepted: Sequence[float], est_drafted: Sequence[float], meas_accepted: Sequence[float],
                    meas_drafted: Sequence[float]) -> RatioComparison | None:
     """Per-request counters of both sides (index-aligned) -> :class:`RatioComparison` (None if a side drafted
