@@ -135,4 +135,6 @@ def test_ngram_estimate_equals_vllm_acceptance_on_the_servers_tokens(runs, smoll
     assert done.returncode == 0, done.stderr[-3000:]
     estimate = json.loads(done.stdout)["methods"][0]["temperatures"][0]
     assert estimate["acceptance_rate_k"] == 3
+    print(f"n-gram on the server's tokens: measured {spec.accepted:.0f}/{spec.draft_tokens:.0f} = {measured:.4f}, "
+          f"estimated {estimate['acceptance_rate']:.4f}", flush=True)
     assert abs(estimate["acceptance_rate"] - measured) <= 0.01, (estimate["acceptance_rate"], measured, spec)
