@@ -55,6 +55,7 @@ from specwise.schemas.results import (
     LosslessCheck,
     RequestRecord,
     Role,
+    RunInputs,
     RunResult,
     SpeedupCI,
 )
@@ -631,16 +632,20 @@ class BenchRunner:
         pooled = self._pooled_cells(k)
         comparisons = self._comparisons()
         breakdown = self._breakdown(k)
-        result = RunResult(source=Source.measured, tool_version=__version__,
-                           config=self.cfg.model_dump(mode="json"),
-                           servers={r: s.model_dump(mode="json") for r, s in self.servers.items()},
+        result = RunResult(source=Source.measured, tool_version=__version__, inputs=RunInputs.for_bench(self.cfg),
+                           servers=dict(self.servers),
                            cells=pooled, comparisons=comparisons,
                            crossovers=crossovers_from_comparisons(comparisons, Source.measured),
                            acceptance_breakdown=breakdown,
                            lossless=self.lossless, complete=self.complete)
         result.findings = self._findings(pooled, k)
         if self.cfg.qps is None and self.sweep_rates:
-            result.config["sweep_rates_run"] = self.sweep_rates
+            result.inputs.sweep_rates_run = self.sweep_rates
+        # Host-side engine costs (scheduling, launches between a draft's passes) depend on the CPU: the same
+        # speculative server ran at 4.3 and 6.3 ms TPOT on two H200 hosts. Launched servers share this host.
+        from specwise.bench.host import host_info
+
+        result.inputs.bench = {**(result.inputs.bench or {}), "client_host": host_info()}
         return result
 
     def _groups(self) -> dict[tuple[str, float | None, float | None], list[CellRun]]:

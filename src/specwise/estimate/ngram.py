@@ -25,7 +25,7 @@ accept) past the text's end, whether the text stopped at EOS or at its budget; a
 plain step and counts no draft.
 
 The estimate replays the proposer at every position of the target's continuation. Draft i of a step
-starting at t is accepted (vLLM's rejection sampler with a one-hot draft, theory-and-calibration.md §1.5)
+starting at t is accepted (vLLM's rejection sampler with a one-hot draft, docs/reference/theory-and-calibration.md §1.5)
 with probability ``p_T(proposal_i)`` in the context prompt + y_<t + proposal_<i, and at T = 0 iff it
 equals the target's argmax there. Where the proposal agrees with the continuation y those are the
 teacher-forced logits; where it diverges, or runs past the text's end, the pipeline runs the target over

@@ -3,7 +3,7 @@
 Which form, keys and methods a version accepts come from ``catalog/data/vllm_versions.json``
 (:mod:`specwise.catalog.vllm_versions`); this module only assembles them. Because vLLM 0.9.2-0.15.x
 silently ignores unknown ``--speculative-config`` keys, the emitter itself refuses any key the chosen
-version does not know (vllm-speculative-decoding.md §1.2), and any method it cannot run (§1.4-1.5).
+version does not know (docs/reference/vllm-speculative-decoding.md §1.2), and any method it cannot run (§1.4-1.5).
 
 Guards: a ``num_speculative_tokens_per_batch_size`` schedule is emitted where the engine honours it
 (>= 0.24). On versions whose engine for the method is V0, a schedule of the form "k up to B, then 0"
@@ -141,7 +141,7 @@ def speculative_config_dict(
             elif _knows(facts, "disable_by_batch_size", legacy) and threshold is not None:
                 raise UserError(
                     f"vLLM {facts.version} accepts disable_by_batch_size but its V1 engine never reads it "
-                    "(vllm-speculative-decoding.md §1.7); a per-batch-size k schedule needs vLLM >= 0.24"
+                    "(docs/reference/vllm-speculative-decoding.md §1.7); a per-batch-size k schedule needs vLLM >= 0.24"
                 )
             else:
                 raise UserError(
@@ -232,6 +232,19 @@ def emit_launch_config(
         form = "legacy_flags"
         if "json" in facts.config_forms:
             notes.append(facts.note)
+    modes = facts.engine_modes(s.method)
+    if modes is not None:
+        # Settings the version changes when speculation is on (catalog "engine_modes"): emit the flags that keep
+        # the default where the version allows, and say what remains (the speculative server pays it).
+        args += modes.avoid_flags
+        for flag in modes.avoid_flags:
+            notes.append(f"{flag}: vLLM {facts.version} would otherwise turn it off for {s.method} (measured on one "
+                         "H200, vLLM 0.26, 8B/1B: TPOT P50 at 128 req/s 11.5 ms with it vs 12.5-15.3 ms without, "
+                         "about the same below; benchmarks/results/gpu_h200_vllm0.26)")
+        remaining = [sw for sw in modes.switches if not any(f.lstrip("-").replace("-", " ") in sw for f in modes.avoid_flags)]
+        if remaining:
+            notes.append(f"vLLM {facts.version} with {s.method} still switches: {'; '.join(remaining)}: the default "
+                         "baseline runs a different engine; compare like for like (bench --like-for-like)")
     engine = facts.engine_by_method.get(s.method)
     if engine == "v0" and facts.parsed >= (0, 8, 0):
         notes.append(f"vLLM {facts.version} runs {s.method} speculation on the V0 engine (V0 metrics and accounting)")
