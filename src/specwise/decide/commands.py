@@ -37,6 +37,11 @@ def repeats_needed(speedup: float | None, ci_low: float | None, ci_high: float |
     return int(min(MAX_REPEATS, max(MIN_REPEATS, r)))
 
 
+def _dq(text: str) -> str:
+    """Double-quote a command that itself contains single-quoted JSON (more readable than shlex's '"'"')."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`") + '"'
+
+
 def _workload_flag(workload: WorkloadProfile) -> str:
     parts = []
     for c in workload.categories:
@@ -57,13 +62,15 @@ def bench_command(workload: WorkloadProfile, plan: PlanResult | None, *, repeats
     """``specwise bench`` launching both arms at the production loads and temperatures."""
     d = workload.deployment
     temps = temperatures if temperatures is not None else sorted({c.temperature for c in workload.categories})
-    args = ["specwise", "bench"]
+    head = "specwise bench"
+    args: list[str] = []
     if plan is not None:
         base = launch_config(plan, speculative=False, k=None, guard=None)
         spec = launch_config(plan, speculative=True, k=d.k, guard=guard)
         if not isinstance(base, str) and not isinstance(spec, str):
-            args += ["--baseline-cmd", base.vllm_command, "--speculative-cmd", spec.vllm_command, "--like-for-like"]
-    if len(args) == 2:
+            head += (f" --baseline-cmd {_dq(base.vllm_command)} --speculative-cmd {_dq(spec.vllm_command)}"
+                     " --like-for-like")
+    if head == "specwise bench":
         args += ["--baseline", "http://BASELINE:8000", "--speculative", "http://SPECULATIVE:8000"]
     if workload.load.kind == "concurrency":
         args += ["--arrival", "closed_loop", "--concurrency", f"{math.ceil(workload.load.peak)}"]
@@ -77,7 +84,7 @@ def bench_command(workload: WorkloadProfile, plan: PlanResult | None, *, repeats
     top_p = {c.top_p for c in workload.categories}
     if len(top_p) == 1 and next(iter(top_p)) < 1.0:
         args += ["--top-p", f"{next(iter(top_p)):g}"]
-    return shlex.join(args)
+    return head + " " + shlex.join(args)
 
 
 def calibrate_command(run_path: str | None, mean_context: float) -> str:

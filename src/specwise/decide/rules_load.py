@@ -164,7 +164,7 @@ def rule_mixed(ctx: Context) -> Finding:
     else:
         cmd = bench_command(ctx.workload, ctx.plan, out=ctx.options.bench_out,
                             temperatures=sorted({b.temperature for b in ctx.buckets}))
-        meaning = f"unconfirmed: measure per temperature bucket with: {cmd}"
+        meaning = f"unconfirmed: measure each temperature bucket: {cmd}"
     return finding("mixed_workload", "Mixed workload", "unknown" if refuted else "fail", "; ".join(why),
                    observed=per_bucket or None, source=min((b.source for b in ctx.buckets if b.source),
                                                            key=lambda s: ["assumed", "estimated", "simulated",
@@ -199,7 +199,8 @@ def rule_noise(ctx: Context) -> Finding:
                    (f"interval {_ci_text(s)} at {load:g} {ctx.load_unit} includes 1.0" if has_ci else
                     f"no interval at {load:g} {ctx.load_unit} ({_src(view).value}, one run)"),
                    threshold=1.0, observed=s.value, source=_src(view),
-                   meaning=f"settle it with {n} repeats: {cmd}", repeats_needed=n, bench_command=cmd)
+                   meaning=f"settle it with {n} repeats per cell (bench command under next steps)",
+                   repeats_needed=n, bench_command=cmd)
 
 
 def rule_disagreement(ctx: Context) -> Finding:

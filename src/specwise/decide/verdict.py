@@ -133,7 +133,9 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
 
     if lfirm in ("simulated_roofline", "assumed", "estimated") or not ctx.views:
         if not any(h.startswith("mixed") for h in holds):
-            holds.append("no measurement at the production load: " + note[lfirm])
+            said = f" ({load_p.message})" if load_p is not None and load_p.status != "unknown" else ""
+            holds.append(f"not measured at the production load; {lfirm.replace('_', ' ')} evidence{said} cannot "
+                         "enable on its own")
     elif lfirm == "simulated_calibrated" and not holds and win_t:
         steps.append(f"confirm on the real server: {confirm}")
         if guard_viable and guard.schedule:
