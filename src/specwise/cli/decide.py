@@ -132,10 +132,11 @@ def render(decision, width: int = 80) -> None:
             out.print(Text("SGLang: " + cfg.sglang_command), width=w)
     m = decision.monitor
     if m.break_even_acceptance is not None:
+        expected = "-" if m.expected_acceptance is None else f"{m.expected_acceptance:.2f}"
         cross = (f"; crossover {m.crossover_qps:.2f} req/s ({m.crossover_source})" if m.crossover_qps else "")
         out.print(f"monitor: break-even acceptance {m.break_even_acceptance:.2f} (E[L] "
                   f"{m.break_even_acceptance_length:.2f}), alert below {m.net_negative_acceptance:.2f}, healthy above "
-                  f"{m.healthy_acceptance:.2f}, expected {(f"{m.expected_acceptance:.2f}" if m.expected_acceptance is not None else "-")}"
+                  f"{m.healthy_acceptance:.2f}, expected {expected}"
                   + cross, width=w)
     for step in decision.next_steps:
         out.print(Text("next: " + step), width=w)
