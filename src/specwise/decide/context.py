@@ -118,11 +118,20 @@ class Context:
             return None
         best = FIRMNESS_ORDER.index(self.views[0].firmness)
         top = [v for v in self.views if FIRMNESS_ORDER.index(v.firmness) == best]
+        # a bench arm run with a guard schedule is the guard's evidence; fixed k decides the load rules
+        top = [v for v in top if not runs_guard(v.evidence)] or top
         mixed = [v for v in top if v.temperature is None]
         if mixed:
             return mixed[0]
         med = self.workload.median_temperature()
         return min(top, key=lambda v: abs((v.temperature or 0.0) - med))
+
+
+def runs_guard(r: RunEvidence) -> bool:
+    """The run's speculative server ran with a per-batch-size schedule."""
+    spec = (r.run.servers or {}).get("speculative")
+    cfg = spec.get("speculative_config") if isinstance(spec, dict) else None
+    return isinstance(cfg, dict) and bool(cfg.get("num_speculative_tokens_per_batch_size"))
 
 
 def interpolate(points: list[LoadPoint], load: float, attr: str = "e2e_p50") -> SpeedupCI | None:

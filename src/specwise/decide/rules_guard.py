@@ -96,7 +96,8 @@ def rule_guard(ctx: Context) -> Finding:
     k0 = [r for r in g.schedule if r[2] == 0]
     text = ", ".join(f"{lo}-{hi}:{k}" for lo, hi, k in g.schedule)
     if g.source == Source.measured and g.tax_note is None:
-        view = next((v for v in ctx.views if v.evidence.measured), None)
+        guard_run = measured_guard_runs(ctx)[0][0]
+        view = next((v for v in ctx.views if v.evidence is guard_run), None)
         s = interpolate(view.points, ctx.peak) if view else None
         ok = bool(s and s.value and s.value >= 1.0)
         return finding("guard_viability", "Guard", "pass" if ok else "fail", f"measured with the guard [{text}]"

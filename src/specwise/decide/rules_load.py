@@ -9,6 +9,7 @@ from __future__ import annotations
 from specwise.crossover import crossover_sentence
 from specwise.decide.commands import bench_command, calibrate_command, repeats_needed
 from specwise.decide.context import Context, RunView, interpolate, like_for_like_diffs
+from specwise.decide.rules_acceptance import weighted_acceptance
 from specwise.decide.rules_fit import finding
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
@@ -155,7 +156,9 @@ def rule_mixed(ctx: Context) -> Finding:
     if split:
         why.append(f"E2E P50 faster but P99 slower at {', '.join(f'{x:g}' for x in split)} {ctx.load_unit}")
     if straddle:
-        why.append("buckets on both sides of break-even (" + "; ".join(per_bucket) + ")")
+        agg = weighted_acceptance(ctx.buckets)
+        why.append("buckets on both sides of break-even (" + "; ".join(per_bucket) + f") while the weighted "
+                   f"aggregate {agg:.2f} looks healthy")
     if confirmed:
         meaning = ("confirmed by per-temperature evidence: the low-temperature traffic gains while the "
                    "high-temperature traffic loses; route by temperature/category (speculate only where it pays)")

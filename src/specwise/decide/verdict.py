@@ -79,7 +79,9 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
     fit = _get(rules, "plan_fits")
     if fit is not None and fit.status == "fail":
         steps.append(f"re-plan: {fit.meaning}")
-        return out("DOES_NOT_FIT", fit.message + (f"; {fit.meaning}" if fit.meaning else ""), "estimated")
+        alts = fit.evidence.get("alternatives")
+        first = f"; would fit with {alts[0]}" if isinstance(alts, list) and alts else ""
+        return out("DOES_NOT_FIT", fit.message + first, "estimated")
     slo = _get(rules, "slo_type")
     if slo is not None and slo.status == "fail" and ctx.workload.slo.metric == "ttft":
         ttft = slo.evidence.get("ttft_speedup")
