@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
-from specwise.decide.adapter import default_profile, run_plan, run_simulation
+from specwise.decide.adapter import default_profile, run_guard_schedule, run_plan, run_simulation
 from specwise.decide.context import Context, DecideOptions, build_context
 from specwise.decide.evidence import (
     Evidence,
@@ -92,7 +92,7 @@ def _as_runs(items: Iterable[RunResult | RunEvidence]) -> list[RunEvidence]:
             out.append(r)
         else:
             firm, cal = run_firmness(r)
-            out.append(RunEvidence(run=r, firmness=firm, calibration=cal))
+            out.append(RunEvidence(run=r, firmness=firm, calibration=cal, guard_schedule=run_guard_schedule(r)))
     return out
 
 

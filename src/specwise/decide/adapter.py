@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specwise.errors import UserError
+from specwise.schemas.base import Source
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.findings import Finding
 from specwise.schemas.plan import MemoryBudget, PlanRequest, PlanResult
@@ -24,20 +25,25 @@ from specwise.schemas.workload import WorkloadProfile
 
 
 def parse_run(data: dict[str, Any]) -> RunResult:
-    """A RunResult from JSON data of either schema version (the installed model decides what it accepts)."""
+    """A RunResult from JSON data of either schema version (the installed model decides what it accepts).
+
+    When the installed model rejects the file, the fields it lacks are dropped and v2 findings become their
+    messages (v2 ``inputs`` -> v1 ``config``); if that still does not validate, the original error stands.
+    """
     try:
         return RunResult.model_validate(data)
-    except ValueError:
-        if data.get("schema_version") == 1 or not isinstance(data.get("findings"), list):
-            raise
-    # a v1 model reading a v2 file: keep what v1 has (findings as their messages)
-    data = dict(data)
-    data["findings"] = [f.get("message", str(f)) if isinstance(f, dict) else str(f) for f in data["findings"]]
-    if "inputs" in data and "config" not in data:
-        data["config"] = data.pop("inputs")
-    data = {k: v for k, v in data.items() if k in RunResult.model_fields}
-    data["schema_version"] = 1
-    return RunResult.model_validate(data)
+    except ValueError as first:
+        lenient = dict(data)
+        lenient["findings"] = [f.get("message", str(f)) if isinstance(f, dict) else str(f)
+                               for f in lenient.get("findings") or []]
+        if "inputs" in lenient and "config" not in lenient and "config" in RunResult.model_fields:
+            lenient["config"] = lenient.pop("inputs")
+        lenient = {k: v for k, v in lenient.items() if k in RunResult.model_fields}
+        lenient.pop("schema_version", None)
+        try:
+            return RunResult.model_validate(lenient)
+        except ValueError:
+            raise first from None
 
 
 def run_findings(run: RunResult) -> list[Finding]:
@@ -62,17 +68,26 @@ def run_inputs(run: RunResult) -> dict[str, Any]:
     return {}
 
 
+def _calibration_name(sim: dict[str, Any]) -> str | None:
+    name = sim.get("calibration") or sim.get("calibration_name")
+    if isinstance(name, dict):
+        name = name.get("name") or name.get("label")
+    if name and str(name).lower() not in ("roofline", "none", "default"):
+        return str(name)
+    return None
+
+
+def calibration_from_data(data: dict[str, Any]) -> str | None:
+    """The calibration named in a v2 file's ``simulation`` block (read before a v1 model drops the block)."""
+    sim = data.get("simulation")
+    return _calibration_name(sim) if isinstance(sim, dict) else None
+
+
 def run_calibration(run: RunResult) -> str | None:
     """Name of the step-time calibration a simulated run used; None = roofline defaults (uncalibrated)."""
     sim = getattr(run, "simulation", None)
     if sim is not None:
-        data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)
-        name = data.get("calibration") or data.get("calibration_name")
-        if isinstance(name, dict):
-            name = name.get("name") or name.get("label")
-        if name and str(name).lower() not in ("roofline", "none", "default"):
-            return str(name)
-        return None
+        return _calibration_name(sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim))
     inputs = run_inputs(run)
     cal = inputs.get("calibration")
     if isinstance(cal, dict):
@@ -93,6 +108,8 @@ GUARD_RE = re.compile(r"num_speculative_tokens_per_batch_size\s*=\s*(\[\[.*\]\])
 
 def run_guard_schedule(run: RunResult) -> list[list[int]] | None:
     """The guard a simulated run recommends (v2: simulation block; v1: the finding text)."""
+    if run.source not in ("simulated", Source.simulated):
+        return None
     sim = getattr(run, "simulation", None)
     if sim is not None:
         data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)

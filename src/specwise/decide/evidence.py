@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from specwise.decide.adapter import parse_run, run_calibration
+from specwise.decide.adapter import calibration_from_data, parse_run, run_calibration, run_guard_schedule
 from specwise.errors import UserError
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source
@@ -169,7 +169,10 @@ def _classify(data: Any, path: Path, ev: Evidence) -> None:
         elif {"cells", "source"} <= keys and "tool_version" in keys:
             run = parse_run(data)
             firm, cal = run_firmness(run)
-            ev.runs.append(RunEvidence(run=run, path=str(path), firmness=firm, calibration=cal))
+            if firm == "simulated_roofline" and calibration_from_data(data):
+                firm, cal = "simulated_calibrated", calibration_from_data(data)
+            ev.runs.append(RunEvidence(run=run, path=str(path), firmness=firm, calibration=cal,
+                                       guard_schedule=run_guard_schedule(run)))
         elif {"temperatures", "methods", "context"} <= keys:
             est = EstimateResult.model_validate(data)
             for prof in profile_from_estimate(est):

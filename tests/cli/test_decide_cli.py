@@ -1,0 +1,92 @@
+"""`specwise decide` through the console entry point, on real `plan --json` and `simulate --out` files."""
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from specwise.schemas.decision import Decision
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "workload-profile.yaml"
+TARGET, DRAFT = "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def specwise(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "specwise", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def stage_outputs(tmp_path_factory):
+    """A real plan and a real (small) simulated sweep of the example profile's deployment."""
+    d = tmp_path_factory.mktemp("stages")
+    p = specwise("plan", "--target", TARGET, "--draft", DRAFT, "--gpu", "H100", "--max-model-len", "8192", "--json")
+    assert p.returncode == 0, p.stderr
+    (d / "plan.json").write_text(p.stdout)
+    s = specwise("simulate", "--target", TARGET, "--draft", DRAFT, "--gpu", "H100", "--k", "4", "--qps", "1,2,6,9",
+                 "--num-requests", "60", "--no-oracle", "--temperature-mix", "0.1:0.6,1.0:0.4",
+                 "--out", str(d / "sim.json"))
+    assert s.returncode == 0, s.stderr
+    return d
+
+
+def test_example_profile_with_plan_and_simulation_files(stage_outputs, tmp_path):
+    out = tmp_path / "decision.json"
+    p = specwise("decide", "--workload", str(EXAMPLE), str(stage_outputs / "plan.json"),
+                 str(stage_outputs / "sim.json"), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("BORDERLINE")  # uncalibrated simulation never enables
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    d = Decision.model_validate_json(out.read_text())
+    assert d.firmness == "simulated_roofline"
+    kinds = {(e.kind, e.path) for e in d.evidence}
+    assert ("plan", str(stage_outputs / "plan.json")) in kinds and ("run_result", str(stage_outputs / "sim.json")) in kinds
+    guard = next(f for f in d.rules if f.code == "guard_viability")
+    assert guard.source == "simulated" and "[" in guard.message  # the guard recommended in the v1 finding text
+    bench = next(s for s in d.next_steps if "specwise bench" in s)
+    argv = shlex.split(bench.split(": ", 1)[1])
+    spec_cmd = argv[argv.index("--speculative-cmd") + 1]
+    cfg = json.loads(shlex.split(spec_cmd)[shlex.split(spec_cmd).index("--speculative-config") + 1])
+    assert cfg == {"method": "draft_model", "model": DRAFT, "num_speculative_tokens": 4}
+    assert argv[argv.index("--qps") + 1] == "2,6,9" and argv[argv.index("--temperatures") + 1] == "0.1,1"
+
+
+def test_json_output_is_a_decision_and_exit_code_zero_for_any_verdict(tmp_path):
+    wl = yaml.safe_load(EXAMPLE.read_text())
+    wl["deployment"].update(target="meta-llama/Llama-3.1-70B-Instruct", draft="meta-llama/Llama-3.1-8B-Instruct",
+                            gpus=2)
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps(wl))
+    p = specwise("decide", "--workload", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    d = Decision.model_validate_json(p.stdout)
+    assert d.verdict == "DOES_NOT_FIT" and d.monitor.k == 4
+
+
+@pytest.mark.parametrize("content,msg", [
+    ("categories: [}", "not valid YAML"),
+    ("name: x\n", "invalid workload profile at categories"),
+    ("categories: [{name: a, share: 1}]\nload: {typical: 5, peak: 1}\ndeployment: {target: x}\n", "below load.typical"),
+])
+def test_bad_workload_profiles_are_one_line_errors(tmp_path, content, msg):
+    f = tmp_path / "w.yaml"
+    f.write_text(content)
+    p = specwise("decide", "--workload", str(f), "--no-simulate")
+    assert p.returncode == 2
+    assert msg in p.stderr and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_unrecognised_evidence_and_missing_workload_are_exit_2(tmp_path):
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"hello": 1}')
+    p = specwise("decide", "--workload", str(EXAMPLE), str(junk))
+    assert p.returncode == 2 and "not a plan, acceptance profile, estimate or run result" in p.stderr
+    p = specwise("decide", str(tmp_path / "missing.json"))
+    assert p.returncode == 2 and "not found" in p.stderr
+    p = specwise("decide", "--no-simulate")
+    assert p.returncode == 2 and "workload profile" in p.stderr
