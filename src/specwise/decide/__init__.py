@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
-from specwise.decide.adapter import default_profile, run_guard_schedule, run_plan, run_simulation
+from specwise.decide.adapter import (
+    default_profile,
+    run_guard_points,
+    run_guard_schedule,
+    run_plan,
+    run_simulation,
+)
 from specwise.decide.context import Context, DecideOptions, build_context
 from specwise.decide.evidence import (
     Evidence,
@@ -92,7 +98,9 @@ def _as_runs(items: Iterable[RunResult | RunEvidence]) -> list[RunEvidence]:
             out.append(r)
         else:
             firm, cal = run_firmness(r)
-            out.append(RunEvidence(run=r, firmness=firm, calibration=cal, guard_schedule=run_guard_schedule(r)))
+            speedups, batches = run_guard_points(r)
+            out.append(RunEvidence(run=r, firmness=firm, calibration=cal, guard_schedule=run_guard_schedule(r),
+                                   guard_speedups=speedups, guard_batches=batches))
     return out
 
 

@@ -89,6 +89,11 @@ def run_calibration(run: RunResult) -> str | None:
     if sim is not None:
         return _calibration_name(sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim))
     inputs = run_inputs(run)
+    step = inputs.get("step_time")
+    if isinstance(step, dict) and step.get("calibration"):
+        # v2: "roofline ..." when uncalibrated, else the calibration / step-time file used
+        text = str(step["calibration"])
+        return None if text.lower().startswith("roofline") else text
     cal = inputs.get("calibration")
     if isinstance(cal, dict):
         cal = cal.get("name")
@@ -127,13 +132,41 @@ def run_guard_schedule(run: RunResult) -> list[list[int]] | None:
     return None
 
 
+def server(run: RunResult, role: str) -> dict[str, Any] | None:
+    """One arm's server description as plain data (v1: a dict; v2: a ServerInfo model)."""
+    info = (getattr(run, "servers", {}) or {}).get(role)
+    if info is None:
+        return None
+    return info.model_dump(mode="json") if hasattr(info, "model_dump") else dict(info)
+
+
+def speculative_config(run: RunResult) -> dict[str, Any]:
+    spec = server(run, "speculative") or {}
+    cfg = spec.get("speculative_config")
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def run_guard_points(run: RunResult) -> tuple[dict[float, float | None], dict[float, float | None]]:
+    """v2 simulated runs: the guard policy's speedup and mean batch per load ({} for v1 files)."""
+    sim = getattr(run, "simulation", None)
+    speedups: dict[float, float | None] = {}
+    batches: dict[float, float | None] = {}
+    if sim is None:
+        return speedups, batches
+    data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)
+    for p in data.get("policies") or []:
+        if p.get("policy") == "guard" and p.get("load") is not None:
+            speedups[float(p["load"])] = p.get("speedup_e2e_p50")
+            batches[float(p["load"])] = p.get("mean_batch_size")
+    return speedups, batches
+
+
 def settings_differ(run: RunResult) -> list[str]:
     """Engine settings that differ between the arms besides speculation (bench's own comparison)."""
     from specwise.bench.servers import ServerInfo, compare_settings
 
-    servers = getattr(run, "servers", {}) or {}
-    base, spec = servers.get("baseline"), servers.get("speculative")
-    if not isinstance(base, dict) or not isinstance(spec, dict):
+    base, spec = server(run, "baseline"), server(run, "speculative")
+    if base is None or spec is None:
         return []
     try:
         b, s = ServerInfo.model_validate(base), ServerInfo.model_validate(spec)
@@ -143,13 +176,12 @@ def settings_differ(run: RunResult) -> list[str]:
 
 
 def server_k(run: RunResult) -> int | None:
-    spec = (getattr(run, "servers", {}) or {}).get("speculative")
-    if isinstance(spec, dict):
-        if spec.get("k"):
-            return int(spec["k"])
-        cfg = spec.get("speculative_config") or {}
-        if isinstance(cfg, dict) and cfg.get("num_speculative_tokens"):
-            return int(cfg["num_speculative_tokens"])
+    spec = server(run, "speculative") or {}
+    if spec.get("k"):
+        return int(spec["k"])
+    cfg = speculative_config(run)
+    if cfg.get("num_speculative_tokens"):
+        return int(cfg["num_speculative_tokens"])
     k = run_inputs(run).get("k")
     return int(k) if isinstance(k, (int, float)) else None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from specwise.decide.adapter import PairCost, pair_cost, server_k, settings_differ
+from specwise.decide.adapter import PairCost, pair_cost, server_k, settings_differ, speculative_config
 from specwise.decide.breakeven import BreakEven, break_even
 from specwise.decide.evidence import Evidence, ProfileEvidence, RunEvidence
 from specwise.schemas.base import Source
@@ -129,9 +129,7 @@ class Context:
 
 def runs_guard(r: RunEvidence) -> bool:
     """The run's speculative server ran with a per-batch-size schedule."""
-    spec = (r.run.servers or {}).get("speculative")
-    cfg = spec.get("speculative_config") if isinstance(spec, dict) else None
-    return isinstance(cfg, dict) and bool(cfg.get("num_speculative_tokens_per_batch_size"))
+    return bool(speculative_config(r.run).get("num_speculative_tokens_per_batch_size"))
 
 
 def interpolate(points: list[LoadPoint], load: float, attr: str = "e2e_p50") -> SpeedupCI | None:

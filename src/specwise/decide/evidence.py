@@ -16,7 +16,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from specwise.decide.adapter import calibration_from_data, parse_run, run_calibration, run_guard_schedule
+from specwise.decide.adapter import (
+    calibration_from_data,
+    parse_run,
+    run_calibration,
+    run_guard_points,
+    run_guard_schedule,
+)
 from specwise.errors import UserError
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source
@@ -171,8 +177,10 @@ def _classify(data: Any, path: Path, ev: Evidence) -> None:
             firm, cal = run_firmness(run)
             if firm == "simulated_roofline" and calibration_from_data(data):
                 firm, cal = "simulated_calibrated", calibration_from_data(data)
+            speedups, batches = run_guard_points(run)
             ev.runs.append(RunEvidence(run=run, path=str(path), firmness=firm, calibration=cal,
-                                       guard_schedule=run_guard_schedule(run)))
+                                       guard_schedule=run_guard_schedule(run), guard_speedups=speedups,
+                                       guard_batches=batches))
         elif {"temperatures", "methods", "context"} <= keys:
             est = EstimateResult.model_validate(data)
             for prof in profile_from_estimate(est):

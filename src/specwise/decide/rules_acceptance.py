@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from specwise.decide.adapter import server
 from specwise.decide.breakeven import RULE_OF_THUMB_HEALTHY, RULE_OF_THUMB_NET_NEGATIVE
 from specwise.decide.context import TEMPERATURE_MATCH, Bucket, Context
 from specwise.decide.rules_fit import finding
@@ -159,7 +160,7 @@ def rule_quantisation(ctx: Context) -> Finding:
         return _quant_finding(d, lim, f"{quants[0].profile.target} vs {refs[0].profile.target} on {b.name} "
                               f"({r:.2f} -> {q:.2f})", Source.estimated, r)
     runs = [r for r in ctx.evidence.runs if r.measured]
-    tagged = [(r, (r.run.servers.get("speculative") or {}).get("model")) for r in runs]
+    tagged = [(r, (server(r.run, "speculative") or {}).get("model")) for r in runs]
     rq = [(r, m) for r, m in tagged if _is_quantised(m)]
     rr = [(r, m) for r, m in tagged if m and not _is_quantised(m)]
     if rq and rr:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from specwise.decide.adapter import server_k
+from specwise.decide.adapter import server_k, speculative_config
 from specwise.decide.breakeven import guard_tax, robust_guard_pick
 from specwise.decide.context import Context, interpolate
 from specwise.decide.rules_fit import finding
@@ -29,9 +29,8 @@ def measured_guard_runs(ctx: Context):
     """Measured runs whose speculative server ran with a per-batch-size schedule."""
     out = []
     for r in ctx.evidence.runs:
-        spec = (r.run.servers.get("speculative") or {}) if r.measured else {}
-        cfg = spec.get("speculative_config") if isinstance(spec, dict) else None
-        if isinstance(cfg, dict) and cfg.get("num_speculative_tokens_per_batch_size"):
+        cfg = speculative_config(r.run) if r.measured else {}
+        if cfg.get("num_speculative_tokens_per_batch_size"):
             out.append((r, [list(map(int, x)) for x in cfg["num_speculative_tokens_per_batch_size"]]))
     return out
 
