@@ -118,3 +118,23 @@ def test_int4_target_losing_more_than_five_points_says_revisit_quantisation():
     assert "revisit quantisation" in quant.meaning
     assert d.verdict == "BORDERLINE" and "revisit quantisation" in d.headline
     assert d.monitor.baseline_acceptance == pytest.approx(quant.evidence["reference_acceptance"], abs=1e-3)
+
+
+def test_summarisation_with_ngram_is_enable_on_a_real_bench_run_directory():
+    """The same scenario on what `specwise bench` wrote against two serve-sim servers (fixtures/.../COMMAND.md)."""
+    from pathlib import Path
+
+    from specwise.decide import load_evidence, load_workload
+
+    here = Path(__file__).parent
+    run_dir = here / "fixtures" / "bench_serve_sim_ngram"
+    w = load_workload(here.parents[1] / "examples" / "workloads" / "summarisation-ngram.yaml")
+    d = decide(w, evidence=load_evidence([run_dir]), options=NO_SIM)
+    assert d.verdict == "ENABLE", d.headline
+    assert d.firmness == "measured"
+    assert any(e.path == str(run_dir) and e.firmness == "measured" for e in d.evidence)
+    assert rule(d, "not_lossless").status == "pass" and rule(d, "like_for_like").status == "pass"
+    assert rule(d, "p10_below_break_even").status == "pass"
+    peak = rule(d, "load_peak")
+    assert peak.evidence["ci_low"] > 1.0
+    assert d.config.speculative_config["method"] == "ngram"

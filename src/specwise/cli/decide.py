@@ -106,6 +106,7 @@ def render(decision, width: int = 80) -> None:
     from rich.text import Text
 
     from specwise.cli.output import console
+    from specwise.decide.rules_acceptance import acc
 
     out = console if console.is_terminal else Console(width=width, soft_wrap=False)
     w = min(out.width, width) if console.is_terminal else width
@@ -134,9 +135,9 @@ def render(decision, width: int = 80) -> None:
     if m.break_even_acceptance is not None:
         expected = "-" if m.expected_acceptance is None else f"{m.expected_acceptance:.2f}"
         cross = (f"; crossover {m.crossover_qps:.2f} req/s ({m.crossover_source})" if m.crossover_qps else "")
-        out.print(f"monitor: break-even acceptance {m.break_even_acceptance:.2f} (E[L] "
-                  f"{m.break_even_acceptance_length:.2f}), alert below {m.net_negative_acceptance:.2f}, healthy above "
-                  f"{m.healthy_acceptance:.2f}, expected {expected}"
+        out.print(f"monitor: break-even acceptance {acc(m.break_even_acceptance)} (E[L] "
+                  f"{m.break_even_acceptance_length:.2f}), alert below {acc(m.net_negative_acceptance)}, healthy "
+                  f"above {acc(m.healthy_acceptance)}, expected {expected}"
                   + cross, width=w)
     for step in decision.next_steps:
         out.print(Text("next: " + step), width=w)

@@ -18,11 +18,16 @@ from specwise.schemas.findings import Finding
 QUANT_NAME = re.compile(r"(awq|gptq|int4|int8|w4a16|w8a8|fp8|nf4|bnb|4bit|8bit|q4|q8)", re.IGNORECASE)
 
 
+def acc(x: float) -> str:
+    """An acceptance for display: two decimals, three below 0.1 (an n-gram break-even is near 0)."""
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.3f}"
+
+
 def _be_text(ctx: Context) -> str:
     be = ctx.be_peak
     if be is None:
         return "break-even unknown (model not in the catalog)"
-    return (f"break-even {be.acceptance_rate:.2f} (E[L] {be.acceptance_length:.2f}) at batch {be.batch:.0f}, "
+    return (f"break-even {acc(be.acceptance_rate)} (E[L] {be.acceptance_length:.2f}) at batch {be.batch:.0f}, "
             f"k={be.k}, c={be.cost_ratio:.3f}")
 
 
@@ -74,7 +79,7 @@ def rule_acceptance_weighted(ctx: Context) -> Finding:
     below = sum(b.share for b in ctx.buckets if b.length is not None and b.length <= be.acceptance_length)
     ok = below == 0.0
     return finding("acceptance_weighted", "Acceptance (weighted)", "pass" if ok else "fail",
-                   f"weighted acceptance {agg:.2f} vs break-even {be.acceptance_rate:.2f}; {below:.0%} of traffic "
+                   f"weighted acceptance {agg:.2f} vs break-even {acc(be.acceptance_rate)}; {below:.0%} of traffic "
                    "is in buckets below break-even", threshold=round(be.acceptance_rate, 3), observed=round(agg, 3),
                    unit="accepted/drafted (vLLM), share-weighted",
                    source=min((b.source for b in ctx.buckets if b.source), key=_rank, default=None),
@@ -96,7 +101,7 @@ def rule_p10(ctx: Context) -> Finding:
     worst_b, worst = min(rows, key=lambda r: r[1])
     ok = worst > be.acceptance_rate
     return finding("p10_below_break_even", "P10 acceptance", "pass" if ok else "fail",
-                   f"lowest bucket P10 {worst:.2f} ({worst_b.name}) vs break-even {be.acceptance_rate:.2f}",
+                   f"lowest bucket P10 {worst:.2f} ({worst_b.name}) vs break-even {acc(be.acceptance_rate)}",
                    threshold=round(be.acceptance_rate, 3), observed=round(worst, 3), unit="accepted/drafted",
                    source=worst_b.source,
                    meaning="nine in ten requests or more pay" if ok else "at least 10% of requests are slowed: "
