@@ -47,8 +47,7 @@ def decide(
                                 "prints."),
 ) -> None:
     """The verdict on speculative decoding for your workload, from whatever evidence you have."""
-    from specwise.decide import DecideOptions, load_evidence, load_workload
-    from specwise.decide import decide as run_decide
+    from specwise.decide import DecideOptions, decide_with_evidence, load_evidence, load_workload
     from specwise.decide.evidence import ProfileEvidence
     from specwise.errors import UserError
 
@@ -72,11 +71,11 @@ def decide(
     if wl is None and ev.workload is None:
         raise UserError("give the workload profile: specwise decide --workload FILE [EVIDENCE...] "
                         "(see examples/workload-profile.yaml)")
-    decision = run_decide(wl, options=opts, evidence=ev)
+    decision, used = decide_with_evidence(wl, options=opts, evidence=ev)
     if output is not None:
         output.write_text(decision.model_dump_json(indent=2))
     if report is not None:
-        _write_report(decision, report)
+        _write_report(decision, used, report)
     if json_out:
         from specwise.cli.output import emit_json
 
@@ -85,19 +84,19 @@ def decide(
     render(decision)
 
 
-def _write_report(decision, path: Path) -> None:
+def _write_report(decision, evidence, path: Path) -> None:
     """``specwise report``'s writer when this version has it (the report stage is optional to decide)."""
     from specwise.errors import UserError
 
     try:
-        import specwise.report as report_mod
+        from specwise.report import write_report
     except ImportError:
         raise UserError("--report needs the report stage (`specwise report`), which this version lacks; write "
                         "-o decision.json and render it later") from None
-    writer = getattr(report_mod, "write_report", None)
-    if writer is None:
-        raise UserError("--report: specwise.report has no write_report(); use `specwise report decision.json`")
-    writer([decision], path)
+    for written in write_report(decision, evidence, path):
+        from specwise.cli.output import err_console
+
+        err_console.print(f"report: {written}")
 
 
 def render(decision, width: int = 80) -> None:

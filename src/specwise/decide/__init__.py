@@ -60,7 +60,8 @@ from specwise.schemas.plan import PlanResult
 from specwise.schemas.results import RunResult
 from specwise.schemas.workload import WorkloadProfile
 
-__all__ = ["DecideOptions", "Evidence", "decide", "evaluate_rules", "load_evidence", "load_workload"]
+__all__ = ["DecideOptions", "Evidence", "decide", "decide_with_evidence", "evaluate_rules", "load_evidence",
+           "load_workload"]
 
 # The rule table, in evaluation (and display) order.
 RULES = (
@@ -114,6 +115,14 @@ def decide(workload: WorkloadProfile | None, plan: PlanResult | None = None,
     sweep (typical/2, typical, peak, 1.5x peak) with the best acceptance evidence given, else the method's
     assumed default, and labels it simulated with the roofline defaults.
     """
+    return decide_with_evidence(workload, plan, profiles, runs, options=options, evidence=evidence)[0]
+
+
+def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | None = None,
+                         profiles: Sequence[AcceptanceProfile | EstimateResult | ProfileEvidence] = (),
+                         runs: Sequence[RunResult | RunEvidence] = (), *, options: DecideOptions | None = None,
+                         evidence: Evidence | None = None) -> tuple[Decision, Evidence]:
+    """:func:`decide` plus the evidence it used, including the plan and simulation it ran itself (for reports)."""
     from specwise import __version__
 
     opts = options or DecideOptions()
@@ -165,6 +174,7 @@ def decide(workload: WorkloadProfile | None, plan: PlanResult | None = None,
     for r in refs:
         if r.kind == "run_result" and r.path is None and r.command is None:
             r.description += " (passed in-process)"
+    ev.workload = workload
     return Decision(
         tool_version=__version__,
         created_at=opts.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -172,4 +182,4 @@ def decide(workload: WorkloadProfile | None, plan: PlanResult | None = None,
         firmness_note=outcome.firmness_note, rules=rules, config=ship_config(ctx, outcome.verdict, guard),
         monitor=monitor_thresholds(ctx, reference), next_steps=[s for s in outcome.next_steps if s],
         evidence=refs, workload=workload,
-    )
+    ), ev
