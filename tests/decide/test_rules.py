@@ -275,3 +275,12 @@ def test_guard_chosen_per_band_from_measured_fixed_k_repeats():
     # band 8: k=3 clearly best; band 64: k=3's MAD penalty leaves k=1 ahead
     assert g.evidence["schedule"] == "1-8:3, 9-1024:1"
     assert "measured fixed-k arms" in (g.meaning or "")
+
+
+def test_an_estimate_at_the_bucket_temperature_beats_a_measurement_at_another():
+    w = workload([("chat", 1.0, 1.0)], typical=1, peak=2, method="ngram", k=3)
+    est = profile([("all", 1.0, 0.4, None)], method="ngram")
+    d = decide(w, profiles=[est], runs=[winning_run(temps=(0.0,))], options=NO_SIM)
+    row = rule(d, "acceptance_vs_break_even")
+    assert row.source == "estimated" and row.evidence["temperature"] == 1.0
+    assert rule(d, "temperature_coverage").status == "fail"  # the load evidence is still only at T=0

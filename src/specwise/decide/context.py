@@ -206,7 +206,7 @@ def _littles_law_batch(cost: PairCost, qps: float, output_tokens: float, mean_co
     return b
 
 
-def _bucket_from_runs(b: Bucket, ev: Evidence, k: int) -> bool:
+def _bucket_from_runs(b: Bucket, ev: Evidence, k: int, *, near_only: bool) -> bool:
     for r in sorted(ev.runs, key=lambda r: -FIRMNESS_ORDER.index(r.firmness)):
         if not r.measured:
             continue
@@ -216,6 +216,9 @@ def _bucket_from_runs(b: Bucket, ev: Evidence, k: int) -> bool:
         cells = [c for c in r.run.cells if c.role == "speculative" and c.temperature is not None
                  and c.acceptance_rate_metrics is not None]
         cat_cells = [c for c in cells if c.category == b.name] or [c for c in cells if c.category is None]
+        if near_only:
+            cat_cells = [c for c in cat_cells if abs(c.temperature - b.temperature) <= TEMPERATURE_MATCH]
+            cat_rows = [a for a in cat_rows if abs(a.temperature - b.temperature) <= TEMPERATURE_MATCH]
         if not cat_cells and not cat_rows:
             continue
         kk = server_k(r.run) or k
@@ -238,10 +241,12 @@ def _bucket_from_runs(b: Bucket, ev: Evidence, k: int) -> bool:
     return False
 
 
-def _bucket_from_profiles(b: Bucket, profiles: list[ProfileEvidence], k: int) -> bool:
+def _bucket_from_profiles(b: Bucket, profiles: list[ProfileEvidence], k: int, *, near_only: bool) -> bool:
     usable = [p for p in profiles if not p.reference]
     for p in sorted(usable, key=lambda p: p.profile.source == Source.assumed):
         cls = p.profile.lookup(b.name, b.temperature)
+        if near_only and abs(cls.temperature - b.temperature) > TEMPERATURE_MATCH:
+            continue
         b.length = cls.mean_acceptance_length(k)
         b.acceptance = (b.length - 1.0) / k
         b.p10 = cls.rate_p10
@@ -279,7 +284,9 @@ def build_context(workload: WorkloadProfile, ev: Evidence, options: DecideOption
     shares = workload.normalised_shares()
     for c in workload.categories:
         b = Bucket(name=c.name, share=shares[c.name], temperature=c.temperature)
-        _bucket_from_runs(b, ev, k) or _bucket_from_profiles(b, profiles, k)
+        # at the bucket's temperature: measured, then estimated; only then evidence from another temperature
+        (_bucket_from_runs(b, ev, k, near_only=True) or _bucket_from_profiles(b, profiles, k, near_only=True)
+         or _bucket_from_runs(b, ev, k, near_only=False) or _bucket_from_profiles(b, profiles, k, near_only=False))
         ctx.buckets.append(b)
     ctx.views = _views(ev)
     return ctx
