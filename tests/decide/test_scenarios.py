@@ -138,3 +138,13 @@ def test_summarisation_with_ngram_is_enable_on_a_real_bench_run_directory():
     peak = rule(d, "load_peak")
     assert peak.evidence["ci_low"] > 1.0
     assert d.config.speculative_config["method"] == "ngram"
+
+
+def test_closed_loop_profile_is_simulated_at_its_concurrencies():
+    w = workload([("chat", 1.0, 0.0)], typical=4, peak=8, kind="concurrency", method="ngram", k=3)
+    d = decide(w, options=DecideOptions(sim_requests=40))
+    peak = rule(d, "load_peak")
+    assert peak.evidence["loads"] == [2.0, 4.0, 8.0, 12.0] and peak.status in ("pass", "fail")
+    assert "in flight" in peak.rule
+    assert d.verdict == "BORDERLINE" and d.firmness == "simulated_roofline"
+    assert "--arrival closed_loop --concurrency 8" in d.next_steps[-1]

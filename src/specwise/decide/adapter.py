@@ -323,6 +323,13 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
                        seed=seed, with_oracle=False, inputs=inputs,
                        concurrency_list=[int(x) for x in loads] if closed else None)
     run = to_run_result(result)
+    if closed:
+        # v1's to_run_result leaves closed-loop comparisons and cells without their load: put it back
+        conc = [float(p.concurrency or 0) for p in result.points]
+        run.comparisons = [c.model_copy(update={"load_kind": "concurrency", "load": x})
+                           for c, x in zip(run.comparisons, conc)]
+        run.cells = [c.model_copy(update={"load_kind": "concurrency", "load": conc[i // 2]})
+                     for i, c in enumerate(run.cells)]
     flag = "--concurrency" if closed else "--qps"
     mix = ",".join(f"{c.temperature:g}:{c.share:g}" for c in workload.categories)
     cmd = (f"specwise simulate --target {d.target} " + (f"--draft {d.draft} " if d.draft else "")

@@ -161,7 +161,8 @@ def _views(ev: Evidence) -> list[RunView]:
         for (temp, role), comps in groups.items():
             if "baseline_like_for_like" in roles and role != "baseline_like_for_like":
                 continue  # the like-for-like baseline is the fair one when bench measured it
-            pts = [LoadPoint(load=float(c.load if c.load is not None else c.qps or 0.0), e2e_p50=c.speedup_e2e_p50,
+            comps = [c for c in comps if c.load is not None or c.qps is not None]  # unbounded loads have no place
+            pts = [LoadPoint(load=float(c.load if c.load is not None else c.qps), e2e_p50=c.speedup_e2e_p50,
                              e2e_p99=c.speedup_e2e_p99, ttft_p50=c.speedup_ttft_p50, tpot_p50=c.speedup_tpot_p50,
                              throughput_ratio=c.throughput_ratio, repeats=c.repeats,
                              per_repeat=[x for x in c.per_repeat.get("speedup_e2e_p50", []) if x is not None])

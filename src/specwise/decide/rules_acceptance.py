@@ -116,9 +116,10 @@ def rule_temperature(ctx: Context) -> Finding:
     hot = med > lim
     evidence_temps = [b.evidence_temperature for b in ctx.buckets if b.evidence_temperature is not None]
     measured = [b for b in ctx.buckets if b.firmness == "measured"]
-    under = [b for b in ctx.buckets if b.evidence_temperature is not None
+    # assumed acceptance is weak whatever its temperature (firmness says so); only evidence counts here
+    under = [b for b in ctx.buckets if b.evidence_temperature is not None and b.firmness != "assumed"
              and b.evidence_temperature < b.temperature - TEMPERATURE_MATCH]
-    run_temps = sorted({v.temperature for v in ctx.views if v.temperature is not None})
+    run_temps = sorted({v.temperature for v in ctx.views if v.temperature is not None and v.evidence.measured})
     if run_temps and max(run_temps) < med - TEMPERATURE_MATCH:
         under = under or list(ctx.buckets)
     if under:
