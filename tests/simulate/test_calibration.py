@@ -1,6 +1,6 @@
 """The simulator against the calibration data in the reference (within 15 %).
 
-Data copied from /work/shared/reference/theory-and-calibration.md (not read at run time):
+Data copied from the project reference theory-and-calibration.md (docs/reference/) (not read at run time):
 
 * §2.3 SpecDecode-Bench Figure 1 [F]: Llama-3.1-8B-Instruct on 1x H100, vLLM 0.10, EAGLE k=3, throughput
   speedup at a fixed batch (closed loop) for batch 1 / 16 / 64 / 128:

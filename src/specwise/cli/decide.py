@@ -33,7 +33,8 @@ def decide(
     reference_profile: list[Path] = typer.Option(None, "--reference-profile", help="Acceptance profile or estimate "
                                                  "of the unquantised target (quantisation rule)."),
     json_out: bool = typer.Option(False, "--json", help="Print the Decision as JSON."),
-    output: Path = typer.Option(None, "--output", "-o", help="Also write the Decision JSON to FILE."),
+    output: Path = typer.Option(None, "--output", "--out", "-o", help="Also write the Decision JSON to FILE "
+                                "(`specwise monitor --decision FILE` reads its thresholds)."),
     report: Path = typer.Option(None, "--report", help="Also write the report (HTML; .md for Markdown) to FILE."),
     no_simulate: bool = typer.Option(False, "--no-simulate", help="Without runs, do not simulate (faster; the "
                                      "load rules stay unknown)."),

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("estimate", "specwise.cli.estimate:estimate"),
     ("bench", "specwise.cli.bench:bench"),
     ("decide", "specwise.cli.decide:decide"),
+    ("monitor", "specwise.cli.monitor:monitor"),
 ]
 
 app = typer.Typer(
@@ -58,7 +59,11 @@ def _register() -> None:
             if exc.name == module_name:  # command not built yet
                 continue
             raise
-        app.command(name=name)(getattr(module, func_name))
+        target_obj = getattr(module, func_name)
+        if isinstance(target_obj, typer.Typer):  # a command with subcommands (monitor: watch / rules / dashboard)
+            app.add_typer(target_obj, name=name)
+        else:
+            app.command(name=name)(target_obj)
 
 
 _register()
@@ -70,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     from specwise.errors import UserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:  # a command's typer.Exit(code) comes back as the return value here
+            sys.exit(rc)
     except UserError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
@@ -79,25 +86,43 @@ def main(argv: list[str] | None = None) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         typer.secho(f"error: invalid {where or 'input'}: {first.get('msg')}", fg="red", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.secho("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:
+        code = _click_exit_code(exc)
+        if code is None:
+            raise
+        sys.exit(code)
+
+
+def _click_modules() -> list:
+    """Every click implementation that may raise here: typer >= 0.26 vendors click as ``typer._click`` and
+    raises its classes, while the real ``click`` package may be installed too (huggingface_hub brings it);
+    which one a command raises depends on the installed typer, so both are checked."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
         try:
-            import click
-        except ImportError:  # recent typer vendors click as typer._click
-            from typer import _click as click  # type: ignore[no-redef]
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return modules
 
-        if isinstance(exc, click.ClickException):
+
+def _click_exit_code(exc: BaseException) -> int | None:
+    """Exit code for a click/typer control-flow exception (usage error: message + 2), None for anything else."""
+    for mod in _click_modules():
+        if isinstance(exc, mod.ClickException):
             exc.show()
-            sys.exit(2)
-        raise
-
+            return 2 if isinstance(exc, mod.UsageError) else exc.exit_code
+        if isinstance(exc, mod.Exit):
+            return exc.exit_code
+        if isinstance(exc, mod.Abort):
+            typer.secho("aborted", err=True)
+            return 130
+    if isinstance(exc, (typer.Exit,)):
+        return getattr(exc, "exit_code", 0)
+    return None
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,8 @@ def serve_sim(
     per_request: str = typer.Option("none", "--per-request-spec-decode-metrics",
                                     help="none | summary | detailed (vLLM 0.29+ metrics.speculative_decoding)."),
     seed: int = typer.Option(0, "--seed"),
+    admin: bool = typer.Option(False, "--admin", help="Serve POST /admin/acceptance to change acceptance mid-run "
+                               "(body {\"acceptance_rates\": [a_1, ..]}), e.g. to try `specwise monitor`."),
 ) -> None:
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
@@ -74,7 +76,7 @@ def serve_sim(
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,
                          vllm_version=vllm_version, metrics_names=metrics_names,
-                         per_request_spec_decode_metrics=per_request, seed=seed)
+                         per_request_spec_decode_metrics=per_request, seed=seed, admin=admin)
 
     async def main() -> None:
         server = SimServer(dep, cfg)

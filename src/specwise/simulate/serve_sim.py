@@ -5,7 +5,9 @@ of wall time; the tokens a request gets in that step (accepted drafts + the bonu
 SSE chunk, as vLLM V1 streams them (vllm-speculative-decoding.md §3.1). ``/metrics`` exposes vLLM V1
 names (§2.3, §2.5) from a private prometheus_client registry; ``metrics_names="v0"`` gives the V0 spec-decode
 names instead (§2.2). With ``per_request_spec_decode_metrics`` the responses carry
-``metrics.speculative_decoding`` as vLLM 0.29+ does (§3.3), on the final usage chunk when streaming.
+``metrics.speculative_decoding`` as vLLM 0.29+ does (§3.3), on the final usage chunk when streaming. With ``admin``
+``POST /admin/acceptance`` swaps the acceptance mid-run (requests admitted afterwards draw from the new profile), so
+``specwise monitor`` can be shown an acceptance collapse such as a bad upgrade causes; load is the client's to change.
 
 Times observed by the server are wall-clock (simulated x time_scale), so they agree with what a client
 measures. Text is deterministic filler (one word per token); prompt tokens are counted as ~4 characters
@@ -27,7 +29,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import Field
 
-from specwise.schemas.acceptance import AcceptanceProfile
+from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile, conditional_from_unconditional
 from specwise.schemas.base import SpecwiseModel
 from specwise.simulate.engine import Engine
 from specwise.simulate.policy import SpecPolicy
@@ -63,6 +65,7 @@ class ServeSimConfig(SpecwiseModel):
     per_request_spec_decode_metrics: Literal["none", "summary", "detailed"] = "none"
     block_size: int = 16
     seed: int = 0
+    admin: bool = Field(False, description="serve POST /admin/acceptance (change acceptance mid-run)")
 
 
 @dataclass
@@ -309,6 +312,12 @@ class SimServer:
         self._wake.set()
         return live
 
+    def set_acceptance(self, profile: AcceptanceProfile) -> None:
+        """Requests admitted from now on draw their acceptance from ``profile`` (in-flight ones keep theirs)."""
+        if self.profile is None:
+            raise ValueError("a baseline serve-sim (k = 0) has no acceptance to change")
+        self.profile = profile
+
     def abort(self, live: _Live) -> None:
         self.engine.abort(live.rid)
         self.live.pop(live.rid, None)
@@ -550,6 +559,27 @@ def build_app(server: SimServer) -> web.Application:
                 server.live.pop(live.rid, None)
         return resp
 
+    async def admin_acceptance(req: web.Request) -> web.Response:
+        """Body: {"acceptance_rates": [a_1..a_k]} (unconditional, vLLM per-position meaning) or an AcceptanceProfile."""
+        try:
+            body = json.loads(await req.read())
+            if isinstance(body, dict) and "acceptance_rates" in body:
+                rates = [float(x) for x in body["acceptance_rates"]]
+                profile = AcceptanceProfile(method=cfg.method, classes=[AcceptanceClass(
+                    conditional=conditional_from_unconditional(rates), heterogeneity=float(body.get("heterogeneity",
+                                                                                                   0.5)))],
+                    notes=[f"set mid-run via /admin/acceptance: {rates}"])
+            else:
+                profile = AcceptanceProfile.model_validate(body)
+            server.set_acceptance(profile)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _error(400, f"bad acceptance: {str(exc).splitlines()[0]}", "BadRequestError")
+        cls = profile.classes[0]
+        return web.json_response({"acceptance_rate": cls.acceptance_rate(max(cfg.k, 1)),
+                                  "mean_acceptance_length": cls.mean_acceptance_length(max(cfg.k, 1))})
+
+    if cfg.admin:
+        app.router.add_post("/admin/acceptance", admin_acceptance)
     app.router.add_get("/health", health)
     app.router.add_get("/version", version)
     app.router.add_get("/v1/models", models)

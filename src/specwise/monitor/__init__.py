@@ -1,0 +1,1 @@
+"""``specwise monitor``: windowed acceptance against load from live /metrics, Prometheus rules, Grafana dashboard."""
