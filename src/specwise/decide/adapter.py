@@ -241,7 +241,10 @@ def launch_config(plan: PlanResult, *, speculative: bool, k: int | None,
 
 def default_profile(workload: WorkloadProfile) -> AcceptanceProfile:
     """The method's assumed acceptance (simulate's default), labelled assumed."""
-    from specwise.cli.simulate import method_default_acceptance
+    try:  # RunResult v2 moved it into the simulate stage
+        from specwise.simulate.acceptance import method_default_acceptance
+    except ImportError:
+        from specwise.cli.simulate import method_default_acceptance
 
     d = workload.deployment
     return method_default_acceptance(d.method, d.target, d.draft)
@@ -293,8 +296,8 @@ def sim_loads(workload: WorkloadProfile) -> list[float]:
 def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num_requests: int = 120,
                    seed: int = 0) -> SimulatedEvidence:
     """A short simulate sweep of the workload (typical/2, typical, peak, 1.5x peak) without the oracle."""
+    from specwise.simulate import sweep
     from specwise.simulate.defaults import build_deployment
-    from specwise.simulate.sweep import run_sweep, to_run_result
     from specwise.simulate.workload import ArrivalSpec, LengthDist, RequestClass, WorkloadSpec
 
     d = workload.deployment
@@ -316,31 +319,39 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
     wl = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=1.0 if closed else loads[0]),
                       prompt_len=dist(workload.prompt_tokens), output_len=dist(workload.output_tokens),
                       classes=classes, num_requests=num_requests)
-    inputs = {"baseline": base_info, "speculative": spec_info, "k": d.k, "decided_by": "specwise decide",
-              "acceptance": {"source": profile.source, "notes": profile.notes},
-              "step_time_model": spec.target.model_dump(mode="json"), "seed": seed}
-    result = run_sweep(base, spec, k=d.k, qps_list=[] if closed else loads, workload=wl, method=d.method,
-                       seed=seed, with_oracle=False, inputs=inputs,
-                       concurrency_list=[int(x) for x in loads] if closed else None)
-    run = to_run_result(result)
-    if closed:
-        # v1's to_run_result leaves closed-loop comparisons and cells without their load: put it back
-        conc = [float(p.concurrency or 0) for p in result.points]
-        run.comparisons = [c.model_copy(update={"load_kind": "concurrency", "load": x})
-                           for c, x in zip(run.comparisons, conc)]
-        run.cells = [c.model_copy(update={"load_kind": "concurrency", "load": conc[i // 2]})
-                     for i, c in enumerate(run.cells)]
+    sweep_args = dict(k=d.k, qps_list=[] if closed else loads, workload=wl, method=d.method, seed=seed,
+                      with_oracle=False, concurrency_list=[int(x) for x in loads] if closed else None)
+    result = sweep.run_sweep(base, spec, **sweep_args)
+    guard_schedule: list[list[int]] | None = None
+    speedups: dict[float, float | None] = {}
+    batches: dict[float, float | None] = {}
+    if isinstance(result, RunResult):  # schema v2: run_sweep returns the RunResult with a simulation block
+        run = result
+        guard_schedule = run_guard_schedule(run)
+        speedups, batches = run_guard_points(run)
+    else:
+        result.inputs = {"baseline": base_info, "speculative": spec_info, "k": d.k, "decided_by": "specwise decide",
+                         "acceptance": {"source": profile.source, "notes": profile.notes},
+                         "step_time_model": spec.target.model_dump(mode="json"), "seed": seed}
+        run = sweep.to_run_result(result)  # v1: run_sweep returned a SweepResult
+        if closed:
+            # v1's to_run_result leaves closed-loop comparisons and cells without their load: put it back
+            conc = [float(p.concurrency or 0) for p in result.points]
+            run.comparisons = [c.model_copy(update={"load_kind": "concurrency", "load": x})
+                               for c, x in zip(run.comparisons, conc)]
+            run.cells = [c.model_copy(update={"load_kind": "concurrency", "load": conc[i // 2]})
+                         for i, c in enumerate(run.cells)]
+        if result.guard is not None:
+            guard_schedule = result.guard.num_speculative_tokens_per_batch_size
+            for p in result.points:
+                load = float(p.qps if p.qps is not None else p.concurrency or 0)
+                speedups[load] = p.guard_speedup_e2e_p50
+                batches[load] = p.guard.mean_batch_size if p.guard else None
     flag = "--concurrency" if closed else "--qps"
     mix = ",".join(f"{c.temperature:g}:{c.share:g}" for c in workload.categories)
     cmd = (f"specwise simulate --target {d.target} " + (f"--draft {d.draft} " if d.draft else "")
            + f"--method {d.method} --gpu {d.gpu} --tp {tp} --k {d.k} {flag} "
            + ",".join(f"{x:g}" for x in loads) + f" --temperature-mix {mix} --num-requests {num_requests} "
            + "--no-oracle")
-    sims = SimulatedEvidence(run=run, command=cmd)
-    if result.guard is not None:
-        sims.guard_schedule = result.guard.num_speculative_tokens_per_batch_size
-        for p in result.points:
-            load = float(p.qps if p.qps is not None else p.concurrency or 0)
-            sims.guard_speedups[load] = p.guard_speedup_e2e_p50
-            sims.guard_batches[load] = p.guard.mean_batch_size if p.guard else None
-    return sims
+    return SimulatedEvidence(run=run, guard_schedule=guard_schedule, guard_speedups=speedups,
+                             guard_batches=batches, command=cmd)
