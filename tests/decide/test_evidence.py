@@ -18,7 +18,7 @@ from specwise.schemas.estimate import (
     TemperatureEstimate,
 )
 
-from .builders import comparison, measured_run, servers, simulated_run, spec_cell, workload
+from .builders import comparison, measured_run, servers, spec_cell, workload
 
 NO_SIM = DecideOptions(simulate=False)
 
@@ -33,29 +33,35 @@ def test_a_bench_run_directory_is_read_through_its_summary(tmp_path):
     assert len(ev.runs) == 1 and ev.runs[0].firmness == "measured" and ev.runs[0].path == str(d)
 
 
-def test_a_v2_run_result_is_read_by_the_v1_model_with_its_calibration(tmp_path):
-    data = json.loads(simulated_run([comparison(1, 1.2, half=None)]).model_dump_json())
-    data["schema_version"] = 2
-    data["findings"] = [{"code": "simulated_crossover", "severity": "info", "message": "no crossover"}]
-    data["inputs"] = data.pop("config")
-    data["simulation"] = {"calibration": {"name": "h200-vllm0.26-llama8b"}}
+def _v2_simulated(calibration: str) -> dict:
+    """A schema-v2 simulated RunResult as JSON (typed inputs, Finding objects, simulation block)."""
+    comps = [json.loads(comparison(x, 1.5, half=None).model_dump_json()) for x in (0.5, 1, 2, 4)]
+    return {"schema_version": 2, "source": "simulated", "tool_version": "x", "cells": [], "comparisons": comps,
+            "inputs": {"k": 3, "step_time": {"target": {}, "calibration": calibration}},
+            "findings": [{"code": "simulated_crossover", "severity": "info", "message": "no crossover"}],
+            "simulation": {"method": "ngram", "k": 3, "guard": {
+                "num_speculative_tokens_per_batch_size": [[1, 8, 3], [9, 256, 0]], "mean_context_tokens": 700.0}}}
+
+
+@pytest.mark.parametrize("calibration,firmness", [
+    ("--step-time-model h200-vllm0.26-llama8b.json", "simulated_calibrated"),
+    ("roofline from the catalog's model and GPU specs", "simulated_roofline")])
+def test_a_v2_run_result_is_read_with_its_calibration_findings_and_guard(tmp_path, calibration, firmness):
     f = tmp_path / "sim.json"
-    f.write_text(json.dumps(data))
-    ev = load_evidence([f])
-    r = ev.runs[0]
-    assert r.firmness == "simulated_calibrated" and r.calibration == "h200-vllm0.26-llama8b"
+    f.write_text(json.dumps(_v2_simulated(calibration)))
+    r = load_evidence([f]).runs[0]
+    assert r.firmness == firmness
     assert [x.message for x in run_findings(r.run)] == ["no crossover"]
+    assert r.guard_schedule == [[1, 8, 3], [9, 256, 0]]
     with pytest.raises(ValueError):
         parse_run({"schema_version": 1, "source": "simulated", "tool_version": "x", "cells": [{"bad": 1}]})
 
 
 def test_calibrated_simulation_never_gives_a_plain_enable(tmp_path):
-    data = json.loads(simulated_run([comparison(x, 1.5, half=None) for x in (0.5, 1, 2, 4)]).model_dump_json())
-    data["simulation"] = {"calibration": "h200-fit"}
     f = tmp_path / "sim.json"
-    f.write_text(json.dumps(data))
+    f.write_text(json.dumps(_v2_simulated("--step-time-model fit.json")))
     d = decide(workload([("s", 1, 0.0)], typical=1, peak=2), evidence=load_evidence([f]), options=NO_SIM)
-    assert d.verdict in ("BORDERLINE", "ENABLE_WITH_GUARD") and d.verdict != "ENABLE"
+    assert d.firmness != "measured" and d.verdict in ("BORDERLINE", "ENABLE_WITH_GUARD")
 
 
 def _estimate(drop: float) -> EstimateResult:

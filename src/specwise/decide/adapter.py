@@ -111,11 +111,14 @@ def run_calibration(run: RunResult) -> str | None:
 GUARD_RE = re.compile(r"num_speculative_tokens_per_batch_size\s*=\s*(\[\[.*\]\])")
 
 
-def run_guard_schedule(run: RunResult) -> list[list[int]] | None:
-    """The guard a simulated run recommends (v2: simulation block; v1: the finding text)."""
+def run_guard_schedule(run: RunResult, raw: dict[str, Any] | None = None) -> list[list[int]] | None:
+    """The guard a simulated run recommends (v2: simulation block, also from ``raw`` file data when the installed
+    model is v1; v1: the finding text)."""
     if run.source not in ("simulated", Source.simulated):
         return None
     sim = getattr(run, "simulation", None)
+    if sim is None and raw is not None and isinstance(raw.get("simulation"), dict):
+        sim = raw["simulation"]
     if sim is not None:
         data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)
         guard = data.get("guard") or {}

@@ -179,7 +179,7 @@ def _classify(data: Any, path: Path, ev: Evidence) -> None:
                 firm, cal = "simulated_calibrated", calibration_from_data(data)
             speedups, batches = run_guard_points(run)
             ev.runs.append(RunEvidence(run=run, path=str(path), firmness=firm, calibration=cal,
-                                       guard_schedule=run_guard_schedule(run), guard_speedups=speedups,
+                                       guard_schedule=run_guard_schedule(run, data), guard_speedups=speedups,
                                        guard_batches=batches))
         elif {"temperatures", "methods", "context"} <= keys:
             est = EstimateResult.model_validate(data)
