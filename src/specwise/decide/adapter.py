@@ -87,7 +87,9 @@ def run_calibration(run: RunResult) -> str | None:
     """Name of the step-time calibration a simulated run used; None = roofline defaults (uncalibrated)."""
     sim = getattr(run, "simulation", None)
     if sim is not None:
-        return _calibration_name(sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim))
+        name = _calibration_name(sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim))
+        if name:
+            return name
     inputs = run_inputs(run)
     step = inputs.get("step_time")
     if isinstance(step, dict) and step.get("calibration"):
