@@ -5,7 +5,7 @@ import math
 import pytest
 
 from specwise.decide import DecideOptions, decide
-from specwise.decide.evidence import ProfileEvidence, RunEvidence
+from specwise.decide.evidence import RunEvidence
 
 from .builders import (
     base_cell,
