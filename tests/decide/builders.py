@@ -43,9 +43,10 @@ def ci(value: float, half: float | None = 0.05) -> SpeedupCI:
 def comparison(load: float, e2e: float, *, half: float | None = 0.05, p99: float | None = None,
                ttft: float | None = None, temperature: float | None = None, role: str = "baseline",
                kind: str = "qps", repeats: int = 3, throughput: float | None = None,
-               per_repeat: list[float] | None = None) -> Comparison:
+               per_repeat: list[float] | None = None, tpot: float | None = None) -> Comparison:
+    tp = tpot if tpot is not None else e2e
     return Comparison(load_kind=kind, load=load, qps=load if kind == "qps" else None, baseline_role=role,
-                      temperature=temperature, speedup_tpot_p50=ci(e2e, half), speedup_tpot_p99=ci(p99 or e2e, half),
+                      temperature=temperature, speedup_tpot_p50=ci(tp, half), speedup_tpot_p99=ci(p99 or tp, half),
                       speedup_e2e_p50=ci(e2e, half), speedup_e2e_p99=ci(p99 if p99 is not None else e2e, half),
                       speedup_ttft_p50=ci(ttft, half) if ttft is not None else None,
                       throughput_ratio=throughput, repeats=repeats,

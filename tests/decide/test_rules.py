@@ -170,6 +170,25 @@ def test_throughput_slo_uses_the_throughput_ratio():
     run = winning_run(throughput=0.9)
     d = decide(ngram_w(slo="throughput"), runs=[run], options=NO_SIM)
     assert rule(d, "slo_type").status == "fail" and rule(d, "slo_type").observed == pytest.approx(0.9)
+    assert d.verdict == "DISABLE" and "throughput" in d.headline  # measured: E2E gains do not serve this SLO
+
+
+def test_tpot_slo_is_judged_on_tpot_speedups():
+    run = winning_run(tpot=0.9)  # E2E looks faster (1.5x) but per-token latency is slower
+    d = decide(ngram_w(slo="tpot"), runs=[run], options=NO_SIM)
+    peak = rule(d, "load_peak")
+    assert peak.status == "fail" and peak.unit == "speedup TPOT P50"
+    assert d.verdict == "DISABLE"
+    assert decide(ngram_w(slo="e2e"), runs=[run], options=NO_SIM).verdict == "ENABLE"
+
+
+def test_a_peak_that_no_longer_fits_beside_the_draft_holds_a_simulated_win():
+    w = ngram_w(typical=500, peak=5000, kind="concurrency")
+    sim = RunEvidence(run=simulated_run([comparison(x, 1.3, half=None, kind="concurrency") for x in (250, 500, 5000)]),
+                      firmness="simulated_calibrated")
+    d = decide(w, runs=[sim], options=NO_SIM)
+    assert rule(d, "kv_concurrency").status == "fail"
+    assert d.verdict == "BORDERLINE" and "no longer fits" in d.headline
 
 
 # ---- mixed workload -----------------------------------------------------------------------------------------

@@ -109,33 +109,44 @@ def rule_p10(ctx: Context) -> Finding:
                    per_bucket=[f"{b.name}={v:.3f}" for b, v in rows])
 
 
-def rule_temperature(ctx: Context) -> Finding:
-    """Median production temperature > 0.7; evidence only below the production temperature cannot support ENABLE."""
+def rule_temperature(ctx: Context) -> list[Finding]:
+    """Median production temperature > 0.7 (a warning); evidence only below the production temperature cannot
+    support ENABLE (coverage)."""
     med = ctx.workload.median_temperature()
     lim = ctx.options.median_temperature_max
     hot = med > lim
-    evidence_temps = [b.evidence_temperature for b in ctx.buckets if b.evidence_temperature is not None]
-    measured = [b for b in ctx.buckets if b.firmness == "measured"]
+    median_row = finding("temperature_median", "Temperature", "fail" if hot else "pass",
+                         f"median production temperature {med:g}" + (" (above 0.7)" if hot else ""),
+                         threshold=lim, observed=med, unit="temperature", source=Source.assumed,
+                         meaning="high temperature lowers acceptance for argmax and sampled drafts alike; only "
+                         "evidence at this temperature counts" if hot else "low temperature: acceptance at its best")
     # assumed acceptance is weak whatever its temperature (firmness says so); only evidence counts here
     under = [b for b in ctx.buckets if b.evidence_temperature is not None and b.firmness != "assumed"
              and b.evidence_temperature < b.temperature - TEMPERATURE_MATCH]
     run_temps = sorted({v.temperature for v in ctx.views if v.temperature is not None and v.evidence.measured})
     if run_temps and max(run_temps) < med - TEMPERATURE_MATCH:
         under = under or list(ctx.buckets)
+    firm = [b for b in ctx.buckets if b.firmness != "assumed" and b.evidence_temperature is not None]
     if under:
-        names = ", ".join(f"{b.name} (T={b.temperature:g}, evidence T={b.evidence_temperature if b.evidence_temperature is not None else max(run_temps):g})" for b in under)
-        return finding("temperature_coverage", "Temperature", "fail",
-                       f"evidence only below production temperature for {names}", threshold=med,
-                       observed=max(evidence_temps + run_temps) if evidence_temps or run_temps else None,
-                       unit="temperature", source=Source.measured if measured else None,
-                       meaning="acceptance falls with temperature: this evidence cannot support ENABLE; measure "
-                       "at the production temperature", median_temperature=med)
-    status = "fail" if hot else "pass"
-    return finding("temperature_median", "Temperature", status,
-                   f"median production temperature {med:g}" + (" (above 0.7)" if hot else ""),
-                   threshold=lim, observed=med, unit="temperature", source=Source.assumed,
-                   meaning="high temperature lowers acceptance for argmax and sampled drafts alike; only evidence "
-                   "at this temperature counts" if hot else "low temperature: acceptance at its best")
+        def ev_t(b: Bucket) -> float:
+            return b.evidence_temperature if b.evidence_temperature is not None else max(run_temps)
+        names = ", ".join(f"{b.name} (T={b.temperature:g}, evidence T={ev_t(b):g})" for b in under)
+        coverage = finding("temperature_coverage", "Temperature coverage", "fail",
+                           f"evidence only below production temperature for {names}", threshold=med,
+                           observed=max([ev_t(b) for b in under]), unit="temperature", source=Source.measured
+                           if any(b.firmness == "measured" for b in ctx.buckets) or run_temps else Source.estimated,
+                           meaning="acceptance falls with temperature: this evidence cannot support ENABLE; measure "
+                           "at the production temperature", median_temperature=med)
+    elif firm or run_temps:
+        coverage = finding("temperature_coverage", "Temperature coverage", "pass",
+                           "acceptance and load evidence taken at the production temperatures",
+                           threshold=TEMPERATURE_MATCH, unit="temperature difference allowed",
+                           source=Source.measured if run_temps else Source.estimated)
+    else:
+        coverage = finding("temperature_coverage", "Temperature coverage", "unknown",
+                           "no estimated or measured acceptance: nothing taken at any temperature yet",
+                           meaning="estimate or bench at the workload's temperatures")
+    return [median_row, coverage]
 
 
 def _is_quantised(name: str | None) -> bool:

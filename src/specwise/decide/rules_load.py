@@ -48,29 +48,33 @@ def _load_rule(ctx: Context, load: float, which: str) -> Finding:
     if view is None:
         return finding(code, name, "unknown", "no simulated or measured run",
                        meaning="run `specwise bench` (or let decide simulate)")
-    s = interpolate(view.points, load)
+    # a TPOT SLO is judged on TPOT; every other SLO on end-to-end latency
+    attr = "tpot_p50" if ctx.workload.slo.metric == "tpot" else "e2e_p50"
+    unit = f"speedup {attr.split('_')[0].upper()} P50"
+    s = interpolate(view.points, load, attr)
     loads = [p.load for p in view.points]
-    values = [round(p.e2e_p50.value, 3) if p.e2e_p50.value is not None else None for p in view.points]
+    values = [round(getattr(p, attr).value, 3) if getattr(p, attr) is not None and getattr(p, attr).value
+              is not None else None for p in view.points]
     cross = next((c for c in view.evidence.run.crossovers
                   if c.temperature == view.temperature and c.baseline_role == view.baseline_role), None)
     extra = dict(loads=loads, speedups=values, baseline_role=view.baseline_role,
                  crossover=crossover_sentence(cross) if cross else None,
                  crossover_load=cross.value if cross else None, run=view.evidence.path)
     if s is None:
-        last = view.points[-1].e2e_p50 if view.points else None
+        last = getattr(view.points[-1], attr) if view.points else None
         if last is not None and classify(last) == "loss":
             return finding(code, name, "fail", f"slower already at {loads[-1]:g} {ctx.load_unit}, below this load: "
-                           f"{_ci_text(last)}", threshold=1.0, observed=last.value, unit="speedup E2E P50",
+                           f"{_ci_text(last)}", threshold=1.0, observed=last.value, unit=unit,
                            source=_src(view), meaning="speculation loses before this load", **extra)
         return finding(code, name, "unknown", f"load beyond the highest run ({loads[-1]:g} {ctx.load_unit})"
-                       if loads else "no comparisons", threshold=1.0, unit="speedup E2E P50", source=_src(view),
+                       if loads else "no comparisons", threshold=1.0, unit=unit, source=_src(view),
                        meaning="measure at this load: speedups are not extrapolated", **extra)
     kind = classify(s)
     status = {"win": "pass", "loss": "fail"}.get(kind, "unknown")
     meaning = {"win": "speculation is faster here", "loss": "speculation is slower here",
                "tie": "the interval includes 1.0: not a win (and not a loss)"}.get(kind, "")
     return finding(code, name, status, f"speedup {_ci_text(s)} at {load:g} {ctx.load_unit}", threshold=1.0,
-                   observed=round(s.value, 4) if s.value is not None else None, unit="speedup E2E P50",
+                   observed=round(s.value, 4) if s.value is not None else None, unit=unit,
                    source=_src(view), meaning=meaning, ci_low=s.ci_low, ci_high=s.ci_high, **extra)
 
 

@@ -101,8 +101,7 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
     measured_win = measured_load and load_t is not None and load_t.status == "pass"
     # firm losses (a measured win at the production load outranks acceptance evidence)
     if not not_l4l and not measured_win:
-        if measured_load and load_t is not None and load_t.status == "fail" and (
-                load_t.evidence.get("ci_high") is not None or _get(rules, "noise") is None):
+        if measured_load and load_t is not None and load_t.status == "fail":
             steps.append("keep speculation off; revisit with a cheaper proposer or a smaller k")
             return out("DISABLE", f"measured slower at the typical load ({load_t.message})", "measured")
         if firm_acceptance and share_below > 0.5 and not _failed(rules, "mixed_workload"):
@@ -110,7 +109,17 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
                        f"({weighted.message})", max(bfirm, lfirm, key=FIRMNESS_ORDER.index)
                        if load_p is not None and load_p.status == "fail" else bfirm)
 
+    if slo is not None and slo.status == "fail" and ctx.workload.slo.metric == "throughput" and measured_load \
+            and not not_l4l:
+        return out("DISABLE", f"throughput SLO and speculation costs throughput ({slo.message})", "measured")
+
     holds: list[str] = []
+    if slo is not None and slo.status == "fail" and ctx.workload.slo.metric == "throughput":
+        holds.append(f"throughput SLO: {slo.message} ({lfirm.replace('_', ' ')})")
+    kv = _get(rules, "kv_concurrency")
+    if kv is not None and kv.status == "fail" and not (measured_load and load_p is not None
+                                                       and load_p.status in ("pass", "fail")):
+        holds.append("the peak's concurrency no longer fits beside the draft (" + kv.message.split("; ")[-1] + ")")
     if not_l4l:
         holds.append("the measured arms differ besides speculation")
         steps.append("rerun bench with --like-for-like")
