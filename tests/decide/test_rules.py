@@ -303,3 +303,14 @@ def test_an_estimate_at_the_bucket_temperature_beats_a_measurement_at_another():
     row = rule(d, "acceptance_vs_break_even")
     assert row.source == "estimated" and row.evidence["temperature"] == 1.0
     assert rule(d, "temperature_coverage").status == "fail"  # the load evidence is still only at T=0
+
+
+def test_estimate_far_from_the_measured_acceptance_is_a_finding_and_the_measurement_decides():
+    est = profile([("all", 0.0, 0.95, None)], method="ngram")
+    d = decide(ngram_w(), profiles=[est], runs=[winning_run(acc=0.55)], options=NO_SIM)
+    dis = rule(d, "acceptance_disagreement")
+    assert dis.status == "fail" and dis.observed > 0.1
+    assert rule(d, "acceptance_vs_break_even").observed == pytest.approx(0.55)
+    near = profile([("all", 0.0, 0.69, None)], method="ngram")  # 0.69 i.i.d. -> 0.53 accepted/drafted at k=3
+    assert rule(decide(ngram_w(), profiles=[near], runs=[winning_run(acc=0.55)], options=NO_SIM),
+                "acceptance_disagreement").status == "pass"

@@ -29,6 +29,7 @@ from specwise.decide.evidence import (
     run_firmness,
 )
 from specwise.decide.rules_acceptance import (
+    rule_acceptance_agreement,
     rule_acceptance_buckets,
     rule_acceptance_weighted,
     rule_method,
@@ -69,6 +70,7 @@ RULES = (
     rule_acceptance_buckets, rule_acceptance_weighted, rule_p10, rule_temperature,
     rule_load_typical, rule_load_peak, rule_acceptance_alone, rule_slo, rule_mixed,
     rule_quantisation, rule_method, rule_like_for_like, rule_lossless, rule_guard, rule_noise, rule_disagreement,
+    rule_acceptance_agreement,
 )
 
 

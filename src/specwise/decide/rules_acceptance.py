@@ -228,3 +228,32 @@ def rule_method(ctx: Context) -> Finding:
                    meaning=f"{chosen} is the best proposer for every category" if not losers
                    else f"{chosen} is not the best for {', '.join(losers)}: consider the method shown (E[L] at "
                    "equal k; n-gram costs almost nothing per draft, a draft model its c)")
+
+
+ACCEPTANCE_AGREEMENT = 0.10  # estimate (user's prompt set) vs server (production traffic): different text
+
+
+def rule_acceptance_agreement(ctx: Context) -> Finding:
+    """Estimated vs measured acceptance per bucket beyond 0.10: the measurement decides, the estimate is suspect."""
+    estimated = [p for p in ctx.evidence.profiles if not p.reference and p.profile.source == Source.estimated]
+    pairs = []
+    for b in ctx.buckets:
+        if b.firmness != "measured" or b.acceptance is None or not estimated:
+            continue
+        cls = estimated[0].profile.lookup(b.name, b.temperature)
+        if abs(cls.temperature - b.temperature) > TEMPERATURE_MATCH:
+            continue
+        pairs.append((b, cls.acceptance_rate(ctx.k)))
+    if not pairs:
+        return finding("acceptance_disagreement", "Estimate vs measured", "unknown",
+                       "nothing to cross-check (needs estimated and measured acceptance at one temperature)")
+    b, est = max(pairs, key=lambda x: abs(x[1] - (x[0].acceptance or 0.0)))
+    diff = est - (b.acceptance or 0.0)
+    ok = abs(diff) <= ACCEPTANCE_AGREEMENT
+    return finding("acceptance_disagreement", "Estimate vs measured", "pass" if ok else "fail",
+                   f"{b.name} T={b.temperature:g}: estimated {est:.2f}, measured {b.acceptance:.2f}",
+                   threshold=ACCEPTANCE_AGREEMENT, observed=round(diff, 3), unit="acceptance (estimated - measured)",
+                   source=Source.measured,
+                   meaning="the estimate describes production" if ok else "the measurement decides; re-estimate on "
+                   "prompts sampled from production traffic (`specwise estimate --prompts`) before trusting the "
+                   "estimate for other buckets or k")
