@@ -137,6 +137,8 @@ def test_summarisation_with_ngram_is_enable_on_a_real_bench_run_directory():
     assert rule(d, "p10_below_break_even").status == "pass"
     peak = rule(d, "load_peak")
     assert peak.evidence["ci_low"] > 1.0
+    assert peak.evidence["loads"] == [0.5, 1.0, 2.0, 4.0]  # the speedup with its interval at every load run
+    assert len(peak.evidence["speedup_ci_low"]) == 4 and min(peak.evidence["speedup_ci_low"]) > 1.0
     assert d.config.speculative_config["method"] == "ngram"
 
 

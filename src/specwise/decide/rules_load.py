@@ -52,12 +52,16 @@ def _load_rule(ctx: Context, load: float, which: str) -> Finding:
     attr = "tpot_p50" if ctx.workload.slo.metric == "tpot" else "e2e_p50"
     unit = f"speedup {attr.split('_')[0].upper()} P50"
     s = interpolate(view.points, load, attr)
-    loads = [p.load for p in view.points]
-    values = [round(getattr(p, attr).value, 3) if getattr(p, attr) is not None and getattr(p, attr).value
-              is not None else None for p in view.points]
+    known = [p for p in view.points if getattr(p, attr) is not None and getattr(p, attr).value is not None]
+    loads = [p.load for p in known]
+    values = [round(getattr(p, attr).value, 3) for p in known]
+    with_ci = all(getattr(p, attr).ci_low is not None and getattr(p, attr).ci_high is not None for p in known)
+    lows = [round(getattr(p, attr).ci_low, 3) for p in known] if known and with_ci else None
+    highs = [round(getattr(p, attr).ci_high, 3) for p in known] if known and with_ci else None
     cross = next((c for c in view.evidence.run.crossovers
                   if c.temperature == view.temperature and c.baseline_role == view.baseline_role), None)
     extra = dict(loads=loads, speedups=values, baseline_role=view.baseline_role,
+                 speedup_ci_low=lows, speedup_ci_high=highs,
                  crossover=crossover_sentence(cross) if cross else None,
                  crossover_load=cross.value if cross else None, run=view.evidence.path)
     if s is None:
