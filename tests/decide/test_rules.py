@@ -314,3 +314,12 @@ def test_estimate_far_from_the_measured_acceptance_is_a_finding_and_the_measurem
     near = profile([("all", 0.0, 0.69, None)], method="ngram")  # 0.69 i.i.d. -> 0.53 accepted/drafted at k=3
     assert rule(decide(ngram_w(), profiles=[near], runs=[winning_run(acc=0.55)], options=NO_SIM),
                 "acceptance_disagreement").status == "pass"
+
+
+def test_method_rule_prices_each_method_with_its_own_draft_cost():
+    # the 3B draft accepts a little more than n-gram, but costs c ~ 0.5 per drafted token; n-gram ~ 0
+    w = workload([("code", 1.0, 0.0)], method="draft_model", draft="meta-llama/Llama-3.2-3B-Instruct", k=4)
+    ng = profile([("code", 0.0, 0.80, None)], method="ngram")
+    dm = profile([("code", 0.0, 0.85, None)], method="draft_model", draft="meta-llama/Llama-3.2-3B-Instruct")
+    m = rule(decide(w, profiles=[dm, ng], options=NO_SIM), "method_choice")
+    assert m.status == "fail" and "code: ngram" in m.message

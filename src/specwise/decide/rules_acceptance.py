@@ -205,15 +205,43 @@ def _quant_finding(drop: float, lim: float, what: str, source: Source, reference
                    reference_acceptance=reference)
 
 
+def _method_speedup(ctx: Context, method: str, draft: str | None, length: float) -> float | None:
+    """Closed-loop speedup at the peak batch for ``method`` with this E[L] (its own draft cost, §8.3)."""
+    from specwise.decide.adapter import pair_cost
+    from specwise.perf.steptime import closed_loop_speedup
+
+    d = ctx.workload.deployment
+    if method == d.method and ctx.cost is not None:
+        cost = ctx.cost
+    else:
+        alt = ctx.workload.model_copy(update={"deployment": d.model_copy(update={
+            "method": method, "draft": draft if method != "ngram" else None})})
+        cost = pair_cost(alt)
+    if cost is None:
+        return None
+    return float(closed_loop_speedup(cost.target, cost.draft, ctx.batch_peak or 1.0, ctx.k, ctx.mean_context,
+                                     length))
+
+
 def rule_method(ctx: Context) -> Finding:
-    """n-gram vs draft model vs EAGLE/MTP per category, from per-category evidence of more than one method."""
+    """n-gram vs draft model vs EAGLE/MTP per category, from per-category evidence of more than one method.
+
+    Each method is priced with its own draft cost at the peak batch (an n-gram lookup is almost free, a draft
+    model costs its c per drafted token), so a higher E[L] does not win by itself.
+    """
     methods: dict[str, dict[str, float]] = {}
+    drafts: dict[str, str | None] = {}
     for p in ctx.evidence.profiles:
+        if p.reference:
+            continue
         cats = {c.category for c in p.profile.classes}
+        drafts.setdefault(p.profile.method, p.profile.draft or ctx.workload.deployment.draft)
         for b in ctx.buckets:
             if b.name in cats or "all" in cats:
-                cls = p.profile.lookup(b.name, b.temperature)
-                methods.setdefault(p.profile.method, {})[b.name] = cls.mean_acceptance_length(ctx.k)
+                length = p.profile.lookup(b.name, b.temperature).mean_acceptance_length(ctx.k)
+                sp = _method_speedup(ctx, p.profile.method, drafts[p.profile.method], length)
+                if sp is not None:
+                    methods.setdefault(p.profile.method, {})[b.name] = sp
     if len(methods) < 2:
         have = next(iter(methods), ctx.method)
         return finding("method_choice", "Method", "unknown", f"evidence for one method only ({have})",
@@ -222,12 +250,13 @@ def rule_method(ctx: Context) -> Finding:
     best = {b.name: max(methods, key=lambda m: methods[m].get(b.name, 0.0)) for b in ctx.buckets}
     chosen = ctx.method
     losers = [n for n, m in best.items() if m != chosen]
-    text = "; ".join(f"{n}: {m} (E[L] {methods[m].get(n, 0):.2f})" for n, m in best.items())
-    return finding("method_choice", "Method", "pass" if not losers else "fail", f"best per category: {text}",
-                   observed=chosen, threshold=None, source=Source.estimated,
+    text = "; ".join(f"{n}: {m} ({methods[m].get(n, 0):.2f}x)" for n, m in best.items())
+    return finding("method_choice", "Method", "pass" if not losers else "fail",
+                   f"best per category at the peak batch: {text}", observed=chosen, source=Source.estimated,
                    meaning=f"{chosen} is the best proposer for every category" if not losers
-                   else f"{chosen} is not the best for {', '.join(losers)}: consider the method shown (E[L] at "
-                   "equal k; n-gram costs almost nothing per draft, a draft model its c)")
+                   else f"{chosen} is not the best for {', '.join(losers)}: consider the method shown (closed-loop "
+                   "speedup from each method's acceptance and draft cost, estimated)",
+                   per_method=[f"{m} {n}={v:.2f}x" for m, row in methods.items() for n, v in row.items()])
 
 
 ACCEPTANCE_AGREEMENT = 0.10  # estimate (user's prompt set) vs server (production traffic): different text
