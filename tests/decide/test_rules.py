@@ -323,3 +323,15 @@ def test_method_rule_prices_each_method_with_its_own_draft_cost():
     dm = profile([("code", 0.0, 0.85, None)], method="draft_model", draft="meta-llama/Llama-3.2-3B-Instruct")
     m = rule(decide(w, profiles=[dm, ng], options=NO_SIM), "method_choice")
     assert m.status == "fail" and "code: ngram" in m.message
+
+
+def test_the_crossover_is_set_against_the_peak():
+    w = ngram_w(typical=1, peak=4)
+    run = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.5, 1.4, 1.1, 0.8])],
+                       [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"),
+                       crossovers=[crossover("measured", 2.67, LOADS, [1.5, 1.4, 1.1, 0.8])])
+    d = decide(w, runs=[run], options=NO_SIM)
+    peak = rule(d, "load_peak")
+    assert "crossover 2.67 req/s (measured), below the peak" in peak.message
+    assert d.monitor.crossover_qps == pytest.approx(2.67) and d.monitor.crossover_source == "measured"
+    assert d.verdict == "BORDERLINE"  # faster at the typical load, slower at the peak, no guard measured

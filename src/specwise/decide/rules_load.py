@@ -77,7 +77,14 @@ def _load_rule(ctx: Context, load: float, which: str) -> Finding:
     status = {"win": "pass", "loss": "fail"}.get(kind, "unknown")
     meaning = {"win": "speculation is faster here", "loss": "speculation is slower here",
                "tie": "the interval includes 1.0: not a win (and not a loss)"}.get(kind, "")
-    return finding(code, name, status, f"speedup {_ci_text(s)} at {load:g} {ctx.load_unit}", threshold=1.0,
+    text = f"speedup {_ci_text(s)} at {load:g} {ctx.load_unit}"
+    if which == "peak" and cross is not None:
+        if cross.position == "within" and cross.value is not None:
+            side = "below" if cross.value < load else "above"
+            text += f"; crossover {cross.value:.3g} {ctx.load_unit} ({cross.source}), {side} the peak"
+        elif cross.position == "above_range":
+            text += f"; no crossover up to {max(cross.loads):g} {ctx.load_unit} ({cross.source})"
+    return finding(code, name, status, text, threshold=1.0,
                    observed=round(s.value, 4) if s.value is not None else None, unit=unit,
                    source=_src(view), meaning=meaning, ci_low=s.ci_low, ci_high=s.ci_high, **extra)
 
