@@ -1,6 +1,7 @@
 """Evidence loading (files, run directories, estimate results, both RunResult versions) and the break-even math."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,16 @@ def test_repeats_needed_from_the_observed_interval():
     assert repeats_needed(1.05, 0.95, 1.15, 3) == 15  # 3 * (0.1 / 0.045)^2 = 14.8
     assert repeats_needed(1.5, 1.45, 1.55, 3) == 3
     assert repeats_needed(1.2, None, None, 1) == 3
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").rglob("*.yaml"))
+EXPECTED = {"70b-8b-2xh100.yaml": "DOES_NOT_FIT", "ttft-bound.yaml": "DISABLE"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_profile_loads_and_decides(path):
+    from specwise.decide import load_workload
+
+    d = decide(load_workload(path), options=NO_SIM)
+    assert d.verdict == EXPECTED.get(path.name, "BORDERLINE")  # profile only: nothing measured
+    assert d.firmness in ("assumed", "estimated")

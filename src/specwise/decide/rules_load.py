@@ -172,8 +172,9 @@ def rule_mixed(ctx: Context) -> Finding:
         why.append(f"E2E P50 faster but P99 slower at {', '.join(f'{x:g}' for x in split)} {ctx.load_unit}")
     if straddle:
         agg = weighted_acceptance(ctx.buckets)
-        why.append("buckets on both sides of break-even (" + "; ".join(per_bucket) + f") while the weighted "
-                   f"aggregate {agg:.2f} looks healthy")
+        hides = be is not None and agg is not None and agg > be.acceptance_rate
+        why.append("buckets on both sides of break-even (" + "; ".join(per_bucket) + ")"
+                   + (f" while the share-weighted aggregate {agg:.2f} looks healthy" if hides else ""))
     if confirmed:
         meaning = ("confirmed by per-temperature evidence: the low-temperature traffic gains while the "
                    "high-temperature traffic loses; route by temperature/category (speculate only where it pays)")

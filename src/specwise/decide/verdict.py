@@ -81,7 +81,7 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
         steps.append(f"re-plan: {fit.meaning}")
         alts = fit.evidence.get("alternatives")
         first = f"; would fit with {alts[0]}" if isinstance(alts, list) and alts else ""
-        return out("DOES_NOT_FIT", fit.message + first, "estimated")
+        return out("DOES_NOT_FIT", fit.message.removeprefix("does not fit: ") + first, "estimated")
     slo = _get(rules, "slo_type")
     if slo is not None and slo.status == "fail" and ctx.workload.slo.metric == "ttft":
         ttft = slo.evidence.get("ttft_speedup")
