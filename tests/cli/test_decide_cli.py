@@ -106,3 +106,17 @@ def test_the_decision_file_gives_monitor_this_pairs_thresholds(tmp_path):
     assert th.break_even_acceptance == d.monitor.break_even_acceptance
     assert th.healthy_acceptance == d.monitor.healthy_acceptance > th.break_even_acceptance
     assert th.expected_acceptance == pytest.approx(0.68, abs=0.02)
+
+
+def test_report_flag_writes_the_report_or_says_what_is_missing(tmp_path):
+    import importlib.util
+
+    run_dir = ROOT / "tests" / "decide" / "fixtures" / "bench_serve_sim_ngram"
+    html = tmp_path / "report.html"
+    p = specwise("decide", "-w", str(ROOT / "examples" / "workloads" / "summarisation-ngram.yaml"), str(run_dir),
+                 "--report", str(html))
+    if importlib.util.find_spec("specwise.report") is None:
+        assert p.returncode == 2 and "--report needs the report stage" in p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+        assert html.exists() and "ENABLE" in html.read_text()
