@@ -120,3 +120,16 @@ def test_report_flag_writes_the_report_or_says_what_is_missing(tmp_path):
     else:
         assert p.returncode == 0, p.stderr
         assert html.exists() and "ENABLE" in html.read_text()
+
+
+def test_an_unknown_model_with_nothing_else_is_exit_2_but_measured_runs_still_decide(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("categories: [{name: summarization, share: 1}]\nload: {typical: 1, peak: 2}\n"
+                 "deployment: {target: acme/unknown-model-7b, method: ngram, k: 3}\n")
+    p = specwise("decide", "-w", str(f), "--no-simulate")
+    assert p.returncode == 2 and "unknown model 'acme/unknown-model-7b'" in p.stderr
+    p = specwise("decide", "-w", str(f), str(ROOT / "tests" / "decide" / "fixtures" / "bench_serve_sim_ngram"), "--json")
+    assert p.returncode == 0, p.stderr
+    d = Decision.model_validate_json(p.stdout)
+    fit = next(r for r in d.rules if r.code == "plan_fits")
+    assert fit.status == "unknown" and d.verdict == "ENABLE"  # measured at the production load and temperature

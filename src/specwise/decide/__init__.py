@@ -148,6 +148,8 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
                                              description="planned by decide from the workload's deployment",
                                              command="specwise plan (run by decide)"))
         except UserError as exc:
+            if not ev.runs and not ev.profiles:
+                raise  # nothing else to decide on: the profile itself is the problem
             decided_by_us.append(EvidenceRef(kind="plan", source="assumed", firmness="assumed",
                                              description=f"no plan: {exc}"))
     usable = [p for p in ev.profiles if not p.reference]
