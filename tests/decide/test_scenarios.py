@@ -95,6 +95,9 @@ def test_70b_bf16_with_8b_bf16_on_two_h100_does_not_fit_and_names_the_fp8_altern
     assert fit.evidence["FP8 kv_tokens"] > 0 and fit.evidence["FP8 max_concurrency"] >= 1
     assert "FP8" in d.headline
     assert not any(r.kind == "run_result" for r in d.evidence)  # nothing simulated for a plan that cannot start
+    plan_ref = next(r for r in d.evidence if r.kind == "plan")
+    assert plan_ref.command.startswith("specwise plan --target meta-llama/Llama-3.1-70B-Instruct --draft")
+    assert "--gpus 2" in plan_ref.command and "--max-model-len 8192" in plan_ref.command
 
 
 def test_ttft_bound_slo_is_not_helped():

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from specwise.decide.adapter import (
     default_profile,
+    plan_command,
     run_guard_points,
     run_guard_schedule,
     run_plan,
@@ -146,7 +147,7 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
             ev.plans.append((run_plan(workload), None))
             decided_by_us.append(EvidenceRef(kind="plan", source="estimated", firmness="estimated",
                                              description="planned by decide from the workload's deployment",
-                                             command="specwise plan (run by decide)"))
+                                             command=plan_command(workload)))
         except UserError as exc:
             if not ev.runs and not ev.profiles:
                 raise  # nothing else to decide on: the profile itself is the problem

@@ -204,6 +204,21 @@ def plan_request(workload: WorkloadProfile, **change: Any) -> PlanRequest:
     return req.model_copy(update=change) if change else req
 
 
+def plan_command(workload: WorkloadProfile) -> str:
+    """The ``specwise plan`` command that reproduces :func:`run_plan`."""
+    import shlex
+
+    r = plan_request(workload)
+    args = ["specwise", "plan", "--target", r.target]
+    for flag, value in (("--draft", r.draft), ("--method", r.method), ("--gpu", r.gpu), ("--gpus", r.gpus),
+                        ("--tp", r.tp), ("--target-quant", r.target_quant), ("--draft-quant", r.draft_quant),
+                        ("--max-model-len", r.max_model_len), ("--context", r.context),
+                        ("--num-speculative-tokens", r.num_speculative_tokens), ("--vllm-version", r.vllm_version)):
+        if value is not None:
+            args += [flag, str(value.value if hasattr(value, "value") else value)]
+    return shlex.join(args)
+
+
 def run_plan(workload: WorkloadProfile) -> PlanResult:
     from specwise.plan.planner import make_plan
 
