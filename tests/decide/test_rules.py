@@ -109,6 +109,7 @@ def test_evidence_only_below_production_temperature_cannot_enable():
     d = decide(w, runs=[winning_run(temps=(0.0,))], options=NO_SIM)
     assert rule(d, "temperature_coverage").status == "fail"
     assert d.verdict == "BORDERLINE" and "below the production temperature" in d.headline
+    assert d.firmness == "measured" and "only below the production temperature" in d.firmness_note
 
 
 def test_quantisation_from_estimate_rows_and_a_small_drop_passes():

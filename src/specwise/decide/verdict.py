@@ -69,7 +69,15 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
         confirm = str(noise.evidence["bench_command"])
 
     def out(verdict: Verdict, headline: str, firm: Firmness) -> Outcome:
-        return Outcome(verdict, f"{verdict.replace('_', ' ')}: {headline}", firm, note[firm], steps)
+        text = note[firm]
+        if firm == "measured":
+            # measured, but maybe not where it counts: say so rather than lower the level
+            if _failed(rules, "temperature_coverage"):
+                text += ", but only below the production temperature"
+            peak = _get(rules, "load_peak")
+            if peak is not None and peak.status == "unknown" and "beyond" in peak.message:
+                text += ", but not up to the peak load"
+        return Outcome(verdict, f"{verdict.replace('_', ' ')}: {headline}", firm, text, steps)
 
     lossless = _get(rules, "not_lossless")
     if lossless is not None and lossless.status == "fail":
@@ -159,8 +167,7 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
     if holds:
         if confirm not in " ".join(steps):
             steps.append(f"settle it: {confirm}")
-        return out("BORDERLINE", "; ".join(holds), min(max(lfirm, bfirm, key=FIRMNESS_ORDER.index),
-                                                       "simulated_calibrated", key=FIRMNESS_ORDER.index))
+        return out("BORDERLINE", "; ".join(holds), max(lfirm, bfirm, key=FIRMNESS_ORDER.index))
     if measured_load and win_t and win_p:
         return out("ENABLE", f"measured faster at the typical and the peak load ({load_p.message})", "measured")
     if measured_load and win_t and lose_p:
