@@ -133,3 +133,12 @@ def test_an_unknown_model_with_nothing_else_is_exit_2_but_measured_runs_still_de
     d = Decision.model_validate_json(p.stdout)
     fit = next(r for r in d.rules if r.code == "plan_fits")
     assert fit.status == "unknown" and d.verdict == "ENABLE"  # measured at the production load and temperature
+
+
+@pytest.mark.parametrize("args,msg", [(["--guard-tax", "5"], "--guard-tax: expected BATCH:TAX"),
+                                      (["--guard-tax", "10:0.1,2:0.2"], "increasing"),
+                                      (["--sim-requests", "5"], "--sim-requests must be >= 20"),
+                                      (["--guard-cudagraph-tax", "1.5"], "--guard-cudagraph-tax")])
+def test_bad_options_are_one_line_errors(args, msg):
+    p = specwise("decide", "-w", str(EXAMPLE), "--no-simulate", *args)
+    assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1

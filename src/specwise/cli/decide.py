@@ -35,7 +35,8 @@ def decide(
     json_out: bool = typer.Option(False, "--json", help="Print the Decision as JSON."),
     output: Path = typer.Option(None, "--output", "--out", "-o", help="Also write the Decision JSON to FILE "
                                 "(`specwise monitor --decision FILE` reads its thresholds)."),
-    report: Path = typer.Option(None, "--report", help="Also write the report (HTML; .md for Markdown) to FILE."),
+    report: Path = typer.Option(None, "--report", help="Also write the report to FILE (HTML, with its Markdown "
+                                "and JSON twins; needs `specwise report`)."),
     no_simulate: bool = typer.Option(False, "--no-simulate", help="Without runs, do not simulate (faster; the "
                                      "load rules stay unknown)."),
     sim_requests: int = typer.Option(120, "--sim-requests", help="Requests per load point of decide's own "
