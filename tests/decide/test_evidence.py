@@ -160,3 +160,9 @@ def test_every_example_profile_loads_and_decides(path):
     d = decide(load_workload(path), options=NO_SIM)
     assert d.verdict == EXPECTED.get(path.name, "BORDERLINE")  # profile only: nothing measured
     assert d.firmness in ("assumed", "estimated")
+
+
+def test_a_workload_profile_among_the_evidence_is_the_workload():
+    ev = load_evidence([EXAMPLES[0]])
+    assert ev.workload is not None and not ev.runs and not ev.plans
+    assert decide(None, evidence=ev, options=NO_SIM).workload == ev.workload
