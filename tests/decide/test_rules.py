@@ -336,3 +336,18 @@ def test_the_crossover_is_set_against_the_peak():
     assert "crossover 2.67 req/s (measured), below the peak" in peak.message
     assert d.monitor.crossover_qps == pytest.approx(2.67) and d.monitor.crossover_source == "measured"
     assert d.verdict == "BORDERLINE"  # faster at the typical load, slower at the peak, no guard measured
+
+
+def test_a_guard_the_deployed_vllm_cannot_run_is_not_viable():
+    w = ngram_w(typical=1, peak=4)
+    w = w.model_copy(update={"deployment": w.deployment.model_copy(update={"vllm_version": "0.20.0"})})
+    fixed = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.5, 1.4, 1.1, 0.8])],
+                         [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
+    guard_cfg = {"method": "ngram", "num_speculative_tokens": 3,
+                 "num_speculative_tokens_per_batch_size": [[1, 8, 3], [9, 1024, 0]]}
+    guarded = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.45, 1.35, 1.08, 1.0])],
+                           [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram", spec_config=guard_cfg))
+    d = decide(w, runs=[fixed, guarded], options=NO_SIM)
+    g = rule(d, "guard_viability")
+    assert g.status == "fail" and "0.24.0" in g.message
+    assert d.verdict == "BORDERLINE" and not d.config.speculative

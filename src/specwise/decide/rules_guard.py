@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from specwise.catalog.vllm_versions import version_facts
 from specwise.decide.adapter import server_k, speculative_config
 from specwise.decide.breakeven import guard_tax, robust_guard_pick
 from specwise.decide.context import Context, interpolate
 from specwise.decide.rules_fit import finding
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
+
+
+GUARD_KEY = "num_speculative_tokens_per_batch_size"
+
+
+def guard_supported(version: str) -> bool:
+    """Does this vLLM honour a per-batch-size k schedule (catalog version facts)?"""
+    from specwise.errors import UserError
+
+    try:
+        return version_facts(version).knows_key(GUARD_KEY)
+    except (UserError, ValueError):
+        return False
 
 
 @dataclass
@@ -94,6 +108,14 @@ def rule_guard(ctx: Context) -> Finding:
                        meaning="simulate recommends one; bench with it to measure its cost")
     k0 = [r for r in g.schedule if r[2] == 0]
     text = ", ".join(f"{lo}-{hi}:{k}" for lo, hi, k in g.schedule)
+    version = ctx.workload.deployment.vllm_version
+    if not guard_supported(version):
+        since = version_facts().key_interval(GUARD_KEY)[0]
+        return finding("guard_viability", "Guard", "fail", f"guard [{text}] needs {GUARD_KEY} (vLLM {since}+); "
+                       f"the deployment runs vLLM {version}", observed=version, threshold=since,
+                       source=Source.estimated, schedule=text,
+                       meaning="upgrade vLLM for the guard, or pick one k that pays at the peak (V1 ignores "
+                       "disable_by_batch_size)")
     if g.source == Source.measured and g.tax_note is None:
         guard_run = measured_guard_runs(ctx)[0][0]
         view = next((v for v in ctx.views if v.evidence is guard_run), None)
