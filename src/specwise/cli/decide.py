@@ -70,6 +70,8 @@ def decide(
         ev.profiles += [ProfileEvidence(profile=p.profile, path=str(path), estimate=p.estimate, reference=True)
                         for p in ref.profiles]
     wl = load_workload(workload) if workload is not None else None
+    if wl is not None:
+        ev.workload, ev.workload_path = wl, str(workload)
     if wl is None and ev.workload is None:
         raise UserError("give the workload profile: specwise decide --workload FILE [EVIDENCE...] "
                         "(see examples/workload-profile.yaml)")

@@ -131,8 +131,8 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
     opts = options or DecideOptions()
     ev = Evidence()
     if evidence is not None:
-        ev.plans, ev.profiles, ev.runs, ev.workload = (list(evidence.plans), list(evidence.profiles),
-                                                       list(evidence.runs), evidence.workload)
+        ev.plans, ev.profiles, ev.runs = list(evidence.plans), list(evidence.profiles), list(evidence.runs)
+        ev.workload, ev.workload_path = evidence.workload, evidence.workload_path
     workload = workload or ev.workload
     if workload is None:
         raise UserError("decide needs a workload profile (--workload FILE; see examples/workload-profile.yaml)")
@@ -140,9 +140,11 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
         ev.plans.insert(0, (plan, None))
     ev.profiles += _as_profiles(profiles)
     ev.runs += _as_runs(runs)
-    decided_by_us: list[EvidenceRef] = [EvidenceRef(kind="workload", source="assumed", firmness="assumed",
-                                                    description=f"workload profile '{workload.name}'")]
-    if not ev.plans:
+    decided_by_us: list[EvidenceRef] = [EvidenceRef(
+        kind="workload", source="assumed", firmness="assumed", description=f"workload profile '{workload.name}'",
+        path=ev.workload_path if workload is ev.workload else None)]
+    own_plan = not ev.plans
+    if own_plan:
         try:
             ev.plans.append((run_plan(workload), None))
             decided_by_us.append(EvidenceRef(kind="plan", source="estimated", firmness="estimated",
@@ -175,7 +177,8 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
     q = next((f for f in rules if f.code == "quantisation_drop"), None)
     if q is not None and isinstance(q.evidence.get("reference_acceptance"), float):
         reference = float(q.evidence["reference_acceptance"])
-    refs = decided_by_us + ev.refs()
+    # decide's own plan is already listed with its command
+    refs = decided_by_us + [r for r in ev.refs() if not (own_plan and r.kind == "plan" and r.path is None)]
     for r in refs:
         if r.kind == "run_result" and r.path is None and r.command is None:
             r.description += " (passed in-process)"

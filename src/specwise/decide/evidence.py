@@ -67,6 +67,7 @@ class Evidence:
     profiles: list[ProfileEvidence] = field(default_factory=list)
     runs: list[RunEvidence] = field(default_factory=list)
     workload: WorkloadProfile | None = None
+    workload_path: str | None = None
 
     def refs(self) -> list[EvidenceRef]:
         out = []
@@ -188,7 +189,7 @@ def _classify(data: Any, path: Path, ev: Evidence) -> None:
         elif {"classes", "method"} <= keys:
             ev.profiles.append(ProfileEvidence(profile=AcceptanceProfile.model_validate(data), path=str(path)))
         elif {"categories", "load", "deployment"} <= keys:
-            ev.workload = WorkloadProfile.model_validate(data)
+            ev.workload, ev.workload_path = WorkloadProfile.model_validate(data), str(path)
         else:
             raise UserError(f"{path}: not a plan, acceptance profile, estimate or run result JSON "
                             "(pass `specwise plan --json`, `estimate`, `bench --out` or `simulate --out` output)")
