@@ -136,11 +136,14 @@ def render(decision, width: int = 80) -> None:
             out.print(Text("SGLang: " + cfg.sglang_command), width=w)
     m = decision.monitor
     if m.break_even_acceptance is not None:
-        expected = "-" if m.expected_acceptance is None else f"{m.expected_acceptance:.2f}"
+        weighted = next((f for f in decision.rules if f.code == "acceptance_weighted"), None)
+        src = f" ({weighted.source.value if hasattr(weighted.source, 'value') else weighted.source})" \
+            if weighted is not None and weighted.source else ""
+        expected = "-" if m.expected_acceptance is None else f"{m.expected_acceptance:.2f}{src}"
         cross = (f"; crossover {m.crossover_qps:.2f} req/s ({m.crossover_source})" if m.crossover_qps else "")
-        out.print(f"monitor: break-even acceptance {acc(m.break_even_acceptance)} (E[L] "
-                  f"{m.break_even_acceptance_length:.2f}), alert below {acc(m.net_negative_acceptance)}, healthy "
-                  f"above {acc(m.healthy_acceptance)}, expected {expected}"
-                  + cross, width=w)
+        out.print(Text(f"monitor (accepted/drafted; break-even estimated from the step-time model at the peak "
+                       f"batch): break-even {acc(m.break_even_acceptance)} (E[L] "
+                       f"{m.break_even_acceptance_length:.2f}), alert below {acc(m.net_negative_acceptance)}, "
+                       f"healthy above {acc(m.healthy_acceptance)}, expected {expected}{cross}"), width=w)
     for step in decision.next_steps:
         out.print(Text("next: " + step), width=w)
