@@ -351,3 +351,13 @@ def test_a_guard_the_deployed_vllm_cannot_run_is_not_viable():
     g = rule(d, "guard_viability")
     assert g.status == "fail" and "0.24.0" in g.message
     assert d.verdict == "BORDERLINE" and not d.config.speculative
+
+
+def test_startup_memory_that_differs_from_the_plan_is_reported():
+    run = winning_run()
+    run.findings.append("STARTUP MEMORY DIFFERS FROM THE PLAN (speculative, beyond ±5%): KV cache tokens 100000 "
+                        "logged vs 460960 planned")
+    d = decide(ngram_w(), runs=[run], options=NO_SIM)
+    row = rule(d, "plan_vs_startup_memory")
+    assert row.status == "fail" and "--check-log" in row.meaning
+    assert rule(decide(ngram_w(), runs=[winning_run()], options=NO_SIM), "plan_vs_startup_memory").status == "unknown"

@@ -38,7 +38,13 @@ from specwise.decide.rules_acceptance import (
     rule_quantisation,
     rule_temperature,
 )
-from specwise.decide.rules_fit import rule_draft_vram, rule_fit, rule_kv_concurrency, rule_target_vram
+from specwise.decide.rules_fit import (
+    rule_draft_vram,
+    rule_fit,
+    rule_kv_concurrency,
+    rule_plan_vs_startup,
+    rule_target_vram,
+)
 from specwise.decide.rules_guard import choose_guard, rule_guard
 from specwise.decide.rules_load import (
     rule_acceptance_alone,
@@ -67,7 +73,7 @@ __all__ = ["DecideOptions", "Evidence", "decide", "decide_with_evidence", "evalu
 
 # The rule table, in evaluation (and display) order.
 RULES = (
-    rule_fit, rule_draft_vram, rule_target_vram, rule_kv_concurrency,
+    rule_fit, rule_draft_vram, rule_target_vram, rule_kv_concurrency, rule_plan_vs_startup,
     rule_acceptance_buckets, rule_acceptance_weighted, rule_p10, rule_temperature,
     rule_load_typical, rule_load_peak, rule_acceptance_alone, rule_slo, rule_mixed,
     rule_quantisation, rule_method, rule_like_for_like, rule_lossless, rule_guard, rule_noise, rule_disagreement,

@@ -129,3 +129,28 @@ def rule_kv_concurrency(ctx: Context) -> Finding:
                    else "the peak no longer fits: requests queue (preemption), which speculation cannot win back",
                    kv_tokens_lost=mem.kv_tokens_lost, kv_tokens_lost_fraction=round(mem.kv_tokens_lost_fraction, 4),
                    batch_source=ctx.batch_source)
+
+
+def rule_plan_vs_startup(ctx: Context) -> Finding:
+    """The plan's memory accounting against what a launched server logged at startup (bench's memory check)."""
+    from specwise.decide.adapter import run_findings, server
+
+    checked = False
+    for r in ctx.evidence.runs:
+        if not r.measured:
+            continue
+        for f in run_findings(r.run):
+            if f.message.startswith("STARTUP MEMORY DIFFERS"):
+                return finding("plan_vs_startup_memory", "Plan vs startup log", "fail", f.message[:300],
+                               source=Source.measured, run=r.path,
+                               meaning="the plan's KV and concurrency rows do not describe this server: re-plan "
+                               "with `specwise plan --check-log STARTUP.log` and trust the server's numbers")
+        for role in ("baseline", "speculative"):
+            info = server(r.run, role) or {}
+            checked = checked or bool(info.get("memory_check"))
+    if checked:
+        return finding("plan_vs_startup_memory", "Plan vs startup log", "pass",
+                       "the launched servers' startup memory matches the plan", source=Source.measured)
+    return finding("plan_vs_startup_memory", "Plan vs startup log", "unknown",
+                   "no launched server's startup log to check the plan against",
+                   meaning="`specwise bench --baseline-cmd/--speculative-cmd` checks it when it launches the servers")
