@@ -361,3 +361,16 @@ def test_startup_memory_that_differs_from_the_plan_is_reported():
     row = rule(d, "plan_vs_startup_memory")
     assert row.status == "fail" and "--check-log" in row.meaning
     assert rule(decide(ngram_w(), runs=[winning_run()], options=NO_SIM), "plan_vs_startup_memory").status == "unknown"
+
+
+def test_slo_target_at_the_peak_compares_both_arms():
+    w = ngram_w().model_copy(update={"slo": ngram_w().slo.model_copy(update={"metric": "e2e", "p99_target": 2.0})})
+    run = winning_run()
+    for c in run.cells:
+        c.e2e_p99_s = 2.5 if c.role == "baseline" else 1.6
+    row = rule(decide(w, runs=[run], options=NO_SIM), "slo_target")
+    assert row.status == "pass" and "only speculation meets it" in row.message
+    for c in run.cells:
+        c.e2e_p99_s = 1.5 if c.role == "baseline" else 2.4
+    row = rule(decide(w, runs=[run], options=NO_SIM), "slo_target")
+    assert row.status == "fail" and "speculation misses it while the baseline meets it" in row.message

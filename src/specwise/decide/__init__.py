@@ -56,6 +56,7 @@ from specwise.decide.rules_load import (
     rule_mixed,
     rule_noise,
     rule_slo,
+    rule_slo_target,
 )
 from specwise.decide.ship import monitor_thresholds, ship_config
 from specwise.decide.verdict import assemble
@@ -75,7 +76,7 @@ __all__ = ["DecideOptions", "Evidence", "decide", "decide_with_evidence", "evalu
 RULES = (
     rule_fit, rule_draft_vram, rule_target_vram, rule_kv_concurrency, rule_plan_vs_startup,
     rule_acceptance_buckets, rule_acceptance_weighted, rule_p10, rule_temperature,
-    rule_load_typical, rule_load_peak, rule_acceptance_alone, rule_slo, rule_mixed,
+    rule_load_typical, rule_load_peak, rule_acceptance_alone, rule_slo, rule_slo_target, rule_mixed,
     rule_quantisation, rule_method, rule_like_for_like, rule_lossless, rule_guard, rule_noise, rule_disagreement,
     rule_acceptance_agreement,
 )

@@ -292,3 +292,43 @@ def rule_lossless(ctx: Context) -> Finding:
                        source=Source.measured)
     return finding("not_lossless", "Losslessness", "unknown", "no losslessness check in the evidence",
                    meaning="`specwise bench` checks it by default")
+
+
+def _cell_metric_at(view: RunView, role: str, field: str, load: float) -> float | None:
+    """A latency percentile of one arm at ``load`` (linear between the loads run; None beyond them)."""
+    pts = sorted((c.load, getattr(c, field)) for c in view.evidence.run.cells
+                 if c.role == role and c.load is not None and getattr(c, field) is not None
+                 and (view.temperature is None or c.temperature == view.temperature))
+    if not pts or load > pts[-1][0] * 1.0001:
+        return None
+    if load <= pts[0][0]:
+        return pts[0][1]
+    for (la, va), (lb, vb) in zip(pts, pts[1:]):
+        if la <= load <= lb:
+            return va + (load - la) / (lb - la) * (vb - va) if lb > la else va
+    return None
+
+
+def rule_slo_target(ctx: Context) -> Finding:
+    """The SLO's P99 (else P50) target at the peak: met by the baseline, by speculation, by both or neither."""
+    slo = ctx.workload.slo
+    target, pct = (slo.p99_target, "p99") if slo.p99_target is not None else (slo.p50_target, "p50")
+    if target is None or slo.metric == "throughput":
+        return finding("slo_target", "SLO target", "unknown", "no latency target in the workload profile",
+                       meaning="add slo.p99_target to check it at the peak")
+    view = ctx.primary()
+    field = f"{slo.metric}_{pct}_s"
+    base = _cell_metric_at(view, "baseline", field, ctx.peak) if view else None
+    spec = _cell_metric_at(view, "speculative", field, ctx.peak) if view else None
+    if base is None or spec is None:
+        return finding("slo_target", "SLO target", "unknown", f"no {slo.metric.upper()} {pct.upper()} at the peak "
+                       "in the evidence", threshold=target, unit="s")
+    ok = spec <= target
+    both = "both meet it" if ok and base <= target else ("only speculation meets it" if ok else (
+        "speculation misses it while the baseline meets it" if base <= target else "neither meets it"))
+    return finding("slo_target", "SLO target", "pass" if ok else "fail",
+                   f"{slo.metric.upper()} {pct.upper()} at the peak: speculative {spec:.3g} s, baseline {base:.3g} s "
+                   f"vs target {target:g} s: {both}", threshold=target, observed=round(spec, 4), unit="s",
+                   source=_src(view), baseline=round(base, 4),
+                   meaning="the SLO holds with speculation on" if ok else "with speculation on, this SLO is missed "
+                   "at the peak")
