@@ -374,3 +374,10 @@ def test_slo_target_at_the_peak_compares_both_arms():
         c.e2e_p99_s = 1.5 if c.role == "baseline" else 2.4
     row = rule(decide(w, runs=[run], options=NO_SIM), "slo_target")
     assert row.status == "fail" and "speculation misses it while the baseline meets it" in row.message
+
+
+def test_a_one_band_schedule_is_no_guard():
+    sim = RunEvidence(run=simulated_run([comparison(x, 1.3, half=None) for x in LOADS]),
+                      firmness="simulated_roofline", guard_schedule=[[1, 256, 3]], guard_speedups={2.0: 1.3})
+    g = rule(decide(ngram_w(), runs=[sim], options=NO_SIM), "guard_viability")
+    assert g.status == "pass" and "no guard needed" in g.message

@@ -108,6 +108,10 @@ def rule_guard(ctx: Context) -> Finding:
                        meaning="simulate recommends one; bench with it to measure its cost")
     k0 = [r for r in g.schedule if r[2] == 0]
     text = ", ".join(f"{lo}-{hi}:{k}" for lo, hi, k in g.schedule)
+    if len({k for _, _, k in g.schedule}) == 1:
+        return finding("guard_viability", "Guard", "pass", f"the recommended schedule [{text}] keeps one k at every "
+                       "batch: no guard needed", observed=text, source=g.source, schedule=text,
+                       meaning="ship fixed k (no per-batch-size schedule, no schedule tax)")
     version = ctx.workload.deployment.vllm_version
     if not guard_supported(version):
         since = version_facts().key_interval(GUARD_KEY)[0]
