@@ -148,7 +148,9 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
     win_p = load_p is not None and load_p.status == "pass"
     lose_p = load_p is not None and load_p.status == "fail"
     guard_ok = _get(rules, "guard_viability")
-    guard_viable = guard_ok is not None and guard_ok.status == "pass"
+    # a one-band schedule is fixed k: it cannot turn speculation down at the peak
+    guard_viable = (guard_ok is not None and guard_ok.status == "pass" and guard.schedule is not None
+                    and len({k for *_, k in guard.schedule}) > 1)
 
     if lfirm in ("simulated_roofline", "assumed", "estimated") or not ctx.views:
         if not any(h.startswith("mixed") for h in holds):
