@@ -166,3 +166,18 @@ def test_a_workload_profile_among_the_evidence_is_the_workload():
     ev = load_evidence([EXAMPLES[0]])
     assert ev.workload is not None and not ev.runs and not ev.plans
     assert decide(None, evidence=ev, options=NO_SIM).workload == ev.workload
+
+
+def test_a_calibrated_run_sets_the_step_time_the_break_even_uses(tmp_path):
+    w = workload([("s", 1, 0.0)], typical=1, peak=2, method="draft_model", draft="meta-llama/Llama-3.2-1B-Instruct",
+                 k=4)
+    roof = pair_cost(w).target
+    slow = roof.model_copy(update={"t_fix_s": roof.t_fix_s * 5, "label": "fitted: slow host"})
+    data = _v2_simulated("--step-time-model fit.json")
+    data["inputs"]["step_time"]["target"] = json.loads(slow.model_dump_json())
+    f = tmp_path / "sim.json"
+    f.write_text(json.dumps(data))
+    cal = decide(w, evidence=load_evidence([f]), options=NO_SIM)
+    plain = decide(w, options=NO_SIM)
+    # a larger fixed cost per target forward makes the draft relatively cheaper: the break-even falls
+    assert cal.monitor.break_even_acceptance < plain.monitor.break_even_acceptance

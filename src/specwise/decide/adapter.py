@@ -270,6 +270,22 @@ def default_profile(workload: WorkloadProfile) -> AcceptanceProfile:
     return method_default_acceptance(d.method, d.target, d.draft)
 
 
+def run_step_time_model(run: RunResult):
+    """The target StepTimeModel a simulated run priced its steps with (v2 inputs.step_time.target, v1
+    config.step_time_model); None when absent or unreadable."""
+    from specwise.perf.steptime import StepTimeModel
+
+    inputs = run_inputs(run)
+    data = (inputs.get("step_time") or {}).get("target") if isinstance(inputs.get("step_time"), dict) else None
+    data = data or inputs.get("step_time_model")
+    if not isinstance(data, dict) or not data:
+        return None
+    try:
+        return StepTimeModel.model_validate(data)
+    except ValueError:
+        return None
+
+
 @dataclass
 class PairCost:
     """The pair's step-time model and draft cost (specwise.perf, as simulate builds them)."""

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from specwise.decide.adapter import PairCost, pair_cost, server_k, settings_differ, speculative_config
+from specwise.decide.adapter import (
+    PairCost,
+    pair_cost,
+    run_step_time_model,
+    server_k,
+    settings_differ,
+    speculative_config,
+)
 from specwise.decide.breakeven import BreakEven, break_even
 from specwise.decide.evidence import Evidence, ProfileEvidence, RunEvidence
 from specwise.schemas.base import Source
@@ -265,6 +272,12 @@ def build_context(workload: WorkloadProfile, ev: Evidence, options: DecideOption
     d = workload.deployment
     k = d.k
     cost = pair_cost(workload)
+    calibrated = next((run_step_time_model(r.run) for r in ev.runs if r.firmness == "simulated_calibrated"
+                       and run_step_time_model(r.run) is not None), None)
+    if cost is not None and calibrated is not None:
+        # the break-even follows the step time measured on this GPU when a calibrated run carries it
+        cost = PairCost(target=calibrated, draft=cost.draft, cost_ratio_batch1=cost.cost_ratio_batch1,
+                        description=f"calibrated step-time model ({calibrated.label or 'from the run'})")
     mean_context = workload.prompt_tokens.mean + workload.output_tokens.mean / 2.0
     kind = workload.load.kind
     bt, src = _batch_at(ev, workload.load.typical, kind)
