@@ -381,3 +381,38 @@ def test_a_one_band_schedule_is_no_guard():
                       firmness="simulated_roofline", guard_schedule=[[1, 256, 3]], guard_speedups={2.0: 1.3})
     g = rule(decide(ngram_w(), runs=[sim], options=NO_SIM), "guard_viability")
     assert g.status == "pass" and "no guard needed" in g.message
+
+
+def test_crossovers_are_compared_only_where_both_ran():
+    from specwise.decide.rules_load import crossovers_disagree
+
+    meas_above = crossover("measured", None, [2, 4, 8], [1.4, 1.3, 1.2], position="above_range")
+    assert not crossovers_disagree(crossover("simulated", 30.8, [2, 4, 8, 16, 32], [1.5] * 5), meas_above, 0.25)
+    assert crossovers_disagree(crossover("simulated", 5.0, [2, 4, 8], [1.5, 1.1, 0.9]), meas_above, 0.25)
+    assert crossovers_disagree(crossover("simulated", 9.0, [4, 8, 16], [1.2, 1.1, 0.8]),
+                               crossover("measured", 6.0, [4, 8, 16], [1.1, 0.9, 0.7]), 0.25)  # issue 11's example
+    assert not crossovers_disagree(crossover("simulated", 6.5, [4, 8], [1.1, 0.9]),
+                                   crossover("measured", 6.0, [4, 8], [1.1, 0.9]), 0.25)
+    below = crossover("measured", None, [2, 4], [0.9, 0.8], position="below_range")
+    assert crossovers_disagree(crossover("simulated", None, [1, 2, 4], [1.5] * 3, position="above_range"), below, 0.25)
+
+
+def test_a_tie_in_a_hot_bucket_is_noise_even_when_the_median_bucket_wins():
+    w = workload([("json_extraction", 0.5, 0.0), ("chat", 0.5, 1.0)], typical=1, peak=2, method="ngram", k=3)
+    comps = [comparison(x, 1.4, temperature=0.0) for x in LOADS]
+    comps += [comparison(x, 1.04, half=0.12, temperature=1.0) for x in LOADS]
+    cells = [spec_cell(x, t, 0.6, 3) for x in LOADS for t in (0.0, 1.0)]
+    d = decide(w, runs=[measured_run(comps, cells, servers(3, "ngram"))], options=NO_SIM)
+    noise = rule(d, "noise")
+    assert noise.status == "fail" and "(T=1)" in noise.message
+    assert d.verdict == "BORDERLINE"
+
+
+def test_p99_slower_only_counts_when_its_interval_is_below_one():
+    w = ngram_w()
+    noisy = measured_run([comparison(x, 1.3, p99=0.95, half=0.1) for x in LOADS],
+                         [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
+    assert rule(decide(w, runs=[noisy], options=NO_SIM), "mixed_workload").status == "pass"
+    clear = measured_run([comparison(x, 1.3, p99=0.8, half=0.05) for x in LOADS],
+                         [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
+    assert rule(decide(w, runs=[clear], options=NO_SIM), "mixed_workload").status == "fail"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from specwise.crossover import crossover_sentence
 from specwise.decide.commands import bench_command, calibrate_command, repeats_needed
-from specwise.decide.context import Context, RunView, interpolate, like_for_like_diffs
+from specwise.decide.context import TEMPERATURE_MATCH, Context, RunView, interpolate, like_for_like_diffs
 from specwise.decide.rules_acceptance import weighted_acceptance
 from specwise.decide.rules_fit import finding
 from specwise.schemas.base import Source
@@ -147,9 +147,8 @@ def rule_mixed(ctx: Context) -> Finding:
     split = []
     if view is not None:
         for p in view.points:
-            if p.load <= ctx.peak * 1.0001 and p.e2e_p99 is not None and p.e2e_p50.value and p.e2e_p99.value:
-                if p.e2e_p50.value > 1.0 and p.e2e_p99.value < 1.0:
-                    split.append(p.load)
+            if p.load <= ctx.peak * 1.0001 and classify(p.e2e_p50) == "win" and classify(p.e2e_p99) == "loss":
+                split.append(p.load)
     win = [b for b in ctx.buckets if be and b.length is not None and b.length > be.acceptance_length]
     lose = [b for b in ctx.buckets if be and b.length is not None and b.length <= be.acceptance_length]
     straddle = bool(win and lose and min(sum(b.share for b in win), sum(b.share for b in lose)) >= 0.1)
@@ -199,27 +198,51 @@ def rule_noise(ctx: Context) -> Finding:
     if view is None:
         return finding("noise", "Noise", "unknown", "no runs", meaning="")
     worst = None
-    for load in (ctx.typical, ctx.peak):
-        s = interpolate(view.points, load)
-        if s is None:
-            continue
-        if classify(s) == "tie" or s.ci_low is None:
-            pt = min(view.points, key=lambda p: abs(p.load - load))
-            n = repeats_needed(s.value, s.ci_low, s.ci_high, pt.repeats)
-            if worst is None or n > worst[0]:
-                worst = (n, load, s)
+    # the primary view, and every view at the temperature of a bucket carrying >= 10 % of the traffic
+    temps = [b.temperature for b in ctx.buckets if b.share >= 0.1]
+    views = [view] + [v for v in ctx.views if v is not view and v.firmness == view.firmness
+                      and v.temperature is not None and v.baseline_role == view.baseline_role
+                      and any(abs(v.temperature - t) <= TEMPERATURE_MATCH for t in temps)]
+    for v in views:
+        for load in (ctx.typical, ctx.peak):
+            s = interpolate(v.points, load)
+            if s is None:
+                continue
+            if classify(s) == "tie" or s.ci_low is None:
+                pt = min(v.points, key=lambda p: abs(p.load - load))
+                n = repeats_needed(s.value, s.ci_low, s.ci_high, pt.repeats)
+                if worst is None or n > worst[0]:
+                    worst = (n, load, s, v.temperature)
     if worst is None:
         return finding("noise", "Noise", "pass", "the intervals at the typical and peak load exclude 1.0",
                        source=_src(view), meaning="the verdict is not a coin flip")
-    n, load, s = worst
+    n, load, s, temp = worst
     cmd = bench_command(ctx.workload, ctx.plan, repeats=n, out=ctx.options.bench_out)
     has_ci = s.ci_low is not None
+    at_t = f" (T={temp:g})" if temp is not None else ""
     return finding("noise", "Noise", "fail" if has_ci else "unknown",
-                   (f"interval {_ci_text(s)} at {load:g} {ctx.load_unit} includes 1.0" if has_ci else
+                   (f"interval {_ci_text(s)} at {load:g} {ctx.load_unit}{at_t} includes 1.0" if has_ci else
                     f"no interval at {load:g} {ctx.load_unit} ({_src(view).value}, one run)"),
                    threshold=1.0, observed=s.value, source=_src(view),
                    meaning=f"settle it with {n} repeats per cell (bench command under next steps)",
                    repeats_needed=n, bench_command=cmd)
+
+
+def crossovers_disagree(a, b, tol: float) -> bool:
+    """Two crossovers contradict each other within the loads both ran (a crossing the other's range excludes)."""
+    if a is None or b is None or not a.loads or not b.loads:
+        return False
+    if a.position == "within" and b.position == "within" and a.value and b.value:
+        return abs(a.value - b.value) / b.value > tol
+
+    def contradicts(x, y) -> bool:  # x says it crosses at a load where y ran and saw no crossing, or vice versa
+        if x.position == "within" and x.value is not None:
+            return (y.position == "above_range" and x.value < max(y.loads)) or (
+                y.position == "below_range" and x.value > min(y.loads))
+        if x.position == "below_range":
+            return y.position == "above_range" and min(x.loads) <= max(y.loads)
+        return False
+    return contradicts(a, b) or contradicts(b, a)
 
 
 def rule_disagreement(ctx: Context) -> Finding:
@@ -230,7 +253,8 @@ def rule_disagreement(ctx: Context) -> Finding:
         return finding("evidence_disagreement", "Evidence agreement", "unknown",
                        "nothing to cross-check (needs simulated and measured runs)")
     tol = ctx.options.disagreement_tolerance
-    sv, mv = sims[0], meas[0]
+    mv = meas[0]
+    sv = next((v for v in sims if v.temperature == mv.temperature), sims[0])
     worst = None
     for p in mv.points:
         s = interpolate(sv.points, p.load)
@@ -239,10 +263,11 @@ def rule_disagreement(ctx: Context) -> Finding:
         ratio = s.value / p.e2e_p50.value
         if worst is None or abs(ratio - 1) > abs(worst[1] - 1):
             worst = (p.load, ratio, s.value, p.e2e_p50.value)
-    sc = next((c for c in sv.evidence.run.crossovers), None)
-    mc = next((c for c in mv.evidence.run.crossovers if c.baseline_role == mv.baseline_role), None)
-    cross_bad = bool(sc and mc and (sc.position != mc.position or (
-        sc.value and mc.value and abs(sc.value - mc.value) / mc.value > tol)))
+    sc = next((c for c in sv.evidence.run.crossovers if c.temperature == sv.temperature),
+              next(iter(sv.evidence.run.crossovers), None))
+    mc = next((c for c in mv.evidence.run.crossovers if c.baseline_role == mv.baseline_role
+               and c.temperature == mv.temperature), None)
+    cross_bad = crossovers_disagree(sc, mc, tol)
     fix = calibrate_command(mv.evidence.path, ctx.mean_context)
     if (worst and abs(worst[1] - 1) > tol) or cross_bad:
         parts = []
