@@ -164,7 +164,7 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
                        "(simulated, taxed) and confirm with bench", lfirm)
         holds.append("calibrated simulation only: a plain ENABLE needs a measurement")
     if noise is not None and noise.status == "fail" and measured_load:
-        holds.append("the interval includes 1.0 (" + noise.message + ")")
+        holds.append("speedup " + noise.message + ": not a win yet")
 
     if holds:
         if confirm not in " ".join(steps):
