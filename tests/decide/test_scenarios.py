@@ -36,6 +36,7 @@ def test_low_qps_t0_summarisation_with_ngram_is_enable_on_measured_evidence():
     assert "--speculative-config" in d.config.vllm_command and d.config.sglang_command
     assert d.monitor.break_even_acceptance is not None and d.monitor.break_even_acceptance < 0.62
     assert d.monitor.slo_metric == "e2e"
+    assert any("specwise monitor rules --decision" in s for s in d.next_steps)
 
 
 def test_same_workload_on_uncalibrated_simulation_alone_is_at_most_borderline():

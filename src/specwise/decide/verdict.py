@@ -69,6 +69,11 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
         confirm = str(noise.evidence["bench_command"])
 
     def out(verdict: Verdict, headline: str, firm: Firmness) -> Outcome:
+        if verdict in ("ENABLE", "ENABLE_WITH_GUARD"):
+            # the thresholds that would flip the verdict, watched where it runs
+            steps.append("watch it in production (write this decision with -o decision.json): specwise monitor "
+                         "rules --decision decision.json -o spec-decode-rules.yaml; specwise monitor watch "
+                         "http://HOST:8000 --decision decision.json")
         text = note[firm]
         if firm == "measured":
             # measured, but maybe not where it counts: say so rather than lower the level
