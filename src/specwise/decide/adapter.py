@@ -30,6 +30,12 @@ def parse_run(data: dict[str, Any]) -> RunResult:
     When the installed model rejects the file, the fields it lacks are dropped and v2 findings become their
     messages (v2 ``inputs`` -> v1 ``config``); if that still does not validate, the original error stands.
     """
+    try:  # schema v2 ships the one reader of both versions (upgrades a v1 file's config, servers, findings)
+        from specwise.schemas.run_io import run_result_from_dict
+    except ImportError:
+        run_result_from_dict = None
+    if run_result_from_dict is not None:
+        return run_result_from_dict(data)
     try:
         return RunResult.model_validate(data)
     except ValueError as first:
