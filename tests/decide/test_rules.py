@@ -416,3 +416,14 @@ def test_p99_slower_only_counts_when_its_interval_is_below_one():
     clear = measured_run([comparison(x, 1.3, p99=0.8, half=0.05) for x in LOADS],
                          [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
     assert rule(decide(w, runs=[clear], options=NO_SIM), "mixed_workload").status == "fail"
+
+
+def test_measured_queueing_of_the_speculative_arm_fails_the_kv_rule():
+    run = winning_run()
+    for c in run.cells:
+        if c.load == 2:
+            c.num_requests_waiting_max = 7.0 if c.role == "speculative" else 0.0
+            c.kv_cache_usage_max = 0.99 if c.role == "speculative" else 0.6
+    kv = rule(decide(ngram_w(), runs=[run], options=NO_SIM), "kv_concurrency")
+    assert kv.status == "fail" and kv.source == "measured" and kv.observed == 7.0
+    assert rule(decide(ngram_w(), runs=[winning_run()], options=NO_SIM), "kv_concurrency").source == "estimated"

@@ -121,6 +121,15 @@ def rule_kv_concurrency(ctx: Context) -> Finding:
                        threshold=have, unit="sequences", source=Source.estimated,
                        meaning="give the load in the workload profile to check the peak",
                        kv_tokens_lost=mem.kv_tokens_lost)
+    queued = _measured_queueing(ctx)
+    if queued is not None:
+        load, waiting, usage = queued
+        return finding("kv_concurrency", "KV / concurrency", "fail",
+                       f"{lost}; measured at {load:g} {ctx.load_unit}: the speculative server queued up to "
+                       f"{waiting:g} requests (KV cache {usage:.0%} full) where the baseline queued none",
+                       threshold=0, observed=waiting, unit="requests waiting (server gauge, max)",
+                       source=Source.measured, meaning="the draft's KV cost shows up as queueing at this load, "
+                       "which speculation cannot win back", kv_tokens_lost=mem.kv_tokens_lost)
     ok = need <= have
     msg = f"{lost}; peak needs ~{need:.0f} running sequences, the speculative server holds {have}"
     return finding("kv_concurrency", "KV / concurrency", "pass" if ok else "fail", msg, threshold=have,
@@ -129,6 +138,23 @@ def rule_kv_concurrency(ctx: Context) -> Finding:
                    else "the peak no longer fits: requests queue (preemption), which speculation cannot win back",
                    kv_tokens_lost=mem.kv_tokens_lost, kv_tokens_lost_fraction=round(mem.kv_tokens_lost_fraction, 4),
                    batch_source=ctx.batch_source)
+
+
+def _measured_queueing(ctx: Context) -> tuple[float, float, float] | None:
+    """(load, max waiting, max KV usage) of the first load at or below the peak where the measured speculative
+    arm queued requests and the baseline did not (the servers' gauges sampled by bench)."""
+    for r in ctx.evidence.runs:
+        if not r.measured:
+            continue
+        base = {(c.load, c.temperature): c for c in r.run.cells if c.role == "baseline"}
+        for c in sorted((c for c in r.run.cells if c.role == "speculative" and c.load is not None),
+                        key=lambda c: c.load):
+            b = base.get((c.load, c.temperature))
+            if c.load > ctx.peak * 1.0001 or b is None:
+                continue
+            if (c.num_requests_waiting_max or 0) > 0 and not (b.num_requests_waiting_max or 0) > 0:
+                return c.load, float(c.num_requests_waiting_max or 0), float(c.kv_cache_usage_max or 0.0)
+    return None
 
 
 def rule_plan_vs_startup(ctx: Context) -> Finding:
