@@ -61,15 +61,18 @@ def test_crossovers_per_temperature_and_baseline_and_out_of_range_cases():
 
 
 def test_simulated_and_measured_crossover_share_one_definition():
-    from specwise.simulate.sweep import PointMetrics, SweepPoint, simulated_crossover
+    from specwise.schemas import CellSummary
+    from specwise.simulate.sweep import crossover_batch_size, point_comparison
 
-    def pm(batch):
-        return PointMetrics(ttft_p50_s=1, ttft_p99_s=1, tpot_p50_s=1, tpot_p99_s=1, e2e_p50_s=1, e2e_p99_s=1,
-                            output_tokens_per_s=1, mean_batch_size=batch)
+    def cells(qps, batch, speedup):
+        base = CellSummary(role="baseline", source=Source.simulated, qps=qps, temperature=0.0, e2e_p50_s=speedup,
+                           tpot_p50_s=1, mean_batch_size=0)
+        return base, base.model_copy(update={"role": "speculative", "e2e_p50_s": 1.0, "mean_batch_size": batch})
 
-    pts = [SweepPoint(qps=q, baseline=pm(0), speculative=pm(b), speedup_e2e_p50=s, speedup_tpot_p50=s)
-           for q, b, s in [(1, 10, 1.8), (4, 40, 1.2), (8, 80, 0.8)]]
-    sim = simulated_crossover(pts, 60.0, 0.0)
+    pts = [cells(q, b, s) for q, b, s in [(1, 10, 1.8), (4, 40, 1.2), (8, 80, 0.8)]]
+    comps = [point_comparison(b, sp) for b, sp in pts]
+    (sim,) = crossovers_from_comparisons(comps, Source.simulated)  # what simulate.sweep.run_sweep does
+    sim.batch_size = crossover_batch_size(comps, [sp for _, sp in pts])
     meas = crossovers_from_comparisons([_comp(1, 1.8), _comp(4, 1.2), _comp(8, 0.8)], Source.measured)[0]
     assert sim.source == "simulated" and sim.batch_size == 60.0
     assert sim.value == meas.value == pytest.approx(6.0) and sim.loads == meas.loads

@@ -36,7 +36,7 @@ def test_errors_name_file_line_and_fix(tmp_path):
         read_rows(tmp_path / "missing.jsonl", "test")
     path.write_text('{"a": 1}\n{"a": "x"}\n[1]\n')
     rows = read_rows(path, "test")
-    with pytest.raises(UserError, match=r"line 2: 'a' is 'x', not a number; every test row needs a as numbers"):
+    with pytest.raises(UserError, match=r"line 2: 'a' is 'x', not a finite number; every test row needs a as numbers"):
         numeric_columns(rows, str(path), "test", ("a",))
     with pytest.raises(UserError, match="line 3: expected a JSON object, got list"):
         numeric_columns(rows[2:], str(path), "test", ("a",))

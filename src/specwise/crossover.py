@@ -94,18 +94,21 @@ def describe_crossover(loads: Sequence[float], speedups: Sequence[float | None],
 
 
 def crossovers_from_comparisons(comparisons: Sequence[Comparison], source: Source) -> list[Crossover]:
-    """One crossover per (temperature, baseline) from per-QPS comparisons (closed-loop cells are skipped)."""
-    groups: dict[tuple[float | None, str], list[Comparison]] = {}
+    """One crossover per (temperature, baseline, load kind) from per-load comparisons (open or closed loop).
+
+    Comparisons without a load (a bench closed-loop run records none) locate nothing and are skipped.
+    """
+    groups: dict[tuple[float | None, str, str], list[Comparison]] = {}
     for c in comparisons:
-        if c.qps is not None:
-            groups.setdefault((c.temperature, c.baseline_role), []).append(c)
+        if c.load is not None:
+            groups.setdefault((c.temperature, c.baseline_role, c.load_kind), []).append(c)
     out = []
-    for (temp, role), comps in sorted(groups.items(), key=lambda kv: (
-            -1 if kv[0][0] is None else kv[0][0], kv[0][1] != "baseline")):
-        comps = sorted(comps, key=lambda c: c.qps)  # type: ignore[arg-type, return-value]
+    for (temp, role, kind), comps in sorted(groups.items(), key=lambda kv: (
+            -1 if kv[0][0] is None else kv[0][0], kv[0][1] != "baseline", kv[0][2])):
+        comps = sorted(comps, key=lambda c: c.load)  # type: ignore[arg-type, return-value]
         sp = [c.speedup_e2e_p50 for c in comps]
-        out.append(describe_crossover([c.qps for c in comps], [s.value for s in sp],  # type: ignore[misc]
-                                      source=source, temperature=temp, baseline_role=role,
+        out.append(describe_crossover([c.load for c in comps], [s.value for s in sp],  # type: ignore[misc]
+                                      source=source, temperature=temp, baseline_role=role, load_kind=kind,
                                       ci_low=[s.ci_low for s in sp], ci_high=[s.ci_high for s in sp]))
     return out
 

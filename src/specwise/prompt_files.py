@@ -46,8 +46,10 @@ class PromptRequest(SpecwiseModel):
     category: str = "default"
     prompt: str | None = Field(None, description="raw completion text (no chat template)")
     messages: list[ChatMessage] | None = Field(None, description="chat messages (chat template applied)")
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0)
+    # 2^24 tokens: above any served context window (vLLM's largest are ~10M); a larger value is a typo.
+    max_tokens: int | None = Field(None, ge=1, le=1 << 24)
+    # [0, 2]: the OpenAI API range (see schemas.limits.Temperature)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
     response: str | None = Field(None, description="observed response; estimate teacher-forces it")
 
 
@@ -58,8 +60,12 @@ class PromptRow(PromptRequest):
     format: PromptFormat
 
 
-def _sharegpt(row: dict[str, Any]) -> dict[str, Any] | None:
-    turns = row.get("conversations") or row.get("conversation") or []
+def _sharegpt(row: dict[str, Any], source: str, where: str) -> dict[str, Any] | None:
+    key = "conversations" if "conversations" in row else "conversation"
+    turns = row.get(key) or []
+    if not isinstance(turns, list):
+        raise row_error(source, where, f"'{key}' is a {type(turns).__name__}, not a list",
+                        "write ShareGPT turns as [{\"from\": \"human\", \"value\": \"...\"}, ...]")
     for i, turn in enumerate(turns):
         if isinstance(turn, dict) and turn.get("from") in ("human", "user"):
             nxt = turns[i + 1] if i + 1 < len(turns) and isinstance(turns[i + 1], dict) else {}
@@ -75,18 +81,22 @@ def parse_prompt_row(data: Any, where: str, index: int, source: str,
     row = require_object(Row(where, data), source, "request")
     fmt: PromptFormat
     if "conversations" in row or "conversation" in row:
-        fmt, fields = "sharegpt", _sharegpt(row)
+        fmt, fields = "sharegpt", _sharegpt(row, source, where)
     elif "turns" in row:
         turns = row.get("turns") or []
+        if not isinstance(turns, list) or (turns and not isinstance(turns[0], str)):
+            shown = type(turns[0] if isinstance(turns, list) else turns).__name__
+            raise row_error(source, where, f"'turns' holds a {shown}, not a list of strings",
+                            "write Spec-Bench turns as [\"first user turn\", ...]")
         fmt, fields = "spec_bench", ({"id": row.get("question_id"), "category": row.get("category"),
-                                      "messages": [{"role": "user", "content": str(turns[0])}]} if turns else None)
+                                      "messages": [{"role": "user", "content": turns[0]}]} if turns else None)
     elif "prompt" in row or "messages" in row:
         fmt = "plain"
         fields = {k: v for k, v in row.items() if k in ("prompt", "messages", "max_tokens", "temperature",
                                                         "category", "response")}
         fields["id"] = row.get("id", row.get("prompt_id"))
-        if "prompt" in fields and fields["prompt"] is not None:
-            fields["prompt"] = str(fields["prompt"])
+        if isinstance(fields.get("prompt"), (int, float)) and not isinstance(fields["prompt"], bool):
+            fields["prompt"] = str(fields["prompt"])  # a bare number is still text to complete
     else:
         raise row_error(source, where, "none of 'prompt', 'messages', 'turns' or 'conversations'", _FIX)
     if fields is None:
@@ -100,7 +110,7 @@ def parse_prompt_row(data: Any, where: str, index: int, source: str,
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"])
         raise row_error(source, where, f"'{field}' {err['msg'].lower()}",
-                        "fix that field (max_tokens >= 1, temperature >= 0, messages as "
+                        "fix that field (max_tokens >= 1, temperature in [0, 2], messages as "
                         "[{\"role\": ..., \"content\": ...}])") from None
 
 

@@ -112,7 +112,7 @@ def test_https_endpoints_are_said_to_have_event_loop_arrival_stamps(tmp_path):
     plain = BenchRunner(_cfg(), RunStore(tmp_path / "a")).result().findings
     assert not any("event-loop stamps" in f for f in plain)
     tls = BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings
-    assert any(f.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)
+    assert any(f.message.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)
 
 
 def test_resume_accepts_a_run_written_before_an_option_existed_but_not_a_changed_one(tmp_path):

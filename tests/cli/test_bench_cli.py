@@ -37,3 +37,36 @@ def test_unreachable_endpoint_is_a_user_error(tmp_path, capsys):
               "--out", str(tmp_path / "r"), "--no-lossless"])
     assert exc.value.code == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_config_file_and_the_old_temperature_flag(tmp_path, capsys):
+    cfg = tmp_path / "bench.yaml"
+    cfg.write_text("baseline_url: http://127.0.0.1:9\nspeculative_url: http://127.0.0.1:9\nlossless: 'off'\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and "cannot reach" in capsys.readouterr().err  # the file's endpoints were used
+    cfg.write_text("baseline_url: http://a\nspeculative_url: http://b\nqps_typo: [1]\n")
+    with pytest.raises(SystemExit):
+        main(["bench", "--config", str(cfg)])
+    assert "unknown field(s) qps_typo" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--baseline", "http://a", "--speculative", "http://b", "--temperature-mix", "0:1",
+              "--workload-temperatures", "0:1"])
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--baseline", "http://a", "--speculative", "http://b", "--workload-temperatures", "x:1"])
+    assert "--temperature-mix: expected TEMP:WEIGHT" in capsys.readouterr().err
+
+
+def test_a_run_directorys_config_json_is_a_config(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "v1-bench" /
+                           "config.json").read_text())
+    recorded["bench"].update(baseline_url="http://127.0.0.1:9", speculative_url="http://127.0.0.1:9", workload="chat")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(recorded))
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-lossless"])
+    assert exc.value.code == 2 and "cannot reach" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_report_prints_rows_and_the_reason_for_servers_not_compared():
                                "--speculative-config '{\"method\": \"ngram\", \"num_speculative_tokens\": 3}'")
     spec = check_server_memory("speculative", bf16, log, environ={"VLLM_CPU_KVCACHE_SPACE": "1"})
     base = check_server_memory("baseline", parse_serve_command("vllm serve my-private-model"), log, environ={})
-    result = RunResult(source=Source.measured, tool_version="t", config={}, servers={
+    result = RunResult(source=Source.measured, tool_version="t", servers={
         "baseline": {"launched": True, "memory_check": base.model_dump(mode="json")},
         "speculative": {"launched": True, "memory_check": spec.model_dump(mode="json")},
     })
@@ -75,7 +75,7 @@ def test_report_prints_rows_and_the_reason_for_servers_not_compared():
     assert "baseline: not compared with a plan: cannot plan the command:" in text
     assert "speculative: speculative budget of the plan for its command" in text
     assert "KV cache tokens" in text and "46,592" in text and "23,296" in text and "+100.0% (beyond ±10%)" in text
-    assert memory_vs_plan(RunResult(source=Source.measured, tool_version="t", config={},
+    assert memory_vs_plan(RunResult(source=Source.measured, tool_version="t",
                                     servers={"baseline": {"launched": False}})) is None
 
 

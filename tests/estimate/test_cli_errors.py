@@ -51,3 +51,30 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
     with pytest.raises(MissingExtraError, match=r"pip install 'specwise\[estimate\]'"):
         require_torch()
+
+
+def test_target_and_prompts_come_from_flags_or_a_config_file(capsys, tmp_path):
+    code, err = _run(["estimate", "--prompts", str(tmp_path / "p.jsonl")], capsys)
+    assert code == 2 and "give --target MODEL and --prompts FILE" in err
+    cfg = tmp_path / "estimate.yaml"
+    cfg.write_text(f"target: t\nprompts: {tmp_path / 'none.jsonl'}\ntemperatures: [0, 0.7]\n")
+    code, err = _run(["estimate", "--config", str(cfg)], capsys)
+    assert code == 2 and "prompt file not found" in err  # the file's prompts were used
+    code, err = _run(["estimate", "--config", str(cfg), "--top-p", "0"], capsys)
+    assert code == 2 and "--top-p must be in (0, 1]" in err  # a flag on top of the file, validated by the config
+
+
+def test_the_resolved_config_is_written_before_models_load_and_reads_back(capsys, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    out = tmp_path / "out"
+    code, err = _run(["estimate", "--target", str(tmp_path / "no-such-model"), "--prompts", str(prompts),
+                      "--temperatures", "0.7,0", "--k-max", "3", "--output-dir", str(out)], capsys)
+    assert code == 2 and "Traceback" not in err  # the model does not exist; the inputs were valid
+    import json
+
+    written = json.loads((out / "config.json").read_text())
+    assert written["temperatures"] == [0.0, 0.7] and written["k_max"] == 3 and written["method"] == "auto"
+    code, err = _run(["estimate", "--config", str(out / "config.json"), "--output-dir", str(out)], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert json.loads((out / "config.json").read_text()) == written  # the same run again

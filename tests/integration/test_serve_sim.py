@@ -258,3 +258,18 @@ async def test_wall_clock_latency_follows_the_simulated_step_times():
     assert r.status_code == 200
     # ~1 ms of sleep overshoot per step must not accumulate into the simulated timeline (it would add ~60 %)
     assert 0.95 * expected <= elapsed <= 1.2 * expected + 0.02
+
+
+def test_cli_serves_the_deployment_of_a_simulate_config(tmp_path):
+    """`serve-sim --config` takes a simulate run's resolved config: the same target, method and k."""
+    cfg = tmp_path / "run.config.json"
+    cfg.write_text(json.dumps({"target": "meta-llama/Llama-3.1-8B-Instruct", "method": "eagle3", "tp": 1, "k": 2,
+                               "acceptance_rates": [0.7, 0.5], "qps": [1.0]}))
+    proc = subprocess.Popen([sys.executable, "-m", "specwise", "serve-sim", "--port", "0", "--config", str(cfg),
+                             "--time-scale", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "eagle3 k=2" in line and "Llama-3.1-8B-Instruct on 1x" in line, line + proc.stderr.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

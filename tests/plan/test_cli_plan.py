@@ -97,3 +97,21 @@ def test_catalog_command(capsys):
     assert llama["params_total"] == 8_030_261_248 and llama["kv_bytes_per_token_bf16"] == 131_072
     code, out, _ = _run(["catalog", "--gpus"], capsys)
     assert code == 0 and "H200" in out
+
+
+def test_config_file_is_a_plan_request_and_flags_override_it(capsys, tmp_path):
+    code, out, _ = _run(["plan", "--target", "meta-llama/Llama-3.1-70B-Instruct", "--draft",
+                         "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H200", "--gpus", "2", "--json"], capsys)
+    assert code == 0
+    first = json.loads(out)
+    cfg = tmp_path / "plan.json"
+    cfg.write_text(json.dumps(first["request"]))  # a plan's own request repeats it
+    code, out, _ = _run(["plan", "--config", str(cfg), "--json"], capsys)
+    assert code == 0 and json.loads(out)["memory"] == first["memory"]
+    code, out, _ = _run(["plan", "--config", str(cfg), "--gpus", "4", "--json"], capsys)
+    assert code == 0 and json.loads(out)["request"]["gpus"] == 4
+    cfg.write_text("target: x\ngpu_count: 2\n")
+    code, _, err = _run(["plan", "--config", str(cfg)], capsys)
+    assert code == 2 and "unknown field(s) gpu_count" in err
+    code, _, err = _run(["plan"], capsys)
+    assert code == 2 and "give --target MODEL" in err

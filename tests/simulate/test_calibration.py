@@ -20,7 +20,7 @@ Data copied from the project reference theory-and-calibration.md (docs/reference
 import pytest
 
 from specwise.catalog.models import get_gpu, get_model
-from specwise.cli.simulate import iid_alpha_for_length
+from specwise.simulate.acceptance import iid_alpha_for_length
 from specwise.perf.steptime import LLAMA31_8B_H100_FIT, DraftCost, StepTimeModel
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.simulate.defaults import default_deployment
@@ -103,11 +103,15 @@ def test_default_70b_deployment_speeds_up_at_low_qps_and_slows_down_before_satur
                      output_len=DEFAULT_OUTPUT_LEN)
     res = run_sweep(base_dep, spec_dep, k=k, qps_list=[1, 8, 11], workload=w, method="draft_model",
                     with_oracle=False)
-    low, mid, high = res.points
-    assert low.speedup_e2e_p50 > 1.4  # vLLM blog: up to 1.5x (Qwama-0.5B); our 1B draft accepts more
-    assert low.speedup_tpot_p50 > mid.speedup_tpot_p50 > high.speedup_tpot_p50  # shrinks with load
-    assert high.speedup_e2e_p50 < 1.0
-    assert not high.baseline.saturated  # the slowdown appears before the baseline saturates
-    assert res.crossover_qps is not None and 8 < res.crossover_qps < 11
+    low, mid, high = res.comparisons
+    assert [c.load for c in res.comparisons] == [1, 8, 11]
+    assert low.speedup_e2e_p50.value > 1.4  # vLLM blog: up to 1.5x (Qwama-0.5B); our 1B draft accepts more
+    assert low.speedup_tpot_p50.value > mid.speedup_tpot_p50.value > high.speedup_tpot_p50.value  # shrinks with load
+    assert high.speedup_e2e_p50.value < 1.0
+    high_base = next(c for c in res.cells if c.role == "baseline" and c.load == 11)
+    assert not high_base.saturated  # the slowdown appears before the baseline saturates
+    (cross,) = res.crossovers
+    assert cross.position == "within" and 8 < cross.value < 11
     # the recommended guard recovers the loss at high QPS
-    assert high.guard_speedup_e2e_p50 > 1.0
+    guard = next(p for p in res.simulation.policies if p.policy == "guard" and p.load == 11)
+    assert guard.speedup_e2e_p50 > 1.0

@@ -3,7 +3,8 @@
 import pytest
 
 from specwise.simulate.defaults import default_deployment
-from specwise.simulate.sweep import PointMetrics, SweepPoint, _interp_crossover, recommend_guard
+from specwise.schemas import CellSummary, Source
+from specwise.simulate.sweep import crossover_batch_size, point_comparison, recommend_guard
 from specwise.simulate.workload import RequestClass
 
 
@@ -21,12 +22,20 @@ def test_guard_schedule_covers_every_batch_and_turns_speculation_down():
 
 
 def test_crossover_is_interpolated_between_points():
-    def pm(batch):
-        return PointMetrics(ttft_p50_s=1, ttft_p99_s=1, tpot_p50_s=1, tpot_p99_s=1, e2e_p50_s=1, e2e_p99_s=1,
-                            output_tokens_per_s=1, mean_batch_size=batch)
+    def cells(qps, batch, speedup):
+        base = CellSummary(role="baseline", source=Source.simulated, qps=qps, e2e_p50_s=speedup, tpot_p50_s=1,
+                           output_tokens_per_s=1, mean_batch_size=0)
+        spec = base.model_copy(update={"role": "speculative", "e2e_p50_s": 1.0, "mean_batch_size": batch})
+        return base, spec
 
-    pts = [SweepPoint(qps=q, baseline=pm(0), speculative=pm(b), speedup_e2e_p50=s, speedup_tpot_p50=s)
-           for q, b, s in [(1, 10, 1.8), (4, 40, 1.2), (8, 80, 0.8)]]
-    qps, batch = _interp_crossover(pts)
-    assert qps == pytest.approx(6.0) and batch == pytest.approx(60.0)
-    assert _interp_crossover(pts[:2]) == (None, None)
+    pts = [cells(q, b, s) for q, b, s in [(1, 10, 1.8), (4, 40, 1.2), (8, 80, 0.8)]]
+    comps = [point_comparison(b, s) for b, s in pts]
+    spec = [s for _, s in pts]
+    assert [c.speedup_e2e_p50.value for c in comps] == pytest.approx([1.8, 1.2, 0.8])
+    assert crossover_batch_size(comps, spec) == pytest.approx(60.0)
+    assert crossover_batch_size(comps[:2], spec[:2]) is None
+    from specwise.crossover import crossovers_from_comparisons
+
+    (cross,) = crossovers_from_comparisons(comps, Source.simulated)
+    assert cross.value == pytest.approx(6.0) and cross.load == "qps"
+    assert crossovers_from_comparisons(comps[:2], Source.simulated)[0].position == "above_range"

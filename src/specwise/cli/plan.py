@@ -33,27 +33,30 @@ def parse_quant(value: str | None, flag: str):
 
 
 def parse_schedule(text: str | None) -> list[tuple[int, int, int]] | None:
-    """'1-16:4,17-64:2,65-1024:0' or JSON '[[1,16,4],...]' -> [(start, end, k), ...]."""
+    """'1-16:4,17-64:2,65-1024:0' or JSON '[[1,16,4],...]' -> [(start, end, k), ...], each a whole number in
+    range (:data:`specwise.schemas.plan.GuardRow`)."""
     from specwise.errors import UserError
+    from specwise.rowfiles import loads_bounded
+    from specwise.schemas.limits import check_flag
+    from specwise.schemas.plan import GuardRow
 
     if not text:
         return None
+    usage = f"--guard-schedule {text[:60]!r}: write ranges as 1-16:4,17-64:2,65-1024:0 or [[1,16,4],[17,64,2]]"
     try:
         if text.strip().startswith("["):
-            rows = [tuple(int(x) for x in row) for row in json.loads(text)]
+            rows = loads_bounded(text, 2)
         else:
             rows = []
             for part in text.split(","):
                 span, k = part.split(":")
                 start, end = span.split("-")
-                rows.append((int(start), int(end), int(k)))
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise UserError(
-            f"--guard-schedule {text!r}: write ranges as 1-16:4,17-64:2,65-1024:0 or [[1,16,4],[17,64,2]]"
-        ) from None
-    if any(len(r) != 3 for r in rows):
-        raise UserError("--guard-schedule rows are [start, end, k]")
-    return rows  # type: ignore[return-value]
+                rows.append([int(start), int(end), int(k)])
+    except (ValueError, TypeError):
+        raise UserError(usage) from None
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 3 for r in rows):
+        raise UserError("--guard-schedule rows are [start, end, k]; " + usage.split(": ", 1)[1])
+    return check_flag("--guard-schedule", rows, list[GuardRow])
 
 
 def build_request(**kw):
@@ -74,7 +77,7 @@ def build_request(**kw):
 
 
 def plan(
-    target: str = typer.Option(..., "--target", help="Target model: catalog name / HF id, local model dir or config.json."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target model: catalog name / HF id, local model dir or config.json."),
     draft: Optional[str] = typer.Option(None, "--draft", help="Draft model or EAGLE head (draft_model / eagle / eagle3)."),
     method: Optional[str] = typer.Option(None, "--method", help="draft_model | ngram | eagle | eagle3 | mtp (default: from --draft)."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name from `specwise catalog --gpus`."),
@@ -98,6 +101,8 @@ def plan(
     guard_schedule: Optional[str] = typer.Option(None, "--guard-schedule", help="k per batch size, e.g. 1-16:4,17-64:2,65-1024:0."),
     check_log: Optional[Path] = typer.Option(None, "--check-log", help="vLLM startup log: print predicted vs logged."),
     json_out: bool = typer.Option(False, "--json", help="Print the PlanResult as JSON."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON of a PlanRequest (e.g. the "
+                                               "`request` of a plan --json); flags given override it."),
 ) -> None:
     """Memory budget (baseline vs speculative), pairing check and the exact launch command."""
     from specwise.catalog.vllm_versions import newest_version
@@ -113,7 +118,7 @@ def plan(
     for flag, value in (("--gpus", gpus), ("--tp", tp), ("--draft-tp", draft_tp)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    req = build_request(
+    kw = dict(
         target=target, draft=draft, method=method, gpu=gpu, gpu_memory_gib=gpu_memory_gib,
         gpu_bandwidth_tbs=gpu_bandwidth_tbs, gpu_bf16_tflops=gpu_bf16_tflops, gpus=gpus, tp=tp, draft_tp=draft_tp,
         target_quant=parse_quant(target_quant, "--target-quant"), draft_quant=parse_quant(draft_quant, "--draft-quant"),
@@ -123,6 +128,19 @@ def plan(
         num_speculative_tokens=num_speculative_tokens, vllm_version=vllm_version or newest_version(),
         guard_schedule=parse_schedule(guard_schedule),
     )
+    if config_file is not None:
+        from specwise.cli.options import given_on_command_line, read_config_file
+        from specwise.schemas.plan import PlanRequest
+
+        data = read_config_file(config_file)
+        unknown = sorted(set(data) - set(PlanRequest.model_fields))
+        if unknown:
+            raise UserError(f"--config {config_file}: unknown field(s) {', '.join(unknown)} (the fields of a "
+                            "plan --json's `request`)")
+        kw = {**data, **{key: v for key, v in kw.items() if given_on_command_line(key)}}
+    elif target is None:
+        raise UserError("give --target MODEL (or a --config file that names it)")
+    req = build_request(**kw)
     result = make_plan(req)
     if check_log is not None:
         try:
@@ -259,3 +277,5 @@ def render_plan(result: PlanResult) -> None:
             pct = "" if r.error_fraction is None else f"{r.error_fraction:+.1%}"
             lt.add_row(r.quantity, r.unit, fmt(r.predicted), fmt(r.logged), fmt(r.error), pct)
         console.print(lt)
+    for note in result.startup_log.notes if result.startup_log else []:
+        console.print(f"  log note: {note}", highlight=False, markup=False)

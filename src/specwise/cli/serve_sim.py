@@ -39,16 +39,25 @@ def serve_sim(
     per_request: str = typer.Option("none", "--per-request-spec-decode-metrics",
                                     help="none | summary | detailed (vLLM 0.29+ metrics.speculative_decoding)."),
     seed: int = typer.Option(0, "--seed"),
+    config_file: Path = typer.Option(None, "--config", help="YAML/JSON of SimulateConfig (e.g. a simulate run's "
+                                     ".config.json): its deployment and acceptance fields; flags given override it."),
     admin: bool = typer.Option(False, "--admin", help="Serve POST /admin/acceptance to change acceptance mid-run "
                                "(body {\"acceptance_rates\": [a_1, ..]}), e.g. to try `specwise monitor`."),
 ) -> None:
     """Serve an OpenAI-compatible endpoint whose timing and acceptance come from the simulator."""
     import asyncio
 
-    from specwise.cli.simulate import acceptance_from_flags
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from specwise.cli.options import build_config, given_on_command_line, parse_numbers
+    from specwise.cli.plan import parse_quant
     from specwise.errors import UserError
-    from specwise.simulate import defaults as D
+    from specwise.schemas import limits as L
+    from specwise.schemas.configs import SimulateConfig
     from specwise.simulate.serve_sim import ServeSimConfig, SimServer, start_server
+    from specwise.simulate.stage import resolve
     from specwise.simulate.workload import LengthDist
 
     if metrics_names not in ("v1", "v0"):
@@ -57,21 +66,35 @@ def serve_sim(
         raise UserError("--per-request-spec-decode-metrics must be none, summary or detailed")
     if k < 0:
         raise UserError("--k must be >= 0")
-    if time_scale <= 0:
-        raise UserError("--time-scale must be > 0")
-    target, draft, method, tp = D.resolve_pair(target, draft, method, tp)
+    # serve-sim's own flags; the deployment's are SimulateConfig's (checked there, as for simulate)
+    L.check_flag("--time-scale", time_scale, Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)])
+    L.check_flag("--port", port, Annotated[int, Field(ge=0, le=65535)])
+    L.check_flag("--seed", seed, L.Seed)
+    L.check_flag("--default-max-tokens", default_max_tokens, L.Tokens)
+    if k:
+        L.check_flag("--k", k, L.DraftK)
+    # the deployment is simulate's, built from the same config model (k >= 1 there; k=0 serves its baseline)
+    flags = {
+        "target": ("target", target), "draft": ("draft", draft), "method": ("method", method), "gpu": ("gpu", gpu),
+        "tp": ("tp", tp), "draft_tp": ("draft_tp", draft_tp),
+        "quantization": ("quantization", parse_quant(quantization, "--quantization").value if quantization else None),
+        "k": ("k", max(k, 1)),
+        "acceptance_rates": ("acceptance_rates", parse_numbers(acceptance_rates, "--acceptance-rates")
+                             if acceptance_rates is not None else None),
+        "acceptance_length": ("acceptance_length", acceptance_length),
+        "acceptance_profile": ("acceptance_profile", str(acceptance_profile) if acceptance_profile else None),
+        "heterogeneity": ("heterogeneity", heterogeneity), "max_num_seqs": ("max_num_seqs", max_num_seqs),
+        "max_num_batched_tokens": ("max_num_batched_tokens", max_num_batched_tokens),
+        "kv_capacity_tokens": ("kv_capacity_tokens", kv_capacity_tokens),
+        "step_time_model": ("step_time_model", str(step_time_model) if step_time_model else None),
+    }
+    sim = build_config(SimulateConfig, flags, config_file)
+    if config_file is not None and sim.k is not None and not given_on_command_line("k"):
+        k = sim.k  # the file's k, unless --k was given (0 = baseline)
     speculative = k > 0
-    profile = None
-    if speculative:
-        profile = acceptance_from_flags(rates=acceptance_rates, length=acceptance_length,
-                                        profile_path=acceptance_profile, k=k, method=method,
-                                        heterogeneity=heterogeneity, target=target, draft=draft)
-    dep, info = D.build_deployment(target, gpu, tp, method=method, draft_name=draft, draft_tp=draft_tp,
-                                   quant=quantization, kv_capacity_tokens=kv_capacity_tokens,
-                                   max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                   acceptance=profile, speculative=speculative, k=max(k, 1))
-    if step_time_model is not None:
-        dep = dep.model_copy(update={"target": D.load_step_time_model(step_time_model)})
+    r = resolve(sim, speculative=speculative)
+    dep, info = (r.speculative, r.speculative_info) if speculative else (r.baseline, r.baseline_info)
+    target, method = r.config.target, r.config.method
     cfg = ServeSimConfig(host=host, port=port, served_model_name=model_name or target, k=k, method=method,
                          time_scale=time_scale, default_max_tokens=default_max_tokens,
                          output_len=LengthDist.parse(output_len) if output_len else None,

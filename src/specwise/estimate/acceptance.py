@@ -1,6 +1,6 @@
 """Acceptance math: from target and draft logits over teacher-forced sequences to vLLM's metrics.
 
-Per position (theory-and-calibration.md §1.1, §1.5), for every temperature T from one set of logits:
+Per position (docs/reference/theory-and-calibration.md §1.1, §1.5), for every temperature T from one set of logits:
 
 * lossless speculative sampling (draft probabilities used, vLLM ``draft_sample_method=probabilistic``):
   ``beta_T = sum_x min(p_T(x), q_T(x)) = 1 - TV(p_T, q_T)``;

@@ -1,6 +1,6 @@
 """n-gram (prompt lookup) proposals, replayed over target continuations.
 
-The proposer follows vLLM V1's ``method: "ngram"`` (vllm-speculative-decoding.md §1.4, key
+The proposer follows vLLM V1's ``method: "ngram"`` (docs/reference/vllm-speculative-decoding.md §1.4, key
 ``prompt_lookup_min/max``, both default 5): find the longest n in [min, max] such that the last n tokens
 of prompt + generated-so-far occur earlier in that context, take the most recent such occurrence, and
 propose up to k tokens that followed it (fewer when the context ends first). No match means no draft:
@@ -8,7 +8,7 @@ vLLM schedules a plain step and counts no draft for it (§ metrics: steps that p
 counted in ``num_drafts``).
 
 The estimate replays that proposer at every position of the target's continuation. Draft i of a step
-starting at t is accepted (vLLM's rejection sampler with a one-hot draft, theory-and-calibration.md §1.5)
+starting at t is accepted (vLLM's rejection sampler with a one-hot draft, docs/reference/theory-and-calibration.md §1.5)
 with probability ``p_T(proposal_i)`` in the context prompt + y_<t + proposal_<i, and at T = 0 iff it
 equals the target's argmax there. Where the proposal agrees with the continuation y those are the
 teacher-forced logits; where it diverges the pipeline runs the target over the proposal's branch

@@ -90,11 +90,19 @@ def build_models(settings: EstimateSettings, device: str, dtype: Any) -> Models:
 
 
 def _check_meta(out_dir: Path, settings: EstimateSettings, resume: bool) -> set[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output-dir {out_dir}: cannot create it ({exc.strerror}); give a writable directory") from None
     meta = out_dir / META_FILE
     records = out_dir / RECORDS_FILE
     if resume and meta.is_file():
-        previous = EstimateSettings.model_validate_json(meta.read_text())
+        try:
+            previous = EstimateSettings.model_validate_json(meta.read_text())
+        except (OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0][:120]
+            raise UserError(f"{meta} is not a readable estimate settings file ({first}); use another --output-dir "
+                            "or drop --resume to start over") from None
         if previous != settings:
             raise UserError(f"{out_dir} holds an estimate with different settings; use another --output-dir "
                             "or drop --resume to start over")

@@ -31,7 +31,7 @@ from specwise.schemas.estimate import (
 
 VALIDATION_FILE = "validation.jsonl"
 PROFILE_FILE = "profile.json"
-# theory-and-calibration.md §8.1: n-gram lookup runs on the CPU at ~0.59 % of a target forward, or 0 when
+# docs/reference/theory-and-calibration.md §8.1: n-gram lookup runs on the CPU at ~0.59 % of a target forward, or 0 when
 # overlapped; neglected in the batch-1 cost model.
 NGRAM_COST_RATIO = 0.0
 # GPU c is priced for when the user names none (the estimate itself usually runs on a CPU)
@@ -42,12 +42,12 @@ RATE_DEFINITION = ("accepted draft tokens / drafted tokens (vLLM's spec_decode_n
 
 
 def _progress(show: bool, total: int, description: str) -> Any:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from specwise.cli.output import err_console
-
+    # progress goes to stderr so that --json on stdout stays clean (the stage does not import the CLI)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=Console(stderr=True),
                     disable=not show, transient=False)
 
 

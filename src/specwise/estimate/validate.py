@@ -2,7 +2,7 @@
 
 Three verification paths, all lossless (their output follows the target's distribution at temperature T):
 
-* ``lossless``: Leviathan/Chen speculative sampling (theory-and-calibration.md §1.1). The draft samples
+* ``lossless``: Leviathan/Chen speculative sampling (docs/reference/theory-and-calibration.md §1.1). The draft samples
   x_i ~ q_T; x_i is accepted with probability min(1, p_T(x_i) / q_T(x_i)); at the first rejection a token
   is drawn from norm(max(0, p_T - q_T)); if all k are accepted a bonus token is drawn from p_T;
 * ``argmax_draft``: vLLM V1's default (``draft_sample_method=greedy``, §1.5): the draft proposes

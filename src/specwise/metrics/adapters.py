@@ -1,6 +1,6 @@
 """Engine/version-aware reading of Prometheus snapshots: spec-decode deltas and load gauges.
 
-Facts encoded here (vllm-speculative-decoding.md §2, Appendix A, §6):
+Facts encoded here (docs/reference/vllm-speculative-decoding.md §2, Appendix A, §6):
 
 * vLLM V1 0.8.5+ exposes ``spec_decode_num_drafts_total``, ``…num_draft_tokens_total``,
   ``…num_accepted_tokens_total`` and ``…num_accepted_tokens_per_pos_total{position}``; labels
@@ -135,7 +135,7 @@ class MetricsDelta(SpecwiseModel):
 
 
 def detect_flavor(snap: MetricsSnapshot) -> EngineFlavor:
-    """Engine generation from the metric names present (vllm-speculative-decoding.md Appendix A)."""
+    """Engine generation from the metric names present (docs/reference/vllm-speculative-decoding.md Appendix A)."""
     if snap.has(V1_DRAFTS):
         return EngineFlavor.vllm_v1
     if snap.has(V0_EFFICIENCY) or snap.has(V0_EMITTED) or snap.has(V0_RATE_GAUGE):
@@ -178,14 +178,24 @@ def counter_delta(
     return total, reset
 
 
-def _positions(before: MetricsSnapshot, after: MetricsSnapshot) -> tuple[list[float], bool]:
-    positions = sorted({int(p) for p in after.by_label(ACCEPTED_PER_POS, "position")})
+def _positions(before: MetricsSnapshot, after: MetricsSnapshot) -> tuple[list[float], bool, list[str]]:
+    """Per-position accepted deltas, whether a counter reset, and the ``position`` labels skipped as unreadable
+    (not a whole number >= 0 below 1024, the longest draft any engine runs): a broken exporter costs those
+    samples, never the run."""
+    positions: dict[int, str] = {}
+    skipped: list[str] = []
+    for label in after.by_label(ACCEPTED_PER_POS, "position"):
+        text = str(label)
+        if text.isdigit() and int(text) < 1024:
+            positions[int(text)] = text
+        else:
+            skipped.append(text[:40])
     out, any_reset = [], False
-    for p in positions:
-        d, r = counter_delta(before, after, ACCEPTED_PER_POS, position=str(p))
+    for p in sorted(positions):
+        d, r = counter_delta(before, after, ACCEPTED_PER_POS, position=positions[p])
         out.append(d or 0.0)
         any_reset |= r
-    return out, any_reset
+    return out, any_reset, skipped
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -206,7 +216,7 @@ def _spec_delta(
 
     if flavor is EngineFlavor.vllm_v1:
         drafts, draft_tokens, accepted = cd(V1_DRAFTS), cd(DRAFT_TOKENS), cd(ACCEPTED)
-        per_pos_counts, pos_reset = _positions(before, after)
+        per_pos_counts, pos_reset, skipped = _positions(before, after)
         resets.append(pos_reset)
         k_seen = len(per_pos_counts) or None
         out = SpecDecodeDelta(
@@ -217,6 +227,9 @@ def _spec_delta(
         )
         if k and k_seen and k != k_seen:
             out.notes.append(f"server exposes {k_seen} draft positions but k={k} was given; using k={k}")
+        if skipped:
+            out.notes.append(f"skipped {len(skipped)} /metrics samples of {ACCEPTED_PER_POS} with an unreadable "
+                             f"position label ({', '.join(repr(x) for x in skipped[:3])})")
     elif flavor is EngineFlavor.vllm_v1_083:
         draft_tokens, accepted = cd(DRAFT_TOKENS), cd(ACCEPTED)
         out = SpecDecodeDelta(
@@ -288,6 +301,7 @@ def delta(before: MetricsSnapshot, after: MetricsSnapshot, k: int | None = None)
     notes: list[str] = []
     if before_flavor not in (flavor, EngineFlavor.unknown, EngineFlavor.vllm_no_spec):
         notes.append(f"metric family changed during the window ({before_flavor.value} -> {flavor.value})")
+    notes.extend(after.notes)  # samples the parser skipped (non-finite counts)
     resets: list[bool] = []
 
     def cd(*names: str) -> float | None:
@@ -386,7 +400,9 @@ def kv_cache_capacity_tokens(snap: MetricsSnapshot) -> int | None:
     total = 0
     for labels in snap.label_sets(V + "cache_config_info"):
         try:
-            total += int(labels["num_gpu_blocks"]) * int(labels["block_size"])
+            blocks, size = int(labels["num_gpu_blocks"]), int(labels["block_size"])
         except (KeyError, ValueError):
             continue
+        if blocks > 0 and size > 0:
+            total += blocks * size
     return total or None

@@ -3,7 +3,7 @@
 Parsing uses :func:`prometheus_client.parser.text_string_to_metric_families`, so every exposition
 rule the server's own library follows is honoured. Samples are keyed by their *exposed* name
 (``vllm:spec_decode_num_drafts_total``, ``…_bucket``), which is what stays stable across vLLM
-versions (vllm-speculative-decoding.md §2.1: "parse the `_total` sample name in every version").
+versions (docs/reference/vllm-speculative-decoding.md §2.1: "parse the `_total` sample name in every version").
 
 Engine- and version-specific interpretation (which counters exist, what they mean, deltas) lives in
 :mod:`specwise.metrics.adapters`.
@@ -11,6 +11,7 @@ Engine- and version-specific interpretation (which counters exist, what they mea
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 
@@ -48,6 +49,7 @@ class MetricsSnapshot(SpecwiseModel):
     taken_at: float = Field(description="wall-clock time of the scrape (unix seconds)")
     samples: dict[str, list[MetricSample]] = Field(default_factory=dict)
     types: dict[str, str] = Field(default_factory=dict, description="family name -> prometheus type")
+    notes: list[str] = Field(default_factory=list, description="samples that could not be read and were skipped")
 
     def has(self, name: str) -> bool:
         return bool(self.samples.get(name))
@@ -82,24 +84,35 @@ def _labels_match(labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
 def parse_metrics_text(text: str, taken_at: float | None = None) -> MetricsSnapshot:
     """Parse a Prometheus text exposition. ``*_created`` samples are dropped (§2.1: ignore them).
 
-    Raises :class:`MetricsUnavailable` when the text is not a valid exposition.
+    Raises :class:`MetricsUnavailable` when the text is not a valid exposition. A counter or histogram sample
+    whose value is not a finite number (NaN, +Inf, or too large for a float) cannot be a count: it is skipped
+    with a note in ``notes`` so that it does not poison sums and deltas; gauges may be NaN and are kept.
     """
     samples: dict[str, list[MetricSample]] = {}
     types: dict[str, str] = {}
+    notes: list[str] = []
     try:
         for family in text_string_to_metric_families(text):
             types[family.name] = family.type
             for sample in family.samples:
                 # `_created` is a timestamp gauge emitted next to counters/histograms in single-process mode
-                # (vllm-speculative-decoding.md §2.1); it is not a count and would poison sums and deltas.
+                # (docs/reference/vllm-speculative-decoding.md §2.1); it is not a count and would poison sums and deltas.
                 if sample.name.endswith("_created"):
                     continue
-                samples.setdefault(sample.name, []).append(
-                    MetricSample(labels=dict(sample.labels), value=float(sample.value))
-                )
-    except (ValueError, TypeError, IndexError) as exc:
+                try:
+                    value = float(sample.value)
+                except OverflowError:
+                    value = math.inf
+                if not math.isfinite(value) and family.type in ("counter", "histogram", "summary"):
+                    shown = str(sample.value)
+                    notes.append(f"{sample.name}: value {shown if len(shown) <= 20 else shown[:17] + '...'} "
+                                 "is not a finite count; sample skipped")
+                    continue
+                samples.setdefault(sample.name, []).append(MetricSample(labels=dict(sample.labels), value=value))
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
         raise MetricsUnavailable(f"/metrics is not a valid Prometheus exposition: {exc}") from exc
-    return MetricsSnapshot(taken_at=time.time() if taken_at is None else taken_at, samples=samples, types=types)
+    return MetricsSnapshot(taken_at=time.time() if taken_at is None else taken_at, samples=samples, types=types,
+                           notes=notes)
 
 
 def metrics_url(base_url: str) -> str:

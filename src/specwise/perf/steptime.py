@@ -1,6 +1,6 @@
 """Step-time model of one engine step: target forward (roofline + fixed costs), draft cost, scheduler.
 
-The formulas and default constants follow theory-and-calibration.md §4.3 and §8.1:
+The formulas and default constants follow docs/reference/theory-and-calibration.md §4.3 and §8.1:
 
 * hybrid form (default): ``t_fix + max(weight_read(N), compute_s_per_token * N) + kv_read_s_per_token * KV
   + comm_s + comm_s_per_token * N``: below N* ~ weight_read / compute_s_per_token tokens the GEMMs are
@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from specwise.schemas.base import Source, SpecwiseModel
 from specwise.schemas.model import EIGHT_BIT_COMPUTE, LINEAR_BYTES_PER_PARAM, GPUSpec, ModelSpec, Quantization
 
 # ---- default efficiencies and overheads -------------------------------------------------------------
-# theory-and-calibration.md §4.3: the 8B/H100 additive fit corresponds to eta_f ~ 0.72 and eta_kv ~ 1.0.
+# docs/reference/theory-and-calibration.md §4.3: the 8B/H100 additive fit corresponds to eta_f ~ 0.72 and eta_kv ~ 1.0.
 # The fit's 5.886 ms constant is the weight read at ~76 % of HBM bandwidth *including* launch cost; we
 # split it into a weight read at 85 % plus a launch cost of 0.25 ms + 12 us per layer, which gives
 # 5.27 + 0.63 = 5.90 ms for Llama-3.1-8B on H100 (matches the fit) and lets the launch part scale
@@ -44,7 +44,7 @@ ALLREDUCE_LATENCY_S = 8e-6
 ALLREDUCE_BW_EFFICIENCY = 0.7
 # EAGLE/EAGLE-3 head cost (SpecDecode-Bench predictor.py, Llama-3.1-8B on H100): 2.135 ms per step
 # + 2.378 ns per KV token + 0.841 us per speculated token; the reference reads it as "2.14 ms per step at
-# k = 3-5" (theory-and-calibration.md §4.3), so the default per-pass cost is 0 and k enters through the
+# k = 3-5" (docs/reference/theory-and-calibration.md §4.3), so the default per-pass cost is 0 and k enters through the
 # speculated-token term. Set head_per_pass_s to charge each sequential head pass separately.
 HEAD_FIXED_S = 2.13526175e-3
 HEAD_PER_PASS_S = 0.0
@@ -56,6 +56,9 @@ NGRAM_FRACTION = 0.005875
 
 class StepTimeModel(SpecwiseModel):
     """Time of one target forward pass as a function of batched tokens N and KV tokens read."""
+
+    # every constant is a finite time: an inf or nan read from a user's JSON would stall the simulator's clock
+    model_config = ConfigDict(**SpecwiseModel.model_config, allow_inf_nan=False)
 
     label: str = ""
     form: Literal["hybrid", "additive"] = "hybrid"
@@ -160,7 +163,7 @@ class StepTimeModel(SpecwiseModel):
         t_sched_s: float = T_SCHED_S,
         form: Literal["hybrid", "additive"] = "hybrid",
     ) -> StepTimeModel:
-        """Roofline constants for ``model`` served on ``tp`` x ``gpu`` (theory-and-calibration.md §4)."""
+        """Roofline constants for ``model`` served on ``tp`` x ``gpu`` (docs/reference/theory-and-calibration.md §4)."""
         if tp < 1:
             raise ValueError("tp must be >= 1")
         q = Quantization(quant) if quant is not None else Quantization(model.native_quantization)
@@ -191,7 +194,7 @@ class StepTimeModel(SpecwiseModel):
             comm_tok = 2 * model.num_layers * model.hidden_size * 2.0 * ring / link
         notes = [
             f"{model.id} on {tp}x {gpu.name}, weights {q.value}, KV {kv_dtype_bytes:g} B/element",
-            f"roofline (theory-and-calibration.md §4.3): eta_bw={eta_bw}, eta_compute={eta_compute}, "
+            f"roofline (docs/reference/theory-and-calibration.md §4.3): eta_bw={eta_bw}, eta_compute={eta_compute}, "
             f"eta_kv={eta_kv}; {'8-bit' if eight_bit else '16-bit'} GEMMs at {tflops / 1e12:g} TFLOP/s",
         ]
         return cls(
@@ -212,7 +215,7 @@ class StepTimeModel(SpecwiseModel):
 
 
 # The SpecDecode-Bench additive fit for Llama-3.1-8B-Instruct on 1x H100, vLLM 0.10
-# (theory-and-calibration.md §2.3, `SpecDecode-Bench/simulator/predictor.py` class Llama8BH100).
+# (docs/reference/theory-and-calibration.md §2.3, `SpecDecode-Bench/simulator/predictor.py` class Llama8BH100).
 LLAMA31_8B_H100_FIT = StepTimeModel(
     label="Llama-3.1-8B 1x H100 (SpecDecode-Bench additive fit)",
     form="additive",
@@ -222,7 +225,7 @@ LLAMA31_8B_H100_FIT = StepTimeModel(
     kv_read_s_per_token=3.92645679e-08,
     t_sched_s=1.20683946e-3,
     source=Source.measured,
-    notes=["fitted on instructcoder bs=1,8,16,32,64 (theory-and-calibration.md §2.3)"],
+    notes=["fitted on instructcoder bs=1,8,16,32,64 (docs/reference/theory-and-calibration.md §2.3)"],
 )
 
 
@@ -230,7 +233,7 @@ DraftMethod = Literal["none", "draft_model", "head", "parallel_head", "ngram"]
 
 
 class DraftCost(SpecwiseModel):
-    """Time the proposer spends per engine step, by method (theory-and-calibration.md §4.3)."""
+    """Time the proposer spends per engine step, by method (docs/reference/theory-and-calibration.md §4.3)."""
 
     method: DraftMethod
     draft_model: StepTimeModel | None = Field(None, description="draft_model: the draft's own step model")
@@ -326,6 +329,17 @@ class DraftCost(SpecwiseModel):
         raise ValueError(f"unknown speculative method '{method}'")
 
 
+# The vLLM methods DraftCost.for_method prices (and "none"); anything else is refused where flags enter.
+PRICED_METHODS = ("draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "[ngram]", "ngram_gpu", "suffix",
+                  "dflash", "dspark", "p_eagle", "parallel")
+
+
+def is_priced_method(method: str) -> bool:
+    """Whether :meth:`DraftCost.for_method` knows ``method`` (``*_mtp`` variants included)."""
+    m = method.lower()
+    return m in PRICED_METHODS or m.endswith("_mtp")
+
+
 def draft_cost_ratio(
     target: ModelSpec,
     draft: ModelSpec | None,
@@ -410,7 +424,7 @@ def format_cost_ratio(c: float) -> str:
     return f"{c:.3f}" if c >= 0.01 else f"{c:.4f}"
 
 
-# ---- closed-loop analytic helpers (theory-and-calibration.md §8.3) -------------------------------------
+# ---- closed-loop analytic helpers (docs/reference/theory-and-calibration.md §8.3) -------------------------------------
 
 def baseline_step_time(model: StepTimeModel, batch, mean_context):
     """Step time of a decode-only baseline step with ``batch`` sequences of mean context ``mean_context``."""

@@ -3,7 +3,7 @@
 Which form, keys and methods a version accepts come from ``catalog/data/vllm_versions.json``
 (:mod:`specwise.catalog.vllm_versions`); this module only assembles them. Because vLLM 0.9.2-0.15.x
 silently ignores unknown ``--speculative-config`` keys, the emitter itself refuses any key the chosen
-version does not know (vllm-speculative-decoding.md §1.2), and any method it cannot run (§1.4-1.5).
+version does not know (docs/reference/vllm-speculative-decoding.md §1.2), and any method it cannot run (§1.4-1.5).
 
 Guards: a ``num_speculative_tokens_per_batch_size`` schedule is emitted where the engine honours it
 (>= 0.24). On versions whose engine for the method is V0, a schedule of the form "k up to B, then 0"
@@ -141,7 +141,7 @@ def speculative_config_dict(
             elif _knows(facts, "disable_by_batch_size", legacy) and threshold is not None:
                 raise UserError(
                     f"vLLM {facts.version} accepts disable_by_batch_size but its V1 engine never reads it "
-                    "(vllm-speculative-decoding.md §1.7); a per-batch-size k schedule needs vLLM >= 0.24"
+                    "(docs/reference/vllm-speculative-decoding.md §1.7); a per-batch-size k schedule needs vLLM >= 0.24"
                 )
             else:
                 raise UserError(

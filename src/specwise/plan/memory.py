@@ -1,6 +1,6 @@
 """Per-GPU memory budget of a vLLM deployment with and without a speculator (V1 accounting).
 
-Follows vllm-speculative-decoding.md §7 (``gpu_worker.determine_available_memory``):
+Follows docs/reference/vllm-speculative-decoding.md §7 (``gpu_worker.determine_available_memory``):
 
     requested  = ceil(total_memory x gpu_memory_utilization)          per instance, fraction of TOTAL memory
     available  = requested - (target weights + draft weights)          both loaded in the same measured context

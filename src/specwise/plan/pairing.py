@@ -7,14 +7,14 @@ Tokenizers and padded vocabularies
     about 151.6k entries (model-configs.md). Padding rows are never produced by the tokenizer, so
     a 151936-row draft and a 152064-row target of one family agree on every real id: harmless for
     correctness. vLLM is stricter: ``draft_model`` requires equal ``vocab_size`` unless
-    ``use_heterogeneous_vocab=true`` (0.25+; vllm-speculative-decoding.md §1.5), so the launch config
+    ``use_heterogeneous_vocab=true`` (0.25+; docs/reference/vllm-speculative-decoding.md §1.5), so the launch config
     sets it. Padding is *not* harmless when the sizes differ because real tokens differ (another
     tokenizer, added special tokens): then ids disagree and acceptance collapses, or the server refuses.
 
 Cost ratio
     ``c = drafting time per drafted token / target forward`` at batch 1 (decode is memory-bound there),
     from the step-time model shared with ``estimate`` and ``simulate`` (:func:`specwise.perf.draft_cost_ratio`,
-    theory-and-calibration.md §4.3): roofline weight read + launch cost + TP all-reduces per forward, the
+    docs/reference/theory-and-calibration.md §4.3): roofline weight read + launch cost + TP all-reduces per forward, the
     SpecDecode-Bench EAGLE head cost for EAGLE/MTP, n-gram at 0.59 % of a target forward per step (§2.3).
     The draft runs on the plan's draft TP (vLLM's default: the target's TP). Estimates, not measurements.
 """

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.limits import MAX_K
 
 
 def unconditional_from_conditional(conditional: list[float]) -> list[float]:
@@ -26,6 +27,17 @@ def unconditional_from_conditional(conditional: list[float]) -> list[float]:
         running *= alpha
         out.append(running)
     return out
+
+
+def check_unconditional_rates(rates: list[float], what: str = "acceptance rates") -> None:
+    """vLLM's per-position rates a_1..a_k lie in [0, 1] and cannot rise with position (UserError otherwise)."""
+    from specwise.errors import UserError
+
+    if any(not 0.0 <= x <= 1.0 for x in rates):
+        raise UserError(f"{what}: each a_i must lie in [0, 1]")
+    if any(b > x + 1e-9 for x, b in zip(rates, rates[1:])):
+        raise UserError(f"{what} are unconditional (vLLM per-position) rates and cannot rise with position: "
+                        "a_(i+1) <= a_i")
 
 
 def conditional_from_unconditional(unconditional: list[float]) -> list[float]:
@@ -51,11 +63,13 @@ class AcceptanceClass(SpecwiseModel):
     """Acceptance of one request class (task category x temperature)."""
 
     category: str = "all"
-    temperature: float = Field(0.0, ge=0.0)
-    conditional: list[float] = Field(description="alpha_1..alpha_K, conditional per-position acceptance")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)  # as schemas.limits.Temperature
+    conditional: list[float] = Field(max_length=MAX_K,
+                                     description="alpha_1..alpha_K, conditional per-position acceptance")
     # Per-request heterogeneity: requests draw a multiplier on the log-odds of every alpha.
     # 0 means every request shares the class's alphas.
-    heterogeneity: float = Field(0.0, ge=0.0, description="std-dev of per-request log-odds shift")
+    heterogeneity: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False,
+                                 description="std-dev of per-request log-odds shift")
     # n-gram / suffix "match or nothing": with probability 1 - match_probability a step proposes
     # nothing (vLLM then schedules no draft for that request in that step).
     match_probability: float = Field(1.0, ge=0.0, le=1.0)
@@ -99,7 +113,7 @@ class AcceptanceProfile(SpecwiseModel):
         "(vLLM V1 default draft_sample_method=greedy)",
     )
     source: Source = Source.assumed
-    classes: list[AcceptanceClass]
+    classes: list[AcceptanceClass] = Field(min_length=1)
     notes: list[str] = Field(default_factory=list)
 
     def lookup(self, category: str | None, temperature: float) -> AcceptanceClass:

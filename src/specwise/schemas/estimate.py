@@ -104,7 +104,7 @@ class QuantizationEstimate(SpecwiseModel):
     drop: float | None = Field(description="reference - quantized (absolute)")
     within_five_points: bool | None = Field(
         description="|drop| <= 0.05: the framework's rule that quantised weights keep acceptance within 5 "
-        "points of bf16 (theory-and-calibration.md §5); otherwise measure on the quantised deployment")
+        "points of bf16 (docs/reference/theory-and-calibration.md §5); otherwise measure on the quantised deployment")
 
 
 class ValidationEntry(SpecwiseModel):

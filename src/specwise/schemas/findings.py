@@ -37,3 +37,7 @@ class Finding(SpecwiseModel):
 
     def __str__(self) -> str:
         return self.message
+
+    def __contains__(self, text: str) -> bool:
+        """``"word" in finding`` searches the message, as it did when findings were plain sentences."""
+        return text in self.message

@@ -50,6 +50,20 @@ LINEAR_BYTES_PER_PARAM: dict[Quantization, float] = {
     Quantization.mxfp4: 0.5 + 1.0 / 32,
 }
 
+# Upper bounds on architecture sizes. They are ~10-1000x the largest public models (2026: hidden 16384 and
+# 126 layers in Llama-3.1-405B, 262k vocabularies, 10M-token contexts, 512 experts) so that no real config is
+# refused, while a typo or a hostile config.json (``num_hidden_layers: 1e30``) is rejected before the
+# per-layer parameter count loops over it or the memory plan overflows a float.
+MAX_HIDDEN_SIZE = 1 << 18
+MAX_LAYERS = 4096
+MAX_HEADS = 1 << 14
+MAX_HEAD_DIM = 1 << 14
+MAX_INTERMEDIATE_SIZE = 1 << 22
+MAX_VOCAB_SIZE = 1 << 24
+MAX_POSITIONS = 1 << 30
+MAX_EXPERTS = 1 << 16
+MAX_MTP_LAYERS = 64
+
 # Weight formats whose matrix multiplies run at 8-bit throughput (weights *and* activations).
 EIGHT_BIT_COMPUTE = {Quantization.fp8, Quantization.int8}
 
@@ -66,21 +80,21 @@ class SpeculatorKind(str, Enum):
 class MLASpec(SpecwiseModel):
     """DeepSeek multi-head latent attention ranks."""
 
-    kv_lora_rank: int
-    q_lora_rank: int | None = None
-    qk_rope_head_dim: int
-    qk_nope_head_dim: int
-    v_head_dim: int
+    kv_lora_rank: int = Field(gt=0, le=MAX_HIDDEN_SIZE)
+    q_lora_rank: int | None = Field(None, gt=0, le=MAX_HIDDEN_SIZE)
+    qk_rope_head_dim: int = Field(gt=0, le=MAX_HEAD_DIM)
+    qk_nope_head_dim: int = Field(ge=0, le=MAX_HEAD_DIM)
+    v_head_dim: int = Field(gt=0, le=MAX_HEAD_DIM)
 
 
 class VisionSpec(SpecwiseModel):
     """A ViT vision tower (SigLIP-style: pre-LN blocks, biased linears, learned position embedding)."""
 
-    num_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
-    patch_size: int = Field(gt=0)
-    image_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0, le=MAX_LAYERS)
+    hidden_size: int = Field(gt=0, le=MAX_HIDDEN_SIZE)
+    intermediate_size: int = Field(gt=0, le=MAX_INTERMEDIATE_SIZE)
+    patch_size: int = Field(gt=0, le=1 << 12)
+    image_size: int = Field(gt=0, le=1 << 16)
     num_channels: int = 3
     projector: Literal["gemma3"] = "gemma3"  # RMSNorm(vision hidden) + linear vision hidden -> text hidden
 
@@ -122,32 +136,33 @@ class ModelSpec(SpecwiseModel):
     kind: SpeculatorKind = SpeculatorKind.model
     speculator_for: list[str] = Field(default_factory=list, description="target ids an EAGLE/MTP head was trained for")
 
-    hidden_size: int = Field(gt=0)
-    num_layers: int = Field(gt=0)
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
-    draft_vocab_size: int | None = None
+    hidden_size: int = Field(gt=0, le=MAX_HIDDEN_SIZE)
+    num_layers: int = Field(gt=0, le=MAX_LAYERS)
+    num_heads: int = Field(gt=0, le=MAX_HEADS)
+    num_kv_heads: int = Field(gt=0, le=MAX_HEADS)
+    head_dim: int = Field(gt=0, le=MAX_HEAD_DIM)
+    intermediate_size: int = Field(gt=0, le=MAX_INTERMEDIATE_SIZE)
+    vocab_size: int = Field(gt=0, le=MAX_VOCAB_SIZE)
+    draft_vocab_size: int | None = Field(None, gt=0, le=MAX_VOCAB_SIZE)
     tie_word_embeddings: bool = False
     attention_bias: bool = False  # q/k/v biases (Qwen2, gpt-oss)
     qk_norm: bool = False  # per-head q/k RMSNorm (Qwen3, Gemma 3)
     norms_per_layer: int = 2  # Gemma 2/3 have 4
     gated_mlp: bool = True  # SwiGLU/GeGLU: gate, up, down; False: up, down
 
-    num_experts: int | None = None
-    experts_per_token: int | None = None
-    moe_intermediate_size: int | None = None
-    num_shared_experts: int = 0
-    first_k_dense_layers: int = 0
+    num_experts: int | None = Field(None, gt=0, le=MAX_EXPERTS)
+    experts_per_token: int | None = Field(None, gt=0, le=MAX_EXPERTS)
+    moe_intermediate_size: int | None = Field(None, gt=0, le=MAX_INTERMEDIATE_SIZE)
+    num_shared_experts: int = Field(0, ge=0, le=MAX_EXPERTS)
+    first_k_dense_layers: int = Field(0, ge=0, le=MAX_LAYERS)
     mla: MLASpec | None = None
 
-    sliding_window: int | None = None
-    num_sliding_layers: int = 0  # layers whose KV is capped at sliding_window
-    max_position_embeddings: int = 4096
-    num_mtp_layers: int = 0
-    extra_params: int = 0  # parameters outside the decoder not described by `vision`
+    sliding_window: int | None = Field(None, gt=0, le=MAX_POSITIONS)
+    num_sliding_layers: int = Field(0, ge=0, le=MAX_LAYERS)  # layers whose KV is capped at sliding_window
+    max_position_embeddings: int = Field(4096, gt=0, le=MAX_POSITIONS)
+    num_mtp_layers: int = Field(0, ge=0, le=MAX_MTP_LAYERS)
+    # parameters outside the decoder not described by `vision`
+    extra_params: int = Field(0, ge=0, le=MAX_HIDDEN_SIZE * MAX_HIDDEN_SIZE * MAX_LAYERS)
     vision: VisionSpec | None = None  # multimodal checkpoints (Gemma 3 4B/12B/27B ship a SigLIP tower)
     o_proj_bias: bool = False  # gpt-oss
     attention_sinks: bool = False  # gpt-oss: one learned sink logit per head
@@ -169,6 +184,13 @@ class ModelSpec(SpecwiseModel):
             )
         if self.num_experts and not self.experts_per_token:
             raise ValueError(f"{self.id}: MoE model needs num_experts_per_tok")
+        if self.num_experts and self.experts_per_token and self.experts_per_token > self.num_experts:
+            raise ValueError(f"{self.id}: num_experts_per_tok ({self.experts_per_token}) exceeds the "
+                             f"{self.num_experts} experts")
+        for name, value in (("sliding-window layers", self.num_sliding_layers),
+                            ("first_k_dense_replace", self.first_k_dense_layers)):
+            if value > self.num_layers:
+                raise ValueError(f"{self.id}: {name} ({value}) exceeds num_hidden_layers ({self.num_layers})")
         return self
 
     # ---- parameters -------------------------------------------------------------------------

@@ -7,17 +7,39 @@ block pool by the tightest worker) unless a field says otherwise.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from specwise.schemas.base import SpecwiseModel
+from specwise.schemas.limits import (
+    MAX_CONCURRENCY,
+    MAX_GPU_BANDWIDTH_TBS,
+    MAX_GPU_MEMORY_GIB,
+    MAX_GPU_TFLOPS,
+    MAX_GPUS,
+    MAX_K,
+    MAX_TOKENS,
+)
 from specwise.schemas.model import Quantization
+
+# Relative error allowed between a planned and a logged capacity quantity (weights, KV memory, KV tokens).
+# 10 %: on a GPU the plan's assumed terms (activation peak, non-torch, CUDA graphs) together are ~2-3 GiB of a
+# 50-70 GiB KV budget, so a correct plan lands within a few percent; a wrong dtype, quantisation or missed
+# draft does not (a same-shape draft halves the KV tokens, fp32 instead of bf16 doubles the weights).
+CAPACITY_TOLERANCE = 0.10
+
+# One row of num_speculative_tokens_per_batch_size: [first batch size, last batch size, k] (inclusive). Batch
+# sizes are sequences in flight, bounded like max_num_seqs; k = 0 turns speculation off for that range.
+GuardRow = tuple[
+    Annotated[int, Field(ge=1, le=MAX_TOKENS)], Annotated[int, Field(ge=1, le=MAX_TOKENS)],
+    Annotated[int, Field(ge=0, le=MAX_K)],
+]
 
 SpecMethod = Literal["draft_model", "ngram", "eagle", "eagle3", "mtp"]
 KVCacheDtype = Literal["auto", "fp8"]
 
-NEWEST_VLLM_VERSION = "0.33.0"  # vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
+NEWEST_VLLM_VERSION = "0.33.0"  # docs/reference/vllm-speculative-decoding.md §0: 0.33.0 (Nov 2026) is the newest covered
 
 
 class PlanRequest(SpecwiseModel):
@@ -29,30 +51,37 @@ class PlanRequest(SpecwiseModel):
         None, description="speculation method; inferred from the draft when omitted (draft_model or the head's kind)"
     )
     gpu: str | None = Field(None, description="GPU name from the catalog (e.g. H100-SXM)")
-    gpu_memory_gib: float | None = Field(None, gt=0, description="total memory of a GPU not in the catalog, GiB")
-    gpu_bandwidth_tbs: float | None = Field(None, gt=0, description="custom GPU HBM bandwidth, TB/s")
-    gpu_bf16_tflops: float | None = Field(None, gt=0, description="custom GPU dense BF16 TFLOP/s")
-    gpus: int | None = Field(None, ge=1, description="GPUs available; gpus / tp data-parallel instances")
-    tp: int | None = Field(None, ge=1, description="target tensor parallel size (default: gpus)")
-    draft_tp: int | None = Field(None, ge=1, description="draft_tensor_parallel_size: 1 or tp (default: tp)")
+    gpu_memory_gib: float | None = Field(None, gt=0, le=MAX_GPU_MEMORY_GIB, allow_inf_nan=False,
+                                         description="total memory of a GPU not in the catalog, GiB")
+    gpu_bandwidth_tbs: float | None = Field(None, gt=0, le=MAX_GPU_BANDWIDTH_TBS, allow_inf_nan=False,
+                                            description="custom GPU HBM bandwidth, TB/s")
+    gpu_bf16_tflops: float | None = Field(None, gt=0, le=MAX_GPU_TFLOPS, allow_inf_nan=False,
+                                          description="custom GPU dense BF16 TFLOP/s")
+    gpus: int | None = Field(None, ge=1, le=MAX_GPUS, description="GPUs available; gpus / tp data-parallel instances")
+    tp: int | None = Field(None, ge=1, le=MAX_GPUS, description="target tensor parallel size (default: gpus)")
+    draft_tp: int | None = Field(None, ge=1, le=MAX_GPUS,
+                                 description="draft_tensor_parallel_size: 1 or tp (default: tp)")
     target_quant: Quantization | None = Field(None, description="target weight format (default: from the name)")
     draft_quant: Quantization | None = None
     kv_cache_dtype: KVCacheDtype = "auto"
     gpu_memory_utilization: float | None = Field(
         None, description="fraction of total GPU memory vLLM may use; default 0.90 before 0.20.0, 0.92 from 0.20.0"
     )
-    max_model_len: int | None = Field(None, description="default: the target's max_position_embeddings")
-    max_num_seqs: int | None = Field(None, description="default: vLLM V1 online-serving default (assumed)")
-    max_num_batched_tokens: int | None = Field(None, description="default: vLLM V1 online-serving default")
+    max_model_len: int | None = Field(None, le=MAX_TOKENS, description="default: the target's max_position_embeddings")
+    max_num_seqs: int | None = Field(None, le=MAX_CONCURRENCY,
+                                     description="default: vLLM V1 online-serving default (assumed)")
+    max_num_batched_tokens: int | None = Field(None, le=MAX_TOKENS,
+                                               description="default: vLLM V1 online-serving default")
     kv_cache_memory_gib: float | None = Field(
-        None, gt=0, description="fixed KV cache size per GPU (vLLM --kv-cache-memory-bytes, >= 0.10.2; on CPU "
+        None, gt=0, le=MAX_GPU_MEMORY_GIB, allow_inf_nan=False, description="fixed KV cache size per GPU (vLLM --kv-cache-memory-bytes, >= 0.10.2; on CPU "
         "VLLM_CPU_KVCACHE_SPACE): bypasses the utilisation math"
     )
-    block_size: int = Field(16, gt=0)
-    context: int | None = Field(None, description="typical prompt + output tokens per request (default 4096)")
-    num_speculative_tokens: int = Field(4, ge=1, le=64, description="k, draft tokens per step")
+    block_size: int = Field(16, gt=0, le=1 << 16)
+    context: int | None = Field(None, le=MAX_TOKENS,
+                                description="typical prompt + output tokens per request (default 4096)")
+    num_speculative_tokens: int = Field(4, ge=1, le=MAX_K, description="k, draft tokens per step")
     vllm_version: str = NEWEST_VLLM_VERSION
-    guard_schedule: list[tuple[int, int, int]] | None = Field(
+    guard_schedule: list[GuardRow] | None = Field(
         None,
         description="num_speculative_tokens_per_batch_size as [[start, end, k], ...] (vLLM >= 0.24)",
     )
@@ -252,6 +281,7 @@ class StartupLogFacts(SpecwiseModel):
     non_torch_gib: float | None = Field(None, description="profiling line: non-torch memory")
     kv_cache_gib_profiled: float | None = Field(None, description="V0 profiling line: memory reserved for KV cache")
     lines_matched: int = 0
+    notes: list[str] = Field(default_factory=list, description="matched lines that were ignored, and why")
 
 
 class LogComparison(SpecwiseModel):

@@ -1,16 +1,22 @@
 """Run results shared by measured (bench) and simulated (simulate) runs.
 
-One schema for both, so every downstream consumer (decide, report) works on either. Times are in
-seconds. Per-request timestamps are relative to the request's send time unless named otherwise.
+One schema for both, so every downstream consumer (decide, report) works on either: ``simulate`` and
+``bench`` both return a :class:`RunResult` and ``--json`` prints it. Times are in seconds. Per-request
+timestamps are relative to the request's send time unless named otherwise. Version-1 results (older
+``bench --out`` run directories, ``simulate --out`` files) are read by :func:`specwise.schemas.run_io.load_run_result`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.base import Source, SpecwiseModel
+from specwise.schemas.configs import SimulateConfig
+from specwise.schemas.findings import Finding
+from specwise.schemas.servers import ServerInfo
 
 LoadKind = Literal["qps", "concurrency"]
 
@@ -241,19 +247,199 @@ class LosslessCheck(SpecwiseModel):
     detail: str = ""
 
 
-class RunResult(SpecwiseModel):
-    """A whole A/B run, measured or simulated."""
+class DeploymentInputs(SpecwiseModel):
+    """One simulated server: what runs where, and where its KV capacity and draft cost come from."""
 
-    schema_version: Literal[1] = 1
+    target: str
+    target_catalog_id: str | None = None
+    gpu: str | None = None
+    tp: int | None = None
+    quantization: str | None = None
+    method: str | None = Field(None, description="speculative method; None for the baseline")
+    draft: str | None = None
+    draft_tp: int | None = None
+    kv_capacity_tokens: int | None = None
+    kv_capacity_source: str | None = Field(None, description="plan memory model, fallback estimate, or given")
+    cost_ratio: float | None = Field(None, description="c at batch 1 (estimated, same step-time model)")
+    cost_ratio_basis: str | None = None
+    step_time_model: str | None = Field(None, description="path of a user StepTimeModel JSON, if one was given")
+
+
+class StepTimeInputs(SpecwiseModel):
+    """Simulated runs: the step-time constants every simulated step is priced with, and their calibration."""
+
+    target: dict[str, Any] = Field(description="specwise.perf.steptime.StepTimeModel of the target (JSON)")
+    draft_cost: dict[str, Any] = Field(default_factory=dict, description="DraftCost of the method (JSON)")
+    calibration: str = Field(description="where the constants come from: the roofline from catalog specs, "
+                             "or the user's --step-time-model file")
+
+
+class TemperatureShare(SpecwiseModel):
+    """One slice of the traffic's temperature mix."""
+
+    temperature: float | None = Field(description="None = the workload's own distribution ('mix')")
+    weight: float = 1.0
+    category: str | None = None
+
+
+class WorkloadInputs(SpecwiseModel):
+    """The traffic of a run, in the terms both stages share (the stage's full spec is in ``detail``)."""
+
+    name: str = Field(description="synthetic length distributions, trace/dataset file, or bench suite / file")
+    arrival: str = Field(description="poisson | gamma | constant | closed_loop | trace")
+    burstiness: float | None = None
+    temperatures: list[TemperatureShare] = Field(default_factory=list)
+    num_requests: int | None = Field(None, description="per cell")
+    duration_s: float | None = Field(None, description="seconds of arrivals per cell")
+    seed: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict, description="the stage's own workload spec (JSON)")
+
+
+class RunInputs(SpecwiseModel):
+    """Everything that produced a run, typed; ``simulate`` / ``bench`` hold the config to repeat it exactly."""
+
+    deployment: dict[str, DeploymentInputs] = Field(default_factory=dict, description="simulated runs, per "
+                                                    "role; measured runs describe their servers in `servers`")
+    workload: WorkloadInputs | None = None
+    acceptance: AcceptanceProfile | None = Field(None, description="simulated runs: the acceptance simulated, "
+                                                 "with its source (assumed / estimated / measured)")
+    k: int | None = Field(None, description="num_speculative_tokens of the speculative arm, if known")
+    step_time: StepTimeInputs | None = None
+    simulate: SimulateConfig | None = None
+    bench: dict[str, Any] | None = Field(None, description="measured runs: the bench's BenchConfig as recorded "
+                                         "(config.json of the run directory; --resume requires the same)")
+    sweep_rates_run: list[float] | None = Field(None, description="bench --qps sweep: the rates it ran")
+    legacy_config: dict[str, Any] | None = Field(None, description="a version-1 result's untyped config, "
+                                                 "kept as recorded where it did not convert")
+
+    @classmethod
+    def for_bench(cls, cfg: Any, sweep_rates_run: list[float] | None = None) -> RunInputs:
+        """The inputs of a measured run from its ``specwise.bench`` BenchConfig (a model or its JSON dict)."""
+        config = cfg if isinstance(cfg, dict) else cfg.model_dump(mode="json")
+        temps = []
+        for t in config.get("temperatures") or [0.0]:
+            mix = config.get("workload_temperatures") if t is None else None
+            temps += ([TemperatureShare(temperature=float(tt), weight=w) for tt, w in mix.items()] if mix
+                      else [TemperatureShare(temperature=t)])
+        workload = WorkloadInputs(name=str(config.get("workload", "chat")),
+                                  arrival=str(config.get("arrival", "poisson")), burstiness=config.get("burstiness"),
+                                  temperatures=temps, num_requests=config.get("num_requests"),
+                                  duration_s=config.get("duration_s"), seed=config.get("seed", 0))
+        return cls(workload=workload, k=config.get("k"), bench=config, sweep_rates_run=sweep_rates_run)
+
+
+class GuardRecommendation(SpecwiseModel):
+    """The per-batch-size k schedule that keeps speculation from slowing the server down (simulated)."""
+
+    num_speculative_tokens_per_batch_size: list[list[int]] = Field(
+        description="vLLM key (from vllm_since on): [[lo, hi, k], ...] over the running batch size; k=0 turns "
+        "speculation off"
+    )
+    vllm_since: str | None = Field(None, description="first vLLM version with the key (catalog version facts)")
+    disable_by_batch_size: int | None = Field(
+        None, description="V0/ArcticInference equivalent: first batch size where speculation should be off"
+    )
+    analytic_crossover_batch_size: int | None = Field(
+        None, description="smallest batch where fixed k is slower than no speculation (closed-loop model, "
+        "docs/reference/theory-and-calibration.md §8.3)"
+    )
+    mean_context_tokens: float
+    speculative_config: dict = Field(default_factory=dict, description="--speculative-config JSON with the guard")
+    min_speedup_fixed: float | None = None
+    min_speedup_guard: float | None = None
+    min_speedup_oracle: float | None = None
+    supported_by_vllm_version: bool | None = Field(None, description="does the --vllm-version given have the "
+                                                   "per-batch-size key (catalog version facts); None = not given")
+
+
+class PolicyPoint(_LoadAxis):
+    """One speculation policy at one load, against the baseline at that load (simulated)."""
+
+    qps: float | None = None
+    policy: Literal["fixed", "guard", "oracle"]
+    k: int = Field(description="fixed: k; guard / oracle: the largest k they may pick")
+    mean_k: float | None = Field(None, description="mean draft length per verify step actually used")
+    e2e_p50_s: float | None = None
+    e2e_p99_s: float | None = None
+    tpot_p50_s: float | None = None
+    output_tokens_per_s: float | None = None
+    mean_batch_size: float | None = None
+    mean_acceptance_length: float | None = None
+    speedup_e2e_p50: float | None = Field(None, description="baseline E2E p50 / this policy's (> 1 faster)")
+    speedup_tpot_p50: float | None = None
+    saturated: bool = False
+
+
+class SimulationBlock(SpecwiseModel):
+    """What only a simulator has: other policies at the same loads, the guard, the analytic crossover."""
+
+    method: str
+    k: int
+    policies: list[PolicyPoint] = Field(default_factory=list, description="fixed k, guard and oracle per load")
+    k_sweep: list[PolicyPoint] = Field(default_factory=list, description="fixed k per (load, k), if asked")
+    guard: GuardRecommendation | None = None
+    analytic_crossover_batch_size: int | None = Field(None, description="closed-loop model: smallest batch "
+                                                      "where fixed k is slower than no speculation")
+    crossover_batch_size: float | None = Field(None, description="mean running batch of the speculative "
+                                               "server at the simulated crossover (interpolated)")
+    baseline_saturation_load: float | None = Field(None, description="first load where the baseline queue grows")
+
+
+def legacy_finding(text: str) -> Finding:
+    """A version-1 finding (a plain sentence) as a :class:`Finding` (code 'legacy').
+
+    Its severity follows the two sentences version 1 rendered as blocking: a losslessness failure and engine
+    settings that differ between the arms; every other version-1 finding was a warning.
+    """
+    blocking = text.startswith(("NOT LOSSLESS", "ENGINE SETTINGS DIFFER"))
+    return Finding(code="legacy", severity="blocking" if blocking else "warning", message=text)
+
+
+class RunResult(SpecwiseModel):
+    """A whole A/B run, measured or simulated (schema version 2)."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    schema_version: Literal[2] = 2
     source: Source
     tool_version: str
-    config: dict = Field(default_factory=dict, description="the inputs that produced this result")
-    servers: dict = Field(default_factory=dict, description="per role: version, spec config, engine settings")
+    inputs: RunInputs = Field(default_factory=RunInputs, description="the inputs that produced this result")
+    servers: dict[str, ServerInfo] = Field(default_factory=dict, description="per role: what the server is")
     cells: list[CellSummary] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)
     crossovers: list[Crossover] = Field(default_factory=list, description="per temperature x baseline: the "
                                         "load where speculation stops being faster (from comparisons)")
-    findings: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
     acceptance_breakdown: list[AcceptanceBreakdown] = Field(default_factory=list)
     lossless: LosslessCheck | None = None
+    simulation: SimulationBlock | None = Field(None, description="simulated runs: guard, oracle, k sweep")
     complete: bool = Field(True, description="False when the run was interrupted (Ctrl-C) or stopped early")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _untyped_config(cls, data: Any) -> Any:
+        # a producer still passing version 1's untyped `config` (a measured run's BenchConfig dump): typed here
+        if isinstance(data, dict) and "config" in data and "inputs" not in data:
+            data = dict(data)
+            config = dict(data.pop("config") or {})
+            sweep = config.pop("sweep_rates_run", None)
+            data["inputs"] = (RunInputs.for_bench(config, sweep_rates_run=sweep) if data.get("source") == "measured"
+                              else RunInputs(legacy_config=config))
+        return data
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _role_from_key(cls, v: Any) -> Any:
+        # the role is the key; a server described without it takes it from there
+        if isinstance(v, dict):
+            return {role: ({"role": role, **info} if isinstance(info, dict) and "role" not in info else info)
+                    for role, info in v.items()}
+        return v
+
+    @field_validator("findings", mode="before")
+    @classmethod
+    def _plain_findings(cls, v: Any) -> Any:
+        # a stage that still writes sentences gets them converted here, at the schema's boundary
+        if isinstance(v, list):
+            return [legacy_finding(f) if isinstance(f, str) else f for f in v]
+        return v

@@ -1,6 +1,6 @@
 """Building a simulated deployment from plan-style inputs, and the built-in default (``make demo``).
 
-The default is the setting of the vLLM speculative-decoding blog (theory-and-calibration.md §2.1): a
+The default is the setting of the vLLM speculative-decoding blog (docs/reference/theory-and-calibration.md §2.1): a
 70B Llama target on 4x H100 with a small same-tokenizer draft model, k=4, on a chat workload. The
 acceptance of Llama-3.2-1B-Instruct -> Llama-3.1-70B-Instruct has never been published for vLLM (§5,
 "To measure"), so the default profile is ASSUMED from proxies and says so.
@@ -11,9 +11,11 @@ from __future__ import annotations
 from specwise.catalog.models import get_gpu, get_model
 from specwise.errors import UserError
 from specwise.perf.steptime import CostRatio, DraftCost, StepTimeModel
+from specwise.plan.memory import plan_memory
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source
 from specwise.schemas.model import GPUSpec, ModelSpec, Quantization
+from specwise.schemas.plan import PlanRequest
 from specwise.simulate.engine import EngineConfig
 from specwise.simulate.run import Deployment
 from specwise.simulate.workload import LengthDist
@@ -23,12 +25,12 @@ DEFAULT_DRAFT = "meta-llama/Llama-3.2-1B-Instruct"
 DEFAULT_GPU = "H100"
 DEFAULT_TP = 4
 DEFAULT_K = 4
-# ShareGPT mean prompt / generation lengths 355 / 728 tokens (theory-and-calibration.md §1.6 table);
+# ShareGPT mean prompt / generation lengths 355 / 728 tokens (docs/reference/theory-and-calibration.md §1.6 table);
 # lognormal spread assumed.
 DEFAULT_PROMPT_LEN = LengthDist(kind="lognormal", mean=355, cv=1.0, high=8192)
 DEFAULT_OUTPUT_LEN = LengthDist(kind="lognormal", mean=728, cv=0.8, high=4096)
 # vLLM V1 defaults on an 80 GB GPU: max_num_seqs 256, max_num_batched_tokens 8192 (online serving),
-# gpu_memory_utilization 0.92 from 0.20.0 (vllm-speculative-decoding.md, key fact 13).
+# gpu_memory_utilization 0.92 from 0.20.0 (docs/reference/vllm-speculative-decoding.md, key fact 13).
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
 GPU_MEMORY_UTILIZATION = 0.92
@@ -54,7 +56,7 @@ def default_acceptance(target: str = DEFAULT_TARGET, draft: str = DEFAULT_DRAFT)
         ],
         notes=[
             "ASSUMED, not measured: no published vLLM acceptance exists for Llama-3.2-1B -> Llama-3.1-70B "
-            "(theory-and-calibration.md §5). Proxy: LaMDA 137B <- 2B alpha 0.71 (Leviathan et al. 2023, "
+            "(docs/reference/theory-and-calibration.md §5). Proxy: LaMDA 137B <- 2B alpha 0.71 (Leviathan et al. 2023, "
             "Table 3); per-position shape from SpecDecode-Bench EAGLE ShareGPT traces (§1.6). Measure it with "
             "`specwise estimate` and pass --acceptance-profile.",
         ],
@@ -76,7 +78,7 @@ def estimate_kv_capacity_tokens(
 
     Per GPU: memory x utilisation - runtime reserve - target weights / TP - draft weights / draft TP,
     divided by the per-token KV of target (/ TP) and draft (/ draft TP): target and draft layers share one
-    block pool (vllm-speculative-decoding.md §7). A rough fallback used when `specwise.plan` is absent.
+    block pool (docs/reference/vllm-speculative-decoding.md §7). A rough fallback for methods the plan cannot size.
     """
     free = gpu.memory_bytes * gpu_memory_utilization - RUNTIME_OVERHEAD_GIB * 1024**3
     free -= target.weight_bytes(quant) / tp
@@ -95,41 +97,37 @@ def plan_kv_capacity(target_name: str, draft_name: str | None, method: str, gpu_
                      draft_tp: int, quant: str | None, vllm_version: str | None, k: int = 4,
                      max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
                      context: int | None = None) -> tuple[int, int | None, str]:
-    """(speculative KV tokens, baseline KV tokens, source) from ``specwise.plan`` when present, else the fallback."""
+    """(speculative KV tokens, baseline KV tokens, source) from ``specwise.plan``'s memory model.
+
+    A method the plan cannot size (e.g. no EAGLE head for this target in the catalog) falls back to
+    :func:`estimate_kv_capacity_tokens` without the head, and the source says so.
+    """
+    fields: dict = dict(target=target_name, gpu=gpu_name, tp=tp, gpus=tp, num_speculative_tokens=max(k, 1))
+    plan_methods = ("draft_model", "ngram", "eagle", "eagle3", "mtp")
+    if method in plan_methods:
+        fields["method"] = method
+        if draft_name and method == "draft_model":
+            fields["draft"] = draft_name
+            fields["draft_tp"] = draft_tp
+    for key, value in (("vllm_version", vllm_version), ("target_quant", quant), ("max_num_seqs", max_num_seqs),
+                       ("max_num_batched_tokens", max_num_batched_tokens), ("context", context)):
+        if value is not None:
+            fields[key] = value
     try:
-        from specwise.plan.memory import plan_memory  # type: ignore[import-not-found]
-        from specwise.schemas.plan import PlanRequest  # type: ignore[import-not-found]
-    except ImportError:
-        plan_memory = None
-    if plan_memory is not None:
-        fields: dict = dict(target=target_name, gpu=gpu_name, tp=tp, gpus=tp, num_speculative_tokens=max(k, 1))
-        plan_methods = ("draft_model", "ngram", "eagle", "eagle3", "mtp")
-        if method in plan_methods:
-            fields["method"] = method
-            if draft_name and method == "draft_model":
-                fields["draft"] = draft_name
-                fields["draft_tp"] = draft_tp
-        for key, value in (("vllm_version", vllm_version), ("target_quant", quant), ("max_num_seqs", max_num_seqs),
-                           ("max_num_batched_tokens", max_num_batched_tokens), ("context", context)):
-            if value is not None:
-                fields[key] = value
-        try:
-            plan = plan_memory(PlanRequest(**fields), suggest=False)
-        except UserError as exc:
-            if method == "draft_model":
-                raise
-            # e.g. no EAGLE head for this target in the catalog: size the KV cache without the head
-            spec, base = _fallback_kv(target_name, None, method, gpu_name, tp, draft_tp, quant)
-            return spec, base, f"fallback estimate (plan: {exc})"
-        base_kv = int(plan.baseline.kv_cache_tokens)
-        if base_kv <= 0:
-            raise UserError(f"{target_name} leaves no KV cache on {tp}x {gpu_name}; raise --tp or quantise")
-        spec_kv = int(plan.speculative.kv_cache_tokens) if plan.speculative is not None else base_kv
-        if spec_kv <= 0:
-            raise UserError(f"target + draft leave no KV cache on {tp}x {gpu_name}; raise --tp or pick a smaller draft")
-        return spec_kv, base_kv, "specwise plan memory model"
-    spec, base = _fallback_kv(target_name, draft_name, method, gpu_name, tp, draft_tp, quant)
-    return spec, base, "fallback estimate (simulate/defaults.py; specwise.plan not installed)"
+        plan = plan_memory(PlanRequest(**fields), suggest=False)
+    except UserError as exc:
+        if method == "draft_model":
+            raise
+        # e.g. no EAGLE head for this target in the catalog: size the KV cache without the head
+        spec, base = _fallback_kv(target_name, None, method, gpu_name, tp, draft_tp, quant)
+        return spec, base, f"fallback estimate (plan: {exc})"
+    base_kv = int(plan.baseline.kv_cache_tokens)
+    if base_kv <= 0:
+        raise UserError(f"{target_name} leaves no KV cache on {tp}x {gpu_name}; raise --tp or quantise")
+    spec_kv = int(plan.speculative.kv_cache_tokens) if plan.speculative is not None else base_kv
+    if spec_kv <= 0:
+        raise UserError(f"target + draft leave no KV cache on {tp}x {gpu_name}; raise --tp or pick a smaller draft")
+    return spec_kv, base_kv, "specwise plan memory model"
 
 
 def _fallback_kv(target_name: str, draft_name: str | None, method: str, gpu_name: str, tp: int, draft_tp: int,
@@ -227,12 +225,19 @@ def load_step_time_model(path) -> StepTimeModel:
     """A user's StepTimeModel JSON (every constant of the roofline, e.g. from perf.calibrate)."""
     from pathlib import Path
 
+    from pydantic import ValidationError
+
     p = Path(path)
     if not p.exists():
         raise UserError(f"step-time model '{p}' not found")
     try:
         return StepTimeModel.model_validate_json(p.read_text())
-    except ValueError as exc:
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        raise UserError(f"{p}: not a StepTimeModel JSON ({where + ': ' if where else ''}{err.get('msg')}); "
+                        "fit one with `python -m specwise.perf.calibrate`") from None
+    except (OSError, ValueError) as exc:
         raise UserError(f"{p}: not a StepTimeModel JSON ({str(exc).splitlines()[0]})") from None
 
 

@@ -3,12 +3,12 @@
 * ``off``: no speculation (the baseline).
 * ``fixed``: always k (vLLM ``num_speculative_tokens``).
 * ``schedule``: vLLM 0.24+ ``num_speculative_tokens_per_batch_size`` = [[lo, hi, k], ...]; the batch is
-  the number of running requests; k = 0 turns speculation off for that range (vllm-speculative-decoding.md §1.7).
+  the number of running requests; k = 0 turns speculation off for that range (docs/reference/vllm-speculative-decoding.md §1.7).
   Batch sizes outside every range use the largest range's k.
 * ``disable_by_batch_size``: V0/ArcticInference semantics: speculation off when the number of enqueued
   requests (running + waiting) reaches the threshold (vLLM V1 never honoured it, §1.7).
 * ``oracle``: per step, the k in 0..k that maximises expected emitted tokens / step time (SmartSpec-style
-  goodput argmax, theory-and-calibration.md §8.5); the upper bound a batch-size guard can reach.
+  goodput argmax, docs/reference/theory-and-calibration.md §8.5); the upper bound a batch-size guard can reach.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each engine step of :class:`~specwise.simulate.engine.Engine` takes its simulated duration x ``time_scale``
 of wall time; the tokens a request gets in that step (accepted drafts + the bonus token) go out in ONE
-SSE chunk, as vLLM V1 streams them (vllm-speculative-decoding.md §3.1). ``/metrics`` exposes vLLM V1
+SSE chunk, as vLLM V1 streams them (docs/reference/vllm-speculative-decoding.md §3.1). ``/metrics`` exposes vLLM V1
 names (§2.3, §2.5) from a private prometheus_client registry; ``metrics_names="v0"`` gives the V0 spec-decode
 names instead (§2.2). With ``per_request_spec_decode_metrics`` the responses carry
 ``metrics.speculative_decoding`` as vLLM 0.29+ does (§3.3), on the final usage chunk when streaming. With ``admin``
@@ -324,7 +324,7 @@ class SimServer:
         self._wake.set()
 
     def spec_metrics(self, live: _Live) -> dict | None:
-        """``metrics.speculative_decoding`` as vLLM 0.29+ returns it (vllm-speculative-decoding.md §3.3)."""
+        """``metrics.speculative_decoding`` as vLLM 0.29+ returns it (docs/reference/vllm-speculative-decoding.md §3.3)."""
         mode = self.cfg.per_request_spec_decode_metrics
         if mode == "none" or self.cfg.k == 0:
             return None

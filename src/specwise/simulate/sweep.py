@@ -1,118 +1,41 @@
-"""QPS sweep of baseline vs speculative, crossover detection and guard recommendation.
+"""Load sweep of baseline vs speculative, crossover detection and guard recommendation -> ``RunResult``.
 
-At every QPS the same requests (common random numbers) run four times: baseline (no speculation),
-fixed k, the recommended guard (a ``num_speculative_tokens_per_batch_size`` schedule) and the oracle
-(best k per step). The guard comes from the closed-loop model of theory-and-calibration.md §8.3: for each
-running batch size B, the k that maximises S(B, k) = E[L(k)] * T_base(B) / T_SD(B, k), and k = 0 where no
-k beats the baseline.
+At every load (open-loop QPS or closed-loop concurrency) the same requests (common random numbers) run
+four times: baseline (no speculation), fixed k, the recommended guard (a
+``num_speculative_tokens_per_batch_size`` schedule) and the oracle (best k per step). Baseline and fixed-k
+cells and their comparisons are the shared schema's ``cells`` / ``comparisons`` (what ``bench`` measures);
+the guard, the oracle and the k sweep go to ``RunResult.simulation``. The guard comes from the closed-loop
+model of docs/reference/theory-and-calibration.md §8.3: for each running batch size B, the k that maximises
+S(B, k) = E[L(k)] * T_base(B) / T_SD(B, k), and k = 0 where no k beats the baseline.
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-from pydantic import Field
 
-from specwise.crossover import describe_crossover, first_crossing
+from specwise import __version__
+from specwise.crossover import crossovers_from_comparisons, first_crossing
 from specwise.perf.steptime import closed_loop_speedup
 from specwise.schemas.acceptance import AcceptanceProfile
-from specwise.schemas.base import Source, SpecwiseModel
-from specwise.schemas.results import CellSummary, Comparison, Crossover, RunResult, SpeedupCI
+from specwise.schemas.base import Source
+from specwise.schemas.results import (
+    CellSummary,
+    Comparison,
+    GuardRecommendation,
+    LoadKind,
+    PolicyPoint,
+    RunResult,
+    SimulationBlock,
+    SpeedupCI,
+)
 from specwise.simulate.policy import SpecPolicy
-from specwise.simulate.run import Deployment, simulate_cell
+from specwise.simulate.run import Deployment, SimRun, simulate_cell
 from specwise.simulate.workload import ArrivalSpec, RequestClass, WorkloadSpec, generate_requests
 
 
-class PointMetrics(SpecwiseModel):
-    ttft_p50_s: float | None
-    ttft_p99_s: float | None
-    tpot_p50_s: float | None
-    tpot_p99_s: float | None
-    e2e_p50_s: float | None
-    e2e_p99_s: float | None
-    output_tokens_per_s: float | None
-    mean_batch_size: float | None
-    mean_acceptance_length: float | None = None
-    mean_k: float | None = None
-    saturated: bool = False
-    requests_ok: int = 0
-    requests_failed: int = 0
-
-    @classmethod
-    def from_summary(cls, s: CellSummary, mean_k: float | None = None) -> PointMetrics:
-        return cls(ttft_p50_s=s.ttft_p50_s, ttft_p99_s=s.ttft_p99_s, tpot_p50_s=s.tpot_p50_s,
-                   tpot_p99_s=s.tpot_p99_s, e2e_p50_s=s.e2e_p50_s, e2e_p99_s=s.e2e_p99_s,
-                   output_tokens_per_s=s.output_tokens_per_s, mean_batch_size=s.mean_batch_size,
-                   mean_acceptance_length=s.mean_acceptance_length_metrics, mean_k=mean_k,
-                   saturated=s.saturated, requests_ok=s.requests_ok, requests_failed=s.requests_failed)
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, None when either is missing or b is 0."""
     return a / b if a is not None and b else None
-
-
-class SweepPoint(SpecwiseModel):
-    qps: float | None = Field(description="offered request rate (req/s); null for closed-loop points")
-    concurrency: int | None = Field(None, description="closed loop: requests kept in flight")
-    baseline: PointMetrics
-    speculative: PointMetrics
-    guard: PointMetrics | None = None
-    oracle: PointMetrics | None = None
-    speedup_e2e_p50: float | None = Field(description="baseline E2E p50 / speculative (fixed k) E2E p50; >1 faster")
-    speedup_tpot_p50: float | None
-    speedup_e2e_p99: float | None = None
-    throughput_ratio: float | None = Field(None, description="speculative / baseline output tokens per second")
-    guard_speedup_e2e_p50: float | None = None
-    oracle_speedup_e2e_p50: float | None = None
-
-
-class GuardRecommendation(SpecwiseModel):
-    num_speculative_tokens_per_batch_size: list[list[int]] = Field(
-        description="vLLM 0.24+ key: [[lo, hi, k], ...] over the running batch size; k=0 turns speculation off"
-    )
-    disable_by_batch_size: int | None = Field(
-        None, description="V0/ArcticInference equivalent: first batch size where speculation should be off"
-    )
-    analytic_crossover_batch_size: int | None = Field(
-        None, description="smallest batch where fixed k is slower than no speculation (closed-loop model, §8.3)"
-    )
-    mean_context_tokens: float
-    speculative_config: dict = Field(default_factory=dict, description="--speculative-config JSON with the guard")
-    min_speedup_fixed: float | None = None
-    min_speedup_guard: float | None = None
-    min_speedup_oracle: float | None = None
-
-
-class KSweepPoint(SpecwiseModel):
-    qps: float | None
-    concurrency: int | None = None
-    k: int
-    speedup_e2e_p50: float | None
-    speedup_tpot_p50: float | None
-    e2e_p50_s: float | None
-    tpot_p50_s: float | None
-    saturated: bool = False
-
-
-class SweepResult(SpecwiseModel):
-    source: str = "simulated"
-    inputs: dict = Field(default_factory=dict)
-    points: list[SweepPoint]
-    crossover_qps: float | None = Field(description="QPS where speedup_e2e_p50 falls below 1 (interpolated); null if none")
-    crossover_concurrency: float | None = Field(
-        None, description="closed-loop sweeps: concurrency where speedup_e2e_p50 falls below 1 (interpolated)"
-    )
-    crossover_batch_size: float | None = Field(
-        None, description="mean running batch of the speculative server at the crossover QPS (interpolated)"
-    )
-    baseline_saturation_qps: float | None = Field(None, description="first QPS where the baseline queue grows")
-    crossover: Crossover | None = Field(None, description="the crossover in the schema bench's measured "
-                                        "crossovers[] use (source=simulated)")
-    guard: GuardRecommendation | None = None
-    k_sweep: list[KSweepPoint] = Field(default_factory=list, description="fixed-k speedups per (qps, k), if asked")
-    cells: list[CellSummary] = Field(default_factory=list, description="full per-cell summaries (shared schema)")
-    notes: list[str] = Field(default_factory=list)
 
 
 def expected_acceptance_length(profile: AcceptanceProfile, classes: list[RequestClass], k: int) -> float:
@@ -156,28 +79,40 @@ def recommend_guard(spec: Deployment, k_max: int, classes: list[RequestClass], m
                                speculative_config=cfg)
 
 
-def _load(p: SweepPoint) -> float:
-    return float(p.qps if p.qps is not None else p.concurrency or 0)
+def point_comparison(base: CellSummary, spec: CellSummary) -> Comparison:
+    """Baseline vs speculative at one load from the two summaries (a simulation has no CI)."""
+    def sp(field: str) -> SpeedupCI:
+        return SpeedupCI(value=ratio(getattr(base, field), getattr(spec, field)))
+
+    return Comparison(qps=base.qps, load_kind=base.load_kind, load=base.load, temperature=base.temperature,
+                      speedup_tpot_p50=sp("tpot_p50_s"), speedup_tpot_p99=sp("tpot_p99_s"),
+                      speedup_e2e_p50=sp("e2e_p50_s"), speedup_e2e_p99=sp("e2e_p99_s"),
+                      speedup_ttft_p50=sp("ttft_p50_s"),
+                      throughput_ratio=ratio(spec.output_tokens_per_s, base.output_tokens_per_s))
 
 
-def _interp_crossover(points: list[SweepPoint]) -> tuple[float | None, float | None]:
-    """(load, speculative mean batch) where speedup_e2e_p50 crosses 1; load is QPS or concurrency."""
-    c = first_crossing([_load(p) for p in points], [p.speedup_e2e_p50 for p in points])
+def policy_point(base: CellSummary, run: SimRun, policy: str, k: int) -> PolicyPoint:
+    s = run.summary
+    return PolicyPoint(qps=s.qps, load_kind=s.load_kind, load=s.load, policy=policy, k=k, mean_k=run.mean_k,
+                       e2e_p50_s=s.e2e_p50_s, e2e_p99_s=s.e2e_p99_s, tpot_p50_s=s.tpot_p50_s,
+                       output_tokens_per_s=s.output_tokens_per_s, mean_batch_size=s.mean_batch_size,
+                       mean_acceptance_length=s.mean_acceptance_length_metrics,
+                       speedup_e2e_p50=ratio(base.e2e_p50_s, s.e2e_p50_s),
+                       speedup_tpot_p50=ratio(base.tpot_p50_s, s.tpot_p50_s), saturated=s.saturated)
+
+
+def crossover_batch_size(comparisons: list[Comparison], spec_cells: list[CellSummary]) -> float | None:
+    """Mean running batch of the speculative server where the E2E P50 speedup crosses 1 (interpolated)."""
+    c = first_crossing([x.load or 0.0 for x in comparisons], [x.speedup_e2e_p50.value for x in comparisons])
     if c is None:
-        return None, None
-    ba, bb = points[c.lower].speculative.mean_batch_size, points[c.upper].speculative.mean_batch_size
-    batch = ba + c.fraction * (bb - ba) if ba is not None and bb is not None else None
-    return c.load, batch
+        return None
+    ba, bb = spec_cells[c.lower].mean_batch_size, spec_cells[c.upper].mean_batch_size
+    return ba + c.fraction * (bb - ba) if ba is not None and bb is not None else None
 
 
-def simulated_crossover(points: list[SweepPoint], batch: float | None, temperature: float | None) -> Crossover:
-    """The sweep's crossover in the schema of bench's measured one (no bracket: a simulation has no CI)."""
-    closed = bool(points) and points[0].qps is None
-    cross = describe_crossover([_load(p) for p in points], [p.speedup_e2e_p50 for p in points],
-                               source=Source.simulated, temperature=temperature,
-                               load_kind="concurrency" if closed else "qps")
-    cross.batch_size = batch if cross.position == "within" else None
-    return cross
+def _on_load(run: SimRun, kind: LoadKind, load: float) -> SimRun:
+    run.summary.load_kind, run.summary.load = kind, load
+    return run
 
 
 def run_sweep(
@@ -185,18 +120,20 @@ def run_sweep(
     speculative: Deployment,
     *,
     k: int,
-    qps_list: list[float],
+    qps_list: list[float] | None = None,
     workload: WorkloadSpec,
     method: str,
     seed: int = 0,
     with_guard: bool = True,
     with_oracle: bool = True,
-    inputs: dict | None = None,
     k_sweep: list[int] | None = None,
     concurrency_list: list[int] | None = None,
     records_path: str | None = None,
-) -> SweepResult:
-    """Simulate every QPS (or closed-loop concurrency) for baseline, fixed k, guard and oracle; find the crossover."""
+) -> RunResult:
+    """Simulate every QPS (or closed-loop concurrency) for baseline, fixed k, guard and oracle; find the crossover.
+
+    The result's ``inputs`` and ``servers`` are left for the caller (:func:`specwise.simulate.stage.run`).
+    """
     mean_context = workload.prompt_len.mean + workload.output_len.mean / 2.0
     guard = recommend_guard(speculative, k, list(workload.classes), mean_context, method) if with_guard else None
     guard_policy = None
@@ -204,103 +141,60 @@ def run_sweep(
         sched = [tuple(r) for r in guard.num_speculative_tokens_per_batch_size]
         guard_policy = SpecPolicy(kind="schedule", k=k, schedule=sched) if any(r[2] for r in sched) \
             else SpecPolicy(kind="off")
-    points: list[SweepPoint] = []
+    kind: LoadKind = "concurrency" if concurrency_list else "qps"
     cells: list[CellSummary] = []
-    ksweep: list[KSweepPoint] = []
-    loads: list[tuple[float | None, int | None]] = (
-        [(None, c) for c in concurrency_list] if concurrency_list else [(q, None) for q in qps_list])
-    for qps, conc in loads:
-        if conc is not None:
-            arrival = ArrivalSpec(kind="closed", concurrency=conc)
-            n = workload.num_requests or max(4 * conc, 64)
-            w = workload.model_copy(update={"arrival": arrival, "num_requests": n, "duration_s": None})
+    comparisons: list[Comparison] = []
+    spec_cells: list[CellSummary] = []
+    policies: list[PolicyPoint] = []
+    ksweep: list[PolicyPoint] = []
+    saturation: float | None = None
+    for load in (concurrency_list or qps_list or []):
+        qps = None if concurrency_list else float(load)
+        if concurrency_list:
+            n = workload.num_requests or max(4 * int(load), 64)
+            w = workload.model_copy(update={"arrival": ArrivalSpec(kind="closed", concurrency=int(load)),
+                                            "num_requests": n, "duration_s": None})
         else:
             arrival = workload.arrival.model_copy(update={"qps": qps})
             w = workload.model_copy(update={"arrival": ArrivalSpec.model_validate(arrival.model_dump())})
         reqs = generate_requests(w, seed)
         keep = records_path is not None
-        base = simulate_cell(baseline, reqs, SpecPolicy(kind="off"), seed=seed, qps=qps, records=keep)
-        spec = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=k), seed=seed, qps=qps, records=keep)
+
+        def cell(policy: SpecPolicy, dep: Deployment = speculative, **kw) -> SimRun:  # noqa: ANN003
+            return _on_load(simulate_cell(dep, reqs, policy, seed=seed, qps=qps, **kw), kind, float(load))
+
+        base = cell(SpecPolicy(kind="off"), baseline, records=keep)
+        spec = cell(SpecPolicy(kind="fixed", k=k), records=keep)
         if records_path is not None:
-            # written point by point, so a long sweep leaves usable results behind
+            # written load by load, so a long sweep leaves usable results behind
             with open(records_path, "a") as f:
                 for rec in (base.records or []) + (spec.records or []):
                     f.write(rec.model_dump_json() + "\n")
         cells += [base.summary, spec.summary]
-        pt = SweepPoint(
-            qps=qps,
-            concurrency=conc,
-            throughput_ratio=_ratio(spec.summary.output_tokens_per_s, base.summary.output_tokens_per_s),
-            baseline=PointMetrics.from_summary(base.summary),
-            speculative=PointMetrics.from_summary(spec.summary, spec.mean_k),
-            speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, spec.summary.e2e_p50_s),
-            speedup_tpot_p50=_ratio(base.summary.tpot_p50_s, spec.summary.tpot_p50_s),
-            speedup_e2e_p99=_ratio(base.summary.e2e_p99_s, spec.summary.e2e_p99_s),
-        )
+        spec_cells.append(spec.summary)
+        comparisons.append(point_comparison(base.summary, spec.summary))
+        if base.summary.saturated and saturation is None:
+            saturation = float(load)
+        policies.append(policy_point(base.summary, spec, "fixed", k))
         if guard_policy is not None:
-            g = simulate_cell(speculative, reqs, guard_policy, seed=seed, qps=qps, role="speculative")
-            pt.guard = PointMetrics.from_summary(g.summary, g.mean_k)
-            pt.guard_speedup_e2e_p50 = _ratio(base.summary.e2e_p50_s, g.summary.e2e_p50_s)
+            policies.append(policy_point(base.summary, cell(guard_policy, role="speculative"), "guard", k))
         if with_oracle:
-            o = simulate_cell(speculative, reqs, SpecPolicy(kind="oracle", k=k), seed=seed, qps=qps)
-            pt.oracle = PointMetrics.from_summary(o.summary, o.mean_k)
-            pt.oracle_speedup_e2e_p50 = _ratio(base.summary.e2e_p50_s, o.summary.e2e_p50_s)
-        points.append(pt)
+            policies.append(policy_point(base.summary, cell(SpecPolicy(kind="oracle", k=k)), "oracle", k))
         for kk in k_sweep or []:
-            if kk == k:
-                ks = spec.summary
-            else:
-                ks = simulate_cell(speculative, reqs, SpecPolicy(kind="fixed", k=kk), seed=seed, qps=qps).summary
-            ksweep.append(KSweepPoint(qps=qps, concurrency=conc, k=kk, speedup_e2e_p50=_ratio(base.summary.e2e_p50_s, ks.e2e_p50_s),
-                                      speedup_tpot_p50=_ratio(base.summary.tpot_p50_s, ks.tpot_p50_s),
-                                      e2e_p50_s=ks.e2e_p50_s, tpot_p50_s=ks.tpot_p50_s, saturated=ks.saturated))
-    cross_qps, cross_batch = _interp_crossover(points)
-    sat = next((p.qps for p in points if p.baseline.saturated and p.qps is not None), None)
+            run = spec if kk == k else cell(SpecPolicy(kind="fixed", k=kk))
+            ksweep.append(policy_point(base.summary, run, "fixed", kk))
     if guard is not None:
-        def worst(vals):
-            vals = [v for v in vals if v is not None]
+        def worst(name: str) -> float | None:
+            vals = [p.speedup_e2e_p50 for p in policies if p.policy == name and p.speedup_e2e_p50 is not None]
             return min(vals) if vals else None
-        guard.min_speedup_fixed = worst(p.speedup_e2e_p50 for p in points)
-        guard.min_speedup_guard = worst(p.guard_speedup_e2e_p50 for p in points)
-        guard.min_speedup_oracle = worst(p.oracle_speedup_e2e_p50 for p in points)
-    notes = []
-    if points and points[0].speedup_e2e_p50 is not None and points[0].speedup_e2e_p50 < 1.0:
-        notes.append("speculation is slower already at the lowest load simulated: the crossover is below the range")
-    temps = {c.temperature for c in workload.classes}
-    crossover = simulated_crossover(points, cross_batch, next(iter(temps)) if len(temps) == 1 else None)
-    cross_conc = None
-    if concurrency_list:
-        cross_qps, cross_conc = None, cross_qps
-    return SweepResult(inputs=inputs or {}, points=points, crossover_qps=cross_qps,
-                       crossover_concurrency=cross_conc, crossover_batch_size=cross_batch, crossover=crossover,
-                       baseline_saturation_qps=sat, guard=guard, k_sweep=ksweep, cells=cells, notes=notes)
-
-
-def to_run_result(result: SweepResult) -> RunResult:
-    """The sweep in the shared run schema (source=simulated): baseline and fixed-k cells + comparisons."""
-    from specwise import __version__
-
-    comparisons = []
-    for p in result.points:
-        def ci(a: float | None, b: float | None) -> SpeedupCI:
-            return SpeedupCI(value=_ratio(a, b))
-
-        b, s = p.baseline, p.speculative
-        comparisons.append(Comparison(
-            qps=p.qps, temperature=result.crossover.temperature if result.crossover else None,
-            speedup_tpot_p50=ci(b.tpot_p50_s, s.tpot_p50_s), speedup_tpot_p99=ci(b.tpot_p99_s, s.tpot_p99_s),
-            speedup_e2e_p50=ci(b.e2e_p50_s, s.e2e_p50_s), speedup_e2e_p99=ci(b.e2e_p99_s, s.e2e_p99_s),
-            speedup_ttft_p50=ci(b.ttft_p50_s, s.ttft_p50_s),
-            throughput_ratio=p.throughput_ratio,
-        ))
-    findings = []
-    if result.crossover_qps is not None:
-        findings.append(f"simulated crossover: fixed-k speculation is slower above ~{result.crossover_qps:.2f} req/s")
-    if result.guard is not None:
-        findings.append("recommended guard: num_speculative_tokens_per_batch_size="
-                        + json.dumps(result.guard.num_speculative_tokens_per_batch_size))
-    return RunResult(source="simulated", tool_version=__version__, config=result.inputs,
-                     servers={"baseline": result.inputs.get("baseline", {}),
-                              "speculative": result.inputs.get("speculative", {})},
-                     cells=result.cells, comparisons=comparisons, findings=findings,
-                     crossovers=[result.crossover] if result.crossover is not None else [])
+        guard.min_speedup_fixed, guard.min_speedup_guard = worst("fixed"), worst("guard")
+        guard.min_speedup_oracle = worst("oracle")
+    crossovers = crossovers_from_comparisons(comparisons, Source.simulated)
+    batch = crossover_batch_size(comparisons, spec_cells)
+    for cross in crossovers:
+        cross.batch_size = batch if cross.position == "within" else None
+    sim = SimulationBlock(method=method, k=k, policies=policies, k_sweep=ksweep, guard=guard,
+                          analytic_crossover_batch_size=guard.analytic_crossover_batch_size if guard else None,
+                          crossover_batch_size=batch, baseline_saturation_load=saturation)
+    return RunResult(source=Source.simulated, tool_version=__version__, cells=cells, comparisons=comparisons,
+                     crossovers=crossovers, simulation=sim)

@@ -13,22 +13,38 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from specwise.errors import UserError
 from specwise.rowfiles import numeric_columns, read_rows
 from specwise.schemas.base import SpecwiseModel
+from specwise.schemas.limits import (
+    MAX_CONCURRENCY,
+    MAX_DURATION_S,
+    MAX_QPS,
+    MAX_SIM_REQUESTS,
+    MAX_TOKENS,
+    MIN_QPS,
+    Burstiness,
+)
 
 
 class LengthDist(SpecwiseModel):
     """Token-length distribution: fixed, uniform, normal, lognormal (mean + coefficient of variation) or values."""
 
     kind: Literal["fixed", "uniform", "normal", "lognormal", "values"] = "fixed"
-    mean: float = Field(256, gt=0)
-    cv: float = Field(0.0, ge=0, description="std-dev / mean (normal, lognormal)")
-    low: int = Field(1, ge=1)
-    high: int | None = Field(None, description="upper clip; uniform: upper bound")
+    mean: float = Field(256, ge=1, le=MAX_TOKENS, allow_inf_nan=False)  # tokens: below 1 is no length
+    # 100: a lognormal with cv 100 already puts almost all of its mass near 0 and a tail past any context
+    cv: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="std-dev / mean (normal, lognormal)")
+    low: int = Field(1, ge=1, le=MAX_TOKENS)
+    high: int | None = Field(None, ge=1, le=MAX_TOKENS, description="upper clip; uniform: upper bound")
     values: list[int] | None = Field(None, description="kind=values: sampled uniformly with replacement")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LengthDist:
+        if self.high is not None and self.high < self.low:
+            raise ValueError(f"the upper bound {self.high} is below the lower bound {self.low}")
+        return self
 
     @classmethod
     def parse(cls, text: str) -> LengthDist:
@@ -43,6 +59,10 @@ class LengthDist(SpecwiseModel):
                 return cls(kind="uniform", mean=(lo + hi) / 2, low=lo, high=hi)
             if kind in ("normal", "lognormal") and len(parts) == 3:
                 return cls(kind=kind, mean=float(parts[1]), cv=float(parts[2]))
+        except ValidationError as exc:
+            msg = str(exc.errors()[0].get("msg", "")).removeprefix("Value error, ")
+            raise UserError(f"length distribution '{text}': {msg}; lengths are 1 to {MAX_TOKENS} tokens, cv 0 to "
+                            "100") from None
         except ValueError:
             pass
         raise UserError(
@@ -70,15 +90,16 @@ class RequestClass(SpecwiseModel):
     """A share of the traffic with its own category and temperature (selects the acceptance class)."""
 
     category: str = "all"
-    temperature: float = Field(0.0, ge=0)
-    weight: float = Field(1.0, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2.0, allow_inf_nan=False)  # as schemas.limits.Temperature
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 
 class ArrivalSpec(SpecwiseModel):
     kind: Literal["poisson", "gamma", "constant", "closed", "trace"] = "poisson"
-    qps: float | None = Field(None, gt=0, description="requests per second (open loop)")
-    burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson, <1 burstier")
-    concurrency: int | None = Field(None, ge=1, description="closed loop: requests kept in flight")
+    qps: float | None = Field(None, ge=MIN_QPS, le=MAX_QPS, allow_inf_nan=False,
+                              description="requests per second (open loop)")
+    burstiness: Burstiness = Field(1.0, description="gamma shape; 1 = Poisson, <1 burstier")
+    concurrency: int | None = Field(None, ge=1, le=MAX_CONCURRENCY, description="closed loop: requests kept in flight")
 
     @model_validator(mode="after")
     def _check(self) -> ArrivalSpec:
@@ -94,12 +115,25 @@ class WorkloadSpec(SpecwiseModel):
     prompt_len: LengthDist = LengthDist(kind="lognormal", mean=512, cv=0.8, high=8192)
     output_len: LengthDist = LengthDist(kind="lognormal", mean=256, cv=0.8, high=4096)
     classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass()])
-    num_requests: int | None = Field(None, ge=1)
-    duration_s: float | None = Field(None, gt=0, description="open loop: arrivals within this window")
+    num_requests: int | None = Field(None, ge=1, le=MAX_SIM_REQUESTS)
+    duration_s: float | None = Field(None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False,
+                                     description="open loop: arrivals within this window")
     trace_path: str | None = Field(None, description="trace replay: rows of timestamp, prompt_tokens, output_tokens")
     dataset_path: str | None = Field(
         None, description="(prompt_tokens, output_tokens) pairs sampled with replacement instead of the length dists"
     )
+
+
+def check_request_budget(qps_list: list[float], duration_s: float | None, num_requests: int | None) -> None:
+    """Refuse a sweep whose busiest open-loop point would draw more than :data:`MAX_SIM_REQUESTS` requests
+    (``generate_requests`` draws ``duration x qps x 1.2 + 20`` of them up front)."""
+    if num_requests is not None or duration_s is None or not qps_list:
+        return
+    busiest = max(qps_list)
+    if duration_s * busiest * 1.2 + 20 > MAX_SIM_REQUESTS:
+        raise UserError(f"--duration {duration_s:g} s at {busiest:g} req/s draws more than {MAX_SIM_REQUESTS:,} "
+                        f"requests per point, what half of this machine's memory holds (~20 KB each); shorten "
+                        "--duration or give --num-requests")
 
 
 @dataclass
@@ -119,10 +153,18 @@ def load_rows(path: str, need_timestamp: bool) -> tuple[np.ndarray | None, np.nd
     names = ("prompt_tokens", "output_tokens") + (("timestamp",) if need_timestamp else ())
     values = np.array(numeric_columns(read_rows(path, "trace", formats=("jsonl", "csv")), path, "trace", names))
     values = values.reshape(-1, len(names))
+    if values.shape[0] == 0:
+        raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
+    if need_timestamp and values.shape[0] > MAX_SIM_REQUESTS:  # every row is replayed at every load point
+        raise UserError(f"{path}: {values.shape[0]:,} rows; a replayed trace holds at most {MAX_SIM_REQUESTS:,} "
+                        "requests on this machine (~20 KB each in half its memory): cut it into windows")
+    for col, name in ((0, "prompt_tokens"), (1, "output_tokens")):
+        bad = np.flatnonzero((values[:, col] < 0) | (values[:, col] > MAX_TOKENS))
+        if bad.size:
+            raise UserError(f"{path} row {bad[0] + 1}: {name} {values[bad[0], col]:g} is outside 0..{MAX_TOKENS}; "
+                            "token counts are whole numbers of tokens")
     pt, ot = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
     ts = values[:, 2] if need_timestamp else None
-    if pt.size == 0:
-        raise UserError(f"{path}: no rows; a trace is JSONL or CSV with {', '.join(names)}")
     if ts is None:
         return None, pt, ot
     order = np.argsort(ts, kind="stable")

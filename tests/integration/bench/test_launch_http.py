@@ -33,24 +33,24 @@ async def test_launched_servers_run_in_turn_and_settings_are_compared(tmp_path):
     assert result.complete and len(result.cells) == 3
     assert [c.role for c in result.cells] == ["baseline", "baseline_like_for_like", "speculative"]
     assert {c.baseline_role for c in result.comparisons} == {"baseline", "baseline_like_for_like"}
-    like = result.servers["baseline_like_for_like"]
+    like = result.servers["baseline_like_for_like"].model_dump()
     assert "--no-async-scheduling" in like["command"] and like["settings"]["async_scheduling"] == "disabled"
     s = next(c for c in result.cells if c.role == "speculative")
     # 10 tokens = prefill + 4 steps of 2 + 1 step of 1: accepted 4 of 5 drafts x k=3
     assert s.acceptance_rate_metrics == pytest.approx(4 / 15) and s.requests_ok == 10
-    assert result.servers["speculative"]["k"] == 3 and result.servers["speculative"]["launched"]
-    assert result.servers["speculative"]["settings"]["async_scheduling"] == "disabled"
-    differ = next(f for f in result.findings if f.startswith("ENGINE SETTINGS DIFFER"))
+    assert result.servers["speculative"].k == 3 and result.servers["speculative"].launched
+    assert result.servers["speculative"].settings["async_scheduling"] == "disabled"
+    differ = next(f for f in (x.message for x in result.findings) if f.startswith("ENGINE SETTINGS DIFFER"))
     assert "async_scheduling: baseline enabled vs speculative disabled" in differ
     assert "kv_cache_tokens" not in differ
     assert any(f.startswith("KV cache capacity differs (kv_cache_tokens: baseline 50000 vs speculative 40000")
-               for f in result.findings)
-    assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in result.findings)
+               for f in (x.message for x in result.findings))
+    assert any(f.startswith("like-for-like baseline") and "--no-async-scheduling" in f for f in (x.message for x in result.findings))
     assert any(f.startswith("like-for-like baseline measured") and "async_scheduling" not in f
-               for f in result.findings)
+               for f in (x.message for x in result.findings))
     assert result.lossless.passed is True
     # these commands name no model, so there is no plan to compare the startup memory with; one line says so
-    assert result.servers["baseline"]["memory_check"]["reason"] == "the command names no model"
+    assert result.servers["baseline"].memory_check.reason == "the command names no model"
     assert "Asynchronous scheduling is disabled" in (out / "servers" / "speculative.log").read_text()
     # both servers were stopped: their ports are free again
     import socket
@@ -79,13 +79,13 @@ async def test_launched_servers_startup_memory_is_compared_with_the_plan(tmp_pat
                       warmup_requests=0, startup_timeout_s=60)
     out = tmp_path / "run"
     result = await run_bench(cfg, str(out))
-    base, spec = (result.servers[r]["memory_check"] for r in ("baseline", "speculative"))
+    base, spec = (result.servers[r].model_dump()["memory_check"] for r in ("baseline", "speculative"))
     assert base["compared"] and base["budget"] == "baseline" and base["deviations"] == []
     tokens = {r["quantity"]: r for r in spec["comparison"]}["KV cache tokens"]
     assert (tokens["predicted"], tokens["logged"]) == (1_048_576, 2_097_152)
     assert spec["deviations"] == ["KV cache tokens: logged 2,097,152 tokens, planned 1,048,576 tokens "
                                   "(plan error -50.0%)"]
-    finding = next(f for f in result.findings if f.startswith("STARTUP MEMORY DIFFERS FROM THE PLAN"))
+    finding = next(f for f in (x.message for x in result.findings) if f.startswith("STARTUP MEMORY DIFFERS FROM THE PLAN"))
     assert "(speculative, beyond ±10%)" in finding and "baseline" not in finding.split(":")[0]
     stored = json.loads((out / "servers" / "speculative.json").read_text())
     assert stored["memory_check"]["deviations"] == spec["deviations"]
@@ -107,7 +107,7 @@ async def test_resumed_sweep_reuses_the_baseline_rates_for_the_speculative_arm(t
     out = tmp_path / "run"
     first = await run_bench(cfg, str(out))
     base_rates = sorted(c.qps for c in first.cells if c.role == "baseline")
-    assert base_rates == first.config["sweep_rates_run"] and len(base_rates) < 5  # stopped before 160 req/s
+    assert base_rates == first.inputs.sweep_rates_run and len(base_rates) < 5  # stopped before 160 req/s
     # interrupted while the speculative arm ran: its cells are not finished
     lines = (out / "cells.jsonl").read_text().splitlines()
     (out / "cells.jsonl").write_text("\n".join(x for x in lines if '"role":"speculative"' not in x) + "\n")

@@ -166,7 +166,7 @@ async def test_rate_sweep_stops_at_saturation(tmp_path):
         cfg = _cfg(base, spec, qps=None, sweep_start=6.0, sweep_factor=2.0, sweep_max=256.0, num_requests=24,
                    warmup_requests=0)
         result = await run_bench(cfg, str(tmp_path / "r"))
-    rates = result.config["sweep_rates_run"]
+    rates = result.inputs.sweep_rates_run
     assert rates[0] == 6.0 and rates[-1] <= 48.0 and len(rates) >= 2
     last = [c for c in result.cells if c.qps == rates[-1]]
     assert any(c.saturated for c in last)

@@ -55,7 +55,7 @@ async def test_bench_recovers_configured_acceptance_and_speedup(tmp_path):
     assert s.acceptance_rate_per_request_p50 == pytest.approx(sum(a) / 3, abs=0.08)
     comp = result.comparisons[0]
     assert comp.speedup_tpot_p50.ci_low > 1.2
-    assert result.servers["speculative"]["k"] == 3 and result.servers["baseline"]["engine_generation"] == "V1"
+    assert result.servers["speculative"].k == 3 and result.servers["baseline"].engine_generation == "V1"
     assert result.lossless.passed is True
 
 

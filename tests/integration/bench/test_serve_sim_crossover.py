@@ -71,7 +71,8 @@ def _simulate(seed: int) -> Crossover:
             "--duration", f"{D_WALL / TIME_SCALE:g}", "--no-oracle", "--seed", str(seed), "--json"]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
-    return Crossover.model_validate(json.loads(out.stdout)["crossover"])
+    (cross,) = json.loads(out.stdout)["crossovers"]  # the same RunResult schema as the bench's
+    return Crossover.model_validate(cross)
 
 
 async def test_bench_measures_the_crossover_serve_sim_simulates(tmp_path):
