@@ -1,9 +1,9 @@
-"""The one place decide touches other stages: plan, simulate, perf, and the RunResult schema's versions.
+"""The one place decide touches other stages: plan, simulate, perf, and how a RunResult is read.
 
 Everything decide needs from ``specwise.plan`` / ``specwise.simulate`` (running them for a workload profile,
-pricing the pair's step time) and every read of a :class:`RunResult` whose shape differs between schema
-versions (v1: ``findings: list[str]``, ``config: dict``; v2: ``findings: list[Finding]``, typed ``inputs``, a
-``simulation`` block naming the step-time calibration) goes through here, so the rules see one shape.
+pricing the pair's step time) and every read of a :class:`RunResult` beyond its plain fields (the calibration in
+``inputs.step_time``, the guard in the ``simulation`` block or a version-1 file's finding, servers, k) goes
+through here, so the rules see one shape. Files of either schema version are read with ``schemas.run_io``.
 """
 
 from __future__ import annotations
@@ -14,125 +14,59 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specwise.errors import UserError
-from specwise.schemas.base import Source
 from specwise.schemas.acceptance import AcceptanceProfile
+from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
 from specwise.schemas.plan import MemoryBudget, PlanRequest, PlanResult
-from specwise.schemas.results import RunResult
+from specwise.schemas.results import (
+    DeploymentInputs,
+    RunInputs,
+    RunResult,
+    StepTimeInputs,
+    TemperatureShare,
+    WorkloadInputs,
+)
 from specwise.schemas.workload import WorkloadProfile
 
-# ---- RunResult, v1 and v2 -------------------------------------------------------------------------------
+# ---- RunResult ------------------------------------------------------------------------------------------
 
 
-def parse_run(data: dict[str, Any]) -> RunResult:
-    """A RunResult from JSON data of either schema version (the installed model decides what it accepts).
+def parse_run(data: dict[str, Any], where: str = "run result") -> RunResult:
+    """A RunResult from JSON data of either schema version (``schemas.run_io`` upgrades version 1)."""
+    from specwise.schemas.run_io import run_result_from_dict
 
-    When the installed model rejects the file, the fields it lacks are dropped and v2 findings become their
-    messages (v2 ``inputs`` -> v1 ``config``); if that still does not validate, the original error stands.
-    """
-    try:  # schema v2 ships the one reader of both versions (upgrades a v1 file's config, servers, findings)
-        from specwise.schemas.run_io import run_result_from_dict
-    except ImportError:
-        run_result_from_dict = None
-    if run_result_from_dict is not None:
-        return run_result_from_dict(data)
-    try:
-        return RunResult.model_validate(data)
-    except ValueError as first:
-        lenient = dict(data)
-        lenient["findings"] = [f.get("message", str(f)) if isinstance(f, dict) else str(f)
-                               for f in lenient.get("findings") or []]
-        if "inputs" in lenient and "config" not in lenient and "config" in RunResult.model_fields:
-            lenient["config"] = lenient.pop("inputs")
-        lenient = {k: v for k, v in lenient.items() if k in RunResult.model_fields}
-        lenient.pop("schema_version", None)
-        try:
-            return RunResult.model_validate(lenient)
-        except ValueError:
-            raise first from None
+    return run_result_from_dict(data, where=where)
 
 
 def run_findings(run: RunResult) -> list[Finding]:
-    """The run's findings as :class:`Finding` (v1 strings become info findings with code 'run_note')."""
-    out = []
-    for f in getattr(run, "findings", []) or []:
-        if isinstance(f, Finding):
-            out.append(f)
-        elif isinstance(f, str):
-            out.append(Finding(code="run_note", message=f))
-        elif hasattr(f, "message"):
-            out.append(Finding(code=getattr(f, "code", "run_note"), message=f.message))
-    return out
+    """The run's findings; a sentence added in memory (not through the schema) becomes a 'legacy' finding."""
+    from specwise.schemas.results import legacy_finding
+
+    return [f if isinstance(f, Finding) else legacy_finding(str(f)) for f in run.findings]
 
 
 def run_inputs(run: RunResult) -> dict[str, Any]:
-    """The inputs that produced the run (v1 ``config``, v2 ``inputs``), as plain data."""
-    for name in ("inputs", "config"):
-        value = getattr(run, name, None)
-        if value:
-            return value.model_dump(mode="json") if hasattr(value, "model_dump") else dict(value)
-    return {}
-
-
-def _calibration_name(sim: dict[str, Any]) -> str | None:
-    name = sim.get("calibration") or sim.get("calibration_name")
-    if isinstance(name, dict):
-        name = name.get("name") or name.get("label")
-    if name and str(name).lower() not in ("roofline", "none", "default"):
-        return str(name)
-    return None
-
-
-def calibration_from_data(data: dict[str, Any]) -> str | None:
-    """The calibration named in a v2 file's ``simulation`` block (read before a v1 model drops the block)."""
-    sim = data.get("simulation")
-    return _calibration_name(sim) if isinstance(sim, dict) else None
+    """The inputs that produced the run, as plain data."""
+    return run.inputs.model_dump(mode="json")
 
 
 def run_calibration(run: RunResult) -> str | None:
-    """Name of the step-time calibration a simulated run used; None = roofline defaults (uncalibrated)."""
-    sim = getattr(run, "simulation", None)
-    if sim is not None:
-        name = _calibration_name(sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim))
-        if name:
-            return name
-    inputs = run_inputs(run)
-    step = inputs.get("step_time")
-    if isinstance(step, dict) and step.get("calibration"):
-        # v2: "roofline ..." when uncalibrated, else the calibration / step-time file used
-        text = str(step["calibration"])
-        return None if text.lower().startswith("roofline") else text
-    cal = inputs.get("calibration")
-    if isinstance(cal, dict):
-        cal = cal.get("name")
-    if cal:
-        return str(cal)
-    stm = inputs.get("step_time_model")
-    if isinstance(stm, dict) and stm.get("source") == "measured":
-        return stm.get("label") or "measured step-time model"
-    for info in (inputs.get("speculative") or {}, inputs.get("baseline") or {}):
-        if isinstance(info, dict) and info.get("step_time_model"):
-            return str(info["step_time_model"])
-    return None
+    """The step-time calibration a simulated run used (its ``--step-time-model``); None = the roofline defaults."""
+    step = run.inputs.step_time
+    if step is None or not step.calibration or step.calibration.lower().startswith("roofline"):
+        return None
+    return step.calibration
 
 
 GUARD_RE = re.compile(r"num_speculative_tokens_per_batch_size\s*=\s*(\[\[.*\]\])")
 
 
-def run_guard_schedule(run: RunResult, raw: dict[str, Any] | None = None) -> list[list[int]] | None:
-    """The guard a simulated run recommends (v2: simulation block, also from ``raw`` file data when the installed
-    model is v1; v1: the finding text)."""
+def run_guard_schedule(run: RunResult) -> list[list[int]] | None:
+    """The guard a simulated run recommends: its ``simulation`` block, or a version-1 file's finding sentence."""
     if run.source not in ("simulated", Source.simulated):
         return None
-    sim = getattr(run, "simulation", None)
-    if sim is None and raw is not None and isinstance(raw.get("simulation"), dict):
-        sim = raw["simulation"]
-    if sim is not None:
-        data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)
-        guard = data.get("guard") or {}
-        sched = guard.get("num_speculative_tokens_per_batch_size") if isinstance(guard, dict) else None
-        if sched:
-            return [list(map(int, r)) for r in sched]
+    if run.simulation is not None and run.simulation.guard is not None:
+        return [list(map(int, r)) for r in run.simulation.guard.num_speculative_tokens_per_batch_size]
     for f in run_findings(run):
         m = GUARD_RE.search(f.message)
         if m:
@@ -144,11 +78,9 @@ def run_guard_schedule(run: RunResult, raw: dict[str, Any] | None = None) -> lis
 
 
 def server(run: RunResult, role: str) -> dict[str, Any] | None:
-    """One arm's server description as plain data (v1: a dict; v2: a ServerInfo model)."""
-    info = (getattr(run, "servers", {}) or {}).get(role)
-    if info is None:
-        return None
-    return info.model_dump(mode="json") if hasattr(info, "model_dump") else dict(info)
+    """One arm's ServerInfo as plain data (None when the run has no such arm)."""
+    info = run.servers.get(role)
+    return info.model_dump(mode="json") if info is not None else None
 
 
 def speculative_config(run: RunResult) -> dict[str, Any]:
@@ -158,32 +90,24 @@ def speculative_config(run: RunResult) -> dict[str, Any]:
 
 
 def run_guard_points(run: RunResult) -> tuple[dict[float, float | None], dict[float, float | None]]:
-    """v2 simulated runs: the guard policy's speedup and mean batch per load ({} for v1 files)."""
-    sim = getattr(run, "simulation", None)
+    """Simulated runs: the guard policy's speedup and mean running batch per load ({} without a simulation block)."""
     speedups: dict[float, float | None] = {}
     batches: dict[float, float | None] = {}
-    if sim is None:
-        return speedups, batches
-    data = sim.model_dump(mode="json") if hasattr(sim, "model_dump") else dict(sim)
-    for p in data.get("policies") or []:
-        if p.get("policy") == "guard" and p.get("load") is not None:
-            speedups[float(p["load"])] = p.get("speedup_e2e_p50")
-            batches[float(p["load"])] = p.get("mean_batch_size")
+    for p in run.simulation.policies if run.simulation is not None else []:
+        if p.policy == "guard" and p.load is not None:
+            speedups[float(p.load)] = p.speedup_e2e_p50
+            batches[float(p.load)] = p.mean_batch_size
     return speedups, batches
 
 
 def settings_differ(run: RunResult) -> list[str]:
     """Engine settings that differ between the arms besides speculation (bench's own comparison)."""
-    from specwise.bench.servers import ServerInfo, compare_settings
+    from specwise.bench.servers import compare_settings
 
-    base, spec = server(run, "baseline"), server(run, "speculative")
+    base, spec = run.servers.get("baseline"), run.servers.get("speculative")
     if base is None or spec is None:
         return []
-    try:
-        b, s = ServerInfo.model_validate(base), ServerInfo.model_validate(spec)
-    except ValueError:
-        return []
-    return compare_settings(b, s, include_kv=False)
+    return compare_settings(base, spec, include_kv=False)
 
 
 def server_k(run: RunResult) -> int | None:
@@ -267,27 +191,21 @@ def launch_config(plan: PlanResult, *, speculative: bool, k: int | None,
 
 def default_profile(workload: WorkloadProfile) -> AcceptanceProfile:
     """The method's assumed acceptance (simulate's default), labelled assumed."""
-    try:  # RunResult v2 moved it into the simulate stage
-        from specwise.simulate.acceptance import method_default_acceptance
-    except ImportError:
-        from specwise.cli.simulate import method_default_acceptance
+    from specwise.simulate.acceptance import method_default_acceptance
 
     d = workload.deployment
     return method_default_acceptance(d.method, d.target, d.draft)
 
 
 def run_step_time_model(run: RunResult):
-    """The target StepTimeModel a simulated run priced its steps with (v2 inputs.step_time.target, v1
-    config.step_time_model); None when absent or unreadable."""
+    """The target StepTimeModel a simulated run priced its steps with (``inputs.step_time.target``), or None."""
     from specwise.perf.steptime import StepTimeModel
 
-    inputs = run_inputs(run)
-    data = (inputs.get("step_time") or {}).get("target") if isinstance(inputs.get("step_time"), dict) else None
-    data = data or inputs.get("step_time_model")
-    if not isinstance(data, dict) or not data:
+    step = run.inputs.step_time
+    if step is None or not step.target:
         return None
     try:
-        return StepTimeModel.model_validate(data)
+        return StepTimeModel.model_validate(step.target)
     except ValueError:
         return None
 
@@ -361,39 +279,29 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
     wl = WorkloadSpec(arrival=ArrivalSpec(kind="poisson", qps=1.0 if closed else loads[0]),
                       prompt_len=dist(workload.prompt_tokens), output_len=dist(workload.output_tokens),
                       classes=classes, num_requests=num_requests)
-    sweep_args = dict(k=d.k, qps_list=[] if closed else loads, workload=wl, method=d.method, seed=seed,
+    sweep_args = dict(k=d.k, qps_list=None if closed else loads, workload=wl, method=d.method, seed=seed,
                       with_oracle=False, concurrency_list=[int(x) for x in loads] if closed else None)
-    result = sweep.run_sweep(base, spec, **sweep_args)
-    guard_schedule: list[list[int]] | None = None
-    speedups: dict[float, float | None] = {}
-    batches: dict[float, float | None] = {}
-    if isinstance(result, RunResult):  # schema v2: run_sweep returns the RunResult with a simulation block
-        run = result
-        guard_schedule = run_guard_schedule(run)
-        speedups, batches = run_guard_points(run)
-    else:
-        result.inputs = {"baseline": base_info, "speculative": spec_info, "k": d.k, "decided_by": "specwise decide",
-                         "acceptance": {"source": profile.source, "notes": profile.notes},
-                         "step_time_model": spec.target.model_dump(mode="json"), "seed": seed}
-        run = sweep.to_run_result(result)  # v1: run_sweep returned a SweepResult
-        if closed:
-            # v1's to_run_result leaves closed-loop comparisons and cells without their load: put it back
-            conc = [float(p.concurrency or 0) for p in result.points]
-            run.comparisons = [c.model_copy(update={"load_kind": "concurrency", "load": x})
-                               for c, x in zip(run.comparisons, conc)]
-            run.cells = [c.model_copy(update={"load_kind": "concurrency", "load": conc[i // 2]})
-                         for i, c in enumerate(run.cells)]
-        if result.guard is not None:
-            guard_schedule = result.guard.num_speculative_tokens_per_batch_size
-            for p in result.points:
-                load = float(p.qps if p.qps is not None else p.concurrency or 0)
-                speedups[load] = p.guard_speedup_e2e_p50
-                batches[load] = p.guard.mean_batch_size if p.guard else None
+    run = sweep.run_sweep(base, spec, **sweep_args)
+    fields = set(DeploymentInputs.model_fields)
+    run.inputs = RunInputs(
+        deployment={role: DeploymentInputs(**{k: v for k, v in info.items() if k in fields})
+                    for role, info in (("baseline", base_info), ("speculative", spec_info))},
+        workload=WorkloadInputs(name=f"workload profile '{workload.name}' (decide)", arrival=wl.arrival.kind
+                                if not closed else "closed_loop",
+                                temperatures=[TemperatureShare(temperature=c.temperature, weight=c.weight,
+                                                               category=c.category) for c in classes],
+                                num_requests=num_requests, seed=seed, detail=wl.model_dump(mode="json")),
+        acceptance=profile, k=d.k,
+        step_time=StepTimeInputs(target=spec.target.model_dump(mode="json"),
+                                 draft_cost=spec.draft.model_dump(mode="json", exclude={"draft_model"}),
+                                 calibration="roofline from the catalog's model and GPU specs "
+                                 "(specwise.perf.steptime.StepTimeModel.from_deployment)"))
+    speedups, batches = run_guard_points(run)
     flag = "--concurrency" if closed else "--qps"
     mix = ",".join(f"{c.temperature:g}:{c.share:g}" for c in workload.categories)
     cmd = (f"specwise simulate --target {d.target} " + (f"--draft {d.draft} " if d.draft else "")
            + f"--method {d.method} --gpu {d.gpu} --tp {tp} --k {d.k} {flag} "
            + ",".join(f"{x:g}" for x in loads) + f" --temperature-mix {mix} --num-requests {num_requests} "
            + "--no-oracle")
-    return SimulatedEvidence(run=run, guard_schedule=guard_schedule, guard_speedups=speedups,
+    return SimulatedEvidence(run=run, guard_schedule=run_guard_schedule(run), guard_speedups=speedups,
                              guard_batches=batches, command=cmd)

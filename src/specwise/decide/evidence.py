@@ -17,7 +17,6 @@ import yaml
 from pydantic import ValidationError
 
 from specwise.decide.adapter import (
-    calibration_from_data,
     parse_run,
     run_calibration,
     run_guard_points,
@@ -174,13 +173,11 @@ def _classify(data: Any, path: Path, ev: Evidence) -> None:
         if {"request", "memory"} <= keys:
             ev.plans.append((PlanResult.model_validate(data), str(path)))
         elif {"cells", "source"} <= keys and "tool_version" in keys:
-            run = parse_run(data)
+            run = parse_run(data, where=str(path))
             firm, cal = run_firmness(run)
-            if firm == "simulated_roofline" and calibration_from_data(data):
-                firm, cal = "simulated_calibrated", calibration_from_data(data)
             speedups, batches = run_guard_points(run)
             ev.runs.append(RunEvidence(run=run, path=str(path), firmness=firm, calibration=cal,
-                                       guard_schedule=run_guard_schedule(run, data), guard_speedups=speedups,
+                                       guard_schedule=run_guard_schedule(run), guard_speedups=speedups,
                                        guard_batches=batches))
         elif {"temperatures", "methods", "context"} <= keys:
             est = EstimateResult.model_validate(data)
@@ -204,7 +201,9 @@ def _run_dir_files(path: Path) -> list[Path]:
     if (path / "result.json").exists() or (path / "profile.json").exists():
         # an estimate output directory: result.json carries the quantisation rows and categories
         return [p for p in (path / "result.json", path / "profile.json") if p.exists()][:1]
-    files = sorted(p for p in path.glob("*.json") if p.name not in ("config.json", "lossless.json"))
+    # a run's own side files: bench's config.json / lossless.json, simulate's FILE.config.json
+    files = sorted(p for p in path.glob("*.json") if p.name not in ("config.json", "lossless.json")
+                   and not p.name.endswith(".config.json"))
     if not files:
         raise UserError(f"{path}: no summary.json or result JSON in this directory (a bench run still going, or "
                         "not a run directory)")
