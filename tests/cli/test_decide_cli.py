@@ -142,3 +142,21 @@ def test_an_unknown_model_with_nothing_else_is_exit_2_but_measured_runs_still_de
 def test_bad_options_are_one_line_errors(args, msg):
     p = specwise("decide", "-w", str(EXAMPLE), "--no-simulate", *args)
     assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_hostile_numbers_are_refused_in_one_line(tmp_path):
+    for args, msg in ((["--guard-tax", "2:nan,189:0.2"], "--guard-tax"), (["--guard-tax", "2:0.1,inf:0.2"],
+                      "--guard-tax"), (["--sim-requests", "1000000000"], "--sim-requests")):
+        p = specwise("decide", "-w", str(EXAMPLE), "--no-simulate", *args)
+        assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    f = tmp_path / "w.yaml"
+    f.write_text("categories: [{name: a, share: 1}]\nload: {kind: concurrency, typical: 100000, peak: 900000}\n"
+                 "deployment: {target: meta-llama/Llama-3.1-8B-Instruct, method: ngram, k: 3}\n")
+    p = specwise("decide", "-w", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    d = Decision.model_validate_json(p.stdout)
+    assert any("not simulated by decide" in e.description for e in d.evidence) and d.verdict == "BORDERLINE"
+    f.write_text("categories: [{name: a, share: 1, temperature: .nan}]\nload: {typical: 1, peak: 2}\n"
+                 "deployment: {target: meta-llama/Llama-3.1-8B-Instruct, method: ngram}\n")
+    p = specwise("decide", "-w", str(f), "--no-simulate")
+    assert p.returncode == 2 and "categories.0.temperature" in p.stderr

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
 import typer
 
 VERDICT_STYLE = {"ENABLE": "bold green", "ENABLE_WITH_GUARD": "bold green", "BORDERLINE": "bold yellow",
                  "DISABLE": "bold red", "DOES_NOT_FIT": "bold red"}
+# decide's own simulation is the quick look; a longer one is `specwise simulate`'s job
+MAX_DECIDE_SIM_REQUESTS = 5000
 STATUS_STYLE = {"pass": "[green]pass[/green]", "fail": "[red]fail[/red]", "unknown": "[yellow]?[/yellow]"}
 
 
@@ -20,8 +24,9 @@ def _parse_tax(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
         (b0, t0), (b1, t1) = pts  # type: ignore[misc]
     except ValueError:
         raise UserError(f"--guard-tax: expected BATCH:TAX,BATCH:TAX e.g. 2:0.066,189:0.216, got '{text}'") from None
-    if b0 <= 0 or b1 <= b0 or t0 < 0 or t1 < 0:
-        raise UserError("--guard-tax: batches must be > 0 and increasing, taxes >= 0")
+    if not all(math.isfinite(x) for x in (b0, t0, b1, t1)) or b0 <= 0 or b1 <= b0 or b1 > 1e6 \
+            or not (0 <= t0 < 10 and 0 <= t1 < 10):
+        raise UserError("--guard-tax: batches must be finite, > 0, increasing and <= 1e6; taxes in [0, 10)")
     return (b0, t0), (b1, t1)
 
 
@@ -53,8 +58,9 @@ def decide(
     from specwise.decide.evidence import ProfileEvidence
     from specwise.errors import UserError
 
-    if sim_requests < 20:
-        raise UserError("--sim-requests must be >= 20 (fewer gives no usable percentiles)")
+    if not 20 <= sim_requests <= MAX_DECIDE_SIM_REQUESTS:
+        raise UserError(f"--sim-requests must lie in [20, {MAX_DECIDE_SIM_REQUESTS}] (fewer gives no usable "
+                        "percentiles; for more, run `specwise simulate` and pass its --out file)")
     if not 0 <= guard_cudagraph_tax < 1:
         raise UserError("--guard-cudagraph-tax must lie in [0, 1)")
     opts = DecideOptions(simulate=not no_simulate, sim_requests=sim_requests, bench_out=out_dir,

@@ -18,6 +18,7 @@ from specwise.decide.adapter import (
     run_guard_schedule,
     run_plan,
     run_simulation,
+    simulation_refused,
 )
 from specwise.decide.context import Context, DecideOptions, build_context
 from specwise.decide.evidence import (
@@ -170,7 +171,12 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
                                          description="assumed acceptance of the method (simulate's default): "
                                          + " ".join(fallback.profile.notes)[:300]))
     fits = not ev.plans or ev.plans[0][0].memory.fits
-    if not ev.runs and opts.simulate and fits:
+    refused = simulation_refused(workload) if not ev.runs and opts.simulate and fits else None
+    if refused:
+        decided_by_us.append(EvidenceRef(kind="run_result", source="simulated", firmness="simulated_roofline",
+                                         description=f"not simulated by decide: {refused}; run `specwise "
+                                         "simulate` with your own settings and pass its --out file"))
+    if not ev.runs and opts.simulate and fits and not refused:
         prof = (usable[0].profile if usable else fallback.profile)
         sim = run_simulation(workload, prof, num_requests=opts.sim_requests, seed=opts.seed)
         ev.runs.append(RunEvidence(run=sim.run, firmness="simulated_roofline", command=sim.command,

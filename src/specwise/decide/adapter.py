@@ -253,6 +253,21 @@ def sim_loads(workload: WorkloadProfile) -> list[float]:
     return sorted(pts)
 
 
+# decide's own quick sweep stays within what runs in seconds: longer or larger, run `specwise simulate` yourself
+SIM_MAX_TOKENS_PER_REQUEST = 131_072
+
+
+def simulation_refused(workload: WorkloadProfile) -> str | None:
+    """Why decide will not simulate this profile itself (None: it will)."""
+    from specwise.schemas.limits import MAX_CONCURRENCY
+
+    if workload.load.kind == "concurrency" and max(sim_loads(workload)) > MAX_CONCURRENCY:
+        return f"1.5x the peak concurrency is above simulate's limit of {MAX_CONCURRENCY}"
+    if workload.prompt_tokens.mean + workload.output_tokens.mean > SIM_MAX_TOKENS_PER_REQUEST:
+        return f"requests average over {SIM_MAX_TOKENS_PER_REQUEST:,} tokens"
+    return None
+
+
 def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num_requests: int = 120,
                    seed: int = 0) -> SimulatedEvidence:
     """A short simulate sweep of the workload (typical/2, typical, peak, 1.5x peak) without the oracle."""
