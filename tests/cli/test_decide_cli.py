@@ -137,7 +137,7 @@ def test_an_unknown_model_with_nothing_else_is_exit_2_but_measured_runs_still_de
 
 @pytest.mark.parametrize("args,msg", [(["--guard-tax", "5"], "--guard-tax: expected BATCH:TAX"),
                                       (["--guard-tax", "10:0.1,2:0.2"], "increasing"),
-                                      (["--sim-requests", "5"], "--sim-requests must be >= 20"),
+                                      (["--sim-requests", "5"], "--sim-requests must lie in [20, 5000]"),
                                       (["--guard-cudagraph-tax", "1.5"], "--guard-cudagraph-tax")])
 def test_bad_options_are_one_line_errors(args, msg):
     p = specwise("decide", "-w", str(EXAMPLE), "--no-simulate", *args)
