@@ -11,7 +11,7 @@ import re
 from specwise.decide.adapter import server
 from specwise.decide.breakeven import RULE_OF_THUMB_HEALTHY, RULE_OF_THUMB_NET_NEGATIVE
 from specwise.decide.context import TEMPERATURE_MATCH, Bucket, Context
-from specwise.decide.rules_fit import finding
+from specwise.decide.table import finding
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
 

@@ -13,7 +13,7 @@ from specwise.catalog.vllm_versions import version_facts
 from specwise.decide.adapter import server_k, speculative_config
 from specwise.decide.breakeven import guard_tax, robust_guard_pick
 from specwise.decide.context import Context, interpolate
-from specwise.decide.rules_fit import finding
+from specwise.decide.table import finding
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
 

@@ -10,7 +10,7 @@ from specwise.crossover import crossover_sentence
 from specwise.decide.commands import bench_command, calibrate_command, repeats_needed
 from specwise.decide.context import TEMPERATURE_MATCH, Context, RunView, interpolate, like_for_like_diffs
 from specwise.decide.rules_acceptance import weighted_acceptance
-from specwise.decide.rules_fit import finding
+from specwise.decide.table import finding
 from specwise.schemas.base import Source
 from specwise.schemas.findings import Finding
 from specwise.schemas.results import SpeedupCI
