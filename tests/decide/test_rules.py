@@ -427,3 +427,13 @@ def test_measured_queueing_of_the_speculative_arm_fails_the_kv_rule():
     kv = rule(decide(ngram_w(), runs=[run], options=NO_SIM), "kv_concurrency")
     assert kv.status == "fail" and kv.source == "measured" and kv.observed == 7.0
     assert rule(decide(ngram_w(), runs=[winning_run()], options=NO_SIM), "kv_concurrency").source == "estimated"
+
+
+def test_a_simulation_inside_the_measured_interval_is_no_disagreement():
+    sim = simulated_run([comparison(x, 1.34, half=None) for x in LOADS])
+    meas = measured_run([comparison(x, 1.03, half=0.4) for x in LOADS], [spec_cell(x, 0.0, 0.6, 3) for x in LOADS],
+                        servers(3, "ngram"))
+    d = decide(ngram_w(), runs=[sim, meas], options=NO_SIM)
+    assert rule(d, "evidence_disagreement").status == "pass"
+    noise = rule(d, "noise")
+    assert noise.evidence["repeats_needed"] == 30 and "--num-requests" in noise.meaning

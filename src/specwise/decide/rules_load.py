@@ -7,7 +7,7 @@ A speedup is baseline latency / speculative latency (E2E P50 unless named); > 1 
 from __future__ import annotations
 
 from specwise.crossover import crossover_sentence
-from specwise.decide.commands import bench_command, calibrate_command, repeats_needed
+from specwise.decide.commands import MAX_REPEATS, bench_command, calibrate_command, repeats_needed
 from specwise.decide.context import TEMPERATURE_MATCH, Context, RunView, interpolate, like_for_like_diffs
 from specwise.decide.rules_acceptance import weighted_acceptance
 from specwise.decide.table import finding
@@ -224,7 +224,9 @@ def rule_noise(ctx: Context) -> Finding:
                    (f"interval {_ci_text(s)} at {load:g} {ctx.load_unit}{at_t} includes 1.0" if has_ci else
                     f"no interval at {load:g} {ctx.load_unit} ({_src(view).value}, one run)"),
                    threshold=1.0, observed=s.value, source=_src(view),
-                   meaning=f"settle it with {n} repeats per cell (bench command under next steps)",
+                   meaning=f"settle it with {n} repeats per cell (bench command under next steps)"
+                   + (": the interval is wide for so small a difference, so more requests per cell (--num-requests"
+                      ", --duration) narrow it too, with the square root of their number" if n >= MAX_REPEATS else ""),
                    repeats_needed=n, bench_command=cmd)
 
 
@@ -260,9 +262,12 @@ def rule_disagreement(ctx: Context) -> Finding:
         s = interpolate(sv.points, p.load)
         if s is None or s.value is None or p.e2e_p50.value is None:
             continue
-        ratio = s.value / p.e2e_p50.value
+        m = p.e2e_p50
+        if m.ci_low is not None and m.ci_high is not None and m.ci_low <= s.value <= m.ci_high:
+            continue  # inside the measurement's own interval: not a disagreement the data can show
+        ratio = s.value / m.value
         if worst is None or abs(ratio - 1) > abs(worst[1] - 1):
-            worst = (p.load, ratio, s.value, p.e2e_p50.value)
+            worst = (p.load, ratio, s.value, m.value)
     sc = next((c for c in sv.evidence.run.crossovers if c.temperature == sv.temperature),
               next(iter(sv.evidence.run.crossovers), None))
     mc = next((c for c in mv.evidence.run.crossovers if c.baseline_role == mv.baseline_role
