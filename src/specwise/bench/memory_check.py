@@ -234,6 +234,11 @@ def plan_request_for_command(
             kw[field] = _int(value, what)
     if cmd.speculative:
         kw.update(_speculative(cmd.speculative, dtype))
+    runner_env = cmd.env.get("VLLM_USE_V2_MODEL_RUNNER")
+    if runner_env is not None and not cmd.speculative:
+        # the like-for-like baseline forces the speculative arm's runner; the V1 runner profiles more memory
+        kw["model_runner"] = "v1" if runner_env.strip().lower() in ("0", "false") else "v2"
+        notes.append(f"model runner {kw['model_runner']} (VLLM_USE_V2_MODEL_RUNNER={runner_env} in the command)")
     version, where = _version(facts, reported_version)
     if version and parse_version(version) > parse_version(newest_version()):
         notes.append(f"vLLM {version} ({where}) is newer than the newest covered version: planned for "

@@ -92,12 +92,61 @@ class VersionFacts:
         info = _data().get("engine_flags", {}).get(flag)
         return bool(info) and _in(self.parsed, info.get("since"), info.get("until"))
 
+    def engine_modes(self, method: str, async_scheduling: bool | None = None) -> EngineModes | None:
+        """Engine mode switches of this version when ``method`` is on (:func:`engine_modes_for`)."""
+        return engine_modes_for(self.version, method, async_scheduling)
+
     def key_note(self, key: str) -> str:
         return str(_data()["json_keys"].get(key, {}).get("note", ""))
 
     def key_interval(self, key: str) -> tuple[str | None, str | None]:
         info = _data()["json_keys"].get(key, {})
         return info.get("since"), info.get("until")
+
+
+@dataclass(frozen=True)
+class EngineModes:
+    """Engine mode of a default server and of a speculative one (``v2_async``, ``v1_sync``, ...), per version."""
+
+    baseline: str
+    speculative: str
+    switches: list[str]
+    avoid_flags: list[str]
+    source: str
+
+
+def _mode_name(runner: str, async_scheduling: bool) -> str:
+    return f"{runner}_{'async' if async_scheduling else 'sync'}"
+
+
+def engine_modes_for(version: str, method: str, async_scheduling: bool | None = None) -> EngineModes | None:
+    """What turning ``method`` on changes in vLLM ``version``'s engine (``engine_modes`` table), or None if unknown.
+
+    ``async_scheduling``: the speculative server's explicit ``--async-scheduling`` (True) or
+    ``--no-async-scheduling`` (False) flag; None = the version's default for the method.
+    """
+    v = parse_version(version)
+    table = _data().get("engine_modes", {}).get("ranges", [])
+    row = next((r for r in table if _in(v, r["since"], r.get("until"))), None)
+    key = {"eagle3": "eagle3", "deepseek_mtp": "mtp"}.get(method, method)
+    if row is None or key not in row["methods"]:
+        return None
+    d, m = row["default"], row["methods"][key]
+    spec_async = m["async_scheduling"]
+    if async_scheduling is not None and (m["async_flag_allowed"] or not async_scheduling):
+        spec_async = async_scheduling
+    switches = []
+    if m["model_runner"] != d["model_runner"]:
+        switches.append(f"model runner {d['model_runner'].upper()} -> {m['model_runner'].upper()} "
+                        "(the speculative server runs the older runner; not avoidable by a flag)")
+    if spec_async != d["async_scheduling"]:
+        switches.append(f"async scheduling {'on -> off' if d['async_scheduling'] else 'off -> on'}")
+    avoid = []
+    if d["async_scheduling"] and not spec_async and m["async_flag_allowed"]:
+        avoid.append("--async-scheduling")
+    return EngineModes(baseline=_mode_name(d["model_runner"], d["async_scheduling"]),
+                       speculative=_mode_name(m["model_runner"], spec_async), switches=switches,
+                       avoid_flags=avoid, source=m["source"])
 
 
 def version_facts(version: str | None = None) -> VersionFacts:

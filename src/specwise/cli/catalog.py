@@ -9,6 +9,8 @@ import typer
 
 def catalog(
     gpus: bool = typer.Option(False, "--gpus", help="List GPUs instead of models."),
+    calibrations: bool = typer.Option(False, "--calibrations", help="List the named step-time calibrations "
+                                      "(measured constants simulate uses; see README 'Calibrations')."),
     family: Optional[str] = typer.Option(None, "--family", help="Only models whose family contains this text."),
     json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
 ) -> None:
@@ -18,6 +20,22 @@ def catalog(
     from specwise.catalog.models import list_gpus, list_models
     from specwise.cli.output import console, emit_json
 
+    if calibrations:
+        from specwise.perf.calibration import load_calibrations
+
+        cals = load_calibrations()
+        if json_out:
+            emit_json([c.model_dump(mode="json") for c in cals])
+            return
+        t = Table(title="Calibrations (measured step-time constants; simulate picks one matching GPU, vLLM version "
+                        "and model shapes)")
+        for col in ("name", "GPU", "vLLM", "target shape", "draft shape", "engine modes", "host"):
+            t.add_column(col)
+        for c in cals:
+            t.add_row(c.name, c.gpu, f"{c.vllm_since} - <{c.vllm_until or 'any'}", c.target, c.draft or "-",
+                      ", ".join(c.modes), c.host)
+        console.print(t)
+        return
     if gpus:
         items = list_gpus()
         if json_out:

@@ -95,6 +95,8 @@ def plan(
     max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="Default: the target's max_position_embeddings."),
     max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help="Scheduler limit on running sequences."),
     max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens", help="Tokens per engine step (sets the activation peak)."),
+    model_runner: Optional[str] = typer.Option(None, "--model-runner", help="v1 | v2: the baseline's vLLM model "
+                                               "runner (v1 = VLLM_USE_V2_MODEL_RUNNER=0, the like-for-like baseline)."),
     context: Optional[int] = typer.Option(None, "--context", help="Typical tokens per request (prompt + output) for concurrency."),
     num_speculative_tokens: int = typer.Option(4, "--num-speculative-tokens", "-k", help="Draft tokens per step."),
     vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="vLLM version to emit for (default: newest known)."),
@@ -126,6 +128,7 @@ def plan(
         kv_cache_memory_gib=kv_cache_memory_gib, max_model_len=max_model_len,
         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, context=context,
         num_speculative_tokens=num_speculative_tokens, vllm_version=vllm_version or newest_version(),
+        model_runner=model_runner,
         guard_schedule=parse_schedule(guard_schedule),
     )
     if config_file is not None:

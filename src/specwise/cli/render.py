@@ -121,8 +121,11 @@ def header(result: RunResult) -> list[RenderableType]:
         if spec.cost_ratio is not None:
             from specwise.perf.steptime import format_cost_ratio
 
-            out.append(Text(f"Draft cost at batch 1 (estimated): c = {format_cost_ratio(spec.cost_ratio)} "
+            kind = "measured constants" if spec.calibration else "estimated"
+            out.append(Text(f"Draft cost at batch 1 ({kind}): c = {format_cost_ratio(spec.cost_ratio)} "
                             f"({spec.cost_ratio_basis}); every step is priced by the same step-time model"))
+        if result.inputs.step_time is not None:
+            out.append(Text(f"Step times: {result.inputs.step_time.calibration}"))
         acc = result.inputs.acceptance
         line = f"KV cache: {spec.kv_capacity_tokens:,} tokens ({spec.kv_capacity_source})." \
             if spec.kv_capacity_tokens is not None else ""

@@ -68,6 +68,13 @@ def simulate(
     records_out: Path = typer.Option(None, "--records-out", help="Write per-request RequestRecords (JSONL; baseline "
                                      "and fixed k, every point) to FILE as the sweep runs."),
     json_out: bool = typer.Option(False, "--json", help="Print the RunResult as JSON (the schema bench prints)."),
+    calibration: str = typer.Option(None, "--calibration", help="Named calibration from the catalog (`specwise "
+                                    "catalog --calibrations`), 'none' for the roofline; default: the one matching "
+                                    "GPU, vLLM version and model shapes."),
+    like_for_like: bool = typer.Option(False, "--like-for-like", help="Run the baseline in the speculative "
+                                       "server's engine mode (the effect of speculation alone)."),
+    async_scheduling: bool = typer.Option(None, "--async-scheduling/--no-async-scheduling", help="Launch flag of "
+                                          "the speculative server (default: the version's default for the method)."),
 ) -> None:
     """Simulate baseline vs speculative serving over QPS: latency, throughput, crossover and guard."""
     from specwise.cli.options import build_config, parse_ints, parse_mix, parse_numbers, write_config
@@ -97,6 +104,8 @@ def simulate(
         "step_time_model": ("step_time_model", str(step_time_model) if step_time_model else None),
         "oracle": ("no_oracle", not no_oracle),
         "k_sweep": ("k_sweep", parse_ints(k_sweep, "--k-sweep") if k_sweep is not None else None), "seed": ("seed", seed),
+        "calibration": ("calibration", calibration), "like_for_like": ("like_for_like", like_for_like),
+        "async_scheduling": ("async_scheduling", async_scheduling),
     }
     config = build_config(SimulateConfig, flags, config_file)
     result = run(config, records_path=str(records_out) if records_out else None)

@@ -6,7 +6,10 @@ Two sources of data:
   vLLM's step timing; fitted by non-negative least squares (additive form, or the hybrid form via a
   scan over the compute-bound knee N*);
 * a measured baseline run: per-cell TPOT at a known mean batch size (closed-loop or steady open-loop),
-  where each engine step emits one token per sequence, so TPOT ~ step time at N = B, KV = B * C.
+  where each engine step emits one token per sequence, so TPOT ~ step time at N = B, KV = B * C;
+* a measured speculative run (draft_model): per-cell chunk gap (one engine step) at a known mean batch size,
+  minus the verify forward priced by the target model of the same engine mode, gives the draft's time per
+  step; :func:`fit_draft_passes` fits a per-pass fixed cost and a per-token cost to it.
 """
 
 from __future__ import annotations
@@ -138,6 +141,84 @@ def fit_from_run_result(run: RunResult, mean_context_tokens: float, base: StepTi
                         form: Literal["hybrid", "additive"] = "additive") -> FitReport:
     """:func:`fit_from_baseline_cells` over the baseline cells of a (measured) RunResult."""
     return fit_from_baseline_cells(run.cells, mean_context_tokens, base=base, form=form)
+
+
+def fit_engine_mode(
+    cells: Iterable[CellSummary],
+    roofline: StepTimeModel,
+    mean_context_tokens: float,
+    label: str,
+) -> FitReport:
+    """Target step model of one engine mode (e.g. vLLM's V2 runner with async scheduling), from baseline cells.
+
+    Baseline cells at a few loads measure TPOT ~ one decode step at the mean batch ``B`` (``B`` query tokens).
+    Below the GEMMs' compute-bound knee (a few hundred tokens on an H100/H200) such steps cannot tell a
+    per-token GEMM cost from a per-sequence host cost, so the roofline's weight read, GEMM and KV terms are
+    kept (they price the verify's ``B*(k+1)`` tokens) and two constants are fitted to the rest: a fixed cost
+    per step (launches, scheduling -- whatever the mode does not hide) into ``t_fix_s`` and a cost per
+    running sequence into ``t_seq_s`` (``t_sched_s`` is folded into ``t_fix_s`` and set to 0).
+    """
+    rows = [(float(c.mean_batch_size), float(c.tpot_p50_s)) for c in cells
+            if c.role == "baseline" and c.tpot_p50_s and c.mean_batch_size and not c.saturated]
+    if len(rows) < 2:
+        raise UserError("need >= 2 unsaturated baseline cells with tpot_p50_s and mean_batch_size")
+    b = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    gpu = roofline.model_copy(update={"t_fix_s": 0.0, "t_sched_s": 0.0, "t_seq_s": 0.0})
+    rest = y - np.asarray(gpu.forward_time(b, b * mean_context_tokens))
+    t_fix, t_seq = nnls(np.column_stack([np.ones_like(b), b]), rest)
+    model = roofline.model_copy(update={
+        "label": label, "t_fix_s": float(t_fix), "t_sched_s": 0.0, "t_seq_s": float(t_seq), "source": Source.measured,
+        "notes": [f"fixed {t_fix * 1e3:.3f} ms/step + {t_seq * 1e6:.1f} us/sequence fitted (NNLS) on {len(rows)} "
+                  f"baseline cells; weight read, GEMM and KV terms from the roofline ({roofline.label})"]})
+    pred = np.asarray(model.forward_time(b, b * mean_context_tokens)) + np.asarray(model.sched_time(b))
+    err = pred - y
+    return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
+                     max_rel_error=float(np.max(np.abs(err) / y)), num_samples=len(rows))
+
+
+def fit_draft_passes(
+    cells: Iterable[CellSummary],
+    target: StepTimeModel,
+    k: int,
+    mean_context_tokens: float,
+    label: str = "draft passes fitted from speculative cells",
+) -> FitReport:
+    """Per-pass cost of a draft model, fitted from measured speculative cells (vLLM draft_model).
+
+    One engine step of a speculative server is the draft's ``k`` sequential passes plus one verify forward over
+    ``B*(k+1)`` tokens. Each cell gives the step time (the chunk-gap P50: one streamed chunk per step), the mean
+    batch ``B`` (running requests from /metrics) and the mean acceptance length ``L``. The verify is priced by
+    ``target`` (fitted on a baseline in the *same* engine mode, so scheduler/host costs of that mode are in
+    it); the rest is drafting: ``k * p0 + p1 * (k*B + B*(L-1))`` -- the first pass also ingests the ``L-1``
+    tokens accepted in the previous step (:class:`~specwise.perf.steptime.DraftCost`). ``p0`` is the per-pass
+    fixed cost (launches, host work between passes), ``p1`` the cost per drafted token. With one ``k`` a
+    per-step drafting cost cannot be told from a per-pass one: it lands in ``p0``.
+    """
+    rows = []
+    for c in cells:
+        if c.role != "speculative" or c.itl_per_chunk_p50_s is None or not c.mean_batch_size or c.saturated:
+            continue
+        b = float(c.mean_batch_size)
+        length = float(c.mean_acceptance_length_metrics or 1.0)
+        verify = float(target.forward_time(b * (k + 1), b * mean_context_tokens)) + float(target.sched_time(b))
+        rows.append((b, length, c.itl_per_chunk_p50_s - verify))
+    if len(rows) < 2:
+        raise UserError("need >= 2 unsaturated speculative cells with a chunk gap and a mean batch size")
+    b = np.array([r[0] for r in rows])
+    length = np.array([r[1] for r in rows])
+    y = np.array([r[2] for r in rows])
+    a = np.column_stack([np.full_like(b, float(k)), k * b + b * (length - 1.0)])
+    p0, p1 = nnls(a, y)
+    model = StepTimeModel(label=label, form="additive", t_fix_s=float(p0), weight_read_s=0.0,
+                          compute_s_per_token=float(p1), kv_read_s_per_token=0.0, t_sched_s=0.0,
+                          source=Source.measured,
+                          notes=[f"per-pass fixed {p0 * 1e3:.3f} ms + {p1 * 1e6:.2f} us per drafted token, NNLS on "
+                                 f"{len(rows)} speculative cells (k={k}); verify priced by '{target.label}'"])
+    pred = a @ np.array([p0, p1])
+    err = pred - y
+    return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
+                     max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))), num_samples=len(rows))
 
 
 def load_step_samples(path: str) -> list[StepSample]:

@@ -71,6 +71,9 @@ class StepTimeModel(SpecwiseModel):
     comm_s: float = Field(0.0, ge=0, description="tensor-parallel all-reduce latency per forward")
     comm_s_per_token: float = Field(0.0, ge=0, description="all-reduce bandwidth time per batched token")
     t_sched_s: float = Field(T_SCHED_S, ge=0, description="scheduler/engine overhead per engine step")
+    t_seq_s: float = Field(0.0, ge=0, description="host-side cost per running sequence per engine step (input "
+                           "preparation, sampling bookkeeping, output processing); 0 in the roofline, fitted by "
+                           "calibrations")
     moe_expert_read_s: float = Field(
         0.0, ge=0, description="time to stream every routed expert (MoE); the share touched grows with N"
     )
@@ -137,9 +140,14 @@ class StepTimeModel(SpecwiseModel):
         return (self.t_fix_s + gemm + self.kv_read_s_per_token * kv_tokens + self.comm_s
                 + self.comm_s_per_token * n)
 
-    def step_time(self, n_tokens, kv_tokens, draft_s=0.0):
-        """Forward + scheduler overhead + draft time: one engine step."""
-        t = np.asarray(self.forward_time(n_tokens, kv_tokens)) + self.t_sched_s + np.asarray(draft_s)
+    def sched_time(self, n_seqs):
+        """Engine overhead of one step over ``n_seqs`` running sequences: per-step plus per-sequence host cost."""
+        return self.t_sched_s + self.t_seq_s * n_seqs
+
+    def step_time(self, n_tokens, kv_tokens, draft_s=0.0, n_seqs=None):
+        """Forward + engine overhead + draft time: one engine step (``n_seqs`` defaults to ``n_tokens``)."""
+        seqs = np.asarray(n_tokens if n_seqs is None else n_seqs, dtype=float)
+        t = np.asarray(self.forward_time(n_tokens, kv_tokens)) + self.sched_time(seqs) + np.asarray(draft_s)
         return t if t.ndim else float(t)
 
     @property
@@ -440,7 +448,7 @@ def speculative_step_time(model: StepTimeModel, draft: DraftCost, batch, k, mean
     kv = b * mean_context
     fwd = np.asarray(model.forward_time(b * (kk + 1), kv))
     d = draft.time(b, kv, kk, extra_tokens=b * accepted_per_seq, target_forward_s=fwd)
-    return model.step_time(b * (kk + 1), kv, draft_s=d)
+    return model.step_time(b * (kk + 1), kv, draft_s=d, n_seqs=b)
 
 
 def closed_loop_speedup(model: StepTimeModel, draft: DraftCost, batch, k, mean_context,

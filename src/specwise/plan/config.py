@@ -232,6 +232,19 @@ def emit_launch_config(
         form = "legacy_flags"
         if "json" in facts.config_forms:
             notes.append(facts.note)
+    modes = facts.engine_modes(s.method)
+    if modes is not None:
+        # Settings the version changes when speculation is on (catalog "engine_modes"): emit the flags that keep
+        # the default where the version allows, and say what remains (the speculative server pays it).
+        args += modes.avoid_flags
+        for flag in modes.avoid_flags:
+            notes.append(f"{flag}: vLLM {facts.version} would otherwise turn it off for {s.method} (measured on one "
+                         "H200, vLLM 0.26, 8B/1B: TPOT P50 at 128 req/s 11.5 ms with it vs 12.5-15.3 ms without, "
+                         "about the same below; benchmarks/results/gpu_h200_vllm0.26)")
+        remaining = [sw for sw in modes.switches if not any(f.lstrip("-").replace("-", " ") in sw for f in modes.avoid_flags)]
+        if remaining:
+            notes.append(f"vLLM {facts.version} with {s.method} still switches: {'; '.join(remaining)}: the default "
+                         "baseline runs a different engine; compare like for like (bench --like-for-like)")
     engine = facts.engine_by_method.get(s.method)
     if engine == "v0" and facts.parsed >= (0, 8, 0):
         notes.append(f"vLLM {facts.version} runs {s.method} speculation on the V0 engine (V0 metrics and accounting)")

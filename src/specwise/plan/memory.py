@@ -52,6 +52,17 @@ CUDAGRAPH_BASE_GIB = 0.25
 CUDAGRAPH_PER_LAYER_GIB = 0.01
 # Sampler dummy run: logits in fp32 plus one same-sized working copy (softmax/probabilities).
 SAMPLER_BYTES_PER_LOGIT = 8
+# Measured on vLLM 0.26 (H200, 8B target with and without a 1B draft / n-gram; startup logs in
+# benchmarks/results/gpu_h200_vllm0.26/startup_profiled): non-torch memory 0.22-0.24 GiB at TP=1; the V1 model
+# runner's profile peaks at logits over every batched token (8192 x 128256 vocab: 1.89 GiB logged = 2 bytes per
+# logit; 3.85 GiB = 4 bytes per logit with a proposer), well above the forward's activations; the V1 runner
+# subtracts a CUDA-graph estimate of ~0.50 GiB (0.25 + 0.008 per target layer; draft layers add ~0.01), the V2
+# runner captures 0.98 GiB of graphs but does not subtract them from the KV budget. Used for versions whose
+# engine modes are in the catalog (catalog/data/vllm_versions.json "engine_modes").
+NON_TORCH_MEASURED_GIB = 0.25
+V1_LOGIT_BYTES = 2
+V1_LOGIT_BYTES_SPECULATIVE = 4
+V1_CUDAGRAPH_PER_LAYER_GIB = 0.008
 DEFAULT_CONTEXT = 4096
 
 
@@ -294,9 +305,46 @@ def resolve_settings(req: PlanRequest) -> tuple[ResolvedSettings, ModelSpec, Qua
         num_speculative_tokens=req.num_speculative_tokens,
         vllm_version=facts.version,
         cudagraph_memory_counted=facts.cudagraph_memory_counted,
+        model_runner=req.model_runner,
         defaults_used=defaults,
     )
     return settings, target, target_quant, spec, gpu
+
+
+def _v0_profile_tokens(s: ResolvedSettings, spec: Speculator | None) -> int | None:
+    """Tokens of the profile run when this arm runs vLLM's V0 engine and max_num_batched_tokens was not given.
+
+    V0's SchedulerConfig (vllm/config.py, 0.6-0.9, ``__post_init__``) sets max_num_batched_tokens to
+    max(max_model_len, 2048) when chunked prefill is off, and 2048 when it is on; EngineArgs turns chunked
+    prefill on by default only for max_model_len > 32K and never with speculative decoding. The profile run
+    then spans max_model_len tokens, so the activation peak follows max_model_len, not 8192.
+    """
+    if not any(d.startswith("max_num_batched_tokens=") for d in s.defaults_used):
+        return None
+    from specwise.catalog.vllm_versions import parse_version, version_facts
+
+    facts = version_facts(s.vllm_version)
+    if spec is not None:
+        v0 = facts.engine_by_method.get(spec.method) == "v0"
+        chunked = False
+    else:  # the plain engine is V0 before 0.8.0 (V1 became the default there)
+        v0 = parse_version(s.vllm_version) < (0, 8, 0)
+        chunked = s.max_model_len > 32768
+    if not v0:
+        return None
+    return 2048 if chunked else max(s.max_model_len, 2048)
+
+
+def _model_runner(s: ResolvedSettings, spec: Speculator | None) -> str | None:
+    """'v1' / 'v2': the model runner this arm's server uses, where the version's engine modes are known."""
+    from specwise.catalog.vllm_versions import engine_modes_for
+
+    modes = engine_modes_for(s.vllm_version, spec.method if spec is not None else "draft_model")
+    if modes is None:
+        return None
+    if spec is None and s.model_runner:
+        return s.model_runner
+    return (modes.speculative if spec is not None else modes.baseline).split("_")[0]
 
 
 def _budget(
@@ -313,9 +361,10 @@ def _budget(
     w_draft = spec.weight_bytes / (s.draft_tp or s.tp) if spec is not None and speculating else 0.0
     k = s.num_speculative_tokens if spec is not None else 0
 
-    act = forward_activation_bytes(target, s.max_num_batched_tokens, s.tp)
+    profile_tokens = _v0_profile_tokens(s, spec) or s.max_num_batched_tokens
+    act = forward_activation_bytes(target, profile_tokens, s.tp)
     if speculating and spec is not None and spec.spec is not None:
-        act = max(act, forward_activation_bytes(spec.spec, s.max_num_batched_tokens, s.draft_tp or s.tp))
+        act = max(act, forward_activation_bytes(spec.spec, profile_tokens, s.draft_tp or s.tp))
     # Sampler dummy run over max_num_seqs rows of logits; with speculation the rejection sampler's
     # dummy run adds target logits for one dummy draft token per request next to the bonus logits.
     sampler_rows = s.max_num_seqs * (2 if speculating else 1)
@@ -324,6 +373,17 @@ def _budget(
     overhead = (NON_TORCH_GIB + (NON_TORCH_TP_EXTRA_GIB if s.tp > 1 else 0.0)) * GIB
     layers = target.num_layers + (spec.kv_layers if speculating and spec is not None else 0)
     cudagraph = (CUDAGRAPH_BASE_GIB + CUDAGRAPH_PER_LAYER_GIB * layers) * GIB if s.cudagraph_memory_counted else 0.0
+    runner = _model_runner(s, spec)
+    if runner is not None:
+        overhead = (NON_TORCH_MEASURED_GIB + (NON_TORCH_TP_EXTRA_GIB if s.tp > 1 else 0.0)) * GIB
+        if runner == "v1":
+            per_logit = V1_LOGIT_BYTES_SPECULATIVE if spec is not None else V1_LOGIT_BYTES
+            act = max(act, s.max_num_batched_tokens * target.vocab_size * per_logit / s.tp)
+            draft_layers = spec.kv_layers if speculating and spec is not None else 0
+            cudagraph = ((CUDAGRAPH_BASE_GIB + V1_CUDAGRAPH_PER_LAYER_GIB * target.num_layers
+                          + CUDAGRAPH_PER_LAYER_GIB * draft_layers) * GIB if s.cudagraph_memory_counted else 0.0)
+        else:  # V2 runner: its CUDA graphs are not subtracted from the KV budget
+            cudagraph = 0.0
 
     left = requested - w_target - w_draft - act - overhead - cudagraph
     # --kv-cache-memory-bytes replaces the utilisation math (§7 "Overrides"); the rest must still fit.

@@ -69,6 +69,11 @@ class SimulateConfig(SpecwiseModel):
     max_num_batched_tokens: Tokens = 8192
     kv_capacity_tokens: Tokens | None = None
     step_time_model: str | None = Field(None, description="StepTimeModel JSON path for the target")
+    calibration: str | None = Field(None, description="named calibration (catalog), 'none' = roofline; None = the "
+                                    "one matching GPU, vLLM version and model shapes")
+    like_for_like: bool = Field(False, description="run the baseline in the speculative server's engine mode")
+    async_scheduling: bool | None = Field(None, description="--async-scheduling (True) / --no-async-scheduling "
+                                          "(False) of the speculative server; None = the version's default")
     oracle: bool = True
     k_sweep: list[DraftK] | None = None
     seed: Seed = 0

@@ -77,6 +77,9 @@ class PlanRequest(SpecwiseModel):
         "VLLM_CPU_KVCACHE_SPACE): bypasses the utilisation math"
     )
     block_size: int = Field(16, gt=0, le=1 << 16)
+    model_runner: Literal["v1", "v2"] | None = Field(
+        None, description="force vLLM's model runner of the baseline (VLLM_USE_V2_MODEL_RUNNER=0 -> v1, the "
+        "like-for-like baseline); default: the version's engine modes")
     context: int | None = Field(None, le=MAX_TOKENS,
                                 description="typical prompt + output tokens per request (default 4096)")
     num_speculative_tokens: int = Field(4, ge=1, le=MAX_K, description="k, draft tokens per step")
@@ -136,6 +139,7 @@ class ResolvedSettings(SpecwiseModel):
     context: int
     num_speculative_tokens: int
     vllm_version: str
+    model_runner: str | None = None
     cudagraph_memory_counted: bool = Field(description="vLLM >= 0.20 subtracts a CUDA-graph estimate")
     defaults_used: list[str] = Field(default_factory=list, description="settings taken from defaults (assumed)")
 

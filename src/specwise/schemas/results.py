@@ -263,6 +263,10 @@ class DeploymentInputs(SpecwiseModel):
     cost_ratio: float | None = Field(None, description="c at batch 1 (estimated, same step-time model)")
     cost_ratio_basis: str | None = None
     step_time_model: str | None = Field(None, description="path of a user StepTimeModel JSON, if one was given")
+    calibration: str | None = Field(None, description="named calibration whose constants price this server "
+                                    "(specwise catalog --calibrations); None = roofline or --step-time-model")
+    engine_mode: str | None = Field(None, description="vLLM engine mode this server runs (v2_async, v1_sync, ...: "
+                                    "catalog engine_modes of the version); None = unknown")
 
 
 class StepTimeInputs(SpecwiseModel):

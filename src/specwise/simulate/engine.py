@@ -262,7 +262,7 @@ class Engine:
         fwd = np.asarray(self.target.forward_time(n_tok, kv_read))
         extra = n_prefill + float(np.maximum(self.last_tokens[dec] - 1, 0).sum())
         dr = np.asarray(self.draft.time(n_dec, kv_dec, ks, extra_tokens=extra, target_forward_s=fwd))
-        rate = (n_dec + exp_acc) / (fwd + self.target.t_sched_s + dr)
+        rate = (n_dec + exp_acc) / (fwd + self.target.sched_time(n_dec) + dr)
         return int(np.argmax(rate))
 
     def _fast_forward(self) -> float | None:
@@ -349,7 +349,7 @@ class Engine:
 
     def step_time_decode(self, batch: int, kv_read: float) -> float:
         """Step time of a plain decode step (no drafts): forward + scheduler overhead."""
-        return self.target.forward_time_scalar(batch, kv_read) + self.target.t_sched_s
+        return self.target.forward_time_scalar(batch, kv_read) + self.target.sched_time(batch)
 
     def step(self) -> float | None:
         """Run one engine step; returns its duration (s), or None when nothing is left to do."""
@@ -471,7 +471,7 @@ class Engine:
             if self._track_last_tokens:
                 extra += int(self.last_tokens[dec].sum()) - n_dec
             draft_s = self.draft.time_scalar(n_drafting, kv_dec, k, extra_tokens=extra, target_forward_s=fwd)
-        dt = fwd + self.target.t_sched_s + draft_s
+        dt = fwd + self.target.sched_time(n_dec + int(pre.size)) + draft_s
         t_end = self.now + dt
 
         # ---- outcomes ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from specwise.catalog.vllm_versions import version_facts
 from specwise.errors import UserError
+from specwise.perf.calibration import CalibrationChoice, apply_calibration
 from specwise.perf.steptime import PRICED_METHODS, is_priced_method
 from specwise.schemas.acceptance import AcceptanceProfile
 from specwise.schemas.base import Source
@@ -58,6 +59,7 @@ class Resolved:
     baseline_info: dict
     speculative: Deployment
     speculative_info: dict
+    calibration: CalibrationChoice | None = None
 
 
 def resolve(config: SimulateConfig, *, speculative: bool = True) -> Resolved:
@@ -81,12 +83,40 @@ def resolve(config: SimulateConfig, *, speculative: bool = True) -> Resolved:
     base_dep, base_info = D.build_deployment(target, cfg.gpu, tp, speculative=False, **common)
     spec_dep, spec_info = (D.build_deployment(target, cfg.gpu, tp, acceptance=profile, speculative=True, **common)
                            if speculative else (base_dep, base_info))
+    choice = None
     if cfg.step_time_model is not None:
+        if cfg.calibration:
+            raise UserError("give --step-time-model or --calibration, not both")
         custom = D.load_step_time_model(cfg.step_time_model)
         base_dep = base_dep.model_copy(update={"target": custom})
         spec_dep = spec_dep.model_copy(update={"target": custom})
         base_info["step_time_model"] = spec_info["step_time_model"] = cfg.step_time_model
-    return Resolved(cfg, profile, base_dep, base_info, spec_dep, spec_info)
+    else:
+        base_dep, spec_dep, choice = _calibrate(cfg, base_dep, spec_dep, base_info, spec_info, speculative)
+    return Resolved(cfg, profile, base_dep, base_info, spec_dep, spec_info, choice)
+
+
+def _calibrate(cfg: SimulateConfig, base_dep: Deployment, spec_dep: Deployment, base_info: dict, spec_info: dict,
+               speculative: bool) -> tuple[Deployment, Deployment, CalibrationChoice]:
+    """Measured constants where a catalog calibration matches (each arm in its engine mode), else the roofline."""
+    from specwise.catalog.models import get_model
+
+    assert cfg.target is not None and cfg.method is not None and cfg.k is not None
+    base_t, spec_t, spec_d, choice = apply_calibration(
+        base_dep.target, spec_dep.target, spec_dep.draft, requested=cfg.calibration, gpu=base_info["gpu"],
+        vllm_version=cfg.vllm_version, target=get_model(cfg.target)[0],
+        draft=get_model(cfg.draft)[0] if cfg.draft else None, method=cfg.method, like_for_like=cfg.like_for_like,
+        async_scheduling=cfg.async_scheduling)
+    base_dep = base_dep.model_copy(update={"target": base_t})
+    spec_dep = spec_dep.model_copy(update={"target": spec_t, "draft": spec_d}) if speculative else base_dep
+    for info, mode in ((base_info, choice.baseline_mode), (spec_info, choice.speculative_mode)):
+        info["calibration"], info["engine_mode"] = choice.name, mode
+    if choice.name and speculative and spec_info.get("cost_ratio") is not None:
+        # c from the calibrated constants (batch 1, short context), not the roofline's
+        t1 = float(spec_t.forward_time(1, 0)) + float(spec_t.sched_time(1))
+        spec_info["cost_ratio"] = float(spec_d.time(1, 0, cfg.k, target_forward_s=t1)) / cfg.k / t1
+        spec_info["cost_ratio_basis"] = f"calibration {choice.name}, {choice.speculative_mode}, batch 1"
+    return base_dep, spec_dep, choice
 
 
 def temperature_classes(mix: dict[float, float] | None) -> list[RequestClass]:
@@ -147,11 +177,20 @@ def _inputs(r: Resolved, workload: WorkloadSpec) -> RunInputs:
         acceptance=r.profile, k=cfg.k,
         step_time=StepTimeInputs(target=r.speculative.target.model_dump(mode="json"),
                                  draft_cost=r.speculative.draft.model_dump(mode="json", exclude={"draft_model"}),
-                                 calibration=(f"--step-time-model {cfg.step_time_model}" if cfg.step_time_model
-                                              else "roofline from the catalog's model and GPU specs "
-                                              "(specwise.perf.steptime.StepTimeModel.from_deployment)")),
+                                 calibration=_calibration_text(r)),
         simulate=cfg,
     )
+
+
+def _calibration_text(r: Resolved) -> str:
+    if r.config.step_time_model:
+        return f"--step-time-model {r.config.step_time_model}"
+    c = r.calibration
+    if c is None:
+        return "roofline from the catalog's model and GPU specs (specwise.perf.steptime.StepTimeModel.from_deployment)"
+    modes = f"; engine modes: baseline {c.baseline_mode}, speculative {c.speculative_mode}" if c.baseline_mode else ""
+    text = f"{c.label} ({c.reason}){modes}"
+    return "; ".join([text, *(f"mode switch paid by the speculative server: {m}" for m in c.mode_switches), *c.notes])
 
 
 def _servers(r: Resolved) -> dict[str, ServerInfo]:
@@ -184,6 +223,13 @@ def _findings(result: RunResult, r: Resolved) -> list[Finding]:
                                message="speculation is slower already at the lowest load simulated: the crossover "
                                        "is below the range", observed=cross.loads[0] if cross.loads else None,
                                unit=unit))
+    c = r.calibration
+    if c is not None and c.baseline_mode and c.baseline_mode != c.speculative_mode:
+        out.append(Finding(code="not_like_for_like", severity="info", source=Source.assumed,
+                           message=f"not like-for-like: the baseline runs engine mode {c.baseline_mode}, the "
+                                   f"speculative server {c.speculative_mode} (vLLM {cfg.vllm_version or 'as calibrated'}"
+                                   " switches it for this method); the speedups include that switch, --like-for-like "
+                                   "removes it", evidence={"mode_switches": c.mode_switches}))
     if sim is not None and sim.guard is not None:
         out.append(Finding(code="guard_recommended", severity="info", source=Source.simulated,
                            message=f"recommended guard: {GUARD_KEY}="

@@ -1,0 +1,213 @@
+"""Named calibrations: step-time constants measured on a real engine, per GPU, vLLM version and model shapes.
+
+The roofline (:meth:`StepTimeModel.from_deployment`) prices GPU work; it does not see the host: launches,
+scheduling and per-sequence bookkeeping between passes, which dominate a small draft's sequential passes and
+differ between engine modes (vLLM's Model Runner V2 with async scheduling vs the V1 runner, synchronous). A
+calibration holds, per engine mode, the target step model fitted on a real server, and the draft's per-pass
+cost, with where they were measured (``catalog/data/calibrations.json``; fitted by
+:mod:`specwise.perf.calibrate` from ``specwise bench`` runs).
+
+:func:`choose_calibration` picks the calibration whose GPU, vLLM version and target/draft *shapes* match (or
+the one named); :func:`apply_calibration` turns a baseline and a speculative deployment into the calibrated
+ones, with the engine mode each arm runs in taken from the version facts (the speculative server pays the
+mode switch its version makes). Without a match the roofline stays and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+from pydantic import Field
+
+from specwise.errors import UserError
+from specwise.perf.steptime import DraftCost, StepTimeModel
+from specwise.schemas.base import SpecwiseModel
+from specwise.schemas.model import ModelSpec
+
+SHAPE_FIELDS = ("hidden_size", "num_layers", "num_attention_heads", "num_kv_heads", "head_dim", "intermediate_size",
+                "vocab_size", "tie_word_embeddings", "num_experts")
+
+
+class Calibration(SpecwiseModel):
+    """Fitted constants of one measured setting (see the module docstring)."""
+
+    name: str
+    gpu: str = Field(description="catalog GPU name the constants were measured on")
+    vllm_since: str
+    vllm_until: str | None = None
+    target: str = Field(description="catalog model whose *shape* was measured (weights may be random)")
+    draft: str | None = None
+    host: str = Field(description="CPU of the measuring host: host-side costs depend on it")
+    provenance: str
+    modes: dict[str, StepTimeModel] = Field(description="target step model per engine mode (v2_async, v1_sync, ...)")
+    mode_notes: dict[str, str] = Field(default_factory=dict)
+    draft_pass: dict[str, StepTimeModel] = Field(default_factory=dict,
+                                                 description="draft_model: cost of one draft pass, per engine mode")
+    errors: list[dict] = Field(default_factory=list, description="out-of-sample errors measured (see README)")
+
+    def covers_version(self, version: str) -> bool:
+        from specwise.catalog.vllm_versions import parse_version
+
+        v = parse_version(version)
+        return parse_version(self.vllm_since) <= v and (self.vllm_until is None or v < parse_version(self.vllm_until))
+
+
+@lru_cache(maxsize=1)
+def load_calibrations() -> tuple[Calibration, ...]:
+    text = resources.files("specwise.catalog").joinpath("data/calibrations.json").read_text()
+    return tuple(Calibration.model_validate(c) for c in json.loads(text)["calibrations"])
+
+
+def get_calibration(name: str) -> Calibration:
+    for cal in load_calibrations():
+        if cal.name == name:
+            return cal
+    names = ", ".join(c.name for c in load_calibrations())
+    raise UserError(f"unknown calibration '{name}': known are {names} (or 'none' for the roofline)")
+
+
+def same_shape(a: ModelSpec, b: ModelSpec) -> bool:
+    """Same architecture numbers (what the step time depends on), whatever the weights or the name."""
+    return all(getattr(a, f, None) == getattr(b, f, None) for f in SHAPE_FIELDS)
+
+
+class CalibrationChoice(SpecwiseModel):
+    """Which constants a simulation uses and why (shown by simulate, kept in its inputs)."""
+
+    name: str | None = Field(None, description="calibration used; null = roofline")
+    label: str
+    reason: str
+    baseline_mode: str | None = None
+    speculative_mode: str | None = None
+    mode_switches: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+def choose_calibration(requested: str | None, gpu: str, vllm_version: str | None, target: ModelSpec,
+                       draft: ModelSpec | None, method: str) -> tuple[Calibration | None, str]:
+    """The calibration to use and why: ``requested`` ('none' = roofline), else the first that matches."""
+    from specwise.catalog.models import get_model
+
+    if requested and requested.lower() == "none":
+        return None, "roofline requested (--calibration none)"
+    if requested:
+        cal = get_calibration(requested)
+        return cal, f"requested (--calibration {requested})"
+    for cal in load_calibrations():
+        if cal.gpu != gpu or (vllm_version and not cal.covers_version(vllm_version)):
+            continue
+        if not same_shape(get_model(cal.target)[0], target):
+            continue
+        if method == "draft_model" and (draft is None or cal.draft is None
+                                        or not same_shape(get_model(cal.draft)[0], draft)):
+            continue
+        why = f"GPU {gpu}, target shape of {cal.target}" + (f", draft shape of {cal.draft}" if draft else "")
+        why += f", vLLM {vllm_version}" if vllm_version else f"; vLLM version not given: assumed {cal.vllm_since}"
+        return cal, f"matches {why}"
+    return None, (f"no calibration for {gpu} / vLLM {vllm_version or 'any'} / this target"
+                  f"{' and draft' if draft else ''} shape: roofline scaled by the GPU's bandwidth and FLOP/s")
+
+
+def _mode(cal: Calibration, mode: str, notes: list[str]) -> StepTimeModel:
+    if mode in cal.modes:
+        return cal.modes[mode]
+    # V1 runner with async scheduling: the scheduling the async mode hides is the V2 async mode's too
+    fallback = "v2_async" if mode.endswith("_async") else "v1_sync"
+    notes.append(f"engine mode {mode} not measured in {cal.name}: its {fallback} constants are used")
+    return cal.modes[fallback]
+
+
+def apply_calibration(
+    base_target: StepTimeModel,
+    spec_target: StepTimeModel,
+    spec_draft: DraftCost,
+    *,
+    requested: str | None,
+    gpu: str,
+    vllm_version: str | None,
+    target: ModelSpec,
+    draft: ModelSpec | None,
+    method: str,
+    like_for_like: bool = False,
+    async_scheduling: bool | None = None,
+) -> tuple[StepTimeModel, StepTimeModel, DraftCost, CalibrationChoice]:
+    """Calibrated (baseline target, speculative target, speculative draft cost) and the choice made.
+
+    The engine mode of each arm comes from the version facts (:meth:`VersionFacts.engine_modes`): the baseline
+    runs the version's default, the speculative server the mode its method switches to (``like_for_like``:
+    the baseline runs that mode too; ``async_scheduling``: the launch flag given to the speculative server).
+    """
+    from specwise.catalog.vllm_versions import version_facts
+
+    cal, reason = choose_calibration(requested, gpu, vllm_version, target, draft, method)
+    version = vllm_version or (cal.vllm_since if cal else None)
+    modes = version_facts(version).engine_modes(method, async_scheduling) if version else None
+    notes: list[str] = []
+    if modes is None:
+        notes.append(f"engine mode switches of vLLM {version or '(version not given)'} are not in the catalog: "
+                     "both arms priced in the same mode")
+        base_mode = spec_mode = None
+        switches: list[str] = []
+    else:
+        base_mode, spec_mode, switches = modes.baseline, modes.speculative, modes.switches
+        if like_for_like:
+            base_mode = spec_mode
+    if cal is None:
+        choice = CalibrationChoice(label="roofline (estimated, not calibrated)", reason=reason, baseline_mode=base_mode,
+                                   speculative_mode=spec_mode, mode_switches=switches, notes=notes)
+        host = _host_terms_for_version(version)
+        if host is not None and base_mode and spec_mode:
+            # Host-side costs do not scale with the GPU: carry the measured per-mode overheads over
+            b, s = _mode(host, base_mode, notes), _mode(host, spec_mode, notes)
+            base_target = base_target.model_copy(update={"t_seq_s": b.t_seq_s})
+            delta = max(0.0, s.t_fix_s - b.t_fix_s)
+            spec_target = spec_target.model_copy(update={"t_seq_s": s.t_seq_s,
+                                                         "t_sched_s": spec_target.t_sched_s + delta})
+            choice.label = f"roofline + host terms of engine modes measured in {host.name}"
+            choice.notes.append(f"speculative mode {spec_mode} costs {delta * 1e3:.2f} ms/step more host time than "
+                                f"{base_mode} (measured on {host.host}, {host.gpu}); per-sequence host cost "
+                                f"{b.t_seq_s * 1e6:.0f}/{s.t_seq_s * 1e6:.0f} us from the same run")
+        return base_target, spec_target, spec_draft, choice
+    base_cal = _mode(cal, base_mode or "v2_async", notes)
+    spec_cal = _mode(cal, spec_mode or base_mode or "v2_async", notes)
+    draft_cost = spec_draft
+    if method == "draft_model" and cal.draft_pass:
+        key = spec_mode if spec_mode in cal.draft_pass else next(iter(cal.draft_pass))
+        if key != spec_mode:
+            notes.append(f"draft pass cost measured in mode {key}, used for {spec_mode}")
+        draft_cost = DraftCost(method="draft_model", draft_model=cal.draft_pass[key])
+    elif method != "draft_model":
+        notes.append(f"{cal.name} has no {method} proposer cost: the roofline's is used for the proposer")
+    choice = CalibrationChoice(name=cal.name, label=f"calibration {cal.name} (measured)", reason=reason,
+                               baseline_mode=base_mode, speculative_mode=spec_mode, mode_switches=switches,
+                               notes=notes + [f"measured on {cal.gpu} with vLLM {cal.vllm_since}, host {cal.host}; "
+                                              f"{cal.provenance}"])
+    return base_cal, spec_cal, draft_cost, choice
+
+
+def _host_terms_for_version(version: str | None) -> Calibration | None:
+    if not version:
+        return None
+    return next((c for c in load_calibrations() if c.covers_version(version)), None)
+
+
+def calibrated_cost_ratio(gpu: str, vllm_version: str | None, target: ModelSpec, draft: ModelSpec | None,
+                          method: str, k: int) -> tuple[float, str] | None:
+    """c at batch 1 from a matching calibration (the speculative server's engine mode), or None without one."""
+    from specwise.catalog.vllm_versions import engine_modes_for
+
+    if method != "draft_model" or k < 1:
+        return None
+    cal, _ = choose_calibration(None, gpu, vllm_version, target, draft, method)
+    if cal is None or not cal.draft_pass:
+        return None
+    modes = engine_modes_for(vllm_version or cal.vllm_since, method)
+    mode = modes.speculative if modes else "v1_sync"
+    notes: list[str] = []
+    t = _mode(cal, mode, notes)
+    d = cal.draft_pass.get(mode) or next(iter(cal.draft_pass.values()))
+    t1 = float(t.forward_time(1, 0)) + float(t.sched_time(1))
+    c = float(DraftCost(method="draft_model", draft_model=d).time(1, 0, k, target_forward_s=t1)) / k / t1
+    return c, f"calibration {cal.name}, engine mode {mode}, batch 1"
