@@ -154,3 +154,17 @@ def test_closed_loop_profile_is_simulated_at_its_concurrencies():
     assert "in flight" in peak.rule
     assert d.verdict == "BORDERLINE" and d.firmness == "simulated_roofline"
     assert "--arrival closed_loop --concurrency 8" in d.next_steps[-1]
+
+
+def test_a_deployment_with_a_catalog_calibration_is_simulated_calibrated_and_says_its_mode_switch():
+    # issue 12's calibration: H200, vLLM 0.26, Llama-3.1-8B-shaped target with a Llama-3.2-1B-shaped draft
+    w = workload([("chat", 1.0, 0.0)], typical=2, peak=8, target="meta-llama/Llama-3.1-8B-Instruct",
+                 draft="meta-llama/Llama-3.2-1B-Instruct", method="draft_model", k=4, gpu="H200")
+    w = w.model_copy(update={"deployment": w.deployment.model_copy(update={"vllm_version": "0.26.0"})})
+    d = decide(w, options=FAST)
+    sim = next(e for e in d.evidence if e.kind == "run_result")
+    assert sim.firmness == "simulated_calibrated" and "h200-vllm0.26" in sim.description
+    assert d.firmness == "simulated_calibrated" and d.verdict != "ENABLE"
+    assert "--vllm-version 0.26.0" in sim.command
+    l4l = rule(d, "like_for_like")
+    assert l4l.status == "unknown" and "engine mode" in l4l.message

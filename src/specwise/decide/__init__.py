@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from specwise.decide.adapter import (
     default_profile,
     plan_command,
+    run_calibration,
     run_guard_points,
     run_guard_schedule,
     run_plan,
@@ -179,7 +180,8 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
     if not ev.runs and opts.simulate and fits and not refused:
         prof = (usable[0].profile if usable else fallback.profile)
         sim = run_simulation(workload, prof, num_requests=opts.sim_requests, seed=opts.seed)
-        ev.runs.append(RunEvidence(run=sim.run, firmness="simulated_roofline", command=sim.command,
+        ev.runs.append(RunEvidence(run=sim.run, firmness=run_firmness(sim.run)[0], calibration=run_calibration(sim.run),
+                                   command=sim.command,
                                    guard_schedule=sim.guard_schedule, guard_speedups=sim.guard_speedups,
                                    guard_batches=sim.guard_batches))
     ctx = build_context(workload, ev, opts, fallback)

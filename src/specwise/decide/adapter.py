@@ -220,18 +220,48 @@ class PairCost:
     description: str
 
 
+def calibrate(workload: WorkloadProfile, base, spec, base_info: dict, spec_info: dict):
+    """Simulate's choice of constants for this deployment: a catalog calibration measured on this GPU, vLLM version
+    and model shapes (each arm in the engine mode the version runs it in), else the roofline. Returns
+    (baseline deployment, speculative deployment, CalibrationChoice)."""
+    from specwise.catalog.models import get_model
+    from specwise.perf.calibration import apply_calibration
+
+    d = workload.deployment
+    base_t, spec_t, spec_d, choice = apply_calibration(
+        base.target, spec.target, spec.draft, requested=None, gpu=base_info["gpu"], vllm_version=d.vllm_version,
+        target=get_model(d.target)[0], draft=get_model(d.draft)[0] if d.draft and d.method != "ngram" else None,
+        method=d.method)
+    for info, mode in ((base_info, choice.baseline_mode), (spec_info, choice.speculative_mode)):
+        info["calibration"], info["engine_mode"] = choice.name, mode
+    return (base.model_copy(update={"target": base_t}),
+            spec.model_copy(update={"target": spec_t, "draft": spec_d}), choice)
+
+
+def calibration_text(choice) -> str:
+    """What the constants are, as ``inputs.step_time.calibration`` records it (starts 'roofline' when uncalibrated)."""
+    modes = (f"; engine modes: baseline {choice.baseline_mode}, speculative {choice.speculative_mode}"
+             if choice.baseline_mode else "")
+    return "; ".join([f"{choice.label} ({choice.reason}){modes}",
+                      *(f"mode switch paid by the speculative server: {m}" for m in choice.mode_switches)])
+
+
 def pair_cost(workload: WorkloadProfile) -> PairCost | None:
-    """Step-time model + draft cost of the workload's deployment; None when a model is unknown."""
+    """Step-time model + draft cost of the workload's deployment (calibrated where simulate would be); None when
+    a model is unknown."""
     from specwise.simulate.defaults import build_deployment
 
     d = workload.deployment
+    common = dict(method=d.method, draft_name=d.draft, quant=d.target_quant, kv_capacity_tokens=1_000_000, k=d.k,
+                  vllm_version=d.vllm_version)
     try:
-        dep, info = build_deployment(d.target, d.gpu, d.tp or d.gpus, method=d.method, draft_name=d.draft,
-                                     quant=d.target_quant, kv_capacity_tokens=1_000_000, k=d.k)
+        base, base_info = build_deployment(d.target, d.gpu, d.tp or d.gpus, speculative=False, **common)
+        dep, info = build_deployment(d.target, d.gpu, d.tp or d.gpus, **common)
+        _, dep, choice = calibrate(workload, base, dep, base_info, info)
     except (UserError, ValueError, KeyError):
         return None
     return PairCost(target=dep.target, draft=dep.draft, cost_ratio_batch1=info.get("cost_ratio"),
-                    description=str(info.get("cost_ratio_basis") or "specwise.perf step-time model"))
+                    description=calibration_text(choice))
 
 
 @dataclass
@@ -281,6 +311,7 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
     try:
         base, base_info = build_deployment(d.target, d.gpu, tp, speculative=False, **common)
         spec, spec_info = build_deployment(d.target, d.gpu, tp, acceptance=profile, speculative=True, **common)
+        base, spec, choice = calibrate(workload, base, spec, base_info, spec_info)
     except (UserError, ValueError, KeyError) as exc:
         raise UserError(f"cannot simulate the workload's deployment: {exc}") from None
 
@@ -309,13 +340,18 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
         acceptance=profile, k=d.k,
         step_time=StepTimeInputs(target=spec.target.model_dump(mode="json"),
                                  draft_cost=spec.draft.model_dump(mode="json", exclude={"draft_model"}),
-                                 calibration="roofline from the catalog's model and GPU specs "
-                                 "(specwise.perf.steptime.StepTimeModel.from_deployment)"))
+                                 calibration=calibration_text(choice)))
+    if choice.baseline_mode and choice.baseline_mode != choice.speculative_mode:
+        run.findings.append(Finding(
+            code="not_like_for_like", severity="info", source=Source.assumed,
+            message=f"not like-for-like: the baseline runs engine mode {choice.baseline_mode}, the speculative "
+                    f"server {choice.speculative_mode} (vLLM {d.vllm_version} switches it for {d.method}); the "
+                    "simulated speedups include that switch", evidence={"mode_switches": choice.mode_switches}))
     speedups, batches = run_guard_points(run)
     flag = "--concurrency" if closed else "--qps"
     mix = ",".join(f"{c.temperature:g}:{c.share:g}" for c in workload.categories)
     cmd = (f"specwise simulate --target {d.target} " + (f"--draft {d.draft} " if d.draft else "")
-           + f"--method {d.method} --gpu {d.gpu} --tp {tp} --k {d.k} {flag} "
+           + f"--method {d.method} --gpu {d.gpu} --tp {tp} --k {d.k} --vllm-version {d.vllm_version} {flag} "
            + ",".join(f"{x:g}" for x in loads) + f" --temperature-mix {mix} --num-requests {num_requests} "
            + "--no-oracle")
     return SimulatedEvidence(run=run, guard_schedule=run_guard_schedule(run), guard_speedups=speedups,

@@ -7,6 +7,7 @@ A speedup is baseline latency / speculative latency (E2E P50 unless named); > 1 
 from __future__ import annotations
 
 from specwise.crossover import crossover_sentence
+from specwise.decide.adapter import run_findings
 from specwise.decide.commands import MAX_REPEATS, bench_command, calibrate_command, repeats_needed
 from specwise.decide.context import TEMPERATURE_MATCH, Context, RunView, interpolate, like_for_like_diffs
 from specwise.decide.rules_acceptance import weighted_acceptance
@@ -292,6 +293,14 @@ def rule_disagreement(ctx: Context) -> Finding:
 def rule_like_for_like(ctx: Context) -> Finding:
     """Arms that differ in engine settings besides speculation cannot yield ENABLE or DISABLE."""
     if not any(r.measured for r in ctx.evidence.runs):
+        # simulate labels an engine mode switch that enabling speculation brings on this vLLM version: it is part
+        # of what speculation costs there, so it is stated, not held against the comparison
+        switch = next((f for r in ctx.evidence.runs for f in run_findings(r.run) if f.code == "not_like_for_like"),
+                      None)
+        if switch is not None:
+            return finding("like_for_like", "Like-for-like", "unknown", switch.message, source=Source.simulated,
+                           meaning="measured arms decide; `specwise bench --like-for-like` separates the switch "
+                           "from speculation itself")
         return finding("like_for_like", "Like-for-like", "unknown", "no measured arms to compare")
     bad = like_for_like_diffs(ctx.evidence)
     if not bad:
