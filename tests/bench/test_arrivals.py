@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from specwise.bench.arrivals import ArrivalSpec, detect_saturation, requests_for_duration, schedule, sweep_rates
+from specwise.bench.arrivals import ArrivalSpec, requests_for_duration, schedule, sweep_rates
+from specwise.metrics.definitions import detect_saturation
 
 
 def test_schedule_is_seeded_and_hits_mean_rate():

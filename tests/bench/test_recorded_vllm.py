@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from specwise.bench.client import parse_stream
+from specwise.bench.sse import parse_stream
 from specwise.bench.servers import extract_log_settings
 from specwise.metrics.adapters import EngineFlavor, delta, detect_flavor, kv_cache_capacity_tokens
 from specwise.metrics.prometheus import parse_metrics_text

@@ -2,7 +2,10 @@
 
 import pytest
 
-from specwise.bench.runner import BenchConfig, BenchRunner, _attach_metrics, _pool_deltas, cell_id
+from specwise.bench.aggregate import pool_deltas
+from specwise.bench.cell import attach_metrics, cell_id
+from specwise.bench.findings import FindingContext, bench_findings
+from specwise.bench.runner import BenchConfig, BenchRunner
 from specwise.bench.store import RunStore
 from specwise.metrics.adapters import EngineFlavor, MetricsDelta, SpecDecodeDelta
 from specwise.schemas import CellSummary, Source
@@ -45,7 +48,7 @@ def _v1(drafts, draft_tokens, accepted, per_pos):
 
 
 def test_pooling_repeats_weights_by_drafts():
-    pooled = _pool_deltas([_v1(10, 30, 15, [0.8, 0.5, 0.2]), _v1(30, 90, 30, [0.6, 0.3, 0.1])])
+    pooled = pool_deltas([_v1(10, 30, 15, [0.8, 0.5, 0.2]), _v1(30, 90, 30, [0.6, 0.3, 0.1])])
     assert pooled.spec.acceptance_rate == pytest.approx(45 / 120)
     assert pooled.spec.mean_acceptance_length == pytest.approx(1 + 45 / 40)
     assert pooled.spec.per_position == pytest.approx([(8 + 18) / 40, (5 + 9) / 40, (2 + 3) / 40])
@@ -57,35 +60,35 @@ def test_v0_cells_show_the_v1_comparable_rate_and_say_so():
                            accepted=220, emitted=250, acceptance_rate=0.55, acceptance_rate_prefix_equivalent=0.375,
                            mean_acceptance_length=2.5)
     s = CellSummary(role="speculative", source=Source.measured, qps=1.0)
-    _attach_metrics(s, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec), None, None, [])
+    attach_metrics(s, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec), None, None, [])
     assert s.acceptance_rate_metrics == 0.375 and s.acceptance_semantics_metrics == "v1_prefix_equivalent_from_v0"
     spec_no_k = spec.model_copy(update={"k": None, "acceptance_rate_prefix_equivalent": None})
     s2 = CellSummary(role="speculative", source=Source.measured, qps=1.0)
-    _attach_metrics(s2, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec_no_k), None, None, [])
+    attach_metrics(s2, MetricsDelta(flavor=EngineFlavor.vllm_v0, window_s=1, spec=spec_no_k), None, None, [])
     assert s2.acceptance_rate_metrics == 0.55 and s2.acceptance_semantics_metrics == "v0_all_positions"
 
 
 def test_missing_metrics_is_said_for_the_speculative_arm():
     s = CellSummary(role="speculative", source=Source.measured, qps=1.0)
-    _attach_metrics(s, None, "GET http://b/metrics returned HTTP 404", None, [])
+    attach_metrics(s, None, "GET http://b/metrics returned HTTP 404", None, [])
     assert "per-request estimate only" in s.metrics_note and s.acceptance_rate_metrics is None
 
 
 def test_guardrails_for_synthetic_prompts_ignore_eos_and_low_temperature(tmp_path):
     r = BenchRunner(_cfg(workload="random", ignore_eos=True, temperatures=[0.0], production_temperature=0.7),
                     RunStore(tmp_path))
-    findings = r.result().findings
+    findings = [f.message for f in r.result().findings]
     assert any("synthetic" in f for f in findings) and any("ignore_eos" in f for f in findings)
     assert any("production temperature 0.7" in f for f in findings)
     assert any("interrupted" in f for f in findings)  # never ran: not complete
 
 
 def test_bunched_chunks_get_a_finding_naming_the_cell(tmp_path):
-    r = BenchRunner(_cfg(temperatures=[0.0]), RunStore(tmp_path))
     bunched = CellSummary(role="baseline", source=Source.measured, qps=2.0, temperature=0.0, requests_ok=40,
                           chunks_same_read_share=0.6)
     fine = bunched.model_copy(update={"role": "speculative", "chunks_same_read_share": 0.05})
-    findings = r._findings([bunched, fine], k=3)
+    findings = [f.message for f in bench_findings(FindingContext(cfg=_cfg(temperatures=[0.0]), pooled=[bunched, fine],
+                                                                 k=3))]
     hits = [f for f in findings if "same socket read" in f]
     assert len(hits) == 1 and hits[0].startswith("baseline qps=2.0 T=0: 60% of chunks")
 
@@ -109,10 +112,10 @@ def test_client_workers_auto_follows_the_peak_offered_chunk_rate(tmp_path, monke
 
 
 def test_https_endpoints_are_said_to_have_event_loop_arrival_stamps(tmp_path):
-    plain = BenchRunner(_cfg(), RunStore(tmp_path / "a")).result().findings
+    plain = [f.message for f in BenchRunner(_cfg(), RunStore(tmp_path / "a")).result().findings]
     assert not any("event-loop stamps" in f for f in plain)
-    tls = BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings
-    assert any(f.message.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)
+    tls = [f.message for f in BenchRunner(_cfg(speculative_url="https://b"), RunStore(tmp_path / "b")).result().findings]
+    assert any(f.startswith("speculative: chunk arrival times are event-loop stamps") for f in tls)
 
 
 def test_resume_accepts_a_run_written_before_an_option_existed_but_not_a_changed_one(tmp_path):
@@ -128,3 +131,64 @@ def test_resume_accepts_a_run_written_before_an_option_existed_but_not_a_changed
     store.close()
     with pytest.raises(UserError, match=r"differ from the interrupted run \(top_p\)"):
         RunStore(tmp_path).create({"bench": {**cfg, "top_p": 0.9}}, resume=True)
+
+
+async def test_resume_of_a_damaged_run_says_what_is_wrong_and_leaves_its_summary(tmp_path):
+    import json
+
+    from specwise.errors import UserError
+
+    cfg = _cfg()
+    (tmp_path / "config.json").write_text(json.dumps({"bench": cfg.model_dump(mode="json")}))
+    (tmp_path / "records.jsonl").write_text('{"cell": "c", "attempt": 0, "record": {"role": "x"}}\n')
+    (tmp_path / "summary.json").write_text('{"kept": true}')
+    with pytest.raises(UserError, match="records.jsonl line 1 is not a request record"):
+        await BenchRunner(cfg, RunStore(tmp_path), resume=True).run()
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"kept": True}
+
+
+async def test_resume_of_generated_damaged_runs_is_a_user_error_never_a_traceback(tmp_path):
+    """Fixed-seed damage to records.jsonl / cells.jsonl lines (wrong types, cut lines, junk): resuming either
+    reads the run (then fails to reach the endpoint: a UserError too) or names what is wrong."""
+    import json
+    import random
+
+    from specwise.bench.cell import CellRun
+    from specwise.errors import UserError
+    from specwise.metrics.definitions import SaturationVerdict
+
+    rng = random.Random(7)
+    cfg = _cfg(baseline_url="http://127.0.0.1:9", speculative_url="http://127.0.0.1:9")
+    rec = {"cell": "baseline/r0/q2/t0", "attempt": 0,
+           "record": {"request_id": "r1", "role": "baseline", "ttft_s": 0.1, "e2e_s": 0.4, "output_tokens": 5}}
+    cell = CellRun(cell_id="baseline/r0/q2/t0", role="baseline", qps=2.0, temperature=0.0, repeat=0, attempt=0,
+                   summary=CellSummary(role="baseline", source=Source.measured, qps=2.0, requests_ok=1),
+                   saturation=SaturationVerdict(saturated=False), sent=1).model_dump(mode="json")
+    junk = ["abc", -1, 1e308, None, [], {}, [1], {"a": 1}, True, "9" * 50]
+
+    def damage(obj):
+        obj = json.loads(json.dumps(obj))
+        cur = obj
+        while isinstance(cur, dict) and cur and rng.random() < 0.6:
+            key = rng.choice(list(cur))
+            if not isinstance(cur[key], dict):
+                break
+            cur = cur[key]
+        if isinstance(cur, dict) and cur:
+            cur[rng.choice(list(cur))] = rng.choice(junk)
+        return obj
+
+    for i in range(150):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"bench": cfg.model_dump(mode="json")}))
+        recs = [json.dumps(damage(rec) if rng.random() < 0.5 else rec) for _ in range(3)]
+        cells = [json.dumps(damage(cell) if rng.random() < 0.5 else cell)]
+        text = {"records.jsonl": "\n".join(recs) + "\n", "cells.jsonl": "\n".join(cells) + "\n"}
+        name = rng.choice(list(text))
+        if rng.random() < 0.3:
+            text[name] = text[name][: rng.randrange(len(text[name]))]  # cut anywhere
+        for n, t in text.items():
+            (run / n).write_text(t)
+        with pytest.raises(UserError):
+            await BenchRunner(cfg, RunStore(run), resume=True).run()

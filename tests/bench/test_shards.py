@@ -1,4 +1,12 @@
-"""The automatic number of client worker processes (``--client-workers auto``)."""
+"""Client worker processes: how many (``--client-workers auto``), and that none outlives its parent."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
 
 from specwise.bench.shards import CHUNKS_PER_S_PER_WORKER, default_client_workers
 
@@ -20,3 +28,85 @@ def test_workers_leave_a_cpu_and_never_drop_below_one():
     assert default_client_workers(1e9, kernel_stamps=True, cpus=8) == 7
     assert default_client_workers(1e9, kernel_stamps=True, cpus=2) == 1
     assert default_client_workers(1e9, kernel_stamps=False, cpus=1) == 1
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped by whoever adopted it is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's prctl")
+def test_client_workers_die_when_the_bench_is_killed_9():
+    # The workers are mid-cell (each streaming a request from a server that accepted the connection and never
+    # answers), not reading their inbox: that is when they used to outlive a killed bench. The pids are
+    # printed once every request's connection is accepted.
+    script = (
+        "import asyncio, socket, threading, time\n"
+        "from specwise.bench.client import ClientConfig\n"
+        "from specwise.bench.shards import ShardedSender\n"
+        "from specwise.bench.workloads import build_workload\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(16)\n"
+        "url = f'http://127.0.0.1:{srv.getsockname()[1]}'\n"
+        "s = ShardedSender(ClientConfig(base_url=url, model='m'), 2)\n"
+        "reqs = build_workload('chat').sample(4, seed=0)\n"
+        "held = []\n"
+        "def accept():\n"
+        "    for _ in reqs: held.append(srv.accept())\n"
+        "    print(' '.join(str(p.pid) for p in s.procs), flush=True)\n"
+        "threading.Thread(target=accept, daemon=True).start()\n"
+        "asyncio.run(s.run_cell(reqs, t0=time.perf_counter(), role='baseline', qps=1.0, repeat=0, max_per_step=1,"
+        " on_record=lambda r: False))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in workers), "client workers outlived their killed parent"
+    finally:
+        parent.kill()
+
+
+async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
+    import asyncio
+    import socket
+    import threading
+
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ClientWorkerDied, ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held, accepted = [], threading.Event()
+    reqs = build_workload("chat").sample(4, seed=0)
+
+    def accept():  # connections accepted, never answered: every request stays in flight
+        for _ in reqs:
+            held.append(srv.accept())
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
+    try:
+        cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0,
+                                                   max_per_step=1, on_record=lambda r: False))
+        assert await asyncio.to_thread(accepted.wait, 60)
+        os.kill(sender.procs[0].pid, signal.SIGKILL)
+        with pytest.raises(ClientWorkerDied, match="died .* in the middle of a cell.*--resume"):
+            await asyncio.wait_for(cell, 30)
+    finally:
+        for p in sender.procs:
+            p.kill()
+        sender.close()
+        srv.close()

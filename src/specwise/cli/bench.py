@@ -40,6 +40,8 @@ def bench(
                                               help="Environment variable holding the API key (never stored)."),
     out: Optional[str] = typer.Option(None, "--out", help="Run directory (default runs/bench-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bench run already in --out (without "
+                                   "it, --out must be new or empty)."),
     check_lossless: bool = typer.Option(False, "--check-lossless",
                                         help="Full losslessness check (default: a short one every run)."),
     no_lossless: bool = typer.Option(False, "--no-lossless", help="Skip the losslessness check."),
@@ -105,13 +107,18 @@ def bench(
 
         try:
             body = json.loads(extra_body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):
+                raise UserError("--extra-body is nested too deep; give a flat object like '{\"min_p\": 0.05}'") \
+                    from None
             raise UserError(f"--extra-body is not valid JSON ({exc.msg}); give an object like '{{\"min_p\": 0.05}}'") \
                 from exc
         if not isinstance(body, dict):
             raise UserError("--extra-body must be a JSON object, e.g. '{\"min_p\": 0.05}'")
     if num_requests is not None and duration is not None:
         raise UserError("give --num-requests or --duration, not both")
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out, --overwrite replaces it: give one")
     if temperature_mix and workload_temperatures:
         raise UserError("give --temperature-mix (--workload-temperatures is its old name), not both")
     mix_flag = ("workload_temperatures", workload_temperatures) if workload_temperatures \
@@ -146,7 +153,7 @@ def bench(
     progress = LiveProgress(err_console if json_out else console)
     try:
         with progress:
-            result = run_async(run_bench(cfg, out_dir, resume=resume, progress=progress))
+            result = run_async(run_bench(cfg, out_dir, resume=resume, overwrite=overwrite, progress=progress))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/yellow]: everything measured is in {out_dir}; "
                           f"continue with the same options and --resume --out {out_dir}")

@@ -7,14 +7,18 @@ report can print the definition next to every number. :func:`summarize_cell` tur
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
-from specwise.schemas.base import Source
+from specwise.schemas.base import Source, SpecwiseModel
 from specwise.schemas.results import CellSummary, RequestRecord, Role
 from specwise.stats import percentile
+
+__all__ = ["METRICS", "MetricDefinition", "SaturationVerdict", "achieved_completion_rate", "detect_saturation",
+           "itl_arrays", "per_request_acceptance", "summarize_cell"]
 
 
 @dataclass(frozen=True)
@@ -184,4 +188,89 @@ def summarize_cell(
         errors_by_kind=errors,
         # The client stamps each socket read once, so a gap of exactly zero means "same read" (see bench.client).
         chunks_same_read_share=float(np.mean(all_chunk == 0.0)) if all_chunk.size else None,
+    )
+
+
+class SaturationVerdict(SpecwiseModel):
+    """Whether a phase ran past what the server sustains (queue/TTFT growing without bound)."""
+
+    saturated: bool
+    reasons: list[str] = Field(default_factory=list)
+    ttft_slope: float | None = Field(None, description="least-squares d(TTFT)/d(send time), s per s")
+    ttft_growth: float | None = Field(None, description="median TTFT of the last third / first third")
+    completion_ratio: float | None = Field(None, description="achieved completion rate / offered rate")
+
+
+def achieved_completion_rate(sent_s: Sequence[float], e2e_s: Sequence[float]) -> float | None:
+    """Completions per second while requests were still arriving, comparable with the offered rate.
+
+    Completions by the last send, over the time from (first send + median latency) to the last send: a
+    server that keeps up completes by the last send what arrived up to one typical latency before it,
+    so the ratio to the offered rate is ~1 whatever the latency; an overloaded one completes at its
+    capacity. (Counting completions up to the last one instead would divide by the arrival window plus
+    the longest request and call a long-output workload saturated.) None when there are fewer than 3
+    finished requests or the arrival window is shorter than the median latency (nothing to judge).
+    """
+    pairs = [(s, e) for s, e in zip(sent_s, e2e_s) if s is not None and e is not None]
+    if len(pairs) < 3:
+        return None
+    sends = np.asarray([p[0] for p in pairs], dtype=float)
+    ends = sends + np.asarray([p[1] for p in pairs], dtype=float)
+    first, last = float(sends.min()), float(sends.max())
+    window = last - (first + float(np.median(ends - sends)))
+    if window <= 0:
+        return None
+    return float(np.sum(ends <= last)) / window
+
+
+def detect_saturation(
+    sent_s: Sequence[float],
+    ttft_s: Sequence[float],
+    offered_rate: float | None = None,
+    achieved_rate: float | None = None,
+    waiting_slope_per_s: float | None = None,
+    waiting_max: float | None = None,
+    *,
+    unfinished: int = 0,
+    slope_threshold: float = 0.05,
+    growth_threshold: float = 2.0,
+    min_growth_s: float = 0.05,
+) -> SaturationVerdict:
+    """One definition of "saturated" for simulated and measured phases (``CellSummary.saturated``).
+
+    A stable server has TTFT flat in send time; an overloaded one queues, so TTFT rises roughly linearly
+    with send time (slope ≈ 1 - capacity/rate). Saturated when any of:
+
+    * TTFT both trends up (slope > ``slope_threshold`` s/s) and grows (median of the last third of
+      requests by send time / the first third > ``growth_threshold``, and by more than ``min_growth_s``,
+      so millisecond jitter on an idle server is not a queue); needs 6 requests;
+    * the server's waiting queue grows steadily (> 0.5 requests/s, at least 5 waiting; /metrics gauges,
+      measured runs only);
+    * completions fall below 80 % of the offered rate (open loop);
+    * requests were left unfinished when the phase ended (simulated runs stop at a time horizon).
+    """
+    reasons: list[str] = []
+    slope = growth = ratio = None
+    pts = [(s, t) for s, t in zip(sent_s, ttft_s) if s is not None and t is not None]
+    if len(pts) >= 6:
+        pts.sort()
+        xs, ys = np.asarray(pts, dtype=float).T
+        if np.ptp(xs) > 0:
+            slope = float(np.polyfit(xs, ys, 1)[0])
+        third = len(ys) // 3
+        first, last = float(np.median(ys[:third])), float(np.median(ys[-third:]))
+        growth = last / first if first > 0 else None
+        grew = growth is not None and growth > growth_threshold and last - first > min_growth_s
+        if slope is not None and slope > slope_threshold and grew:
+            reasons.append(f"TTFT grows with send time ({slope:.3f} s/s; last third {growth:.1f}x the first)")
+    if waiting_slope_per_s is not None and waiting_max is not None and waiting_slope_per_s > 0.5 and waiting_max >= 5:
+        reasons.append(f"server queue grows ({waiting_slope_per_s:.2f} waiting requests/s, max {waiting_max:.0f})")
+    if offered_rate and achieved_rate is not None:
+        ratio = achieved_rate / offered_rate
+        if ratio < 0.8:
+            reasons.append(f"completions {achieved_rate:.2f} req/s < 80% of offered {offered_rate:.2f} req/s")
+    if unfinished:
+        reasons.append(f"{unfinished} requests unfinished when the phase ended")
+    return SaturationVerdict(
+        saturated=bool(reasons), reasons=reasons, ttft_slope=slope, ttft_growth=growth, completion_ratio=ratio
     )

@@ -92,7 +92,11 @@ class RequestRecord(SpecwiseModel):
     server_spec: ServerSpecDecodeRequestMetrics | None = None
     finish_reason: str | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: str | None = Field(None, description="why it failed: http_NNN, timeout, disconnected, "
+                                   "truncated_stream, malformed_sse, malformed_stream, malformed_usage, "
+                                   "malformed_metrics, stream_error, empty_response, cancelled, client_error, ...")
+    error_detail: str | None = Field(None, description="the offending bytes of a malformed reply, truncated to "
+                                     "200 bytes, for diagnosis")
 
     @property
     def ok(self) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import Field
 
+from specwise.metrics.definitions import achieved_completion_rate, detect_saturation
 from specwise.perf.steptime import DraftCost, StepTimeModel
 from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
 from specwise.schemas.base import Source, SpecwiseModel
@@ -125,13 +126,12 @@ def summarize_engine(eng: Engine, *, role: Role, qps: float | None, k: int | Non
         drafted = done & (eng.drafts[:n] > 0)
         rates = eng.accepted[:n][drafted] / eng.draft_tokens[:n][drafted]
         lengths = 1.0 + eng.accepted[:n][drafted] / eng.drafts[:n][drafted]
-    # saturation: the queue keeps growing when late arrivals wait far longer than early ones
-    saturated = bool(errors.get("unfinished"))
-    if done.sum() >= 40:
-        order = np.argsort(arrival[done])
-        q = max(1, order.size // 4)
-        early, late = np.median(ttft[order[:q]]), np.median(ttft[order[-q:]])
-        saturated = saturated or bool(late > 4 * early + 1.0)
+    # one definition with bench (specwise.metrics.definitions): TTFT growing with arrival time,
+    # completions short of the offered rate, or requests left unfinished
+    sat = detect_saturation(arrival[done], ttft, offered_rate=qps,
+                            achieved_rate=achieved_completion_rate(arrival[done], e2e),
+                            unfinished=int(errors.get("unfinished", 0)))
+    saturated = sat.saturated
     spec_metrics = {}
     if eng.spec_drafts:
         spec_metrics = dict(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from specwise import __version__
+from specwise.comparisons import ArmRun, compare_arms, ratio
 from specwise.crossover import crossovers_from_comparisons, first_crossing
 from specwise.perf.steptime import closed_loop_speedup
 from specwise.schemas.acceptance import AcceptanceProfile
@@ -26,16 +27,12 @@ from specwise.schemas.results import (
     PolicyPoint,
     RunResult,
     SimulationBlock,
-    SpeedupCI,
 )
 from specwise.simulate.policy import SpecPolicy
 from specwise.simulate.run import Deployment, SimRun, simulate_cell
 from specwise.simulate.workload import ArrivalSpec, RequestClass, WorkloadSpec, generate_requests
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    """a / b, None when either is missing or b is 0."""
-    return a / b if a is not None and b else None
 
 
 def expected_acceptance_length(profile: AcceptanceProfile, classes: list[RequestClass], k: int) -> float:
@@ -80,15 +77,9 @@ def recommend_guard(spec: Deployment, k_max: int, classes: list[RequestClass], m
 
 
 def point_comparison(base: CellSummary, spec: CellSummary) -> Comparison:
-    """Baseline vs speculative at one load from the two summaries (a simulation has no CI)."""
-    def sp(field: str) -> SpeedupCI:
-        return SpeedupCI(value=ratio(getattr(base, field), getattr(spec, field)))
-
-    return Comparison(qps=base.qps, load_kind=base.load_kind, load=base.load, temperature=base.temperature,
-                      speedup_tpot_p50=sp("tpot_p50_s"), speedup_tpot_p99=sp("tpot_p99_s"),
-                      speedup_e2e_p50=sp("e2e_p50_s"), speedup_e2e_p99=sp("e2e_p99_s"),
-                      speedup_ttft_p50=sp("ttft_p50_s"),
-                      throughput_ratio=ratio(spec.output_tokens_per_s, base.output_tokens_per_s))
+    """Baseline vs speculative at one load from the two summaries (a simulation has no CI): the definition
+    bench uses too (:func:`specwise.comparisons.compare_arms`)."""
+    return compare_arms([ArmRun(base)], [ArmRun(spec)])
 
 
 def policy_point(base: CellSummary, run: SimRun, policy: str, k: int) -> PolicyPoint:

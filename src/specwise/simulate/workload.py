@@ -1,7 +1,7 @@
 """Simulated workloads: arrival processes, prompt/output length distributions and request classes.
 
-Arrivals follow ``vllm bench serve`` (vllm-speculative-decoding.md §4): inter-arrival times
-~ Gamma(shape=burstiness, scale=1/(rate*burstiness)); burstiness 1 is Poisson, < 1 burstier, inf constant.
+Open-loop arrivals are :mod:`specwise.arrivals` (the definition bench uses: gamma gaps as ``vllm bench
+serve``, rescaled so the last of n arrivals lands at (n-1)/rate; same seed and rate, same schedule).
 Closed-loop concurrency keeps ``concurrency`` requests in flight (a new one arrives when one finishes).
 A trace replays (timestamp, prompt tokens, output tokens) rows from a JSONL/CSV file.
 """
@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
+from specwise.arrivals import open_loop_offsets, requests_for_duration
 from specwise.errors import UserError
 from specwise.rowfiles import numeric_columns, read_rows
 from specwise.schemas.base import SpecwiseModel
@@ -126,11 +127,11 @@ class WorkloadSpec(SpecwiseModel):
 
 def check_request_budget(qps_list: list[float], duration_s: float | None, num_requests: int | None) -> None:
     """Refuse a sweep whose busiest open-loop point would draw more than :data:`MAX_SIM_REQUESTS` requests
-    (``generate_requests`` draws ``duration x qps x 1.2 + 20`` of them up front)."""
+    (``generate_requests`` draws ceil(duration x qps) of them up front, :func:`specwise.arrivals.requests_for_duration`)."""
     if num_requests is not None or duration_s is None or not qps_list:
         return
     busiest = max(qps_list)
-    if duration_s * busiest * 1.2 + 20 > MAX_SIM_REQUESTS:
+    if math.ceil(duration_s * busiest) > MAX_SIM_REQUESTS:
         raise UserError(f"--duration {duration_s:g} s at {busiest:g} req/s draws more than {MAX_SIM_REQUESTS:,} "
                         f"requests per point, what half of this machine's memory holds (~20 KB each); shorten "
                         "--duration or give --num-requests")
@@ -189,7 +190,7 @@ def generate_requests(spec: WorkloadSpec, seed: int = 0) -> RequestArrays:
         if a.kind == "closed" or spec.num_requests is not None:
             n = spec.num_requests or 1000
         elif spec.duration_s is not None:
-            n = max(1, int(math.ceil(spec.duration_s * float(a.qps or 1) * 1.2 + 20)))
+            n = requests_for_duration(float(a.qps or 1.0), spec.duration_s)
         else:
             raise UserError("give --num-requests or --duration")
         if a.kind == "closed":
@@ -197,16 +198,9 @@ def generate_requests(spec: WorkloadSpec, seed: int = 0) -> RequestArrays:
             arrival = np.full(n, np.inf)
             arrival[: min(n, concurrency)] = 0.0
         else:
-            rate = float(a.qps or 1.0)
-            shape = math.inf if a.kind == "constant" else (1.0 if a.kind == "poisson" else a.burstiness)
-            if math.isinf(shape):
-                gaps = np.full(n, 1.0 / rate)
-            else:
-                gaps = rng.gamma(shape, 1.0 / (rate * shape), size=n)
-            arrival = np.cumsum(gaps) - gaps[0]
-            if spec.duration_s is not None and spec.num_requests is None:
-                arrival = arrival[arrival < spec.duration_s]
-                n = arrival.size
+            # the schedule bench sends for the same seed and rate (specwise.arrivals); its n gamma draws
+            # come first from rng, lengths and classes after
+            arrival = open_loop_offsets(a.kind, float(a.qps or 1.0), n, rng, a.burstiness)
         if spec.dataset_path:
             _, pool_p, pool_o = load_rows(spec.dataset_path, need_timestamp=False)
             pick = rng.integers(0, pool_p.size, size=n)

@@ -25,12 +25,40 @@ class ServerBehaviour:
     ttft_s: float = 0.005
     itl_s: float = 0.002
     per_request_spec: bool = False
-    fault: str | None = None  # close_first, http_500, truncate, malformed, drop, slow, stream_error
+    fault: str | None = None  # close_first, http_500, truncate, malformed, drop, slow, stream_error, malformed_modes
     fault_every: int = 0  # 0 = every request when fault is set; n = every n-th request
     model: str = "test-model"
     spec: bool = True
     max_concurrent: int = 0  # > 0: requests beyond this queue (a server with finite capacity)
     metrics: bool = True  # False: /metrics answers 404 (e.g. a proxy that does not expose it)
+    bad_position_label: bool = False  # /metrics also carries a per-position series with position="abc"
+    models_reply: object = None  # not None: what /v1/models answers instead of the model list
+
+
+# Replies of the wrong shape, one per mode (fault="malformed_modes" cycles through them request by request):
+# each is a complete stream that a careless client would crash on or silently drop. The value is the
+# data line sent mid-stream (after a valid first content chunk), or a callable special case.
+MALFORMED_MODES: dict[str, str] = {
+    "not_json": "{this is not json",
+    "choices_string": '{"choices": "abc"}',
+    "choices_int_list": '{"choices": [5]}',
+    "content_int": '{"choices": [{"index": 0, "delta": {"content": 5}}]}',
+    "delta_list": '{"choices": [{"index": 0, "delta": [1, 2]}]}',
+    "text_dict": '{"choices": [{"index": 0, "text": {"a": 1}}]}',
+    "usage_string": '{"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": {"completion_tokens": "abc"}}',
+    "usage_huge": '{"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": {"completion_tokens": 1e400}}',
+    "usage_list": '{"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": [1]}',
+    "prompt_tokens_float": '{"choices": [], "usage": {"prompt_tokens": 1.5, "completion_tokens": 3}}',
+    "token_ids_strings": '{"choices": [{"index": 0, "text": "x", "token_ids": ["a", "b"]}]}',
+    "token_ids_nested": '{"choices": [{"index": 0, "text": "x", "token_ids": [[1], {"a": 2}]}]}',
+    "spec_metrics_int": '{"choices": [], "metrics": {"speculative_decoding": 5}}',
+    "spec_metrics_field": '{"choices": [], "metrics": {"speculative_decoding": {"draft_acceptance_rate": "high"}}}',
+    "finish_reason_int": '{"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": 7}]}',
+    "deep_nesting": '{"choices": ' + "[" * 100000 + "]" * 100000 + "}",
+    "top_level_list": "[1, 2, 3]",
+    "error_object": '{"error": {"message": "engine dead", "code": 500}}',
+    "no_done_no_finish": "",  # the stream just ends after the first chunk
+}
 
 
 class SSEServer:
@@ -45,6 +73,7 @@ class SSEServer:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self.bodies: list[dict] = []
+        self.modes_sent: list[str] = []
 
     @property
     def url(self) -> str:
@@ -63,7 +92,8 @@ class SSEServer:
             app.router.add_get("/metrics", self._metrics)
             app.router.add_get("/health", lambda r: web.Response(text=""))
             app.router.add_get("/version", lambda r: web.json_response({"version": "0.0-test"}))
-            app.router.add_get("/v1/models", lambda r: web.json_response({"data": [{"id": self.b.model}]}))
+            app.router.add_get("/v1/models", lambda r: web.json_response(
+                {"data": [{"id": self.b.model}]} if self.b.models_reply is None else self.b.models_reply))
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
@@ -125,6 +155,8 @@ class SSEServer:
                 f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{{lab},position="{i}"}} {v}'
                 for i, v in enumerate(self.per_pos)
             ]
+            if self.b.bad_position_label:
+                lines.append(f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{{lab},position="abc"}} 3')
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
@@ -207,6 +239,12 @@ class SSEServer:
                     return resp
                 if faulty and b.fault == "stream_error" and produced > max_tokens // 2:
                     await send({"error": {"message": "engine dead", "code": 500}})
+                    return resp
+                if b.fault == "malformed_modes" and produced > 1:
+                    mode = list(MALFORMED_MODES)[(n - 1) % len(MALFORMED_MODES)]
+                    self.modes_sent.append(mode)
+                    if MALFORMED_MODES[mode]:
+                        await send(MALFORMED_MODES[mode])
                     return resp
                 await send(chunk("".join(f"t{i} " for i in ids), ids, produced, finish))
                 if produced < max_tokens:

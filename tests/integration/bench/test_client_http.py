@@ -2,7 +2,8 @@
 
 import pytest
 
-from specwise.bench.client import ClientConfig, StreamingClient, parse_stream
+from specwise.bench.client import ClientConfig, StreamingClient
+from specwise.bench.sse import parse_stream
 from specwise.bench.workloads import Message, Prompt, RequestSpec
 from specwise.errors import UserError
 

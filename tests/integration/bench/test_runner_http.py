@@ -2,9 +2,11 @@
 
 import asyncio
 import json
+import threading
 
 import pytest
 
+from specwise.bench.cell import NoProgress
 from specwise.bench.runner import BenchConfig, BenchRunner, run_bench
 from specwise.bench.store import RunStore
 from specwise.errors import UserError
@@ -54,7 +56,7 @@ async def test_ab_run_recovers_acceptance_from_metrics_and_chunks(tmp_path):
     lines = (run / "records.jsonl").read_text().splitlines()
     assert len(lines) == 48
     assert json.loads((run / "summary.json").read_text())["cells"][0]["role"] == "baseline"
-    assert any("P99 is the top one or two" in f for f in result.findings)
+    assert any("P99 is the top one or two" in f for f in (x.message for x in result.findings))
 
 
 async def test_both_arms_get_identical_requests_and_schedule(tmp_path):
@@ -86,7 +88,7 @@ async def test_faults_within_budget_are_counted_and_run_continues(tmp_path):
         result = await run_bench(_cfg(base, spec, warmup_requests=0), str(tmp_path / "r"))
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.requests_failed == 4 and s.requests_ok == 8 and s.errors_by_kind == {"http_500": 4}
-    assert any("4/12 requests failed (http_500 x4)" in f for f in result.findings)
+    assert any("4/12 requests failed (http_500 x4)" in f for f in (x.message for x in result.findings))
 
 
 async def test_error_budget_stops_a_dead_cell(tmp_path):
@@ -95,21 +97,30 @@ async def test_error_budget_stops_a_dead_cell(tmp_path):
         result = await run_bench(cfg, str(tmp_path / "r"))
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.requests_ok == 0 and 5 <= s.requests_failed < 40
-    assert any("error budget" in f for f in result.findings)
+    assert any("error budget" in f for f in (x.message for x in result.findings))
 
 
 async def test_server_restart_mid_cell_is_data(tmp_path):
     with SSEServer() as base, SSEServer(ServerBehaviour(itl_s=0.01)) as spec:
         cfg = _cfg(base, spec, warmup_requests=0, num_requests=30, qps=[30.0], error_budget=1.0)
-        runner = BenchRunner(cfg, RunStore(tmp_path / "r"))
+        restarts: list[threading.Thread] = []
 
-        async def restart_later():
-            await asyncio.sleep(1.6)
-            await asyncio.to_thread(spec.restart)
+        class RestartMidCell(NoProgress):
+            """Restarts the speculative server once 5 of its cell's requests are done (not at a fixed time, which
+            missed the cell whenever setup ran slower or faster)."""
 
-        restart = asyncio.create_task(restart_later())
+            done = 0
+
+            def request_done(self, record):
+                if record.role == "speculative":
+                    self.done += 1
+                    if self.done == 5:
+                        restarts.append(threading.Thread(target=spec.restart))
+                        restarts[0].start()
+
+        runner = BenchRunner(cfg, RunStore(tmp_path / "r"), progress=RestartMidCell())
         result = await runner.run()
-        await restart
+        await asyncio.to_thread(restarts[0].join, 30)
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.requests_ok + s.requests_failed == 30
     assert s.requests_failed > 0
@@ -156,7 +167,7 @@ async def test_merged_chunks_withhold_the_chunk_estimate_and_say_so(tmp_path):
     s = next(c for c in result.cells if c.role == "speculative")
     assert s.chunk_estimate_safe_share == 0.0 and s.acceptance_rate_per_request_p50 is None
     assert s.acceptance_rate_metrics is not None  # /metrics still counts the steps
-    assert any("estimate is withheld" in f for f in result.findings)
+    assert any("estimate is withheld" in f for f in (x.message for x in result.findings))
 
 
 async def test_rate_sweep_stops_at_saturation(tmp_path):
@@ -171,7 +182,7 @@ async def test_rate_sweep_stops_at_saturation(tmp_path):
     last = [c for c in result.cells if c.qps == rates[-1]]
     assert any(c.saturated for c in last)
     assert not any(c.saturated for c in result.cells if c.qps == 6.0)
-    assert any("saturated" in f for f in result.findings)
+    assert any("saturated" in f for f in (x.message for x in result.findings))
 
 
 async def test_closed_loop_and_workload_temperature_mix(tmp_path):
@@ -198,4 +209,22 @@ async def test_missing_metrics_falls_back_to_the_per_request_estimate(tmp_path):
     assert s.acceptance_rate_metrics is None and "/metrics unavailable" in s.metrics_note
     assert s.acceptance_source_per_request == "chunks"
     assert s.acceptance_rate_per_request_p50 == pytest.approx(2 / 3)  # 13 tokens: prefill + 4 steps of 3
-    assert any("/metrics unavailable" in f for f in result.findings)
+    assert any("/metrics unavailable" in f for f in (x.message for x in result.findings))
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+async def test_a_cell_stopped_by_its_error_budget_records_every_sent_request(tmp_path, workers):
+    # every 2nd request fails at once, the others stream slowly: when the budget stops the cell, requests are
+    # in flight; each is recorded (cancelled), so the cell's records add up to the requests it sent
+    with SSEServer() as base, SSEServer(ServerBehaviour(fault="http_500", fault_every=2, itl_s=0.25)) as spec:
+        cfg = _cfg(base, spec, warmup_requests=0, num_requests=40, qps=[40.0], error_budget=0.1,
+                   client_workers=workers)
+        result = await run_bench(cfg, str(tmp_path / "r"))
+    s = next(c for c in result.cells if c.role == "speculative")
+    cell = next(json.loads(line) for line in (tmp_path / "r" / "cells.jsonl").read_text().splitlines()
+                if json.loads(line)["role"] == "speculative")
+    assert cell["aborted"] and cell["sent"] == s.requests_ok + s.requests_failed
+    assert s.errors_by_kind.get("cancelled", 0) > 0 and s.errors_by_kind["http_500"] >= 5
+    rows = [json.loads(line) for line in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    ids = [r["record"]["request_id"] for r in rows if r["cell"] == cell["cell_id"]]
+    assert len(ids) == len(set(ids)) == cell["sent"]
