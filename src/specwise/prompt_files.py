@@ -6,7 +6,9 @@ The format is detected per row, so one file may mix them:
 
 * plain, one object per line: ``prompt`` (raw completion text) or ``messages`` (OpenAI chat list), optional
   ``id`` (or ``prompt_id``), ``category``, ``max_tokens``, ``temperature`` and ``response`` (the text the
-  model produced in production; estimate teacher-forces it instead of generating);
+  model produced in production; estimate teacher-forces it instead of generating), and optionally
+  ``prompt_token_ids`` / ``response_token_ids``: the exact ids a server saw and produced (vLLM's
+  ``return_token_ids``), which estimate uses as given;
 * ShareGPT (a JSON list, or JSONL): ``{"id", "conversations": [{"from": "human"|"gpt", "value"}]}``; the
   first human turn becomes a user message (as ``vllm bench serve --dataset-name sharegpt`` does) and the gpt
   turn after it the response; conversations without a human turn are skipped;
@@ -20,7 +22,7 @@ Rows without an ``id`` get ``<category>-<row index>``; without a category, ``cha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 from pydantic import Field, ValidationError
 
@@ -51,6 +53,12 @@ class PromptRequest(SpecwiseModel):
     # [0, 2]: the OpenAI API range (see schemas.limits.Temperature)
     temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
     response: str | None = Field(None, description="observed response; estimate teacher-forces it")
+    prompt_token_ids: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="the exact prompt token ids a server saw (its `return_token_ids` answer); estimate "
+        "uses them instead of tokenising prompt/messages")
+    response_token_ids: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="the exact output token ids a server produced; estimate replays them instead of "
+        "re-tokenising `response`, so its n-gram replay runs on the server's own tokens")
 
 
 class PromptRow(PromptRequest):
@@ -93,7 +101,8 @@ def parse_prompt_row(data: Any, where: str, index: int, source: str,
     elif "prompt" in row or "messages" in row:
         fmt = "plain"
         fields = {k: v for k, v in row.items() if k in ("prompt", "messages", "max_tokens", "temperature",
-                                                        "category", "response")}
+                                                        "category", "response", "prompt_token_ids",
+                                                        "response_token_ids")}
         fields["id"] = row.get("id", row.get("prompt_id"))
         if isinstance(fields.get("prompt"), (int, float)) and not isinstance(fields["prompt"], bool):
             fields["prompt"] = str(fields["prompt"])  # a bare number is still text to complete
@@ -111,7 +120,7 @@ def parse_prompt_row(data: Any, where: str, index: int, source: str,
         field = ".".join(str(x) for x in err["loc"])
         raise row_error(source, where, f"'{field}' {err['msg'].lower()}",
                         "fix that field (max_tokens >= 1, temperature in [0, 2], messages as "
-                        "[{\"role\": ..., \"content\": ...}])") from None
+                        "[{\"role\": ..., \"content\": ...}], token ids as lists of integers >= 0)") from None
 
 
 def parse_prompt_rows(rows: Iterable[Row], source: str, default_category: str = "default") -> list[PromptRow]:

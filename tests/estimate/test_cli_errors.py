@@ -53,6 +53,16 @@ def test_missing_extra_names_the_install_command(monkeypatch):
         require_torch()
 
 
+@pytest.mark.parametrize("version,message", [("0.3.0", "has no speculative decoding"), ("9.0.0", "newer than"),
+                                             ("abc", "cannot read vLLM version")])
+def test_bad_vllm_version(capsys, tmp_path, version, message):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    code, err = _run(["estimate", "--target", "t", "--prompts", str(prompts), "--method", "ngram",
+                      "--vllm-version", version], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
 def test_target_and_prompts_come_from_flags_or_a_config_file(capsys, tmp_path):
     code, err = _run(["estimate", "--prompts", str(tmp_path / "p.jsonl")], capsys)
     assert code == 2 and "give --target MODEL and --prompts FILE" in err

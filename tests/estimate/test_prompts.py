@@ -45,3 +45,25 @@ def test_bad_rows_are_user_errors(tmp_path):
     path.write_text('{"id": 1, "prompt": "a"}\n{"id": "1", "prompt": "b"}\n')
     with pytest.raises(UserError, match="line 2: request id '1' repeats line 1"):
         load_prompts(path)
+
+
+def test_server_token_ids_are_used_as_given(tmp_path):
+    """Rows carrying a server's own ids (vLLM's return_token_ids) are replayed exactly, not re-tokenised."""
+    from specwise.estimate.prompts import prompt_token_ids, response_token_ids
+
+    path = tmp_path / "served.jsonl"
+    path.write_text(json.dumps({"id": "a", "messages": [{"role": "user", "content": "hi"}],
+                                "prompt_token_ids": [1, 5, 9], "response_token_ids": [7, 7, 2]}) + "\n")
+    record = load_prompts(path)[0]
+
+    class NoTokenizer:  # any use of the tokenizer would be a re-tokenisation
+        chat_template = "x"
+
+        def __getattr__(self, name):
+            raise AssertionError(f"tokenizer.{name} used")
+
+    assert prompt_token_ids(record, NoTokenizer()) == [1, 5, 9]
+    assert response_token_ids(record, NoTokenizer()) == [7, 7, 2]
+    path.write_text(json.dumps({"id": "a", "prompt": "hi", "response_token_ids": [3, -1]}) + "\n")
+    with pytest.raises(UserError, match="response_token_ids"):
+        load_prompts(path)

@@ -90,6 +90,21 @@ def test_paired_comparison_by_hand():
     assert compare_ratios([0, 0], [0, 0], [1, 1], [2, 2]) is None  # nothing drafted on one side
 
 
+def test_one_sided_standard_error_when_no_pairing_is_possible():
+    """A validation row keeps the standard error of each side on its own (n-gram rows at T > 0 whose other
+    side drafted nothing, or a loop row resumed without per-request counters)."""
+    from specwise.estimate.runner import _measured_stderr
+    from specwise.estimate.validate import compare_ratios, request_ratio_stderr
+
+    assert request_ratio_stderr([4, 2], [10, 10]) == pytest.approx(compare_ratios([4, 2], [10, 10], [5, 3],
+                                                                                  [10, 10]).estimated_stderr)
+    assert request_ratio_stderr([4, 2], [10, 10]) == pytest.approx(0.1)
+    assert request_ratio_stderr([3], [10]) is None and request_ratio_stderr([0, 0], [0, 0]) is None
+    assert _measured_stderr({"stderr": 0.0123456}) == 0.01235
+    assert _measured_stderr({"request_accepted": [4, 2], "request_drafted": [10, 10]}) == pytest.approx(0.1)
+    assert _measured_stderr({}) is None
+
+
 # ------------------------------------------------------------------------------------------------
 # top-k / top-p: the loop samples as vLLM does (target truncated, draft by temperature only)
 # ------------------------------------------------------------------------------------------------

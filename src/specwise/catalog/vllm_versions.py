@@ -181,3 +181,14 @@ def version_facts(version: str | None = None) -> VersionFacts:
 
 def sglang_facts() -> dict[str, Any]:
     return dict(_data()["sglang"])
+
+
+def ngram_proposer_facts(version: str | None = None) -> dict[str, Any]:
+    """How ``method: "ngram"`` proposes in ``version`` (default: the newest covered): the row of
+    ``ngram_proposer.rules`` for the engine that runs n-gram there, with its source in vLLM's code."""
+    facts = version_facts(version)
+    engine = facts.engine_by_method.get("ngram")
+    for row in _data()["ngram_proposer"]["rules"]:
+        if row["engine"] == engine and _in(facts.parsed, row["since"], row["until"]):
+            return {**row, "version": facts.version}
+    raise UserError(f"no n-gram proposer facts for vLLM {facts.version}; pass --vllm-version {newest_version()}")

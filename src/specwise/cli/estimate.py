@@ -46,6 +46,12 @@ def estimate(
                                           help="n-gram: vLLM prompt_lookup_min."),
     prompt_lookup_max: int = typer.Option(5, "--prompt-lookup-max", min=1, max=1024,
                                           help="n-gram: vLLM prompt_lookup_max."),
+    vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="n-gram: propose as this vLLM "
+                                               "version does (which occurrence, padding, prefill step; catalog "
+                                               "facts). Default: the newest version specwise covers."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=2, max=1 << 24,
+                                                help="n-gram: the server's max_model_len; drafts are trimmed "
+                                                "near it as vLLM does (default: no limit)."),
     cost_ratio: Optional[float] = typer.Option(None, "--cost-ratio", min=0.0, help="c = draft forward / target "
                                                "forward time; default: the step-time model (specwise.perf) for "
                                                "--gpu and --tp at batch 1."),
@@ -97,6 +103,7 @@ def estimate(
         "draft_sample_method": ("draft_sample_method", draft_sample_method),
         "prompt_lookup_min": ("prompt_lookup_min", prompt_lookup_min),
         "prompt_lookup_max": ("prompt_lookup_max", prompt_lookup_max), "cost_ratio": ("cost_ratio", cost_ratio),
+        "vllm_version": ("vllm_version", vllm_version), "max_model_len": ("max_model_len", max_model_len),
         "gpu": ("gpu", gpu), "tp": ("tp", tp), "validate_run": ("validate", validate),
         "validate_temperatures": ("validate_temperatures",
                                   temps_flag(validate_temperatures, "--validate-temperatures")),

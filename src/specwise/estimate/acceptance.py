@@ -250,8 +250,9 @@ class StepCounters:
     draft_tokens: np.ndarray
     accepted: np.ndarray
     accepted_per_pos: np.ndarray  # [nT, k]
-    # End-of-continuation artefacts, kept apart so the profile describes steady-state decoding: the last
-    # position is always a plain step, and steps within k of the end can draft fewer than k tokens.
+    # Artefacts of the text's ends, kept apart so the profile describes steady-state decoding: one forced
+    # plain step (the last position, or the prefill under vLLM's n-gram rules), and steps within k of the
+    # end can draft fewer than k tokens.
     forced_plain_steps: np.ndarray | None = None
     full_drafts: np.ndarray | None = None
     full_accepted_per_pos: np.ndarray | None = None
@@ -303,7 +304,7 @@ class StepCounters:
 
 
 def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.ndarray | None = None,
-                 budget: int | None = None) -> StepCounters:
+                 budget: int | None = None, prefill_plain: bool = False) -> StepCounters:
     """Expected counters of a speculative decoder with k drafts walking one continuation.
 
     ``chain[T, t, i]``: probability that draft i of a step starting at t is accepted given drafts < i
@@ -318,9 +319,12 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.nda
     counters still add the expected acceptances ``chain`` (the conditional expectation given the text
     before t: unbiased for the loop's counters and less noisy than the 0/1 matches).
 
-    ``budget`` (max_new_tokens of the request, default n): the step at ``budget - 1`` is forced plain
-    (the loop drafts ``min(k, budget - 1 - t)``); a text that ended at EOS before its budget has no
-    forced plain step, and its last steps may draft past the EOS (``lengths`` says how many).
+    ``prefill_plain`` (n-gram under vLLM's rules, :mod:`specwise.estimate.ngram`): the step at t = 0 is
+    the prefill and carries no draft (``lengths[0]`` is 0), and no step is forced plain at the end: vLLM
+    drafts past ``max_tokens`` and past an EOS (``lengths`` says how many). Otherwise ``budget``
+    (max_new_tokens of the request, default n): the step at ``budget - 1`` is forced plain (a loop that
+    drafts ``min(k, budget - 1 - t)``); a text that ended at EOS before its budget has no forced plain
+    step, and its last steps may draft past the EOS.
     """
     n_temps, n, _ = chain.shape
     counters = StepCounters.zeros(n_temps, k)
@@ -334,7 +338,7 @@ def replay_steps(chain: np.ndarray, lengths: np.ndarray, k: int, matched: np.nda
             continue
         counters.steps += v
         kk = int(min(k, lengths[t]))
-        if t == (n if budget is None else budget) - 1:
+        if t == (0 if prefill_plain else (n if budget is None else budget) - 1):
             counters.forced_plain_steps += v
         if kk <= 0:
             visit[:, t + 1] += v
@@ -401,6 +405,7 @@ class RequestChain:
     lengths: np.ndarray  # [n]
     matched: np.ndarray | None = None  # [n] n-gram: the walk along the continuation (see replay_steps)
     budget: int | None = None  # max_new_tokens when the text ended at EOS before it (see replay_steps)
+    prefill_plain: bool = False  # n-gram under vLLM's rules: plain prefill step, drafts past the end
 
 
 @dataclass
@@ -447,7 +452,7 @@ def summarize_group(category: str, chains: Sequence[RequestChain], k_max: int, n
         pooled = StepCounters.zeros(n_temps, k)
         rates = np.full((len(chains), n_temps), np.nan)
         for r, rc in enumerate(chains):
-            c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget)
+            c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget, rc.prefill_plain)
             pooled = pooled + c
             rates[r] = c.acceptance_rate()
             if k == 1:

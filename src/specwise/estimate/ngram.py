@@ -1,19 +1,35 @@
-"""n-gram (prompt lookup) proposals, replayed over target continuations.
+"""n-gram (prompt lookup) proposals as vLLM makes them, replayed over target continuations.
 
-The proposer follows vLLM V1's ``method: "ngram"`` (docs/reference/vllm-speculative-decoding.md §1.4, key
-``prompt_lookup_min/max``, both default 5): find the longest n in [min, max] such that the last n tokens
-of prompt + generated-so-far occur earlier in that context, take the most recent such occurrence, and
-propose up to k tokens that followed it (fewer when the context ends first). No match means no draft:
-vLLM schedules a plain step and counts no draft for it (§ metrics: steps that propose nothing are not
-counted in ``num_drafts``).
+Which tokens vLLM proposes depends on its version; the differences are data
+(``catalog/data/vllm_versions.json``, key ``ngram_proposer``, read through
+:func:`specwise.catalog.vllm_versions.ngram_proposer_facts`) turned into :class:`ProposerRules`:
 
-The estimate replays that proposer at every position of the target's continuation. Draft i of a step
+* V1 from 0.10.2 (0.32.0 checked against a real server): ``vllm/v1/spec_decode/ngram_proposer.py``,
+  ``_find_longest_matched_ngram_and_propose_tokens``. One KMP pass over the reversed context finds the
+  longest n <= ``prompt_lookup_max`` whose last-n-token suffix occurs earlier (n >= ``prompt_lookup_min``
+  or no draft); among equally long matches the **earliest** occurrence wins (its ``>=`` comparison), the
+  occurrence may overlap the suffix, and up to k tokens that follow it are proposed (fewer where the
+  context ends). k is capped at ``max_model_len - len(context)`` by the proposer and the scheduler trims
+  one more so the verify step fits (``Scheduler.schedule``).
+* V1 before 0.10.2: ``NgramProposer.propose`` / ``_find_subarray_kmp``: n from max down to min, the first
+  occurrence in ``context[:len - n]`` (it may not overlap the suffix).
+* V0 (``vllm/spec_decode/ngram_worker.py``, ``NGramWorker.sampler_output``): n from min(max, len - 1)
+  down, the first match, always k tokens: indices past the context are clamped to its last token.
+
+The engine around the proposer (V1, ``vllm/v1/core/sched/scheduler.py`` and
+``vllm/v1/worker/gpu_model_runner.py`` in 0.32.0): the prefill step samples the first token with no
+draft; after every later step the runner proposes from prompt + output so far; drafts are **not** trimmed
+to ``max_tokens``, and ``Scheduler.update_from_output`` counts the drafted tokens and the accepted prefix
+before the output is cut at ``max_tokens`` or a stop token. So the last step of a request drafts (and may
+accept) past the text's end, whether the text stopped at EOS or at its budget; a step without a match is a
+plain step and counts no draft.
+
+The estimate replays the proposer at every position of the target's continuation. Draft i of a step
 starting at t is accepted (vLLM's rejection sampler with a one-hot draft, docs/reference/theory-and-calibration.md §1.5)
 with probability ``p_T(proposal_i)`` in the context prompt + y_<t + proposal_<i, and at T = 0 iff it
 equals the target's argmax there. Where the proposal agrees with the continuation y those are the
-teacher-forced logits; where it diverges the pipeline runs the target over the proposal's branch
-(:func:`specwise.estimate.pipeline._ngram_records`), since a copy proposal conditioned on sampled text
-that left the copy would understate acceptance at T > 0.
+teacher-forced logits; where it diverges, or runs past the text's end, the pipeline runs the target over
+the proposal's branch (:func:`specwise.estimate.pipeline._ngram_records`).
 
 Which steps a decoder takes is not spread over the chain's probabilities: a lossless loop's text is a
 sample y of the target at T, and with one-hot drafts its counters are a function of y (a draft is
@@ -24,6 +40,7 @@ temperatures for ngram), and adds the expected acceptances at the steps it visit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -32,62 +49,107 @@ if TYPE_CHECKING:
     from specwise.estimate.acceptance import Truncation
 
 
-def propose(context: Sequence[int], k: int, lookup_min: int, lookup_max: int) -> list[int]:
-    """Up to k tokens proposed by prompt lookup for ``context`` (empty list: no match)."""
+@dataclass(frozen=True)
+class ProposerRules:
+    """What one vLLM version's n-gram proposer and engine do (a row of the catalog's ``ngram_proposer``)."""
+
+    name: str
+    version: str
+    overlap_suffix: bool  # may the earlier occurrence overlap the suffix it matches
+    pad_to_k: bool  # fewer than k tokens follow the match: pad with the last context token (V0) or propose fewer
+    prefill_plain: bool  # the prefill step (first output token) carries no draft
+    max_model_len_trim: bool  # drafts trimmed so the verify step stays within max_model_len
+    source: str
+
+    @classmethod
+    def for_version(cls, version: str | None = None) -> "ProposerRules":
+        from specwise.catalog.vllm_versions import ngram_proposer_facts
+
+        row = ngram_proposer_facts(version)
+        return cls(name=row["name"], version=row["version"], overlap_suffix=bool(row["overlap_suffix"]),
+                   pad_to_k=bool(row["pad_to_k"]), prefill_plain=bool(row["prefill_plain"]),
+                   max_model_len_trim=bool(row["max_model_len_trim"]), source=row["source"])
+
+
+def _cap(k: int, context_len: int, rules: ProposerRules, max_model_len: int | None) -> int:
+    """Drafts allowed at a context of ``context_len`` tokens: k, or fewer near ``max_model_len`` (the proposer
+    caps at max_model_len - len, the scheduler keeps the verify step's last position inside the limit)."""
+    if max_model_len is None or not rules.max_model_len_trim:
+        return k
+    return max(0, min(k, max_model_len - context_len - 1))
+
+
+def _follow(ctx: Sequence[int], start: int, cap: int, rules: ProposerRules) -> list[int]:
+    follow = list(ctx[start : start + cap])
+    if rules.pad_to_k and len(follow) < cap:
+        follow += [ctx[-1]] * (cap - len(follow))
+    return follow
+
+
+def _valid(start: int, n: int, context_len: int, rules: ProposerRules) -> bool:
+    """An occurrence at ``start`` of the last-n suffix counts: a token follows it, and (rules without overlap)
+    it ends before the suffix begins."""
+    end = start + n  # first token after the occurrence
+    return end <= context_len - 1 and (rules.overlap_suffix or end <= context_len - n)
+
+
+def propose(context: Sequence[int], k: int, lookup_min: int, lookup_max: int, rules: ProposerRules,
+            max_model_len: int | None = None) -> list[int]:
+    """The tokens vLLM (``rules``) proposes for ``context``: up to k (exactly k when padded); [] for no match.
+
+    A direct search, used by the validating loop; :func:`replay_proposals` gives the same at every position
+    of a continuation incrementally.
+    """
     n_ctx = len(context)
-    if k <= 0 or n_ctx < 2:
+    cap = _cap(k, n_ctx, rules, max_model_len)
+    if cap <= 0 or n_ctx < max(2, lookup_min):
         return []
     ctx = list(context)
     for n in range(min(lookup_max, n_ctx - 1), lookup_min - 1, -1):
         suffix = ctx[n_ctx - n :]
-        # most recent earlier occurrence: its start s satisfies s + n <= n_ctx - 1, so at least one
-        # token follows it
-        for start in range(n_ctx - n - 1, -1, -1):
+        for start in range(0, n_ctx - n):  # earliest occurrence first
             if ctx[start : start + n] == suffix:
-                follow = ctx[start + n : start + n + k]
-                return follow
+                if _valid(start, n, n_ctx, rules):
+                    return _follow(ctx, start + n, cap, rules)
+                break  # the earliest occurrence is the one that ends first: no later one is valid
     return []
 
 
 def replay_proposals(prompt: Sequence[int], continuation: Sequence[int], k_max: int, lookup_min: int,
-                     lookup_max: int, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     lookup_max: int, rules: ProposerRules,
+                     max_model_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Proposals at every continuation position t (context = prompt + continuation[:t]).
 
-    Same result as calling :func:`propose` at every position, in O(length x (max - min + 1)): for each n a
-    dict maps an n-gram to its most recent start among n-grams that end before the context's last token
-    (so the suffix never matches itself and a follower always exists). Returns (proposals [n, k_max] int64
-    padded with -1, lengths [n]); lengths are capped at ``budget - 1 - t``, the loop's own cap
-    (``min(k, max_new_tokens - generated - 1)``). ``budget`` is the request's max_new_tokens; it defaults
-    to the continuation's length, right when the text stopped at the budget. A text that stopped at EOS
-    before its budget must pass it: the decoder does not know the end is near and keeps drafting k tokens
-    (rejected past EOS), and capping at the text's length instead drops those drafts from the estimate and
-    overstates accepted/drafted.
+    Same result as calling :func:`propose` at every position (and none at t = 0 when the prefill step is
+    plain), in O(length x (max - min + 1)): for each n a dict maps an n-gram to its earliest start among
+    n-grams that end before the context's last token. Returns (proposals [n, k_max] int64 padded with -1,
+    lengths [n]). Lengths are not capped at the text's end: vLLM does not trim drafts to ``max_tokens`` and
+    does not see an EOS coming, so the last steps draft past the text (the pipeline runs the target there).
     """
     n = len(continuation)
-    budget = n if budget is None else max(int(budget), n)
     proposals = np.full((n, k_max), -1, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
     context = [int(x) for x in prompt]
     sizes = range(lookup_min, lookup_max + 1)
-    latest: dict[int, dict[tuple[int, ...], int]] = {size: {} for size in sizes}
+    earliest: dict[int, dict[tuple[int, ...], int]] = {size: {} for size in sizes}
 
     def index_ngrams_ending_at(end: int) -> None:
         for size in sizes:
             start = end - size + 1
             if start >= 0:
-                latest[size][tuple(context[start : end + 1])] = start
+                earliest[size].setdefault(tuple(context[start : end + 1]), start)
 
     # n-grams ending at or before len(context) - 2 are candidates for the first lookup
     for end in range(len(context) - 1):
         index_ngrams_ending_at(end)
     for t in range(n):
-        cap = min(k_max, budget - 1 - t)
         length = len(context)
-        if cap > 0 and length >= 2:
+        cap = _cap(k_max, length, rules, max_model_len)
+        if cap > 0 and length >= max(2, lookup_min) and not (t == 0 and rules.prefill_plain):
             for size in range(min(lookup_max, length - 1), lookup_min - 1, -1):
-                start = latest[size].get(tuple(context[length - size :]))
-                if start is not None:
-                    follow = context[start + size : start + size + cap]
+                start = earliest[size].get(tuple(context[length - size :]))
+                if start is not None and _valid(start, size, length, rules):
+                    follow = _follow(context, start + size, cap, rules)
                     proposals[t, : len(follow)] = follow
                     lengths[t] = len(follow)
                     break
@@ -123,8 +185,8 @@ def ngram_chain(target_logits: Any, proposals: np.ndarray, lengths: np.ndarray,
     Uses :func:`specwise.estimate.acceptance.proposal_acceptance` at position t + i for every proposed
     token, computed for all (t, i) pairs in one gather; ``truncation`` (an
     :class:`specwise.estimate.acceptance.Truncation`) is the request's top-k/top-p on the target side.
-    Proposed tokens beyond the continuation's last logits row (drafts past an EOS) are left at 0 here;
-    their acceptances need the target run over the proposal's own branch
+    Proposed tokens beyond the continuation's last logits row (drafts past the text's end) are left at 0
+    here; their acceptances need the target run over the proposal's own branch
     (:func:`specwise.estimate.pipeline._ngram_records`).
     """
     from specwise.estimate.acceptance import NO_TRUNCATION, proposal_acceptance

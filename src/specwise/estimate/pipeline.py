@@ -34,8 +34,8 @@ from specwise.estimate.acceptance import (
     speedup_batch1,
     summarize,
 )
-from specwise.estimate.ngram import matched_prefix, ngram_chain, replay_proposals
-from specwise.estimate.prompts import PromptRecord, prompt_token_ids
+from specwise.estimate.ngram import ProposerRules, matched_prefix, ngram_chain, replay_proposals
+from specwise.estimate.prompts import PromptRecord, prompt_token_ids, response_token_ids
 from specwise.schemas.estimate import (
     CategoryEstimate,
     EstimateSettings,
@@ -223,9 +223,14 @@ def _pair_record(t_rows: Any, d_rows: Any, temps: Sequence[float], truncation: T
             "argmax": _round(argmax_draft_acceptance(t_rows, d_rows, temps, truncation))}
 
 
+def ngram_rules(settings: EstimateSettings) -> ProposerRules:
+    """The n-gram proposer of the vLLM version the estimate is for (``settings.vllm_version``)."""
+    return ProposerRules.for_version(settings.vllm_version)
+
+
 def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]], conts: Sequence[list[int]],
                    settings: EstimateSettings, temps: Sequence[float], device: str, vocab: int,
-                   budgets: Sequence[int | None] | None = None, batch_size: int = 16) -> list[dict[str, Any]]:
+                   batch_size: int = 16) -> list[dict[str, Any]]:
     """n-gram chains for a batch, with the target's logits taken along each proposal's own branch.
 
     Draft i of a step starting at t is verified in the context prompt + y_<t + proposal_<i. Where the
@@ -233,12 +238,13 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
     (common at T > 0, where y is sampled but the proposal is a deterministic copy), the continuation's
     logits would condition on the wrong text and understate acceptance, so the target runs once more
     over prompt + y_<t + proposal_<(L-1) for those starts (batched). So it does for proposals that run
-    past the end of a text that stopped at EOS before its budget (``budgets[r]``, see
-    :func:`specwise.estimate.ngram.replay_proposals`): no teacher-forced row exists there.
+    past the end of the text (EOS or the budget: vLLM drafts there and counts them, see
+    :mod:`specwise.estimate.ngram`): no teacher-forced row exists there.
     """
-    budgets = list(budgets) if budgets is not None else [None] * len(conts)
+    rules = ngram_rules(settings)
     replays = [replay_proposals(prompts[r], conts[r], settings.k_max, settings.prompt_lookup_min,
-                                settings.prompt_lookup_max, budgets[r]) for r in range(len(conts))]
+                                settings.prompt_lookup_max, rules, settings.max_model_len)
+               for r in range(len(conts))]
     truncation = truncation_of(settings)
     chains = [ngram_chain(rows[r], proposals, lengths, temps, truncation)
               for r, (proposals, lengths) in enumerate(replays)]
@@ -248,8 +254,15 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
         for t in np.nonzero(lengths > 1)[0]:
             length = int(lengths[t])
             head = proposals[t, : length - 1].tolist()
-            if head != list(cont[t : t + length - 1]) or t + length > len(cont):
-                branches.append((r, int(t), prompts[r] + list(cont[:t]) + head, length - 1))
+            if head == list(cont[t : t + length - 1]) and t + length <= len(cont):
+                continue
+            # Rows up to the first token off the text are teacher-forced; past it only a surviving prefix
+            # matters (counters use cumulative products). At T = 0 most diverging proposals are already
+            # rejected on the text, and skipping their branches keeps CPU runs fast.
+            off = next((i for i, x in enumerate(head) if t + i >= len(cont) or x != cont[t + i]), len(head))
+            if not np.prod(chains[r][:, t, : min(off + 1, len(cont) - t)], axis=1).any():
+                continue
+            branches.append((r, int(t), prompts[r] + list(cont[:t]) + head, length - 1))
     for start in range(0, len(branches), batch_size):
         chunk = branches[start : start + batch_size]
         logits = teacher_forced_logits(model, [b[2] for b in chunk], [len(b[2]) - b[3] + 1 for b in chunk],
@@ -260,10 +273,10 @@ def _ngram_records(model: Any, rows: Sequence[Any], prompts: Sequence[list[int]]
                 chains[r][:, t, i + 1] = _proposal_row(branch_rows[i : i + 1], proposed[i : i + 1], temps,
                                                        truncation)
     out = []
-    for (proposals, lengths), chain, cont, budget in zip(replays, chains, conts, budgets):
+    for (proposals, lengths), chain, cont in zip(replays, chains, conts):
         sparse = {str(t): _round(chain[:, t, : lengths[t]]) for t in np.nonzero(lengths)[0]}
-        out.append({"lengths": lengths.tolist(), "chain": sparse, "budget": budget,
-                    "matched": matched_prefix(proposals, lengths, cont).tolist()})
+        out.append({"lengths": lengths.tolist(), "chain": sparse, "rules": rules.name,
+                    "prefill_plain": rules.prefill_plain, "matched": matched_prefix(proposals, lengths, cont).tolist()})
     return out
 
 
@@ -276,12 +289,8 @@ def _proposal_row(rows: Any, proposed: np.ndarray, temps: Sequence[float],
 
 def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequence[list[int]],
                      settings: EstimateSettings, temp_indices: Sequence[int],
-                     context_temperature: float | None,
-                     budgets: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
-    """Teacher-forced passes of every model over prompt + continuation; per-position acceptances.
-
-    ``budgets[i]``: the request's max_new_tokens when its generated text stopped at EOS before it (the
-    n-gram replay drafts past that end as the loop does), else None."""
+                     context_temperature: float | None) -> list[dict[str, Any]]:
+    """Teacher-forced passes of every model over prompt + continuation; per-position acceptances."""
     temps = [settings.temperatures[j] for j in temp_indices]
     keep = [i for i, c in enumerate(conts) if c]
     entries: list[dict[str, Any]] = [
@@ -316,9 +325,7 @@ def _context_entries(models: Models, prompts: Sequence[list[int]], conts: Sequen
                                   ("reference", "target_ref", models.target_reference)):
             if key not in rows:
                 continue
-            kept_budgets = [budgets[i] if budgets is not None else None for i in keep]
-            records = _ngram_records(model.model, rows[key], kept_prompts, kept_conts, settings, temps, device, vocab,
-                                     kept_budgets)
+            records = _ngram_records(model.model, rows[key], kept_prompts, kept_conts, settings, temps, device, vocab)
             for j, i in enumerate(keep):
                 entries[i]["ngram"][which] = records[j]
     return entries
@@ -334,28 +341,24 @@ def process_batch(models: Models, batch: Sequence[PromptRecord], settings: Estim
     prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in batch]
     max_new = [min(r.max_tokens or settings.max_new_tokens, settings.max_new_tokens) for r in batch]
     contexts: list[list[dict[str, Any]]] = [[] for _ in batch]
-    with_response = [i for i, r in enumerate(batch) if r.response is not None]
+    with_response = [i for i, r in enumerate(batch) if r.response is not None or r.response_token_ids is not None]
     if with_response:
-        conts = [tok(batch[i].response, add_special_tokens=False)["input_ids"][: max_new[i]] for i in with_response]
+        conts = [response_token_ids(batch[i], tok)[: max_new[i]] for i in with_response]
         entries = _context_entries(models, [prompts[i] for i in with_response], conts, settings,
                                    list(range(len(settings.temperatures))), None)
         for i, e in zip(with_response, entries):
             contexts[i].append(e)
-    todo = [i for i, r in enumerate(batch) if r.response is None]
+    todo = [i for i, r in enumerate(batch) if r.response is None and r.response_token_ids is None]
     if todo:
         for c_temp, indices in context_bands(settings.temperatures, settings.context_temperatures).items():
             generated = generate_continuations(models.target, [prompts[i] for i in todo], [max_new[i] for i in todo],
                                                c_temp, settings.seed + hash_ids([batch[i].id for i in todo]),
                                                truncation_of(settings))
-            eos = tok.eos_token_id
-            budgets = [max_new[i] if g and g[-1] == eos and len(g) < max_new[i] else None
-                       for i, g in zip(todo, generated)]
-            entries = _context_entries(models, [prompts[i] for i in todo], generated, settings, indices, c_temp,
-                                       budgets)
+            entries = _context_entries(models, [prompts[i] for i in todo], generated, settings, indices, c_temp)
             for i, e in zip(todo, entries):
                 contexts[i].append(e)
     return [{"id": r.id, "category": r.category, "prompt_tokens": len(prompts[i]),
-             "from_response": r.response is not None, "contexts": contexts[i]} for i, r in enumerate(batch)]
+             "from_response": i in with_response, "contexts": contexts[i]} for i, r in enumerate(batch)]
 
 
 def record_tokens(record: dict[str, Any]) -> int:
@@ -405,6 +408,7 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
         rows = [entry["temps"].index(j) for j in wanted]
         n = len(entry["continuation"])
         matched = budget = None
+        prefill_plain = False
         if method == "draft_model":
             pair = entry["pairs"].get(which)
             if pair is None:
@@ -422,8 +426,9 @@ def request_chains(records: Sequence[dict[str, Any]], method: str, which: str, v
                 chain[:, int(t), : arr.shape[1]] = arr
             if ng.get("matched") is not None:
                 matched = np.asarray(ng["matched"], dtype=np.int64)
-            budget = ng.get("budget")
-        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched, budget))
+            budget = ng.get("budget")  # records written before the vLLM rules (their last step was plain)
+            prefill_plain = bool(ng.get("prefill_plain", False))
+        chains.append(RequestChain(rec["id"], rec["category"], chain, lengths, matched, budget, prefill_plain))
     return chains
 
 
@@ -437,7 +442,7 @@ def request_counters(records: Sequence[dict[str, Any]], method: str, verificatio
     main_v = verification if method == "draft_model" else "argmax_draft"
     out = {}
     for rc in request_chains(records, method, which, main_v, settings.k_max, band):
-        c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget)
+        c = replay_steps(rc.chain, rc.lengths, k, rc.matched, rc.budget, rc.prefill_plain)
         jj = band.index(j)
         out[rc.request_id] = (float(c.accepted[jj]), float(c.draft_tokens[jj]))
     return out

@@ -12,7 +12,7 @@ from typing import Any
 from specwise.errors import UserError
 from specwise.prompt_files import ChatMessage, PromptRequest, read_prompt_file
 
-__all__ = ["ChatMessage", "PromptRecord", "load_prompts", "prompt_token_ids"]
+__all__ = ["ChatMessage", "PromptRecord", "load_prompts", "prompt_token_ids", "response_token_ids"]
 
 
 class PromptRecord(PromptRequest):
@@ -34,7 +34,10 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
 
 
 def prompt_token_ids(record: PromptRecord, tokenizer: Any, wrap_plain_as_chat: bool = False) -> list[int]:
-    """Token ids the server would see: chat template for messages, raw text otherwise."""
+    """Token ids the server would see: the request's ``prompt_token_ids`` when given (what a server reported
+    it saw), else the chat template for messages, raw text otherwise."""
+    if record.prompt_token_ids is not None:
+        return [int(i) for i in record.prompt_token_ids]
     messages = record.messages
     if messages is None and wrap_plain_as_chat:
         messages = [ChatMessage(role="user", content=record.prompt or "")]
@@ -51,3 +54,11 @@ def prompt_token_ids(record: PromptRecord, tokenizer: Any, wrap_plain_as_chat: b
             ids = ids["input_ids"]
         return [int(i) for i in ids]
     return [int(i) for i in tokenizer(record.prompt or "", add_special_tokens=True)["input_ids"]]
+
+
+def response_token_ids(record: PromptRecord, tokenizer: Any) -> list[int]:
+    """The supplied continuation: ``response_token_ids`` as given (a server's own output ids), else the
+    ``response`` text tokenised without special tokens (which need not be the ids the server produced)."""
+    if record.response_token_ids is not None:
+        return [int(i) for i in record.response_token_ids]
+    return [int(i) for i in tokenizer(record.response or "", add_special_tokens=False)["input_ids"]]

@@ -126,8 +126,8 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
     request by request (:func:`specwise.estimate.validate.compare_ratios`): standard errors, a 95%
     interval of the difference and whether it lies within the 0.05 tolerance.
     """
-    from specwise.estimate.pipeline import request_counters
-    from specwise.estimate.validate import compare_ratios, measure_acceptance
+    from specwise.estimate.pipeline import ngram_rules, request_counters
+    from specwise.estimate.validate import compare_ratios, measure_acceptance, request_ratio_stderr
 
     tok = models.target.tokenizer
     prompts = [prompt_token_ids(r, tok, settings.wrap_plain_as_chat) for r in records]
@@ -163,7 +163,8 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
 
                 c = measure_acceptance(models, prompts, verification, t.acceptance_rate_k, t.temperature, max_new,
                                        settings.seed + 1, settings.prompt_lookup_min, settings.prompt_lookup_max,
-                                       on_request=tick, truncation=truncation_of(settings))
+                                       on_request=tick, truncation=truncation_of(settings),
+                                       rules=ngram_rules(settings), max_model_len=settings.max_model_len)
                 row = {"method": m.method, "verification": verification, "temperature": t.temperature,
                        "k": t.acceptance_rate_k, "steps": c.steps, "drafts": c.drafts, "draft_tokens": c.draft_tokens,
                        "accepted": c.accepted, "accepted_per_pos": c.accepted_per_pos,
@@ -181,11 +182,16 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
             kk = t.acceptance_rate_k
             drafts = row["drafts"]
             comparison = None
-            if estimate_rows and row.get("request_drafted") is not None:
+            estimated_stderr = None
+            if estimate_rows:
                 per_request = request_counters(estimate_rows, m.method, verification_main, settings, t.temperature, kk)
                 est = [per_request.get(r.id, (0.0, 0.0)) for r in records]
-                comparison = compare_ratios([a for a, _ in est], [d for _, d in est], row["request_accepted"],
-                                            row["request_drafted"])
+                # the estimate's own error over requests, kept when no pairing is possible (a loop row
+                # resumed from a file without per-request counters, or a side that drafted nothing)
+                estimated_stderr = request_ratio_stderr([a for a, _ in est], [d for _, d in est])
+                if row.get("request_drafted") is not None:
+                    comparison = compare_ratios([a for a, _ in est], [d for _, d in est], row["request_accepted"],
+                                                row["request_drafted"])
             entries.append(ValidationEntry(
                 temperature=t.temperature, method=m.method, verification=verification, k=kk,
                 acceptance_estimated=estimated, acceptance_measured=None if measured is None else round(measured, 5),
@@ -194,10 +200,21 @@ def validate_estimates(models: Models, settings: EstimateSettings, records: Sequ
                 per_position_estimated=_per_position_at_k(t, kk),
                 per_position_measured=[round(a / drafts, 5) if drafts else 0.0 for a in row["accepted_per_pos"][:kk]],
                 drafted_tokens=row["draft_tokens"], accepted_tokens=row["accepted"], steps=row["steps"],
-                drafts=row["drafts"], measured_stderr=None if row.get("stderr") is None else round(row["stderr"], 5),
+                drafts=row["drafts"], measured_stderr=_measured_stderr(row),
                 within_tolerance=None if err is None else err <= 0.05, num_requests=len(prompts),
-                **_comparison_fields(comparison)))
+                **{"estimated_stderr": None if estimated_stderr is None else round(estimated_stderr, 5),
+                   **_comparison_fields(comparison)}))
     return entries
+
+
+def _measured_stderr(row: dict[str, Any]) -> float | None:
+    """The loop's standard error (clustered by request), or from its per-request counters when the row has none."""
+    from specwise.estimate.validate import request_ratio_stderr
+
+    se = row.get("stderr")
+    if se is None and row.get("request_drafted") is not None:
+        se = request_ratio_stderr(row["request_accepted"], row["request_drafted"])
+    return None if se is None else round(se, 5)
 
 
 def _comparison_fields(comparison: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def methods_for(text: str, has_draft: bool) -> list[str]:
 def run(config: EstimateConfig, output_dir: Path, *, resume: bool = False, profile_out: Path | None = None,
         show_progress: bool = True) -> EstimateResult:
     """Estimate acceptance as ``config`` says, writing records, profile and ``config.json`` to ``output_dir``."""
+    from specwise.catalog.vllm_versions import newest_version
     from specwise.estimate.pipeline import auto_context_temperatures
     from specwise.estimate.prompts import load_prompts
 
@@ -71,7 +72,8 @@ def run(config: EstimateConfig, output_dir: Path, *, resume: bool = False, profi
         temperatures=temps, k_max=config.k_max, max_new_tokens=config.max_new_tokens, context_temperatures=ctx_temps,
         prompt_lookup_min=config.prompt_lookup_min, prompt_lookup_max=config.prompt_lookup_max, seed=config.seed,
         prompts=str(prompts.resolve()), prompt_limit=config.limit, wrap_plain_as_chat=config.chat,
-        top_p=config.top_p, top_k=max(config.top_k, 0),
+        top_p=config.top_p, top_k=max(config.top_k, 0), vllm_version=config.vllm_version or newest_version(),
+        max_model_len=config.max_model_len,
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     # `specwise estimate --config DIR/config.json` repeats the run

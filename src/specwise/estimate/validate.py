@@ -9,7 +9,10 @@ Three verification paths, all lossless (their output follows the target's distri
   argmax q, treated as one-hot, so x_i is accepted with probability p_T(x_i) and a rejection draws from p_T
   with x_i removed;
 * ``ngram``: prompt-lookup proposals (:mod:`specwise.estimate.ngram`) verified like ``argmax_draft``;
-  a step without a match is a plain target step and carries no draft.
+  a step without a match is a plain target step and carries no draft. The loop follows the engine of the
+  vLLM version it is given (:class:`specwise.estimate.ngram.ProposerRules`): under V1 the first step
+  (prefill) carries no draft, drafts are not trimmed to the budget, and the accepted prefix counts before
+  the output is cut at the budget or an EOS.
 
 At T = 0 every path is greedy: a draft token is accepted iff it equals the target's argmax.
 
@@ -31,7 +34,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from specwise.estimate.acceptance import NO_TRUNCATION, Truncation, truncate_scaled_logits
-from specwise.estimate.ngram import propose
+from specwise.estimate.ngram import ProposerRules, propose
 
 VERIFICATIONS = ("lossless", "argmax_draft", "ngram")
 
@@ -194,6 +197,17 @@ class RatioComparison:
         return -tolerance <= self.ci95[0] and self.ci95[1] <= tolerance
 
 
+def request_ratio_stderr(accepted: Sequence[float], drafted: Sequence[float]) -> float | None:
+    """Delta-method standard error of sum(accepted) / sum(drafted) with requests as the sampling unit (None
+    with fewer than two requests or nothing drafted): one side's error, usable when the other side has no
+    per-request counters to pair with (:func:`compare_ratios` pairs them when it can)."""
+    a, d = np.asarray(accepted, dtype=np.float64), np.asarray(drafted, dtype=np.float64)
+    if len(a) < 2 or d.sum() <= 0:
+        return None
+    u = (a - a.sum() / d.sum() * d) / d.sum()
+    return float(np.sqrt(len(a) / (len(a) - 1) * (u**2).sum()))
+
+
 def compare_ratios(est_accepted: Sequence[float], est_drafted: Sequence[float], meas_accepted: Sequence[float],
                    meas_drafted: Sequence[float]) -> RatioComparison | None:
     """Per-request counters of both sides (index-aligned) -> :class:`RatioComparison` (None if a side drafted
@@ -241,10 +255,13 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
                        verification: str, k: int, temperature: float, max_new_tokens: int,
                        eos_token_id: int | None, generator: Any, lookup_min: int = 5,
                        lookup_max: int = 5,
-                       truncation: Truncation = NO_TRUNCATION) -> tuple[list[int], LoopCounters]:
+                       truncation: Truncation = NO_TRUNCATION, rules: ProposerRules | None = None,
+                       max_model_len: int | None = None) -> tuple[list[int], LoopCounters]:
     """Decode ``max_new_tokens`` (or up to EOS) with speculation; returns (tokens, counters).
 
     ``truncation`` (top-k/top-p) applies to the target's p_T only, as in vLLM (module docstring).
+    ``rules`` (n-gram; default: the newest vLLM the catalog covers) and ``max_model_len`` say how the
+    proposer and the engine around it behave.
     """
     import torch
 
@@ -252,17 +269,24 @@ def speculative_decode(prompt: Sequence[int], target: LogitsSource, draft: Logit
         raise ValueError(f"unknown verification {verification!r}")
     if verification != "ngram" and draft is None:
         raise ValueError("model-draft verification needs a draft")
+    if verification == "ngram" and rules is None:
+        rules = ProposerRules.for_version(None)
     seq = list(prompt)
     generated: list[int] = []
     counters = LoopCounters(accepted_per_pos=[0] * k)
     greedy = temperature <= 0
     while len(generated) < max_new_tokens:
-        kk = min(k, max_new_tokens - len(generated) - 1)
         drafts: list[int] = []
         draft_probs: list[Any] = []
-        if kk > 0 and verification == "ngram":
-            drafts = propose(seq, kk, lookup_min, lookup_max)
-        elif kk > 0:
+        if verification == "ngram":
+            assert rules is not None
+            # vLLM drafts k whatever the budget left, but never at the prefill step (rules.prefill_plain)
+            if not (rules.prefill_plain and not generated):
+                drafts = propose(seq, k, lookup_min, lookup_max, rules, max_model_len)
+            kk = 0
+        else:
+            kk = min(k, max_new_tokens - len(generated) - 1)
+        if kk > 0:
             assert draft is not None
             for i in range(kk):
                 row = draft.logits(seq + drafts, 1)[0]
@@ -439,7 +463,8 @@ def first_order_tables(target: Any, draft: Any, prefix: Sequence[int], vocab_sli
 def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verification: str, k: int,
                        temperature: float, max_new_tokens: Sequence[int], seed: int, lookup_min: int = 5,
                        lookup_max: int = 5, on_request: Any = None,
-                       truncation: Truncation = NO_TRUNCATION) -> LoopCounters:
+                       truncation: Truncation = NO_TRUNCATION, rules: ProposerRules | None = None,
+                       max_model_len: int | None = None) -> LoopCounters:
     """Decode every prompt with speculation and pool the measured counters (vLLM's definitions)."""
     import torch
 
@@ -456,7 +481,7 @@ def measure_acceptance(models: Any, prompts: Sequence[Sequence[int]], verificati
         generator = torch.Generator(device=models.target.device).manual_seed(seed * 1_000_003 + index)
         tokens, counters = speculative_decode(prompt, target, draft, verification, k, temperature,
                                               max_new_tokens[index], eos, generator, lookup_min, lookup_max,
-                                              truncation)
+                                              truncation, rules, max_model_len)
         total.add(counters)
         total.request_accepted.append(counters.accepted)
         total.request_drafted.append(counters.draft_tokens)

@@ -135,6 +135,10 @@ class EstimateConfig(SpecwiseModel):
     draft_sample_method: str = Field("greedy", description="greedy | probabilistic")
     prompt_lookup_min: int = Field(5, ge=1)
     prompt_lookup_max: int = Field(5, ge=1)
+    vllm_version: str | None = Field(None, description="n-gram: propose as this vLLM version does (catalog "
+                                     "ngram_proposer facts); None: the newest covered")
+    max_model_len: int | None = Field(None, ge=2, le=1 << 24, description="n-gram: the server's max_model_len "
+                                      "(drafts trimmed near it as vLLM does); None: no limit")
     cost_ratio: FiniteFloat | None = Field(None, ge=0)
     gpu: str | None = None
     tp: int | None = Field(None, ge=1)
@@ -166,6 +170,10 @@ class EstimateConfig(SpecwiseModel):
             raise UserError("--k must not exceed --k-max")
         if self.validate_run and not set(self.validate_temperatures or self.temperatures) <= set(self.temperatures):
             raise UserError("--validate-temperatures must be among --temperatures")
+        if self.vllm_version is not None:
+            from specwise.catalog.vllm_versions import ngram_proposer_facts
+
+            ngram_proposer_facts(self.vllm_version)  # an unknown or uncovered version fails before models load
         if self.draft_sample_method not in ("greedy", "probabilistic"):
             raise UserError("--draft-sample-method is greedy or probabilistic")
         for flag, value in (("--draft-quantize", self.draft_quantize), ("--target-quantize", self.target_quantize)):

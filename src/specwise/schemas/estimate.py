@@ -42,6 +42,10 @@ class EstimateSettings(SpecwiseModel):
                          "target's continuations are sampled with it and the target side of verification is "
                          "truncated by it, as vLLM does")
     top_k: int = Field(0, description="request top_k applied at every temperature > 0 (0 = off), like top_p")
+    vllm_version: str | None = Field(None, description="n-gram: the vLLM version whose proposer the replay "
+                                     "follows (catalog ngram_proposer rules); None: the newest covered")
+    max_model_len: int | None = Field(None, description="n-gram: the server's max_model_len (drafts trimmed "
+                                      "near it as vLLM does); None: no limit")
 
 
 class CategoryEstimate(SpecwiseModel):
