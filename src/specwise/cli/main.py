@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("serve-sim", "specwise.cli.serve_sim:serve_sim"),
     ("estimate", "specwise.cli.estimate:estimate"),
     ("bench", "specwise.cli.bench:bench"),
+    ("decide", "specwise.cli.decide:decide"),
     ("monitor", "specwise.cli.monitor:monitor"),
     ("report", "specwise.cli.report:report"),
     ("demo", "specwise.cli.demo:demo"),
@@ -30,7 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
 app = typer.Typer(
     name="specwise",
     help="Decide whether speculative decoding pays off on your LLM deployment: plan, estimate, "
-    "simulate, bench.",
+    "simulate, bench, decide.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
