@@ -21,6 +21,8 @@ def demo(
     serve-sims over QPS x temperature, decide and write the report. No GPU, no server, no network."""
     import time
 
+    from rich.markup import escape
+
     from specwise.cli.output import console
     from specwise.demo import DemoSettings, run_demo
     from specwise.demo.pipeline import DEMO_NOTE
@@ -29,12 +31,8 @@ def demo(
     result = run_demo(DemoSettings(out=out, bench_duration_s=duration, seed=seed),
                       say=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False))
     d = result.decision
-    if d is not None:
-        console.print(f"\n[bold]Verdict: {d.verdict.replace('_', ' ')}[/bold] ({d.firmness}): {d.headline}",
-                      soft_wrap=True, highlight=False)
-    else:
-        console.print("\n[bold]No verdict[/bold]: this checkout has no `specwise decide`; the report shows the "
-                      "evidence only.")
+    console.print(f"\n[bold]Verdict: {escape(d.headline)}[/bold] ({d.firmness} evidence)", soft_wrap=True,
+                  highlight=False)
     console.print(DEMO_NOTE, soft_wrap=True, highlight=False, style="dim")
     console.print(f"Report: {result.report.resolve()} (and .md, .json beside it)", soft_wrap=True, highlight=False)
     console.print(f"All outputs: {result.run_dir}; wall time {time.perf_counter() - start:.1f} s "

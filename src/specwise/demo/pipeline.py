@@ -74,7 +74,7 @@ class DemoSettings:
 @dataclass
 class DemoResult:
     run_dir: Path
-    decision: Decision | None
+    decision: Decision
     report: Path
     timings_s: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -253,15 +253,10 @@ def _bench(run_dir: Path, settings: DemoSettings, alt: PlanResult, profile: Acce
     return read_run_dir(bench_dir)
 
 
-def _decide(workload: WorkloadProfile, plan: PlanResult, evidence_paths: list[str]) -> Decision | None:
-    """decide's public API on the files the demo wrote (so the decision's evidence names them); None while this
-    checkout has no decide stage."""
-    try:
-        from specwise.decide import decide, load_evidence
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("specwise.decide"):
-            return None
-        raise
+def _decide(workload: WorkloadProfile, plan: PlanResult, evidence_paths: list[str]) -> Decision:
+    """decide's public API on the files the demo wrote (so the decision's evidence names them)."""
+    from specwise.decide import decide, load_evidence
+
     evidence = load_evidence(evidence_paths)
     return decide(workload, plan=plan, profiles=evidence.profiles, runs=evidence.runs)
 
@@ -319,8 +314,9 @@ def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> D
     for path, res in sims:
         files[Path(path).stem] = path
         cross = res.crossovers[0] if res.crossovers else None
-        say(f"simulate: {Path(path).name}: crossover {cross.position if cross else 'n/a'}"
-            + (f" at {cross.value:.2f} req/s" if cross and cross.value is not None else ""))
+        where = (f"at {cross.value:.2f} req/s" if cross and cross.value is not None
+                 else f"{cross.position.replace('_', ' ')}" if cross else "n/a")
+        say(f"simulate: {Path(path).name}: crossover {where} (simulated E2E P50 speedup through 1)")
     t = lap("simulate", t)
 
     measured = _bench(run_dir, settings, alt, profile, say)
@@ -332,8 +328,7 @@ def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> D
     t = lap("bench", t)
 
     decision = _decide(workload, alt, [files["acceptance_profile"], *(p for p, _ in sims), files["bench"]])
-    if decision is not None:
-        files["decision"] = _write(run_dir / "decision.json", decision.model_dump_json(indent=2))
+    files["decision"] = _write(run_dir / "decision.json", decision.model_dump_json(indent=2))
     t = lap("decide", t)
 
     inputs = ReportInputs(decision=decision, decision_path=files.get("decision"), workload=workload,
@@ -348,5 +343,5 @@ def _run(settings: DemoSettings, run_dir: Path, say: Callable[[str], None]) -> D
     lap("report", t)
     timings["total"] = round(time.perf_counter() - t0, 2)
     _write(run_dir / "demo.json", json.dumps({"timings_s": timings, "files": files,
-                                              "verdict": decision.verdict if decision else None}, indent=2))
+                                              "verdict": decision.verdict}, indent=2))
     return DemoResult(run_dir=run_dir, decision=decision, report=report, timings_s=timings, files=files)
