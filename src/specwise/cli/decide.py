@@ -41,7 +41,7 @@ def decide(
     output: Path = typer.Option(None, "--output", "--out", "-o", help="Also write the Decision JSON to FILE "
                                 "(`specwise monitor --decision FILE` reads its thresholds)."),
     report: Path = typer.Option(None, "--report", help="Also write the report to FILE (HTML, with its Markdown "
-                                "and JSON twins; needs `specwise report`)."),
+                                "and JSON twins, as `specwise report` does)."),
     no_simulate: bool = typer.Option(False, "--no-simulate", help="Without runs, do not simulate (faster; the "
                                      "load rules stay unknown)."),
     sim_requests: int = typer.Option(120, "--sim-requests", help="Requests per load point of decide's own "
@@ -95,17 +95,11 @@ def decide(
 
 
 def _write_report(decision, evidence, path: Path) -> None:
-    """``specwise report``'s writer when this version has it (the report stage is optional to decide)."""
-    from specwise.errors import UserError
+    """The report stage's writer (a missing `report` extra is a one-line error there)."""
+    from specwise.cli.output import err_console
+    from specwise.report import write_report
 
-    try:
-        from specwise.report import write_report
-    except ImportError:
-        raise UserError("--report needs the report stage (`specwise report`), which this version lacks; write "
-                        "-o decision.json and render it later") from None
     for written in write_report(decision, evidence, path):
-        from specwise.cli.output import err_console
-
         err_console.print(f"report: {written}")
 
 
