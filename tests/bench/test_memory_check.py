@@ -33,7 +33,7 @@ def _log(path: Path) -> str:
 
 def _api_server(model: str, args: str, spec: dict | None = None, env: str = "") -> str:
     """The command the recorded servers ran (tests/fixtures/vllm/manifest.json), model path swapped."""
-    cmd = f"{env} python -m vllm.entrypoints.openai.api_server --host 127.0.0.1 --port 8000 --model {model} {args}"
+    cmd = f"{env} python -m vllm.entrypoints.openai.api_server --host 127.0.0.1 --port 8000 --model {shlex.quote(model)} {args}"
     if spec is not None:
         cmd += " --speculative-config " + shlex.quote(json.dumps(spec))
     return cmd.strip()
