@@ -19,7 +19,10 @@ def test_sigint_keeps_records_and_resume_completes(tmp_path):
         args = [sys.executable, "-m", "specwise", "bench", "--baseline", base.url, "--speculative", spec.url,
                 "--qps", "5,10", "--temperatures", "0", "--num-requests", "30", "--max-tokens", "16", "--k", "3",
                 "--no-lossless", "--out", str(out), "--json"]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A test run started in the background of a non-interactive shell inherits SIGINT ignored (and Python then
+        # installs no KeyboardInterrupt handler); the user at a terminal has it at its default, so give it that.
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 60
         # interrupt once some records are on disk; cells of 6 s and 3 s leave the interrupt ~10 s of run to land in,
         # even on a loaded 2-core machine (at 10-20 req/s a whole run once finished before the poll saw records)
