@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from specwise.errors import UserError
-from specwise.perf.steptime import T_SCHED_S, StepTimeModel
+from specwise.perf.steptime import T_SCHED_S, DraftCost, StepTimeModel
 from specwise.schemas.base import Source, SpecwiseModel
 from specwise.schemas.results import CellSummary, RunResult
 
@@ -219,6 +219,57 @@ def fit_draft_passes(
     err = pred - y
     return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
                      max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))), num_samples=len(rows))
+
+
+def fit_proposer_step(
+    cells: Iterable[CellSummary],
+    target: StepTimeModel,
+    k: int,
+    mean_context_tokens: float,
+    method: Literal["eagle", "ngram"],
+    max_batch: float | None = None,
+) -> tuple[DraftCost, FitReport]:
+    """Proposer cost of an EAGLE-style head or vLLM's n-gram lookup, fitted from measured speculative cells.
+
+    As in :func:`fit_draft_passes`, drafting time per step = chunk-gap P50 - the verify priced by ``target``
+    (same engine mode). Two constants are fitted (NNLS): a cost per step and a cost per running sequence.
+    EAGLE: the head runs ``k`` sequential passes, so with one ``k`` the per-step cost is stored per pass
+    (``head_per_pass_s`` = fixed / k) and the per-sequence one per drafted token (``head_s_per_spec_token``).
+    n-gram: the lookup runs on the host between steps: ``ngram_fixed_s`` + ``ngram_s_per_seq`` x B
+    (``ngram_fraction`` is set to 0: the measured host time replaces the roofline's share of the forward).
+    The report's ``model`` carries the two constants as ``t_fix_s`` / ``t_seq_s`` for printing.
+    ``max_batch`` drops cells with a larger mean batch: n-gram drafts only where the lookup matches, so pricing
+    the verify at ``B*(k+1)`` tokens overstates it once the verify is compute-bound (a few hundred tokens).
+    """
+    rows = []
+    for c in cells:
+        if c.role != "speculative" or c.itl_per_chunk_p50_s is None or not c.mean_batch_size or c.saturated:
+            continue
+        b = float(c.mean_batch_size)
+        if max_batch is not None and b > max_batch:
+            continue
+        verify = float(target.forward_time(b * (k + 1), b * mean_context_tokens)) + float(target.sched_time(b))
+        rows.append((b, c.itl_per_chunk_p50_s - verify))
+    if len(rows) < 2:
+        raise UserError("need >= 2 unsaturated speculative cells with a chunk gap and a mean batch size")
+    b = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    a = np.column_stack([np.ones_like(b), b])
+    fixed, per_seq = nnls(a, y)
+    note = (f"{method} proposer: {fixed * 1e3:.3f} ms/step + {per_seq * 1e6:.1f} us/sequence, NNLS on {len(rows)} "
+            f"speculative cells (k={k}); verify priced by '{target.label}'")
+    if method == "eagle":
+        cost = DraftCost(method="head", head_fixed_s=0.0, head_per_pass_s=float(fixed) / k, head_kv_s_per_token=0.0,
+                         head_s_per_spec_token=float(per_seq) / k)
+    else:
+        cost = DraftCost(method="ngram", ngram_fraction=0.0, ngram_fixed_s=float(fixed), ngram_s_per_seq=float(per_seq))
+    shown = StepTimeModel(label=note, form="additive", t_fix_s=float(fixed), weight_read_s=0.0,
+                          compute_s_per_token=0.0, kv_read_s_per_token=0.0, t_sched_s=0.0, t_seq_s=float(per_seq),
+                          source=Source.measured, notes=[note])
+    err = a @ np.array([fixed, per_seq]) - y
+    return cost, FitReport(model=shown, rmse_s=float(np.sqrt(np.mean(err**2))),
+                           max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))),
+                           num_samples=len(rows))
 
 
 def load_step_samples(path: str) -> list[StepSample]:

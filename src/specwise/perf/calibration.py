@@ -45,6 +45,9 @@ class Calibration(SpecwiseModel):
     mode_notes: dict[str, str] = Field(default_factory=dict)
     draft_pass: dict[str, StepTimeModel] = Field(default_factory=dict,
                                                  description="draft_model: cost of one draft pass, per engine mode")
+    proposers: dict[str, DraftCost] = Field(default_factory=dict,
+                                            description="measured proposer cost per method other than draft_model "
+                                                        "(eagle: an EAGLE-1 head of the target's shape; ngram)")
     errors: list[dict] = Field(default_factory=list, description="out-of-sample errors measured (see README)")
 
     def covers_version(self, version: str) -> bool:
@@ -178,6 +181,9 @@ def apply_calibration(
         if key != spec_mode:
             notes.append(f"draft pass cost measured in mode {key}, used for {spec_mode}")
         draft_cost = DraftCost(method="draft_model", draft_model=cal.draft_pass[key])
+    elif method in cal.proposers:
+        draft_cost = cal.proposers[method]
+        notes.append(f"{method} proposer cost measured in {cal.name} (engine mode {spec_mode})")
     elif method != "draft_model":
         notes.append(f"{cal.name} has no {method} proposer cost: the roofline's is used for the proposer")
     choice = CalibrationChoice(name=cal.name, label=f"calibration {cal.name} (measured)", reason=reason,

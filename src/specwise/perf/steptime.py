@@ -250,6 +250,8 @@ class DraftCost(SpecwiseModel):
     head_kv_s_per_token: float = Field(HEAD_KV_S_PER_TOKEN, ge=0)
     head_s_per_spec_token: float = Field(HEAD_S_PER_SPEC_TOKEN, ge=0)
     ngram_fraction: float = Field(NGRAM_FRACTION, ge=0, description="ngram: share of the target forward")
+    ngram_fixed_s: float = Field(0.0, ge=0, description="ngram: host time per step (measured calibrations)")
+    ngram_s_per_seq: float = Field(0.0, ge=0, description="ngram: host time per running sequence per step")
 
     def time(self, batch_seqs, kv_tokens, k, extra_tokens=0, target_forward_s=0.0):
         """Seconds of drafting in one step for ``batch_seqs`` sequences drafting ``k`` tokens each.
@@ -276,7 +278,8 @@ class DraftCost(SpecwiseModel):
             t = (self.head_fixed_s + self.head_per_pass_s + self.head_kv_s_per_token * kv
                  + self.head_s_per_spec_token * b * kk)
         else:  # ngram
-            t = self.ngram_fraction * np.asarray(target_forward_s, dtype=float) + 0.0 * kk
+            t = (self.ngram_fraction * np.asarray(target_forward_s, dtype=float) + self.ngram_fixed_s
+                 + self.ngram_s_per_seq * b + 0.0 * kk)
         t = np.where(active, t, 0.0)
         return t if t.ndim else float(t)
 
@@ -296,7 +299,7 @@ class DraftCost(SpecwiseModel):
         if self.method == "parallel_head":
             return (self.head_fixed_s + self.head_per_pass_s + self.head_kv_s_per_token * kv_tokens
                     + self.head_s_per_spec_token * batch_seqs * k)
-        return self.ngram_fraction * target_forward_s
+        return self.ngram_fraction * target_forward_s + self.ngram_fixed_s + self.ngram_s_per_seq * batch_seqs
 
     @classmethod
     def for_method(
