@@ -7,8 +7,8 @@ belongs to exactly that traffic) and its load gauges are sampled during it.
 Accounting: every request whose send began ends as exactly one record (success, or a failure with an
 ``error_kind``: a malformed reply, a client fault, or ``cancelled`` when the error budget stopped the
 cell), and ``requests_ok + requests_failed == sent`` is checked before the cell is stored. Every task
-the cell starts is awaited (within limits, see below) before it returns, so no exception goes unobserved. A /metrics answer that
-cannot be read costs its samples, with a note on the cell, never the run.
+the cell starts is awaited (within limits, see below) before it returns, so no exception goes unobserved.
+A /metrics answer that cannot be read costs its samples, with a note on the cell, never the run.
 
 Ending: once the requests are done, every wait is bounded (:mod:`specwise.bench.settle`): the gauge sampler
 is stopped by a flag as well as a cancel (a cancel can be lost inside httpx/anyio), the final /metrics
