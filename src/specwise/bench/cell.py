@@ -7,8 +7,13 @@ belongs to exactly that traffic) and its load gauges are sampled during it.
 Accounting: every request whose send began ends as exactly one record (success, or a failure with an
 ``error_kind``: a malformed reply, a client fault, or ``cancelled`` when the error budget stopped the
 cell), and ``requests_ok + requests_failed == sent`` is checked before the cell is stored. Every task
-the cell starts is awaited before it returns, so no exception goes unobserved. A /metrics answer that
-cannot be read costs its samples, with a note on the cell, never the run.
+the cell starts is awaited (within limits, see below) before it returns, so no exception goes unobserved.
+A /metrics answer that cannot be read costs its samples, with a note on the cell, never the run.
+
+Ending: once the requests are done, every wait is bounded (:mod:`specwise.bench.settle`): the gauge sampler
+is stopped by a flag as well as a cancel (a cancel can be lost inside httpx/anyio), the final /metrics
+scrape has a time limit, and so does the drain of the last streams. What does not settle in time is left
+behind, said in the cell's ``unsettled`` (a warning finding), and the cell is stored from its records.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from specwise.bench.arrivals import ArrivalSpec, requests_for_duration, schedule
 from specwise.bench.client import StreamingClient, failed_record
 from specwise.bench.config import BenchConfig
+from specwise.bench.settle import bounded, settle
 from specwise.bench.shards import ShardedSender
 from specwise.bench.store import RunStore, StoreWriteError
 from specwise.bench.workloads import RequestSpec, Workload
@@ -61,6 +67,9 @@ class CellRun(SpecwiseModel):
     aborted: str | None = None
     sent: int | None = None  # requests whose send began (None: written before this was recorded)
     notes: list[str] = Field(default_factory=list)
+    # what did not end within its limit after the cell's requests (gauge sampler, final /metrics scrape, a
+    # stream past the drain limit): the cell was stored without waiting for it
+    unsettled: list[str] = Field(default_factory=list)
 
 
 class Progress(Protocol):
@@ -140,6 +149,11 @@ def _skipped_sample_notes(metrics: MetricsDelta | None) -> list[str]:
 class CellRunner:
     """Plans and runs cells of one bench config into its store."""
 
+    # Limits of the waits around a cell, so that a cell always ends (tests lower them):
+    settle_timeout_s = 15.0  # for the gauge sampler to stop (a scrape in flight has httpx's 10 s per phase)
+    scrape_timeout_s = 30.0  # for one /metrics scrape before or after the cell, whole
+    drain_grace_s = 30.0  # for the last streams, past the client's own limit (two attempts of timeout_s)
+
     def __init__(self, cfg: BenchConfig, store: RunStore, workload: Workload, progress: Progress | None = None) -> None:
         self.cfg = cfg
         self.store = store
@@ -169,6 +183,13 @@ class CellRunner:
         except MetricsUnavailable as exc:
             return None, str(exc)
 
+    async def scrape_within(self, client: StreamingClient) -> tuple[MetricsSnapshot | None, str | None, bool]:
+        """:meth:`scrape` within ``scrape_timeout_s``: (snapshot, error, answered in time)."""
+        answered, result = await bounded(self.scrape(client), self.scrape_timeout_s)
+        if not answered or result is None:
+            return None, f"GET {client.cfg.root}/metrics gave no answer within {self.scrape_timeout_s:g} s", False
+        return result[0], result[1], True
+
     async def run(self, client: StreamingClient, role: Role, qps: float | None, temperature: float | None,
                   repeat: int, *, attempt: int, k: int | None, coalesced: bool = False,
                   sender: ShardedSender | None = None) -> tuple[CellRun, list[RequestRecord]]:
@@ -179,15 +200,19 @@ class CellRunner:
         by_id = {r.request_id: r for r in reqs}
         self.progress.cell_started(cid, len(reqs))
         max_per_step = (k + 1) if (role == "speculative" and k) else (None if role == "speculative" else 1)
-        before, metrics_error = await self.scrape(client)
+        before, metrics_error, _ = await self.scrape_within(client)
         gauges: list[GaugeSample] = []
         notes: list[str] = []
+        unsettled: list[str] = []
         records: dict[str, RequestRecord] = {}
         sent: set[str] = set()
         failures = 0
         write_errors: list[StoreWriteError] = []
         budget = max(5, int(np.ceil(self.cfg.error_budget * len(reqs))))
         abort = asyncio.Event()
+        drain_expired = asyncio.Event()  # the last streams outlived the drain limit: they are being cancelled
+        stop = asyncio.Event()  # the gauge sampler's end: a flag it checks, since a cancel can be lost (settle.py)
+        drain_s = 2 * client.cfg.timeout_s + self.drain_grace_s
         t0 = time.perf_counter()
 
         def on_done(record: RequestRecord) -> bool:
@@ -224,21 +249,28 @@ class CellRunner:
                     on_done(failed_record(req, role=role, qps=qps, repeat=repeat, sent_s=None,
                                           error_kind="cancelled", error="cancelled: the cell stopped early "
                                           "(error budget exceeded)"))
+                elif drain_expired.is_set():
+                    on_done(failed_record(req, role=role, qps=qps, repeat=repeat, sent_s=None,
+                                          error_kind="timeout", error=f"no complete response within the cell's "
+                                          f"drain limit ({drain_s:g} s after its last send)"))
                 raise
             on_done(out.record)
 
         async def sample_loop() -> None:
             unreadable = 0
-            while True:
+            # Not `while True`: with anyio < 4.16 the cancel that ends the cell can be swallowed inside the
+            # scrape's connect (anyio #1214), and a loop that only a cancel ends then polls /metrics for ever.
+            while not stop.is_set():
                 try:
                     snap, _ = await self.scrape(client)
-                    if snap is not None:
+                    if snap is not None and not stop.is_set():  # a sample after the cell's end is not its load
                         gauges.append(sample_gauges(snap, t=sent_s()))
                 except (ValueError, TypeError, ArithmeticError, OSError):
                     unreadable += 1
                     if unreadable == 1:
                         notes.append("skipped /metrics gauge samples that could not be read")
-                await asyncio.sleep(self.cfg.gauge_interval_s)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.cfg.gauge_interval_s)
 
         sampler = asyncio.create_task(sample_loop()) if before is not None else None
         tasks: set[asyncio.Task] = set()
@@ -269,18 +301,32 @@ class CellRunner:
                     for t in list(tasks):
                         t.cancel()
                 if tasks:
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    # every stream has the client's own time limit; this bounds the drain whatever happens
+                    _, late = await asyncio.wait(set(tasks), timeout=drain_s)
+                    if late:  # cancelled, each recorded as a timeout by send(): nothing already measured is lost
+                        drain_expired.set()
+                        await settle(late, 0)
+                        unsettled.append(f"{len(late)} requests were still streaming {drain_s:g} s after the last "
+                                         "send; they were cancelled and recorded as timeouts")
         finally:
-            # no task outlives the cell (Ctrl-C included): cancel and await them, so none is left unobserved
+            # No task outlives the cell (Ctrl-C included): each is cancelled and awaited, within limits. The
+            # sampler also gets its stop flag, so it ends after its current scrape even if the cancel is lost.
+            stop.set()
             started = [t for t in (*tasks, sampler) if t is not None]
-            for t in started:
-                if not t.done():
-                    t.cancel()
-            if started:  # gathered done or not: a task that failed has its exception retrieved here
-                await asyncio.gather(*started, return_exceptions=True)
+            left = await settle(started, 0, grace_s=self.settle_timeout_s) if started else set()
+            if sampler in left:
+                unsettled.append(f"the /metrics gauge sampler did not stop within {self.settle_timeout_s:g} s of "
+                                 "the cell's end (left to finish its scrape); the cell's gauges are those "
+                                 "sampled before")
+            if left - {sampler}:
+                unsettled.append(f"{len(left - {sampler})} request tasks did not end within "
+                                 f"{self.settle_timeout_s:g} s of being cancelled")
         if write_errors:
             raise write_errors[0]
-        after, err_after = await self.scrape(client)
+        after, err_after, answered = await self.scrape_within(client)
+        if not answered:
+            unsettled.append(f"the final /metrics scrape was given up ({err_after}): the cell has no /metrics "
+                             "delta")
         metrics = None
         if before is not None and after is not None:
             try:
@@ -307,9 +353,11 @@ class CellRunner:
             waiting_max=gauge_summary.waiting_max if gauge_summary else None,
         )
         summary.saturated = saturation.saturated
+        for what in unsettled:
+            self.progress.message(f"{cid}: {what}")
         cell = CellRun(cell_id=cid, role=role, qps=qps, temperature=temperature, repeat=repeat, attempt=attempt,
                        summary=summary, metrics=metrics, metrics_error=metrics_error, gauges=gauge_summary,
-                       saturation=saturation, sent=len(sent), notes=notes,
+                       saturation=saturation, sent=len(sent), notes=notes, unsettled=unsettled,
                        aborted=(f"error budget exceeded: {failures} of {len(ordered)} requests failed"
                                 if abort.is_set() else None))
         self.store.append_cell(cell)

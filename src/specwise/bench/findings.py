@@ -193,6 +193,8 @@ def per_cell(c: FindingContext) -> list[Finding]:
                           "restart): deltas are partial", cell=cell.cell_id))
         for note in cell.notes:
             out.append(_f("cell_note", "info", f"{cell.cell_id}: {note}", cell=cell.cell_id))
+        for what in cell.unsettled:  # the cell was stored without waiting for it: its figures may lack a part
+            out.append(_f("cell_unsettled", "warning", f"{cell.cell_id}: {what}", cell=cell.cell_id))
     return out
 
 
