@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specwise.catalog.models import get_model
+from specwise.catalog.models import get_gpu, get_model
 from specwise.catalog.vllm_versions import engine_modes_for
 from specwise.errors import UserError
 from specwise.perf.calibrate import fit_draft_passes, fit_engine_mode
@@ -114,3 +114,38 @@ def test_calibrated_cost_ratio_for_plan():
     assert 0.25 < c < 0.35 and "v1_sync" in basis  # ~1.85 ms per pass / ~6.2 ms V1 step
     assert calibrated_cost_ratio("H100-SXM", "0.26.0", T8B, D1B, "draft_model", 4) is None
     assert calibrated_cost_ratio("H200", "0.26.0", T8B, None, "eagle3", 3) is None
+
+
+def test_proposer_fits_recover_known_constants_and_price_like_the_simulator():
+    from specwise.perf.calibrate import fit_proposer_step
+
+    truth = StepTimeModel(label="t", form="additive", t_fix_s=0.001, weight_read_s=0.003, compute_s_per_token=2e-5,
+                          kv_read_s_per_token=1e-8, t_sched_s=0.0, t_seq_s=3e-5)
+    k, fixed, per_seq = 4, 0.0018, 8e-5
+    cells = []
+    for b in (1.0, 3.0, 12.0, 30.0):
+        verify = truth.forward_time(b * (k + 1), b * 100) + truth.sched_time(b)
+        cells.append(_cell("speculative", b, verify + fixed + per_seq * b, 3.0, 0.003))
+    eagle, rep = fit_proposer_step(cells, truth, k, 100, "eagle")
+    assert rep.num_samples == 4 and rep.rmse_s < 1e-9
+    assert eagle.method == "head" and eagle.time(12.0, 1200.0, k) == pytest.approx(fixed + per_seq * 12.0)
+    ngram, _ = fit_proposer_step(cells, truth, k, 100, "ngram", max_batch=20)
+    assert ngram.method == "ngram" and ngram.ngram_fraction == 0.0
+    assert ngram.time(3.0, 300.0, k, target_forward_s=0.01) == pytest.approx(fixed + per_seq * 3.0)
+    assert ngram.time_scalar(3.0, 300.0, k, target_forward_s=0.01) == pytest.approx(fixed + per_seq * 3.0)
+    with pytest.raises(UserError):
+        fit_proposer_step(cells[:1], truth, k, 100, "eagle")
+
+
+def test_measured_proposers_are_applied_for_their_method_only():
+    cal = get_calibration(NAME)
+    assert {"eagle", "ngram"} <= set(cal.proposers)
+    roof = StepTimeModel.from_deployment(T8B, get_gpu("H200"))
+    for method in ("eagle", "ngram"):
+        _, _, cost, choice = apply_calibration(roof, roof, DraftCost.for_method(method), requested=None, gpu="H200",
+                                               vllm_version="0.26.0", target=T8B, draft=None, method=method)
+        assert cost == cal.proposers[method] and any("proposer cost measured" in n for n in choice.notes)
+    # an EAGLE-3 head is another shape: the roofline's head cost stays, and the choice says so
+    _, _, cost, choice = apply_calibration(roof, roof, DraftCost.for_method("eagle3"), requested=None, gpu="H200",
+                                           vllm_version="0.26.0", target=T8B, draft=None, method="eagle3")
+    assert cost == DraftCost.for_method("eagle3") and any("no eagle3 proposer cost" in n for n in choice.notes)
