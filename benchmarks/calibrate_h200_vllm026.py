@@ -11,7 +11,7 @@ Fits (:mod:`specwise.perf.calibrate`):
 * per engine mode, the target step model from every baseline cell: ``v2_async`` (default server) and
   ``v1_sync`` (like-for-like: ``VLLM_USE_V2_MODEL_RUNNER=0 --no-async-scheduling``);
 * the draft's per-pass cost from ONE acceptance level of ONE round (``--fit-on``, default ``high``;
-  ``--fit-round``, default 1: round 2's speculative steps ran 1.5-2.7x slower at low load, see NOTES.md);
+  ``--fit-round``, default 1: round 2's speculative steps ran 1.5-1.9x slower at low load, see NOTES.md);
 * the EAGLE-1 head (V2 runner + async) and the n-gram lookup (V1 runner, sync) proposer costs from their arms
   (one arm each: in-sample only, said so in the output; n-gram from cells with a mean batch <= 32).
 
