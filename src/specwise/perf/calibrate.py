@@ -59,11 +59,33 @@ def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     return best
 
 
-def _report(model: StepTimeModel, n, kv, y, subtract_sched: bool) -> FitReport:
-    pred = np.asarray(model.forward_time(n, kv)) + (model.t_sched_s if subtract_sched else 0.0)
-    err = pred - y
+def _fit_report(model: StepTimeModel, pred: np.ndarray, y: np.ndarray) -> FitReport:
+    """RMSE and largest relative error of ``pred`` against the measured ``y`` (|y| floored at 1 ns)."""
+    err = np.asarray(pred) - y
     return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
-                     max_rel_error=float(np.max(np.abs(err) / y)), num_samples=int(y.size))
+                     max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))), num_samples=int(y.size))
+
+
+def _drafting_rows(cells: Iterable[CellSummary], target: StepTimeModel, k: int, mean_context_tokens: float,
+                   max_batch: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean batch B, mean acceptance length L, drafting seconds per step) of unsaturated speculative cells.
+
+    Drafting = chunk-gap P50 (one streamed chunk per engine step) - the verify of ``B*(k+1)`` tokens priced by
+    ``target`` (fitted in the same engine mode, so its host costs are in it). ``max_batch`` drops larger batches.
+    """
+    rows = []
+    for c in cells:
+        if c.role != "speculative" or c.itl_per_chunk_p50_s is None or not c.mean_batch_size or c.saturated:
+            continue
+        b = float(c.mean_batch_size)
+        if max_batch is not None and b > max_batch:
+            continue
+        verify = float(target.forward_time(b * (k + 1), b * mean_context_tokens)) + float(target.sched_time(b))
+        rows.append((b, float(c.mean_acceptance_length_metrics or 1.0), c.itl_per_chunk_p50_s - verify))
+    if len(rows) < 2:
+        raise UserError("need >= 2 unsaturated speculative cells with a chunk gap and a mean batch size")
+    b, length, drafting = (np.array(col) for col in zip(*rows))
+    return b, length, drafting
 
 
 def fit_step_times(
@@ -93,7 +115,7 @@ def fit_step_times(
         model = StepTimeModel(label=label, form="additive", t_fix_s=x[0], weight_read_s=0.0,
                               compute_s_per_token=x[1], kv_read_s_per_token=x[2], source=Source.measured,
                               notes=[f"additive NNLS fit on {len(samples)} step times"], **fixed)
-        return _report(model, n, kv, y, False)
+        return _fit_report(model, model.forward_time(n, kv), y)
     # hybrid: t = t_fix + a*max(N, N*) + b*KV is linear in (t_fix, a, b) for a given knee N*; the
     # weight read is then a*N*. Scan N* over the measured N values (and 0 = always compute-bound).
     best: tuple[float, np.ndarray, float] | None = None
@@ -107,7 +129,7 @@ def fit_step_times(
     model = StepTimeModel(label=label, form="hybrid", t_fix_s=x[0], weight_read_s=x[1] * knee,
                           compute_s_per_token=x[1], kv_read_s_per_token=x[2], source=Source.measured,
                           notes=[f"hybrid NNLS fit on {len(samples)} step times, knee N*={knee:g}"], **fixed)
-    return _report(model, n, kv, y, False)
+    return _fit_report(model, model.forward_time(n, kv), y)
 
 
 def fit_from_baseline_cells(
@@ -172,9 +194,7 @@ def fit_engine_mode(
         "notes": [f"fixed {t_fix * 1e3:.3f} ms/step + {t_seq * 1e6:.1f} us/sequence fitted (NNLS) on {len(rows)} "
                   f"baseline cells; weight read, GEMM and KV terms from the roofline ({roofline.label})"]})
     pred = np.asarray(model.forward_time(b, b * mean_context_tokens)) + np.asarray(model.sched_time(b))
-    err = pred - y
-    return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
-                     max_rel_error=float(np.max(np.abs(err) / y)), num_samples=len(rows))
+    return _fit_report(model, pred, y)
 
 
 def fit_draft_passes(
@@ -195,30 +215,15 @@ def fit_draft_passes(
     fixed cost (launches, host work between passes), ``p1`` the cost per drafted token. With one ``k`` a
     per-step drafting cost cannot be told from a per-pass one: it lands in ``p0``.
     """
-    rows = []
-    for c in cells:
-        if c.role != "speculative" or c.itl_per_chunk_p50_s is None or not c.mean_batch_size or c.saturated:
-            continue
-        b = float(c.mean_batch_size)
-        length = float(c.mean_acceptance_length_metrics or 1.0)
-        verify = float(target.forward_time(b * (k + 1), b * mean_context_tokens)) + float(target.sched_time(b))
-        rows.append((b, length, c.itl_per_chunk_p50_s - verify))
-    if len(rows) < 2:
-        raise UserError("need >= 2 unsaturated speculative cells with a chunk gap and a mean batch size")
-    b = np.array([r[0] for r in rows])
-    length = np.array([r[1] for r in rows])
-    y = np.array([r[2] for r in rows])
+    b, length, y = _drafting_rows(cells, target, k, mean_context_tokens)
     a = np.column_stack([np.full_like(b, float(k)), k * b + b * (length - 1.0)])
     p0, p1 = nnls(a, y)
     model = StepTimeModel(label=label, form="additive", t_fix_s=float(p0), weight_read_s=0.0,
                           compute_s_per_token=float(p1), kv_read_s_per_token=0.0, t_sched_s=0.0,
                           source=Source.measured,
                           notes=[f"per-pass fixed {p0 * 1e3:.3f} ms + {p1 * 1e6:.2f} us per drafted token, NNLS on "
-                                 f"{len(rows)} speculative cells (k={k}); verify priced by '{target.label}'"])
-    pred = a @ np.array([p0, p1])
-    err = pred - y
-    return FitReport(model=model, rmse_s=float(np.sqrt(np.mean(err**2))),
-                     max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))), num_samples=len(rows))
+                                 f"{y.size} speculative cells (k={k}); verify priced by '{target.label}'"])
+    return _fit_report(model, a @ np.array([p0, p1]), y)
 
 
 def fit_proposer_step(
@@ -241,22 +246,10 @@ def fit_proposer_step(
     ``max_batch`` drops cells with a larger mean batch: n-gram drafts only where the lookup matches, so pricing
     the verify at ``B*(k+1)`` tokens overstates it once the verify is compute-bound (a few hundred tokens).
     """
-    rows = []
-    for c in cells:
-        if c.role != "speculative" or c.itl_per_chunk_p50_s is None or not c.mean_batch_size or c.saturated:
-            continue
-        b = float(c.mean_batch_size)
-        if max_batch is not None and b > max_batch:
-            continue
-        verify = float(target.forward_time(b * (k + 1), b * mean_context_tokens)) + float(target.sched_time(b))
-        rows.append((b, c.itl_per_chunk_p50_s - verify))
-    if len(rows) < 2:
-        raise UserError("need >= 2 unsaturated speculative cells with a chunk gap and a mean batch size")
-    b = np.array([r[0] for r in rows])
-    y = np.array([r[1] for r in rows])
+    b, _, y = _drafting_rows(cells, target, k, mean_context_tokens, max_batch)
     a = np.column_stack([np.ones_like(b), b])
     fixed, per_seq = nnls(a, y)
-    note = (f"{method} proposer: {fixed * 1e3:.3f} ms/step + {per_seq * 1e6:.1f} us/sequence, NNLS on {len(rows)} "
+    note = (f"{method} proposer: {fixed * 1e3:.3f} ms/step + {per_seq * 1e6:.1f} us/sequence, NNLS on {y.size} "
             f"speculative cells (k={k}); verify priced by '{target.label}'")
     if method == "eagle":
         cost = DraftCost(method="head", head_fixed_s=0.0, head_per_pass_s=float(fixed) / k, head_kv_s_per_token=0.0,
@@ -266,10 +259,7 @@ def fit_proposer_step(
     shown = StepTimeModel(label=note, form="additive", t_fix_s=float(fixed), weight_read_s=0.0,
                           compute_s_per_token=0.0, kv_read_s_per_token=0.0, t_sched_s=0.0, t_seq_s=float(per_seq),
                           source=Source.measured, notes=[note])
-    err = a @ np.array([fixed, per_seq]) - y
-    return cost, FitReport(model=shown, rmse_s=float(np.sqrt(np.mean(err**2))),
-                           max_rel_error=float(np.max(np.abs(err) / np.maximum(np.abs(y), 1e-9))),
-                           num_samples=len(rows))
+    return cost, _fit_report(shown, a @ np.array([fixed, per_seq]), y)
 
 
 def load_step_samples(path: str) -> list[StepSample]:
