@@ -313,7 +313,7 @@ class CellRunner:
             # sampler also gets its stop flag, so it ends after its current scrape even if the cancel is lost.
             stop.set()
             started = [t for t in (*tasks, sampler) if t is not None]
-            left = await settle(started, 0, grace_s=self.settle_timeout_s) if started else set()
+            left = await settle(started, 0, grace_s=self.settle_timeout_s)
             if sampler in left:
                 unsettled.append(f"the /metrics gauge sampler did not stop within {self.settle_timeout_s:g} s of "
                                  "the cell's end (left to finish its scrape); the cell's gauges are those "

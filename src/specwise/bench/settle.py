@@ -27,10 +27,10 @@ def _observe(task: asyncio.Future) -> None:
         task.exception()
 
 
-async def settle(tasks: Iterable[asyncio.Future], timeout_s: float, *, cancel: bool = True,
+async def settle(tasks: Iterable[asyncio.Future], timeout_s: float, *,
                  grace_s: float = CANCEL_GRACE_S) -> set[asyncio.Future]:
-    """Wait up to ``timeout_s`` for ``tasks``; cancel those still running (``cancel``) and give them ``grace_s``
-    more. Returns the tasks still not done (left running; their exceptions are retrieved whenever they end).
+    """Wait up to ``timeout_s`` for ``tasks``; cancel those still running and give them ``grace_s`` more.
+    Returns the tasks still not done (left running; their exceptions are retrieved whenever they end).
 
     Never raises for a task's failure and never waits longer than ``timeout_s + grace_s``.
     """
@@ -38,7 +38,7 @@ async def settle(tasks: Iterable[asyncio.Future], timeout_s: float, *, cancel: b
     pending = {t for t in tasks if not t.done()}
     if pending and timeout_s > 0:
         _, pending = await asyncio.wait(pending, timeout=timeout_s)
-    if pending and cancel:
+    if pending:
         for t in pending:
             t.cancel()
         _, pending = await asyncio.wait(pending, timeout=grace_s)
