@@ -1,6 +1,7 @@
 import pytest
 
 from specwise.cli.main import main
+from tests.cli_support import exit_code
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -59,13 +60,6 @@ def test_hostile_numbers_and_json_are_one_line_errors(args, msg, capsys):
     assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
-def _code(argv):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
 
 def test_out_that_is_a_file_or_a_foreign_directory_is_refused(tmp_path, capsys):
     f = tmp_path / "f.txt"
@@ -75,16 +69,16 @@ def test_out_that_is_a_file_or_a_foreign_directory_is_refused(tmp_path, capsys):
     (other / "keep.txt").write_text("mine")
     base = ["bench", "--baseline", "http://127.0.0.1:9", "--speculative", "http://127.0.0.1:9", "--no-lossless"]
     for out, msg in ((f, "is a file"), (f / "run", "which is a file"), (other, "--out NEW")):
-        assert _code([*base, "--out", str(out)]) == 2
+        assert exit_code([*base, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
     assert (other / "keep.txt").read_text() == "mine" and sorted(p.name for p in other.iterdir()) == ["keep.txt"]
     run = tmp_path / "run"
-    assert _code([*base, "--out", str(run)]) == 2  # unreachable, but the run directory is written
+    assert exit_code([*base, "--out", str(run)]) == 2  # unreachable, but the run directory is written
     assert "cannot reach" in capsys.readouterr().err and (run / "config.json").exists()
-    assert _code([*base, "--out", str(run)]) == 2
+    assert exit_code([*base, "--out", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert _code([*base, "--out", str(run), "--overwrite"]) == 2
+    assert exit_code([*base, "--out", str(run), "--overwrite"]) == 2
     assert "cannot reach" in capsys.readouterr().err
 
 
@@ -118,7 +112,7 @@ def test_generated_flag_values_exit_2_with_one_line_never_a_traceback(tmp_path, 
                 args += [flag, value]
         if "--num-requests" in args and "--duration" in args:
             args = args[: args.index("--duration")]
-        code = _code([*base, "--out", str(tmp_path / f"r{i}"), *args])
+        code = exit_code([*base, "--out", str(tmp_path / f"r{i}"), *args])
         err = capsys.readouterr().err
         assert code == 2, (args, err)
         assert "Traceback" not in err and err.startswith("error:") or "Usage:" in err, (args, err)

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from specwise.cli.main import main
+from tests.cli_support import exit_code
 
 from .sse_server import MALFORMED_MODES, ServerBehaviour, SSEServer
 
@@ -27,13 +27,6 @@ EXPECTED_KIND = {
 }
 
 
-def _exit_code(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, capsys, workers):
@@ -44,7 +37,7 @@ def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, 
     with SSEServer(broken) as base, SSEServer(broken) as spec:
         # --warmup 0: a warm-up where every request fails refuses the endpoint (exit 2) by design;
         # --error-budget 1: send every request of the cell although all fail
-        code = _exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "50",
+        code = exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "50",
                            "--temperatures", "0", "--num-requests", str(n), "--max-tokens", "6", "--k", "3",
                            "--warmup", "0", "--error-budget", "1", "--client-workers", workers, "--out", str(out),
                            "--json"])
@@ -80,7 +73,7 @@ def test_every_malformed_reply_is_one_failed_record_and_bench_exits_0(tmp_path, 
 @pytest.mark.parametrize("reply", [[1, 2], {"data": [5]}, {"data": "abc"}, {"data": [{"id": None}]}, "text"])
 def test_a_model_list_of_the_wrong_shape_is_a_one_line_error(tmp_path, capsys, reply):
     with SSEServer(ServerBehaviour(models_reply=reply)) as base, SSEServer(ServerBehaviour()) as spec:
-        code = _exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "5",
+        code = exit_code(["bench", "--baseline", base.url, "--speculative", spec.url, "--qps", "5",
                            "--num-requests", "2", "--no-lossless", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and "--model NAME" in err and "Traceback" not in err

@@ -8,19 +8,12 @@ import json
 import pytest
 
 from specwise.bench import store as store_mod
-from specwise.cli.main import main
+from tests.cli_support import exit_code
 
 from .sse_server import ServerBehaviour, SSEServer
 
 pytestmark = pytest.mark.integration
 
-
-def _code(argv):
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 class _Disk:
@@ -58,7 +51,7 @@ def test_full_disk_stops_cleanly_and_resume_loses_nothing(tmp_path, monkeypatch,
                 "--out", str(out), "--json"]
         disk = _Disk(free=25_000)
         monkeypatch.setattr(store_mod, "open", disk.open, raising=False)
-        code = _code(args)
+        code = exit_code(args)
         err = capsys.readouterr().err
         assert code == 1, err
         assert "No space left on device" in err and "--resume --out" in err and "Traceback" not in err
@@ -69,7 +62,7 @@ def test_full_disk_stops_cleanly_and_resume_loses_nothing(tmp_path, monkeypatch,
         assert all(json.loads(line)["cell_id"] for line in cell_lines[:-1])
         torn = bool(lines[-1] or cell_lines[-1])
         monkeypatch.undo()
-        code = _code([*args, "--resume"])
+        code = exit_code([*args, "--resume"])
         captured = capsys.readouterr()
         assert code == 0, captured.err
     result = json.loads(captured.out)
