@@ -152,14 +152,20 @@ def test_peak_beyond_the_loads_run_is_unknown_not_extrapolated():
     assert d.verdict == "BORDERLINE"
 
 
-def test_faster_at_typical_slower_at_peak_with_a_measured_guard_is_enable_with_guard():
-    w = ngram_w(typical=1, peak=4)
+def fixed_and_guarded_ngram_runs():
+    """Measured n-gram runs at LOADS: fixed k=3 slower at the top load, and k=3 guarded off above batch 8."""
     fixed = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.5, 1.4, 1.1, 0.8])],
                          [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
     guard_cfg = {"method": "ngram", "num_speculative_tokens": 3,
                  "num_speculative_tokens_per_batch_size": [[1, 8, 3], [9, 1024, 0]]}
     guarded = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.45, 1.35, 1.08, 1.0])],
                            [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram", spec_config=guard_cfg))
+    return fixed, guarded
+
+
+def test_faster_at_typical_slower_at_peak_with_a_measured_guard_is_enable_with_guard():
+    w = ngram_w(typical=1, peak=4)
+    fixed, guarded = fixed_and_guarded_ngram_runs()
     d = decide(w, runs=[fixed, guarded], options=NO_SIM)
     assert rule(d, "load_peak").status == "fail" and rule(d, "guard_viability").source == "measured"
     assert d.verdict == "ENABLE_WITH_GUARD"
@@ -341,12 +347,7 @@ def test_the_crossover_is_set_against_the_peak():
 def test_a_guard_the_deployed_vllm_cannot_run_is_not_viable():
     w = ngram_w(typical=1, peak=4)
     w = w.model_copy(update={"deployment": w.deployment.model_copy(update={"vllm_version": "0.20.0"})})
-    fixed = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.5, 1.4, 1.1, 0.8])],
-                         [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram"))
-    guard_cfg = {"method": "ngram", "num_speculative_tokens": 3,
-                 "num_speculative_tokens_per_batch_size": [[1, 8, 3], [9, 1024, 0]]}
-    guarded = measured_run([comparison(x, s) for x, s in zip(LOADS, [1.45, 1.35, 1.08, 1.0])],
-                           [spec_cell(x, 0.0, 0.6, 3) for x in LOADS], servers(3, "ngram", spec_config=guard_cfg))
+    fixed, guarded = fixed_and_guarded_ngram_runs()
     d = decide(w, runs=[fixed, guarded], options=NO_SIM)
     g = rule(d, "guard_viability")
     assert g.status == "fail" and "0.24.0" in g.message
