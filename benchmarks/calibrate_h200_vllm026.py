@@ -60,16 +60,31 @@ def _r2(pattern: str) -> list[str]:
     return sorted(str(p.relative_to(RES)) for p in (RES / "round2").glob(pattern) if p.is_dir())
 
 
+def _r3(name: str) -> list[str]:
+    """Round 3's run directory ``name`` if it was written (2 repeats of 10-s cells per load)."""
+    return [f"round3/{name}"] if (RES / "round3" / name / "cells.jsonl").is_file() else []
+
+
 # arm -> [(source, role, round)]; a source is a RunResult file (round 1) or a run directory (round 2)
 RUNS: dict[str, list[tuple[str, str, int]]] = {
     "base": [(R1["A"], "baseline", 1), (R1["A2"], "baseline", 1)]
-    + [(d, "baseline", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")],
+    + [(d, "baseline", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")]
+    + [(d, "baseline", 3) for d in _r3("A_base_dhigh")],
     "lfl": [(R1["B"], "baseline", 1), (R1["D"], "baseline", 1)]
-    + [(d, "baseline", 2) for d in _r2("S_A2_q*") + _r2("S_A3_q*")],
+    + [(d, "baseline", 2) for d in _r2("S_A2_q*") + _r2("S_A3_q*")]
+    + [(d, "baseline", 3) for d in _r3("B_lfl_dlow")],
     "high": [(R1["A"], "speculative", 1), (R1["A2"], "speculative", 1)]
-    + [(d, "speculative", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")],
+    + [(d, "speculative", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")]
+    + [(d, "speculative", 3) for d in _r3("A_base_dhigh")],
     "mid": [(d, "speculative", 2) for d in _r2("S_A2_q*")],
-    "low": [(R1["B"], "speculative", 1)] + [(d, "speculative", 2) for d in _r2("S_A3_q*")],
+    "low": [(R1["B"], "speculative", 1)] + [(d, "speculative", 2) for d in _r2("S_A3_q*")]
+    + [(d, "speculative", 3) for d in _r3("B_lfl_dlow")],
+    # round 3's variants of HIGH vs the default baseline, kept out of every fit: after round 2's warm-up only, and
+    # with the two other servers stopped
+    "base_r2warm": [(d, "baseline", 3) for d in _r3("A0_base_dhigh_r2warm")],
+    "high_r2warm": [(d, "speculative", 3) for d in _r3("A0_base_dhigh_r2warm")],
+    "base_solo": [(d, "baseline", 3) for d in _r3("A_solo_base_dhigh")],
+    "high_solo": [(d, "speculative", 3) for d in _r3("A_solo_base_dhigh")],
     "high_async": [(R1["D"], "speculative", 1)],
     "base_copy": [(d, "baseline", 2) for d in _r2("S_B2E_q*")],
     "lfl_copy": [(d, "baseline", 2) for d in _r2("S_B1N_q*")],
@@ -86,16 +101,16 @@ def _source_cells(source: str) -> list[CellSummary]:
     return [CellSummary.model_validate(c) for c in json.loads(path.read_text())["cells"]]
 
 
-def cells(arm: str, rounds: tuple[int, ...] = (1, 2)) -> list[CellSummary]:
+def cells(arm: str, rounds: tuple[int, ...] = (1, 2, 3)) -> list[CellSummary]:
     return [c for src, role, rnd in RUNS[arm] if rnd in rounds for c in _source_cells(src) if c.role == role]
 
 
-def fit(fit_on: str, fit_round: int) -> tuple[dict, dict]:
+def fit(fit_on: str, fit_round: int, mode_rounds: tuple[int, ...] = (1, 2)) -> tuple[dict, dict]:
     target, _ = get_model(TARGET)
     roof = StepTimeModel.from_deployment(target, get_gpu("H200"))
-    v2 = fit_engine_mode(cells("base") + cells("base_copy"), roof, MEAN_CONTEXT,
+    v2 = fit_engine_mode(cells("base", mode_rounds) + cells("base_copy"), roof, MEAN_CONTEXT,
                          "Llama-3.1-8B shape, H200, vLLM 0.26 V2 runner + async")
-    v1 = fit_engine_mode(cells("lfl") + cells("lfl_copy"), roof, MEAN_CONTEXT,
+    v1 = fit_engine_mode(cells("lfl", mode_rounds) + cells("lfl_copy"), roof, MEAN_CONTEXT,
                          "Llama-3.1-8B shape, H200, vLLM 0.26 V1 runner, sync")
     dp = fit_draft_passes(cells(fit_on, (fit_round,)), v1.model, K, MEAN_CONTEXT,
                           label=f"Llama-3.2-1B shape draft pass, H200, vLLM 0.26 V1 sync (fit on {fit_on.upper()}, "
@@ -157,7 +172,7 @@ def predicted(method: str, rates, length, spec_async: bool, like_for_like: bool)
     return {q: statistics.median(v) for q, v in per_q.items()}
 
 
-def measured(base_arm: str, spec_arm: str, rounds=(1, 2)) -> dict[float, tuple[float, bool]]:
+def measured(base_arm: str, spec_arm: str, rounds=(1, 2, 3)) -> dict[float, tuple[float, bool]]:
     """E2E P50 speedup per QPS: median baseline E2E P50 over the runs / median speculative one."""
     def per_qps(arm: str) -> dict[float, list[CellSummary]]:
         out: dict[float, list[CellSummary]] = {}
@@ -191,7 +206,7 @@ def check(spec_arm: str, fitted_round: int | None) -> list[dict]:
     for base_arm in baselines:
         like = base_arm.startswith("lfl")
         pred = predicted(method, rates, length, spec_arm == "high_async", like)
-        for rnd in (1, 2):
+        for rnd in (1, 2, 3):
             meas = measured(base_arm, spec_arm, (rnd,))
             if not meas:
                 continue
@@ -211,10 +226,12 @@ def check(spec_arm: str, fitted_round: int | None) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fit-on", choices=["high", "mid", "low"], default="high")
-    ap.add_argument("--fit-round", type=int, choices=[1, 2], default=1)
+    ap.add_argument("--fit-round", type=int, choices=[1, 2, 3], default=1)
+    ap.add_argument("--mode-rounds", default="1,2",
+                    help="rounds whose baseline cells fit the engine modes (default 1,2: round 3 fully held out)")
     ap.add_argument("--write-catalog", action="store_true")
     args = ap.parse_args()
-    cal, _ = fit(args.fit_on, args.fit_round)
+    cal, _ = fit(args.fit_on, args.fit_round, tuple(int(r) for r in args.mode_rounds.split(",")))
     original = CATALOG.read_text()
     header = {"_source": "Named calibrations (specwise.perf.calibration); see README 'Calibrations'. Written by "
                          "benchmarks/calibrate_h200_vllm026.py."}
