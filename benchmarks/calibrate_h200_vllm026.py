@@ -1,10 +1,14 @@
-"""Fit the H200 / vLLM 0.26 calibration from both measured rounds, write it to the catalog, check it out of sample.
+"""Fit the H200 / vLLM 0.26 calibration from the measured rounds, write it to the catalog, check it out of sample.
 
 Inputs (``benchmarks/results/gpu_h200_vllm0.26/``, see its README and NOTES):
 
 * round 1 (``run/``, ``run_seed1/``): ``specwise bench --json`` RunResults; 5-s cells at 2/8/24/64/128 req/s;
 * round 2 (``round2/``): ``specwise bench`` run directories (cell summaries in ``cells.jsonl``); 8-s cells at
-  2/8/24/48/64/96 req/s, one process per load after the bench hung between cells (fixed since).
+  2/8/24/48/64/96 req/s, one process per load after the bench hung between cells (fixed since);
+* round 3 (``round3/``, another machine instance): HIGH vs default and LOW vs like-for-like, 10-s cells, 2 repeats,
+  two idle servers beside each pair; HIGH after round 2's warm-up only, and HIGH with the others stopped;
+* round 4 (``round4/``, another instance, its Python loop 2x slower): HIGH vs default alone on the GPU.
+  Rounds 3 and 4 are held out of every fit (engine modes from rounds 1-2: ``--mode-rounds``).
 
 Fits (:mod:`specwise.perf.calibrate`):
 
@@ -15,18 +19,23 @@ Fits (:mod:`specwise.perf.calibrate`):
 * the EAGLE-1 head (V2 runner + async) and the n-gram lookup (V1 runner, sync) proposer costs from their arms
   (one arm each: in-sample only, said so in the output; n-gram from cells with a mean batch <= 32).
 
+The draft pass is also fitted per machine instance (``host_instances``: the host spread, not used for pricing),
+and ``--write-catalog`` adds the ``slow`` host class (round 2's HIGH fit, held-out errors on round 4 from a
+previous ``--fit-round 2`` run).
+
 The other draft_model acceptance levels are not fitted: ``specwise simulate`` with the calibration predicts them,
 and the script writes predicted / measured E2E P50 speedup per load and round (against both baselines;
 measured = median baseline E2E P50 over that round's runs / median speculative one), and the crossovers, to
 ``validation_fit_<level>_r<round>.json``. The simulated side is the median over 5 seeds of 8-s runs.
 
-    PYTHONPATH=src python benchmarks/calibrate_h200_vllm026.py [--fit-on high|mid|low] [--fit-round 1|2]
-        [--write-catalog]
+    PYTHONPATH=src python benchmarks/calibrate_h200_vllm026.py [--fit-on high|mid|low] [--fit-round 1|2|3]
+        [--mode-rounds 1,2] [--write-catalog]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -51,6 +60,9 @@ MEAN_CONTEXT = PROMPT_TOKENS + OUTPUT_TOKENS / 2
 QPS = [2, 8, 24, 48, 64, 96, 128]
 KV_TOKENS = {"baseline": 32768, "draft_model": 26208, "eagle": 31760, "ngram": 32768}  # from the servers' logs
 SEEDS = range(5)
+ROUNDS = (1, 2, 3, 4)
+# held-out variants of HIGH, each against the default baseline measured alongside it
+VARIANTS = {"high_r2warm": "base_r2warm", "high_solo": "base_solo", "high_solo4": "base_solo4"}
 
 R1 = {"A": "run/bench_A_base_dhigh.result.json", "A2": "run_seed1/bench_A2.result.json",
       "B": "run/bench_B_lfl_dlow.result.json", "D": "run/bench_D_lfl_dhighasync.result.json"}
@@ -60,9 +72,13 @@ def _r2(pattern: str) -> list[str]:
     return sorted(str(p.relative_to(RES)) for p in (RES / "round2").glob(pattern) if p.is_dir())
 
 
+def _rn(rnd: int, name: str) -> list[str]:
+    """Round ``rnd``'s (3 or 4) run directory ``name`` if it was written (10-s cells, 1-2 repeats per load)."""
+    return [f"round{rnd}/{name}"] if (RES / f"round{rnd}" / name / "cells.jsonl").is_file() else []
+
+
 def _r3(name: str) -> list[str]:
-    """Round 3's run directory ``name`` if it was written (2 repeats of 10-s cells per load)."""
-    return [f"round3/{name}"] if (RES / "round3" / name / "cells.jsonl").is_file() else []
+    return _rn(3, name)
 
 
 # arm -> [(source, role, round)]; a source is a RunResult file (round 1) or a run directory (round 2)
@@ -85,6 +101,9 @@ RUNS: dict[str, list[tuple[str, str, int]]] = {
     "high_r2warm": [(d, "speculative", 3) for d in _r3("A0_base_dhigh_r2warm")],
     "base_solo": [(d, "baseline", 3) for d in _r3("A_solo_base_dhigh")],
     "high_solo": [(d, "speculative", 3) for d in _r3("A_solo_base_dhigh")],
+    # round 4: HIGH vs the default baseline with nothing else on the GPU, on another machine instance
+    "base_solo4": [(d, "baseline", 4) for d in _rn(4, "A_solo_full")],
+    "high_solo4": [(d, "speculative", 4) for d in _rn(4, "A_solo_full")],
     "high_async": [(R1["D"], "speculative", 1)],
     "base_copy": [(d, "baseline", 2) for d in _r2("S_B2E_q*")],
     "lfl_copy": [(d, "baseline", 2) for d in _r2("S_B1N_q*")],
@@ -101,7 +120,7 @@ def _source_cells(source: str) -> list[CellSummary]:
     return [CellSummary.model_validate(c) for c in json.loads(path.read_text())["cells"]]
 
 
-def cells(arm: str, rounds: tuple[int, ...] = (1, 2, 3)) -> list[CellSummary]:
+def cells(arm: str, rounds: tuple[int, ...] = ROUNDS) -> list[CellSummary]:
     return [c for src, role, rnd in RUNS[arm] if rnd in rounds for c in _source_cells(src) if c.role == role]
 
 
@@ -126,7 +145,8 @@ def fit(fit_on: str, fit_round: int, mode_rounds: tuple[int, ...] = (1, 2)) -> t
     cal = {
         "name": NAME, "gpu": "H200", "vllm_since": "0.26.0", "vllm_until": "0.27.0", "target": TARGET, "draft": DRAFT,
         "host": f"{cpu}, 16 vCPUs (Firecracker VM of the lent H200 machine)",
-        "provenance": ("specwise bench on one H200 (two sessions, same host type), vLLM 0.26.0 CUDA build, "
+        "provenance": ("specwise bench on one H200 (four sessions, same machine type, four instances), vLLM 0.26.0 "
+                       "CUDA build, "
                        "random-weight Llama-3.1-8B / Llama-3.2-1B shapes and an EAGLE-1 head of the 8B's shape, "
                        "k=4 with synthetic acceptance; engine modes fitted on every default and like-for-like "
                        f"baseline cell, the draft pass on the {fit_on.upper()}-acceptance arm of round {fit_round} "
@@ -162,7 +182,9 @@ def simulate(method: str, rates: list[float] | None, length: float | None, spec_
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
-def predicted(method: str, rates, length, spec_async: bool, like_for_like: bool) -> dict[float, float]:
+@functools.cache
+def predicted(method: str, rates: tuple[float, ...] | None, length, spec_async: bool,
+              like_for_like: bool) -> dict[float, float]:
     runs = [simulate(method, rates, length, spec_async, like_for_like, s) for s in SEEDS]
     per_q: dict[float, list[float]] = {}
     for sim in runs:
@@ -172,7 +194,7 @@ def predicted(method: str, rates, length, spec_async: bool, like_for_like: bool)
     return {q: statistics.median(v) for q, v in per_q.items()}
 
 
-def measured(base_arm: str, spec_arm: str, rounds=(1, 2, 3)) -> dict[float, tuple[float, bool]]:
+def measured(base_arm: str, spec_arm: str, rounds=ROUNDS) -> dict[float, tuple[float, bool]]:
     """E2E P50 speedup per QPS: median baseline E2E P50 over the runs / median speculative one."""
     def per_qps(arm: str) -> dict[float, list[CellSummary]]:
         out: dict[float, list[CellSummary]] = {}
@@ -195,18 +217,19 @@ def crossing(points: dict[float, float]) -> float | str:
 def check(spec_arm: str, fitted_round: int | None) -> list[dict]:
     """Predicted vs measured per round; ``fitted_round``: the round this arm was fitted on (None: held out)."""
     method = {"eagle": "eagle", "ngram": "ngram"}.get(spec_arm, "draft_model")
-    rates = RATES.get(spec_arm.replace("_async", "")) if method == "draft_model" else None
+    rates = RATES.get(spec_arm.split("_")[0]) if method == "draft_model" else None
     length = None
     if rates is None:
         # tokens per engine step (chunk), not per draft: n-gram drafts only on steps whose lookup matches
         lengths = [c.mean_tokens_per_chunk for c in cells(spec_arm) if c.mean_tokens_per_chunk]
         length = statistics.median(lengths)
-    baselines = {"eagle": ("base_copy",), "ngram": ("base_copy", "lfl_copy")}.get(spec_arm, ("base", "lfl"))
+    baselines = {"eagle": ("base_copy",), "ngram": ("base_copy", "lfl_copy"),
+                 **{v: (b,) for v, b in VARIANTS.items()}}.get(spec_arm, ("base", "lfl"))
     rows = []
     for base_arm in baselines:
         like = base_arm.startswith("lfl")
-        pred = predicted(method, rates, length, spec_arm == "high_async", like)
-        for rnd in (1, 2, 3):
+        pred = predicted(method, tuple(rates) if rates else None, length, spec_arm == "high_async", like)
+        for rnd in ROUNDS:
             meas = measured(base_arm, spec_arm, (rnd,))
             if not meas:
                 continue
@@ -220,6 +243,35 @@ def check(spec_arm: str, fitted_round: int | None) -> list[dict]:
                          "crossover_measured": crossing({q: v[0] for q, v in meas.items()}),
                          "crossover_predicted": crossing({q: v for q, v in pred.items() if q in meas}),
                          "grid": sorted(meas)})
+    return rows
+
+
+def _python_loop_ns(rnd: int) -> float | None:
+    """Median of the host probe's pure-Python loop time (ns per iteration) in round ``rnd``, where probed."""
+    path = RES / f"round{rnd}" / "host_probe.jsonl"
+    if not path.is_file():
+        return None
+    return statistics.median(json.loads(ln)["python_loop_ns"] for ln in path.read_text().splitlines() if ln.strip())
+
+
+def draft_pass_by_host(v1: StepTimeModel) -> list[dict]:
+    """The draft pass fitted separately on each machine instance's HIGH and LOW cells (the host term, issue 12).
+
+    Not used by the calibration: it shows how far the fitted pass moves between instances of one machine type,
+    next to the host probe's Python loop time where it was measured (rounds 3 and 4)."""
+    groups = [("high", 1, "round 1"), ("low", 1, "round 1"), ("high", 2, "round 2"), ("low", 2, "round 2"),
+              ("high", 3, "round 3, two idle servers beside it"), ("low", 3, "round 3, two idle servers beside it"),
+              ("high_solo", 3, "round 3, alone (3 cells)"), ("high_solo4", 4, "round 4, alone")]
+    rows = []
+    for arm, rnd, where in groups:
+        got = cells(arm, (rnd,))
+        if not got:
+            continue
+        rep = fit_draft_passes(got, v1, K, MEAN_CONTEXT, label=f"{arm} {where}")
+        rows.append({"draft_pass_fit": arm, "round": rnd, "where": where, "cells": rep.num_samples,
+                     "fixed_ms": round(rep.model.t_fix_s * 1e3, 3),
+                     "per_token_us": round(rep.model.compute_s_per_token * 1e6, 2),
+                     "rmse_ms": round(rep.rmse_s * 1e3, 3), "python_loop_ns": _python_loop_ns(rnd)})
     return rows
 
 
@@ -241,18 +293,37 @@ def main() -> None:
     C.load_calibrations.cache_clear()
     try:
         rows = []
-        for arm in ("high", "mid", "low", "high_async"):
+        for arm in ("high", "mid", "low", "high_async", *VARIANTS):
             rows += check(arm, args.fit_round if arm == args.fit_on else None)
         for arm in ("eagle", "ngram"):
             rows += check(arm, 2)
     finally:
         if not args.write_catalog:
             CATALOG.write_text(original)
+    rows += draft_pass_by_host(StepTimeModel.model_validate(cal["modes"]["v1_sync"]))
     for r in rows:
         print(json.dumps(r))
     (RES / f"validation_fit_{args.fit_on}_r{args.fit_round}.json").write_text(json.dumps(rows, indent=1) + "\n")
     if args.write_catalog:
         cal["errors"] = [r for r in rows if "ratio" in r and not r["fitted"]]
+        cal["host_instances"] = [r for r in rows if "draft_pass_fit" in r]
+        cal["host_python_loop_ns"] = _python_loop_ns(3)
+        # The slow-host class: the draft pass fitted on round 2's HIGH arm, checked held out on round 4 (HIGH
+        # alone, a host whose Python loop ran 2x slower); run --fit-round 2 first, which writes that check.
+        slow_check = RES / "validation_fit_high_r2.json"
+        if slow_check.is_file():
+            v1 = StepTimeModel.model_validate(cal["modes"]["v1_sync"])
+            slow = fit_draft_passes(cells("high", (2,)), v1, K, MEAN_CONTEXT,
+                                    label="Llama-3.2-1B shape draft pass, H200, vLLM 0.26 V1 sync, slow host "
+                                          "(fit on HIGH, round 2)")
+            cal["host_classes"] = {"slow": {
+                "description": "an instance of the same machine type whose host ran the V1 synchronous speculative "
+                               "step 1.3-1.9x slower at low load (rounds 2 and 4; round 4's Python loop took "
+                               "twice round 3's); draft pass fitted on round 2's HIGH arm, checked on round 4",
+                "python_loop_ns": _python_loop_ns(4),
+                "draft_pass": {"v1_sync": slow.model.model_dump(mode="json")},
+                "errors": [r for r in json.loads(slow_check.read_text())
+                           if "ratio" in r and r["round"] == 4 and not r["fitted"]]}}
         # After the held-out check: the draft launched with --async-scheduling (V1 runner, async) gets its own
         # pass cost, its verify priced by the async (v2_async) constants; simulate --async-scheduling uses it.
         v2 = StepTimeModel.model_validate(cal["modes"]["v2_async"])

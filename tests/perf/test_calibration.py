@@ -149,3 +149,26 @@ def test_measured_proposers_are_applied_for_their_method_only():
     _, _, cost, choice = apply_calibration(roof, roof, DraftCost.for_method("eagle3"), requested=None, gpu="H200",
                                            vllm_version="0.26.0", target=T8B, draft=None, method="eagle3")
     assert cost == DraftCost.for_method("eagle3") and any("no eagle3 proposer cost" in n for n in choice.notes)
+
+
+def test_host_classes_price_the_draft_pass_of_that_host():
+    cal = get_calibration(NAME)
+    args = dict(requested=None, gpu="H200", vllm_version="0.26.0", target=T8B, draft=D1B, method="draft_model")
+    _, _, fast, choice = apply_calibration(*_roofline_arms(), **args)
+    _, _, slow, slow_choice = apply_calibration(*_roofline_arms(), **args, host_class="slow")
+    assert fast.draft_model == cal.draft_pass["v1_sync"]
+    assert slow.draft_model == cal.host_classes["slow"].draft_pass["v1_sync"]
+    # the slow host's pass costs more at batch 1 (rounds 2 and 4 of issue 12)
+    assert slow.time(1, 100, 4, target_forward_s=5e-3) > 1.3 * fast.time(1, 100, 4, target_forward_s=5e-3)
+    note = next(n for n in choice.notes if "host class" in n)
+    assert "'fast'" in note and "'slow'" in note and "--calibration-host" in note
+    assert any("host class 'slow'" in n for n in slow_choice.notes)
+    assert cal.host_class_names() == ["fast", "slow"] and cal.draft_passes("fast") == cal.draft_pass
+    with pytest.raises(UserError, match="no host class 'medium'.*fast, slow"):
+        apply_calibration(*_roofline_arms(), **args, host_class="medium")
+    with pytest.raises(UserError, match="needs a calibration"):
+        apply_calibration(*_roofline_arms(), **{**args, "gpu": "H100-SXM"}, host_class="slow")
+    # held out: the slow class was checked on another slow instance (round 4), and its probe says why
+    assert cal.host_classes["slow"].errors and all(e["round"] == 4 for e in cal.host_classes["slow"].errors)
+    assert cal.host_classes["slow"].python_loop_ns > 1.5 * cal.host_python_loop_ns
+    assert {r["round"] for r in cal.host_instances} == {1, 2, 3, 4}

@@ -29,11 +29,12 @@ def catalog(
             return
         t = Table(title="Calibrations (measured step-time constants; simulate picks one matching GPU, vLLM version "
                         "and model shapes)")
-        for col in ("name", "GPU", "vLLM", "target shape", "draft shape", "engine modes", "host"):
+        for col in ("name", "GPU", "vLLM", "target shape", "draft shape", "engine modes", "host",
+                    "host classes (--calibration-host)"):
             t.add_column(col)
         for c in cals:
             t.add_row(c.name, c.gpu, f"{c.vllm_since} - <{c.vllm_until or 'any'}", c.target, c.draft or "-",
-                      ", ".join(c.modes), c.host)
+                      ", ".join(c.modes), c.host, ", ".join(c.host_class_names()))
         console.print(t)
         return
     if gpus:

@@ -71,6 +71,9 @@ def simulate(
     calibration: str = typer.Option(None, "--calibration", help="Named calibration from the catalog (`specwise "
                                     "catalog --calibrations`), 'none' for the roofline; default: the one matching "
                                     "GPU, vLLM version and model shapes."),
+    calibration_host: str = typer.Option(None, "--calibration-host", help="Host class of the calibration's draft "
+                                         "pass, e.g. 'slow' (`specwise catalog --calibrations` lists them); "
+                                         "default: the class it was fitted on."),
     like_for_like: bool = typer.Option(False, "--like-for-like", help="Run the baseline in the speculative "
                                        "server's engine mode (the effect of speculation alone)."),
     async_scheduling: bool = typer.Option(None, "--async-scheduling/--no-async-scheduling", help="Launch flag of "
@@ -104,7 +107,8 @@ def simulate(
         "step_time_model": ("step_time_model", str(step_time_model) if step_time_model else None),
         "oracle": ("no_oracle", not no_oracle),
         "k_sweep": ("k_sweep", parse_ints(k_sweep, "--k-sweep") if k_sweep is not None else None), "seed": ("seed", seed),
-        "calibration": ("calibration", calibration), "like_for_like": ("like_for_like", like_for_like),
+        "calibration": ("calibration", calibration), "calibration_host": ("calibration_host", calibration_host),
+        "like_for_like": ("like_for_like", like_for_like),
         "async_scheduling": ("async_scheduling", async_scheduling),
     }
     config = build_config(SimulateConfig, flags, config_file)

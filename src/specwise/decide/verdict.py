@@ -60,9 +60,9 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
         "estimated": "acceptance estimated offline; no load evidence",
         "simulated_roofline": "simulated with the roofline step-time defaults (uncalibrated): on a real H200 the "
         "uncalibrated simulator predicted 1.67x faster where vLLM measured 1.27x slower (issue 12)",
-        "simulated_calibrated": "simulated with a step-time calibration measured on this GPU, on another host: "
-        "speculative steps differed up to 1.9x between two machines of the same type (issue 12), so "
-        "bench on yours",
+        "simulated_calibrated": "simulated with a step-time calibration measured on this GPU, on other hosts: "
+        "speculative steps differed 1.3-1.9x between instances of the same machine type (issue 12; simulate "
+        "--calibration-host slow prices the slow ones), so bench on yours",
         "measured": "measured by bench",
     }
     confirm = bench_command(ctx.workload, ctx.plan, out=ctx.options.bench_out)

@@ -30,6 +30,19 @@ SHAPE_FIELDS = ("hidden_size", "num_layers", "num_attention_heads", "num_kv_head
                 "vocab_size", "tie_word_embeddings", "num_experts")
 
 
+class HostClass(SpecwiseModel):
+    """A draft pass fitted on another machine instance of the calibration's type whose host ran it slower.
+
+    A V1 synchronous speculative step leaves the GPU idle while the host prepares each draft pass, so the same
+    GPU behind a slower CPU runs it slower (issue 12: the Python loop of the slow instance took twice as long)."""
+
+    description: str
+    python_loop_ns: float | None = Field(None, description="host probe: ns per pure-Python loop iteration on the "
+                                         "instance where this class was checked (benchmarks/gpu/host_probe.py)")
+    draft_pass: dict[str, StepTimeModel] = Field(description="draft pass per engine mode on hosts of this class")
+    errors: list[dict] = Field(default_factory=list, description="held-out errors on a host of this class")
+
+
 class Calibration(SpecwiseModel):
     """Fitted constants of one measured setting (see the module docstring)."""
 
@@ -49,6 +62,24 @@ class Calibration(SpecwiseModel):
                                             description="measured proposer cost per method other than draft_model "
                                                         "(eagle: an EAGLE-1 head of the target's shape; ngram)")
     errors: list[dict] = Field(default_factory=list, description="out-of-sample errors measured (see README)")
+    default_host_class: str = Field("fast", description="name of the host class ``draft_pass`` was measured on")
+    host_python_loop_ns: float | None = Field(None, description="host probe of an instance of the default class")
+    host_classes: dict[str, HostClass] = Field(default_factory=dict, description="other host classes: their "
+                                               "draft pass (simulate --calibration-host NAME)")
+    host_instances: list[dict] = Field(default_factory=list, description="the draft pass fitted on each measured "
+                                       "machine instance (not used for pricing; shows the host spread)")
+
+    def host_class_names(self) -> list[str]:
+        return [self.default_host_class, *self.host_classes]
+
+    def draft_passes(self, host_class: str | None) -> dict[str, StepTimeModel]:
+        """The draft pass per engine mode on hosts of ``host_class`` (None: the default class)."""
+        if host_class in (None, self.default_host_class):
+            return self.draft_pass
+        if host_class not in self.host_classes:
+            raise UserError(f"calibration {self.name} has no host class '{host_class}': use one of "
+                            f"{', '.join(self.host_class_names())}")
+        return self.host_classes[host_class].draft_pass
 
     def covers_version(self, version: str) -> bool:
         from specwise.catalog.vllm_versions import parse_version
@@ -135,12 +166,14 @@ def apply_calibration(
     method: str,
     like_for_like: bool = False,
     async_scheduling: bool | None = None,
+    host_class: str | None = None,
 ) -> tuple[StepTimeModel, StepTimeModel, DraftCost, CalibrationChoice]:
     """Calibrated (baseline target, speculative target, speculative draft cost) and the choice made.
 
     The engine mode of each arm comes from the version facts (:meth:`VersionFacts.engine_modes`): the baseline
     runs the version's default, the speculative server the mode its method switches to (``like_for_like``:
     the baseline runs that mode too; ``async_scheduling``: the launch flag given to the speculative server).
+    ``host_class`` picks the draft pass measured on that class of host (None: the calibration's default).
     """
     from specwise.catalog.vllm_versions import version_facts
 
@@ -157,6 +190,9 @@ def apply_calibration(
         base_mode, spec_mode, switches = modes.baseline, modes.speculative, modes.switches
         if like_for_like:
             base_mode = spec_mode
+    if cal is None and host_class is not None:
+        raise UserError(f"--calibration-host {host_class} needs a calibration, and none is used ({reason}); "
+                        "drop the flag or name one with --calibration")
     if cal is None:
         choice = CalibrationChoice(label="roofline (estimated, not calibrated)", reason=reason, baseline_mode=base_mode,
                                    speculative_mode=spec_mode, mode_switches=switches, notes=notes)
@@ -176,11 +212,13 @@ def apply_calibration(
     base_cal = _mode(cal, base_mode or "v2_async", notes)
     spec_cal = _mode(cal, spec_mode or base_mode or "v2_async", notes)
     draft_cost = spec_draft
-    if method == "draft_model" and cal.draft_pass:
-        key = spec_mode if spec_mode in cal.draft_pass else next(iter(cal.draft_pass))
+    passes = cal.draft_passes(host_class)
+    if method == "draft_model" and passes:
+        key = spec_mode if spec_mode in passes else next(iter(passes))
         if key != spec_mode:
             notes.append(f"draft pass cost measured in mode {key}, used for {spec_mode}")
-        draft_cost = DraftCost(method="draft_model", draft_model=cal.draft_pass[key])
+        draft_cost = DraftCost(method="draft_model", draft_model=passes[key])
+        notes.append(_host_class_note(cal, host_class or cal.default_host_class, passes[key]))
     elif method in cal.proposers:
         draft_cost = cal.proposers[method]
         notes.append(f"{method} proposer cost measured in {cal.name} (engine mode {spec_mode})")
@@ -191,6 +229,23 @@ def apply_calibration(
                                notes=notes + [f"measured on {cal.gpu} with vLLM {cal.vllm_since}, host {cal.host}; "
                                               f"{cal.provenance}"])
     return base_cal, spec_cal, draft_cost, choice
+
+
+def _host_class_note(cal: Calibration, used: str, draft_pass: StepTimeModel) -> str:
+    """Which host class prices the draft pass, and what the others would cost (the host spread, issue 12)."""
+    def probe(ns: float | None) -> str:
+        return f", Python loop {ns:.0f} ns" if ns else ""
+
+    classes = {cal.default_host_class: (probe(cal.host_python_loop_ns), cal.draft_pass),
+               **{n: (probe(h.python_loop_ns), h.draft_pass) for n, h in cal.host_classes.items()}}
+    others = [f"'{n}' {next(iter(p.values())).t_fix_s * 1e3:.2f} ms{pr}" for n, (pr, p) in classes.items()
+              if n != used and p]
+    text = (f"draft pass of host class '{used}' ({draft_pass.t_fix_s * 1e3:.2f} ms fixed per pass"
+            f"{classes[used][0]})")
+    if others:
+        text += (f"; measured on other instances of this machine type: {', '.join(others)} "
+                 "(--calibration-host NAME); the host you serve on decides which applies: bench on it")
+    return text
 
 
 def _host_terms_for_version(version: str | None) -> Calibration | None:

@@ -71,6 +71,8 @@ class SimulateConfig(SpecwiseModel):
     step_time_model: str | None = Field(None, description="StepTimeModel JSON path for the target")
     calibration: str | None = Field(None, description="named calibration (catalog), 'none' = roofline; None = the "
                                     "one matching GPU, vLLM version and model shapes")
+    calibration_host: str | None = Field(None, description="host class of the calibration's draft pass (e.g. "
+                                         "'slow'); None = the class it was fitted on")
     like_for_like: bool = Field(False, description="run the baseline in the speculative server's engine mode")
     async_scheduling: bool | None = Field(None, description="--async-scheduling (True) / --no-async-scheduling "
                                           "(False) of the speculative server; None = the version's default")

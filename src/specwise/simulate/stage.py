@@ -106,7 +106,7 @@ def _calibrate(cfg: SimulateConfig, base_dep: Deployment, spec_dep: Deployment, 
         base_dep.target, spec_dep.target, spec_dep.draft, requested=cfg.calibration, gpu=base_info["gpu"],
         vllm_version=cfg.vllm_version, target=get_model(cfg.target)[0],
         draft=get_model(cfg.draft)[0] if cfg.draft else None, method=cfg.method, like_for_like=cfg.like_for_like,
-        async_scheduling=cfg.async_scheduling)
+        async_scheduling=cfg.async_scheduling, host_class=cfg.calibration_host)
     base_dep = base_dep.model_copy(update={"target": base_t})
     spec_dep = spec_dep.model_copy(update={"target": spec_t, "draft": spec_d}) if speculative else base_dep
     for info, mode in ((base_info, choice.baseline_mode), (spec_info, choice.speculative_mode)):
