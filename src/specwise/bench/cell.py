@@ -70,6 +70,10 @@ class CellRun(SpecwiseModel):
     # what did not end within its limit after the cell's requests (gauge sampler, final /metrics scrape, a
     # stream past the drain limit): the cell was stored without waiting for it
     unsettled: list[str] = Field(default_factory=list)
+    # wall clock (Unix seconds) of the cell's first /metrics scrape and of its storing: what joins a cell with the
+    # server's own monitoring (Prometheus, nvidia-smi logs); None in runs written before they were recorded
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 class Progress(Protocol):
@@ -199,6 +203,7 @@ class CellRunner:
         reqs = self.requests(qps, temperature, repeat)
         by_id = {r.request_id: r for r in reqs}
         self.progress.cell_started(cid, len(reqs))
+        started_at = time.time()
         max_per_step = (k + 1) if (role == "speculative" and k) else (None if role == "speculative" else 1)
         before, metrics_error, _ = await self.scrape_within(client)
         gauges: list[GaugeSample] = []
@@ -358,6 +363,7 @@ class CellRunner:
         cell = CellRun(cell_id=cid, role=role, qps=qps, temperature=temperature, repeat=repeat, attempt=attempt,
                        summary=summary, metrics=metrics, metrics_error=metrics_error, gauges=gauge_summary,
                        saturation=saturation, sent=len(sent), notes=notes, unsettled=unsettled,
+                       started_at=started_at, ended_at=time.time(),
                        aborted=(f"error budget exceeded: {failures} of {len(ordered)} requests failed"
                                 if abort.is_set() else None))
         self.store.append_cell(cell)

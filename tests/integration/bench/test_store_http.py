@@ -70,6 +70,8 @@ def test_full_disk_stops_cleanly_and_resume_loses_nothing(tmp_path, monkeypatch,
     assert all(c["requests_ok"] == 12 and c["requests_failed"] == 0 for c in result["cells"])
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]  # no torn line left
     cells = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
+    for before, after in zip(cells, cells[1:]):  # wall-clock bounds, in the order the cells ran
+        assert before["started_at"] < before["ended_at"] <= after["started_at"] < after["ended_at"]
     for c in cells:  # the finished attempt of every cell has all its records, once
         ids = [r["record"]["request_id"] for r in rows if r["cell"] == c["cell_id"] and r["attempt"] == c["attempt"]]
         assert len(ids) == len(set(ids)) == 12
