@@ -99,6 +99,15 @@ def test_catalog_command(capsys):
     assert code == 0 and "H200" in out
 
 
+def test_catalog_lists_calibrations_with_their_host_classes(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = _run(["catalog", "--calibrations"], capsys)
+    assert code == 0 and "h200-vllm0.26-llama3.1-8b-llama3.2-1b" in out and "fast, slow" in out
+    code, out, _ = _run(["catalog", "--calibrations", "--json"], capsys)
+    cal = json.loads(out)[0]
+    assert cal["default_host_class"] == "fast" and set(cal["host_classes"]) == {"slow"}
+
+
 def test_config_file_is_a_plan_request_and_flags_override_it(capsys, tmp_path):
     code, out, _ = _run(["plan", "--target", "meta-llama/Llama-3.1-70B-Instruct", "--draft",
                          "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H200", "--gpus", "2", "--json"], capsys)
