@@ -168,3 +168,34 @@ def test_a_deployment_with_a_catalog_calibration_is_simulated_calibrated_and_say
     assert "--vllm-version 0.26.0" in sim.command
     l4l = rule(d, "like_for_like")
     assert l4l.status == "unknown" and "engine mode" in l4l.message
+    host = rule(d, "host_class")  # the calibration's other host class was simulated too
+    assert host.status in ("pass", "fail") and host.evidence["host_classes"] == ["fast", "slow"]
+
+
+def test_a_calibrated_simulation_whose_host_classes_disagree_is_held_at_borderline():
+    # issue 12: fast instances of the H200 ran the synchronous speculative step 1.3-1.9x quicker than slow ones;
+    # with a high-acceptance pair at 2 req/s the fast class wins and the slow one loses, so the host decides
+    from specwise.schemas.acceptance import AcceptanceClass, AcceptanceProfile
+
+    w = workload([("chat", 1.0, 0.0)], typical=2, peak=4, target="meta-llama/Llama-3.1-8B-Instruct",
+                 draft="meta-llama/Llama-3.2-1B-Instruct", method="draft_model", k=4, gpu="H200")
+    w = w.model_copy(update={"deployment": w.deployment.model_copy(update={"vllm_version": "0.26.0"})})
+    rates = [0.9, 0.8, 0.7, 0.6]  # vLLM's per-position rates; conditional = a_i / a_(i-1)
+    high = AcceptanceProfile(method="draft_model", source="estimated", classes=[AcceptanceClass(
+        conditional=[rates[0]] + [b / a for a, b in zip(rates, rates[1:])])])
+    d = decide(w, profiles=[high], options=FAST)
+    host = rule(d, "host_class")
+    assert host.status == "fail" and host.evidence["host_classes"] == ["fast", "slow"]
+    fast, slow = host.evidence["speedups"]
+    assert fast > 1.0 > slow and host.observed == slow
+    assert "--calibration-host slow" in host.evidence["commands"][0]
+    assert d.verdict == "BORDERLINE" and "host decides" in d.headline and d.firmness == "simulated_calibrated"
+    assert any("specwise bench" in s for s in d.next_steps)
+    # the same pair at low acceptance loses on every host: no hold from the host, the speed rules decide
+    low = high.model_copy(update={"classes": [AcceptanceClass(conditional=[0.5, 0.6, 0.5, 0.33])]})
+    assert rule(decide(w, profiles=[low], options=FAST), "host_class").status == "pass"
+
+
+def test_host_class_rule_is_silent_without_a_calibration_that_has_classes():
+    w = workload([("chat", 1.0, 0.0)], typical=2, peak=8)
+    assert rule(decide(w, options=FAST), "host_class").status == "unknown"

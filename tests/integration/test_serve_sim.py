@@ -230,6 +230,15 @@ async def test_v0_metric_names():
     assert "vllm:gpu_cache_usage_perc" in m and "vllm:spec_decode_num_drafts_total" not in m
 
 
+def test_serve_sim_start_up_imports_no_heavy_package():
+    # what keeps serve-sim's start fast, checked without a clock: its command path never imports torch,
+    # transformers or matplotlib (seconds each)
+    code = ("import sys; from specwise.cli import main; from specwise.simulate import serve_sim; "
+            "print(','.join(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
 def test_cli_starts_fast_and_serves():
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "specwise", "serve-sim", "--port", "0", "--k", "3",
@@ -238,7 +247,7 @@ def test_cli_starts_fast_and_serves():
     try:
         line = proc.stdout.readline()
         port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
-        assert time.monotonic() - t0 < 20
+        assert time.monotonic() - t0 < 60  # a hang guard only: a busy 2-core machine took 27 s once
         r = httpx.post(f"http://127.0.0.1:{port}/v1/completions",
                        json={"prompt": "hello", "max_tokens": 8}, timeout=30)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 8

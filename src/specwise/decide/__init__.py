@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from specwise.decide.adapter import (
     default_profile,
+    other_host_classes,
     plan_command,
     run_calibration,
     run_guard_points,
@@ -51,6 +52,7 @@ from specwise.decide.rules_guard import choose_guard, rule_guard
 from specwise.decide.rules_load import (
     rule_acceptance_alone,
     rule_disagreement,
+    rule_host_class,
     rule_like_for_like,
     rule_load_peak,
     rule_load_typical,
@@ -80,7 +82,7 @@ RULES = (
     rule_acceptance_buckets, rule_acceptance_weighted, rule_p10, rule_temperature,
     rule_load_typical, rule_load_peak, rule_acceptance_alone, rule_slo, rule_slo_target, rule_mixed,
     rule_quantisation, rule_method, rule_like_for_like, rule_lossless, rule_guard, rule_noise, rule_disagreement,
-    rule_acceptance_agreement,
+    rule_acceptance_agreement, rule_host_class,
 )
 
 
@@ -142,6 +144,7 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
     if evidence is not None:
         ev.plans, ev.profiles, ev.runs = list(evidence.plans), list(evidence.profiles), list(evidence.runs)
         ev.workload, ev.workload_path = evidence.workload, evidence.workload_path
+        ev.host_variants = list(evidence.host_variants)
     workload = workload or ev.workload
     if workload is None:
         raise UserError("decide needs a workload profile (--workload FILE; see examples/workload-profile.yaml)")
@@ -184,6 +187,12 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
                                    command=sim.command,
                                    guard_schedule=sim.guard_schedule, guard_speedups=sim.guard_speedups,
                                    guard_batches=sim.guard_batches))
+        for host_class in other_host_classes(sim.run):
+            var = run_simulation(workload, prof, num_requests=opts.sim_requests, seed=opts.seed,
+                                 host_class=host_class)
+            ev.host_variants.append((host_class, RunEvidence(run=var.run, firmness=run_firmness(var.run)[0],
+                                                             calibration=run_calibration(var.run),
+                                                             command=var.command)))
     ctx = build_context(workload, ev, opts, fallback)
     rules = evaluate_rules(ctx)
     guard = choose_guard(ctx)

@@ -220,7 +220,8 @@ class PairCost:
     description: str
 
 
-def calibrate(workload: WorkloadProfile, base, spec, base_info: dict, spec_info: dict):
+def calibrate(workload: WorkloadProfile, base, spec, base_info: dict, spec_info: dict,
+              host_class: str | None = None):
     """Simulate's choice of constants for this deployment: a catalog calibration measured on this GPU, vLLM version
     and model shapes (each arm in the engine mode the version runs it in), else the roofline. Returns
     (baseline deployment, speculative deployment, CalibrationChoice)."""
@@ -231,7 +232,7 @@ def calibrate(workload: WorkloadProfile, base, spec, base_info: dict, spec_info:
     base_t, spec_t, spec_d, choice = apply_calibration(
         base.target, spec.target, spec.draft, requested=None, gpu=base_info["gpu"], vllm_version=d.vllm_version,
         target=get_model(d.target)[0], draft=get_model(d.draft)[0] if d.draft and d.method != "ngram" else None,
-        method=d.method)
+        method=d.method, host_class=host_class)
     for info, mode in ((base_info, choice.baseline_mode), (spec_info, choice.speculative_mode)):
         info["calibration"], info["engine_mode"] = choice.name, mode
     return (base.model_copy(update={"target": base_t}),
@@ -298,9 +299,21 @@ def simulation_refused(workload: WorkloadProfile) -> str | None:
     return None
 
 
+def other_host_classes(run: RunResult) -> list[str]:
+    """Host classes of the calibration a simulated draft_model run used, other than the one it was priced with."""
+    from specwise.perf.calibration import get_calibration
+
+    spec = (run.inputs.deployment or {}).get("speculative") if run.inputs else None
+    name = spec.calibration if spec is not None else None
+    if not name or not spec.method or spec.method != "draft_model":
+        return []
+    return list(get_calibration(name).host_classes)
+
+
 def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num_requests: int = 120,
-                   seed: int = 0) -> SimulatedEvidence:
-    """A short simulate sweep of the workload (typical/2, typical, peak, 1.5x peak) without the oracle."""
+                   seed: int = 0, host_class: str | None = None) -> SimulatedEvidence:
+    """A short simulate sweep of the workload (typical/2, typical, peak, 1.5x peak) without the oracle;
+    ``host_class``: price the draft pass of that host class of the matching calibration."""
     from specwise.simulate import sweep
     from specwise.simulate.defaults import build_deployment
     from specwise.simulate.workload import ArrivalSpec, LengthDist, RequestClass, WorkloadSpec
@@ -311,7 +324,7 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
     try:
         base, base_info = build_deployment(d.target, d.gpu, tp, speculative=False, **common)
         spec, spec_info = build_deployment(d.target, d.gpu, tp, acceptance=profile, speculative=True, **common)
-        base, spec, choice = calibrate(workload, base, spec, base_info, spec_info)
+        base, spec, choice = calibrate(workload, base, spec, base_info, spec_info, host_class)
     except (UserError, ValueError, KeyError) as exc:
         raise UserError(f"cannot simulate the workload's deployment: {exc}") from None
 
@@ -353,6 +366,6 @@ def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num
     cmd = (f"specwise simulate --target {d.target} " + (f"--draft {d.draft} " if d.draft else "")
            + f"--method {d.method} --gpu {d.gpu} --tp {tp} --k {d.k} --vllm-version {d.vllm_version} {flag} "
            + ",".join(f"{x:g}" for x in loads) + f" --temperature-mix {mix} --num-requests {num_requests} "
-           + "--no-oracle")
+           + "--no-oracle" + (f" --calibration-host {host_class}" if host_class else ""))
     return SimulatedEvidence(run=run, guard_schedule=run_guard_schedule(run), guard_speedups=speedups,
                              guard_batches=batches, command=cmd)

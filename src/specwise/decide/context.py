@@ -159,8 +159,13 @@ def interpolate(points: list[LoadPoint], load: float, attr: str = "e2e_p50") -> 
 
 
 def _views(ev: Evidence) -> list[RunView]:
+    return views_of(ev.runs)
+
+
+def views_of(runs: list[RunEvidence]) -> list[RunView]:
+    """One view per (run, temperature, baseline), firmest first."""
     out: list[RunView] = []
-    for r in ev.runs:
+    for r in runs:
         groups: dict[tuple[float | None, str], list[Comparison]] = {}
         for c in r.run.comparisons:
             groups.setdefault((c.temperature, c.baseline_role), []).append(c)

@@ -67,6 +67,8 @@ class Evidence:
     runs: list[RunEvidence] = field(default_factory=list)
     workload: WorkloadProfile | None = None
     workload_path: str | None = None
+    # decide's own calibrated simulation again with each other host class of its calibration (rule host_class)
+    host_variants: list[tuple[str, RunEvidence]] = field(default_factory=list)
 
     def refs(self) -> list[EvidenceRef]:
         out = []

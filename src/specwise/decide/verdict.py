@@ -145,6 +145,8 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
             steps.append(mixed.meaning)
     if _failed(rules, "temperature_coverage"):
         holds.append("evidence only below the production temperature")
+    if _failed(rules, "host_class"):
+        holds.append(_get(rules, "host_class").message)
     if _failed(rules, "quantisation_drop"):
         holds.append("revisit quantisation (" + _get(rules, "quantisation_drop").message + ")")
         steps.append("revisit quantisation: estimate or bench the FP8/INT8 target against the BF16 reference")
