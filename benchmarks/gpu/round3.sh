@@ -22,10 +22,7 @@ launch dhigh 8003 "" "$(draft $HIGH)"
 launch dlow 8005 "" "$(draft $LOW)"
 wait_ready base lfl dhigh dlow
 nvidia-smi > $R/nvidia_smi_up.txt 2>&1
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw --format=csv,noheader -lms 100 > $R/gpu_util.csv 2>&1 &
-SMI=$!
-(while true; do date +%s; top -b -n1 -w 200 | head -20; sleep 2; done) > $R/top.log 2>&1 &
-TOP=$!
+monitors_start
 hprobe servers_up
 
 warm2 base dhigh
@@ -45,9 +42,4 @@ hprobe after_B
 stop lfl dlow
 hprobe solo
 [ $(left) -gt 100 ] && bench A_solo_base_dhigh base dhigh 2,8,24 1
-kill $SMI $TOP 2>/dev/null
-stop base dhigh
-hprobe end
-gzip -f $R/server_*.log $R/gpu_util.csv $R/top.log 2>/dev/null
-log "DONE"
-touch $R/DONE
+finish base dhigh

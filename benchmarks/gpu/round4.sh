@@ -14,19 +14,11 @@ hprobe start
 launch base 8001 "" ""
 launch dhigh 8003 "" "$(draft $HIGH)"
 wait_ready base dhigh
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw --format=csv,noheader -lms 100 > $R/gpu_util.csv 2>&1 &
-SMI=$!
-(while true; do date +%s; top -b -n1 -w 200 | head -20; sleep 2; done) > $R/top.log 2>&1 &
-TOP=$!
+monitors_start
 hprobe servers_up
 echo "probe: python3 gpu_step_probe.py --server base=8001 --server dhigh=8003 --batches 1,2,4,8,16,32,64,128 --max-tokens 64" >> $R/commands.txt
 timeout 240 python3 $G/gpu_step_probe.py --server base=8001 --server dhigh=8003 --batches 1,2,4,8,16,32,64,128 \
   --max-tokens 64 --out $R/probe.json > $R/probe.log 2>&1
 log "step probe done rc=$?"
 bench A_solo_full base dhigh 2,8,24,48,64,96 2
-kill $SMI $TOP 2>/dev/null
-stop base dhigh
-hprobe end
-gzip -f $R/server_*.log $R/gpu_util.csv $R/top.log 2>/dev/null
-log "DONE"
-touch $R/DONE
+finish base dhigh

@@ -67,3 +67,18 @@ warm2() {  # BASE SPEC: round 2's warm-up, a 2-s throw-away bench at 4 and 64 re
   log "warmed $1 + $2 (round-2 style)"
 }
 
+monitors_start() {  # nvidia-smi every 100 ms and top every 2 s, into $R, until monitors_stop
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw --format=csv,noheader -lms 100 \
+    > $R/gpu_util.csv 2>&1 &
+  SMI=$!
+  (while true; do date +%s; top -b -n1 -w 200 | head -20; sleep 2; done) > $R/top.log 2>&1 &
+  TOP=$!
+}
+finish() {  # SERVER...: stops the monitors and the servers, a last host probe, compresses the logs, marks DONE
+  kill $SMI $TOP 2>/dev/null
+  stop "$@"
+  hprobe end
+  gzip -f $R/server_*.log $R/gpu_util.csv $R/top.log 2>/dev/null
+  log "DONE"
+  touch $R/DONE
+}
