@@ -11,7 +11,9 @@ host as well as by GPU:
 * ``d2h_us``: a small device-to-host copy (``.tolist()`` of sampled token ids, as the V1 runner does per pass).
 
 Each figure is the median of ``--rounds`` timed rounds. Run on the device next to the servers (torch from the
-image): ``python3 host_probe.py --label before --out probe_host.jsonl`` appends one JSON line.
+image, specwise's ``src`` on ``PYTHONPATH``): ``PYTHONPATH=src python3 host_probe.py --label before --out
+probe_host.jsonl`` appends one JSON line. The Python loop is :func:`specwise.bench.host.python_loop_ns`, the one
+``bench`` records for its own host, so the two compare.
 """
 
 from __future__ import annotations
@@ -27,14 +29,6 @@ def _median_round(fn, rounds: int) -> float:
     return statistics.median(fn() for _ in range(rounds))
 
 
-def python_loop_ns(n: int = 2_000_000) -> float:
-    t = time.perf_counter_ns()
-    acc = 0
-    for i in range(n):
-        acc += i & 7
-    return (time.perf_counter_ns() - t) / n
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", required=True)
@@ -44,8 +38,10 @@ def main() -> None:
 
     import torch
 
+    from specwise.bench.host import python_loop_ns
+
     row: dict = {"label": args.label, "time": time.time(), "loadavg": os.getloadavg(), "cpus": os.cpu_count(),
-                 "python_loop_ns": _median_round(python_loop_ns, args.rounds)}
+                 "python_loop_ns": python_loop_ns(2_000_000, args.rounds)}
     if torch.cuda.is_available():
         x = torch.zeros(16, device="cuda")
         torch.cuda.synchronize()

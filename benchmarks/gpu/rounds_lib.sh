@@ -22,7 +22,7 @@ declare -A PIDS PORTS
   python3 -c 'import vllm, torch, sys; print("vllm", vllm.__version__, "torch", torch.__version__, "python", sys.version)';
 } > $R/host.txt 2>&1
 log "host: $(grep -m1 'Model name' $R/host.txt | sed 's/ \+/ /g'), $(nproc) CPUs"
-hprobe() { python3 $G/host_probe.py --label "$1" --out $R/host_probe.jsonl >> $R/orch.log 2>&1; log "host probe $1"; }
+hprobe() { PYTHONPATH=$G/src python3 $G/host_probe.py --label "$1" --out $R/host_probe.jsonl >> $R/orch.log 2>&1; log "host probe $1"; }
 
 draft() { echo "{\"method\":\"draft_model\",\"model\":\"/tmp/models/draft\",\"num_speculative_tokens\":4,\"rejection_sample_method\":\"synthetic\",\"synthetic_acceptance_rates\":$1}"; }
 launch() {  # NAME PORT ENVPREFIX [SPECJSON] [EXTRA...]: starts in the background, does not wait

@@ -24,8 +24,8 @@ def host_info() -> dict[str, object]:
 def python_loop_ns(iterations: int = 200_000, rounds: int = 5) -> float:
     """Median ns per iteration of a pure-Python loop (interpreter and core speed; about 40-80 ms in all).
 
-    The same loop as ``benchmarks/gpu/host_probe.py``, so a bench host compares with the calibrations' probes
-    (CPython versions differ a little: the probes ran 3.12)."""
+    ``benchmarks/gpu/host_probe.py`` times the GPU hosts with it (2,000,000 iterations), so a bench host compares
+    with the calibrations' probes (CPython versions differ a little: the probes ran 3.12)."""
     import statistics
     import time
 
