@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from specwise.decide.adapter import (
     default_profile,
-    other_host_classes,
+    host_classes,
     plan_command,
     run_calibration,
     run_guard_points,
@@ -187,7 +187,10 @@ def decide_with_evidence(workload: WorkloadProfile | None, plan: PlanResult | No
                                    command=sim.command,
                                    guard_schedule=sim.guard_schedule, guard_speedups=sim.guard_speedups,
                                    guard_batches=sim.guard_batches))
-        for host_class in other_host_classes(sim.run):
+        classes = host_classes(sim.run)
+        if len(classes) > 1:
+            ev.host_variants.append((classes[0], ev.runs[-1]))
+        for host_class in classes[1:]:
             var = run_simulation(workload, prof, num_requests=opts.sim_requests, seed=opts.seed,
                                  host_class=host_class)
             ev.host_variants.append((host_class, RunEvidence(run=var.run, firmness=run_firmness(var.run)[0],

@@ -299,15 +299,16 @@ def simulation_refused(workload: WorkloadProfile) -> str | None:
     return None
 
 
-def other_host_classes(run: RunResult) -> list[str]:
-    """Host classes of the calibration a simulated draft_model run used, other than the one it was priced with."""
+def host_classes(run: RunResult) -> list[str]:
+    """Host classes of the calibration a simulated draft_model run used, its default (what prices a run without
+    ``--calibration-host``) first; none for other methods or the roofline."""
     from specwise.perf.calibration import get_calibration
 
     spec = (run.inputs.deployment or {}).get("speculative") if run.inputs else None
     name = spec.calibration if spec is not None else None
     if not name or not spec.method or spec.method != "draft_model":
         return []
-    return list(get_calibration(name).host_classes)
+    return get_calibration(name).host_class_names()
 
 
 def run_simulation(workload: WorkloadProfile, profile: AcceptanceProfile, *, num_requests: int = 120,

@@ -67,7 +67,8 @@ class Evidence:
     runs: list[RunEvidence] = field(default_factory=list)
     workload: WorkloadProfile | None = None
     workload_path: str | None = None
-    # decide's own calibrated simulation again with each other host class of its calibration (rule host_class)
+    # decide's own calibrated simulation per host class of its calibration, the one in ``runs`` first (its default
+    # class), then one run per other class (rule host_class); empty with a single class
     host_variants: list[tuple[str, RunEvidence]] = field(default_factory=list)
 
     def refs(self) -> list[EvidenceRef]:

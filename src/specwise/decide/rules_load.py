@@ -382,37 +382,27 @@ def rule_host_class(ctx: Context) -> Finding:
     """
     name = "Host class"
     view = ctx.primary()
-    if view is None or view.firmness != "simulated_calibrated" or not ctx.evidence.host_variants:
+    variants = ctx.evidence.host_variants
+    if view is None or view.firmness != "simulated_calibrated" or not any(r is view.evidence for _, r in variants):
         return finding("host_class", name, "unknown", "nothing to compare: the load evidence is not a calibrated "
                        "simulation with more than one host class")
     attr = "tpot_p50" if ctx.workload.slo.metric == "tpot" else "e2e_p50"
-    here = interpolate(view.points, ctx.typical, attr)
-    spec = (view.evidence.run.inputs.deployment or {}).get("speculative")
-    used = "default"
-    if spec is not None and spec.calibration:
-        from specwise.perf.calibration import get_calibration
-
-        used = get_calibration(spec.calibration).default_host_class
-    values = {used: here}
-    commands: list[str] = []
-    for host_class, run in ctx.evidence.host_variants:
+    values: dict[str, SpeedupCI | None] = {}
+    for host_class, run in variants:
         match = [v for v in views_of([run]) if v.temperature == view.temperature
                  and v.baseline_role == view.baseline_role]
         values[host_class] = interpolate(match[0].points, ctx.typical, attr) if match else None
-        commands.append(run.command or "")
+    commands = [run.command or "" for _, run in variants[1:]]
     if any(v is None or v.value is None for v in values.values()):
         return finding("host_class", name, "unknown", f"not every host class has a speedup at {ctx.typical:g} "
                        f"{ctx.load_unit}", commands=commands)
-    kinds = {h: classify(v) for h, v in values.items()}
     text = ", ".join(f"'{h}' {v.value:.2f}x" for h, v in values.items())
     at = f"at the typical {ctx.typical:g} {ctx.load_unit} ({attr.split('_')[0].upper()} P50 speedup, simulated)"
     speedups = [round(v.value, 3) for v in values.values()]
-    observed = min(speedups)  # the least favourable host class
-    if len(set(kinds.values())) > 1:
-        return finding("host_class", name, "fail", f"the host decides: {text} {at}", threshold=1.0,
-                       observed=observed, unit="lowest speedup over host classes", source=Source.simulated,
-                       host_classes=list(values), speedups=speedups, meaning="instances of one machine type ran the synchronous speculative step 1.3-1.9x "
-                               "apart (issue 12): bench on the host you serve on", commands=commands)
-    return finding("host_class", name, "pass", f"every host class lands on the same side: {text} {at}",
-                   threshold=1.0, observed=observed, unit="lowest speedup over host classes",
-                   source=Source.simulated, host_classes=list(values), speedups=speedups, commands=commands)
+    common = dict(threshold=1.0, observed=min(speedups), unit="lowest speedup over host classes",
+                  source=Source.simulated, host_classes=list(values), speedups=speedups, commands=commands)
+    if len({classify(v) for v in values.values()}) > 1:
+        return finding("host_class", name, "fail", f"the host decides: {text} {at}",
+                       meaning="instances of one machine type ran the synchronous speculative step 1.3-1.9x "
+                               "apart (issue 12): bench on the host you serve on", **common)
+    return finding("host_class", name, "pass", f"every host class lands on the same side: {text} {at}", **common)
