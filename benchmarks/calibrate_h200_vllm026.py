@@ -77,30 +77,26 @@ def _rn(rnd: int, name: str) -> list[str]:
     return [f"round{rnd}/{name}"] if (RES / f"round{rnd}" / name / "cells.jsonl").is_file() else []
 
 
-def _r3(name: str) -> list[str]:
-    return _rn(3, name)
-
-
 # arm -> [(source, role, round)]; a source is a RunResult file (round 1) or a run directory (round 2)
 RUNS: dict[str, list[tuple[str, str, int]]] = {
     "base": [(R1["A"], "baseline", 1), (R1["A2"], "baseline", 1)]
     + [(d, "baseline", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")]
-    + [(d, "baseline", 3) for d in _r3("A_base_dhigh")],
+    + [(d, "baseline", 3) for d in _rn(3, "A_base_dhigh")],
     "lfl": [(R1["B"], "baseline", 1), (R1["D"], "baseline", 1)]
     + [(d, "baseline", 2) for d in _r2("S_A2_q*") + _r2("S_A3_q*")]
-    + [(d, "baseline", 3) for d in _r3("B_lfl_dlow")],
+    + [(d, "baseline", 3) for d in _rn(3, "B_lfl_dlow")],
     "high": [(R1["A"], "speculative", 1), (R1["A2"], "speculative", 1)]
     + [(d, "speculative", 2) for d in ["round2/A1_base_dhigh"] + _r2("S_A1_q*")]
-    + [(d, "speculative", 3) for d in _r3("A_base_dhigh")],
+    + [(d, "speculative", 3) for d in _rn(3, "A_base_dhigh")],
     "mid": [(d, "speculative", 2) for d in _r2("S_A2_q*")],
     "low": [(R1["B"], "speculative", 1)] + [(d, "speculative", 2) for d in _r2("S_A3_q*")]
-    + [(d, "speculative", 3) for d in _r3("B_lfl_dlow")],
+    + [(d, "speculative", 3) for d in _rn(3, "B_lfl_dlow")],
     # round 3's variants of HIGH vs the default baseline, kept out of every fit: after round 2's warm-up only, and
     # with the two other servers stopped
-    "base_r2warm": [(d, "baseline", 3) for d in _r3("A0_base_dhigh_r2warm")],
-    "high_r2warm": [(d, "speculative", 3) for d in _r3("A0_base_dhigh_r2warm")],
-    "base_solo": [(d, "baseline", 3) for d in _r3("A_solo_base_dhigh")],
-    "high_solo": [(d, "speculative", 3) for d in _r3("A_solo_base_dhigh")],
+    "base_r2warm": [(d, "baseline", 3) for d in _rn(3, "A0_base_dhigh_r2warm")],
+    "high_r2warm": [(d, "speculative", 3) for d in _rn(3, "A0_base_dhigh_r2warm")],
+    "base_solo": [(d, "baseline", 3) for d in _rn(3, "A_solo_base_dhigh")],
+    "high_solo": [(d, "speculative", 3) for d in _rn(3, "A_solo_base_dhigh")],
     # round 4: HIGH vs the default baseline with nothing else on the GPU, on another machine instance
     "base_solo4": [(d, "baseline", 4) for d in _rn(4, "A_solo_full")],
     "high_solo4": [(d, "speculative", 4) for d in _rn(4, "A_solo_full")],
