@@ -51,9 +51,10 @@ stop() { local name; for name in "$@"; do [ -n "${PIDS[$name]:-}" ] && kill -TER
          sleep 6; for name in "$@"; do [ -n "${PIDS[$name]:-}" ] && kill -KILL -- -${PIDS[$name]} 2>/dev/null; unset "PORTS[$name]"; done; }
 up() { [ -n "${PORTS[$1]:-}" ]; }
 bench() {  # LABEL BASE SPEC QPS REPEATS: one specwise bench pair under a time limit; RunResult in $R/LABEL.result.json
+  # BENCH_DURATION (cell seconds, 10) and BENCH_PREFIX (a command in front of bench, e.g. taskset) may be set
   local label=$1 b=$2 s=$3 qps=$4 rep=$5
   up $b && up $s || { log "skip $label: $b or $s is not up"; return 1; }
-  local cmd="$SW bench --baseline http://127.0.0.1:${PORTS[$b]} --speculative http://127.0.0.1:${PORTS[$s]} --api completions --workload $G/prompts_t32.jsonl --temperatures 0 --qps $qps --duration 10 --repeats $rep --max-tokens 128 --ignore-eos --no-lossless --k 4 --warmup 8 --json --out $R/$label"
+  local cmd="${BENCH_PREFIX:-} $SW bench --baseline http://127.0.0.1:${PORTS[$b]} --speculative http://127.0.0.1:${PORTS[$s]} --api completions --workload $G/prompts_t32.jsonl --temperatures 0 --qps $qps --duration ${BENCH_DURATION:-10} --repeats $rep --max-tokens 128 --ignore-eos --no-lossless --k 4 --warmup 8 --json --out $R/$label"
   echo "$label: $cmd" >> $R/commands.txt
   log "bench $label ($b vs $s, qps $qps x$rep)"
   timeout 480 $cmd > $R/$label.result.json 2> $R/$label.stderr.txt
