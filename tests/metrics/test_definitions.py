@@ -45,3 +45,39 @@ def test_chunks_in_the_same_socket_read_are_counted_as_bunched():
     assert s.chunks_same_read_share == pytest.approx(0.5)
     one_chunk = summarize_cell([_rec(1, [0.1], [5])], role="baseline", source=Source.measured, qps=1.0)
     assert one_chunk.chunks_same_read_share is None
+
+
+def _steady_or_switching(step_of_second, seconds=12, per_second=4, repeat=0):
+    """Requests sent through the cell, each streaming 30 chunks at the step time of the second it is in."""
+    recs = []
+    for i in range(seconds * per_second):
+        sent = i / per_second
+        t, offsets = sent + 0.01, []
+        for _ in range(30):
+            offsets.append(t - sent)
+            t += step_of_second(int(t))
+        r = _rec(f"{repeat}-{i}", offsets, [3] * 30, sent=sent)
+        r.repeat = repeat
+        recs.append(r)
+    return recs
+
+
+def test_step_windows_measure_how_steady_the_step_was():
+    steady = summarize_cell(_steady_or_switching(lambda s: 0.020), role="speculative", source=Source.measured,
+                            qps=4.0)
+    assert steady.step_window_p10_s == pytest.approx(0.020) and steady.step_window_spread == pytest.approx(1.0)
+    assert steady.step_windows >= 10
+    # 20 ms for 4 s, then 32 ms for 4 s, and so on: the spread is the ratio of the two speeds
+    switching = summarize_cell(_steady_or_switching(lambda s: 0.020 if (s // 4) % 2 == 0 else 0.032),
+                               role="speculative", source=Source.measured, qps=4.0)
+    assert switching.step_window_spread == pytest.approx(1.6, rel=0.02)
+
+
+def test_step_windows_keep_repeats_apart_and_need_enough_windows():
+    # two steady repeats at different speeds: pooled, their windows differ, and each window is one repeat's
+    pooled = _steady_or_switching(lambda s: 0.020) + _steady_or_switching(lambda s: 0.030, repeat=1)
+    s = summarize_cell(pooled, role="speculative", source=Source.measured, qps=4.0)
+    assert s.step_window_p10_s == pytest.approx(0.020) and s.step_window_p90_s == pytest.approx(0.030)
+    short = summarize_cell(_steady_or_switching(lambda s: 0.020, seconds=1), role="speculative",
+                           source=Source.measured, qps=4.0)
+    assert short.step_window_spread is None and short.step_window_p10_s is None

@@ -17,8 +17,16 @@ from specwise.schemas.base import Source, SpecwiseModel
 from specwise.schemas.results import CellSummary, RequestRecord, Role
 from specwise.stats import percentile
 
-__all__ = ["METRICS", "MetricDefinition", "SaturationVerdict", "achieved_completion_rate", "detect_saturation",
-           "itl_arrays", "per_request_acceptance", "summarize_cell"]
+__all__ = ["METRICS", "MetricDefinition", "STEP_WINDOW_MIN_GAPS", "STEP_WINDOW_MIN_WINDOWS", "STEP_WINDOW_S",
+           "SaturationVerdict", "achieved_completion_rate", "detect_saturation", "itl_arrays",
+           "per_request_acceptance", "step_windows", "summarize_cell"]
+
+# Steadiness of the step time within a cell. On the H200 rounds of issue 12 a host-bound speculative server held
+# one step speed for seconds and then another (1.5-2x apart); 1-s windows resolve that while still holding a
+# few dozen steps each at 2 req/s.
+STEP_WINDOW_S = 1.0
+STEP_WINDOW_MIN_GAPS = 5
+STEP_WINDOW_MIN_WINDOWS = 5
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,15 @@ METRICS: dict[str, MetricDefinition] = {
             ("itl_per_chunk",),
         ),
         MetricDefinition(
+            "step_window_spread", "ratio",
+            "step_window_p90 / step_window_p10: the median inter-chunk gap of the chunks arriving in each "
+            f"{STEP_WINDOW_S:g}-s window of the cell (windows with at least {STEP_WINDOW_MIN_GAPS} non-zero gaps, at "
+            f"least {STEP_WINDOW_MIN_WINDOWS} windows, repeats kept apart), then its 90th over its 10th percentile "
+            "across windows: how steady the engine's step time was during the cell. 1.0-1.1 for a steady server "
+            "below saturation; above it the server switched between step speeds (or the load swung the batch)",
+            ("itl_per_chunk",),
+        ),
+        MetricDefinition(
             "output_tokens_per_s", "token/s",
             "sum of output tokens of successful requests / (last completion - first send) of the phase",
         ),
@@ -83,6 +100,27 @@ def itl_arrays(record: RequestRecord) -> tuple[np.ndarray, np.ndarray]:
     tokens = np.asarray(record.chunk_tokens[1:], dtype=float) if record.chunk_tokens else np.ones(gaps.size)
     tokens = np.where(tokens > 0, tokens, 1.0)
     return gaps, gaps / tokens
+
+
+def step_windows(records: Iterable[RequestRecord]) -> tuple[float | None, float | None, int]:
+    """(p10, p90, windows) of the per-window median inter-chunk gap; see ``step_window_spread`` in METRICS.
+
+    A window is one repeat's ``STEP_WINDOW_S`` seconds of the cell's clock (chunk arrival = ``sent_s`` + offset);
+    zero gaps (two chunks in one socket read) say nothing about the step and are left out. (None, None, n) when
+    fewer than ``STEP_WINDOW_MIN_WINDOWS`` windows hold enough gaps."""
+    windows: dict[tuple[int, int], list[float]] = {}
+    for r in records:
+        if not r.ok or r.sent_s is None or len(r.chunk_offsets_s) < 2:
+            continue
+        arrivals = r.sent_s + np.asarray(r.chunk_offsets_s, dtype=float)
+        for at, gap in zip(arrivals[1:], np.diff(arrivals)):
+            if gap > 0:
+                windows.setdefault((r.repeat, int(at // STEP_WINDOW_S)), []).append(float(gap))
+    medians = [float(np.median(g)) for g in windows.values() if len(g) >= STEP_WINDOW_MIN_GAPS]
+    if len(medians) < STEP_WINDOW_MIN_WINDOWS:
+        return None, None, len(medians)
+    p10, p90 = np.percentile(medians, [10, 90])
+    return float(p10), float(p90), len(medians)
 
 
 def per_request_acceptance(record: RequestRecord, k: int | None) -> tuple[float | None, float | None, str | None]:
@@ -151,6 +189,7 @@ def summarize_cell(
         ends = [r.sent_s + r.e2e_s for r in ok if r.sent_s is not None and r.e2e_s is not None]
         duration_s = (max(ends) - min(starts)) if starts and ends else 0.0
     out_tokens = sum(r.output_tokens for r in ok)
+    step_p10, step_p90, step_n = step_windows(ok)
     errors: dict[str, int] = {}
     for r in failed:
         errors[r.error_kind or "error"] = errors.get(r.error_kind or "error", 0) + 1
@@ -188,6 +227,9 @@ def summarize_cell(
         errors_by_kind=errors,
         # The client stamps each socket read once, so a gap of exactly zero means "same read" (see bench.client).
         chunks_same_read_share=float(np.mean(all_chunk == 0.0)) if all_chunk.size else None,
+        step_window_p10_s=step_p10,
+        step_window_p90_s=step_p90,
+        step_windows=step_n,
     )
 
 

@@ -168,6 +168,19 @@ class CellSummary(_LoadAxis):
         "as the one before it (server output bunched, or this client starved), so ITL and TPOT understate the step "
         "time for those chunks"
     )
+    step_window_p10_s: float | None = Field(
+        None, description="10th percentile over the cell's 1-s windows of the median inter-chunk gap in the window "
+        "(the engine's step time when chunks are single steps); see step_window_spread"
+    )
+    step_window_p90_s: float | None = Field(None, description="90th percentile of the same per-window medians")
+    step_windows: int = Field(0, description="1-s windows with enough chunk gaps to enter step_window_p10/p90")
+
+    @property
+    def step_window_spread(self) -> float | None:
+        """step_window_p90 / step_window_p10: 1.0-1.1 when the step time held steady during the cell."""
+        if self.step_window_p10_s and self.step_window_p90_s is not None:
+            return self.step_window_p90_s / self.step_window_p10_s
+        return None
 
 
 class SpeedupCI(SpecwiseModel):
