@@ -2,10 +2,11 @@
 
 A speedup is baseline latency / speculative latency at a percentile (> 1: speculation is faster), for
 TPOT P50/P99, E2E P50/P99 and TTFT P50; the throughput ratio is speculative / baseline output tokens per
-second (summed over repeats). With request records on both sides (bench) each speedup carries a
-percentile-bootstrap 95 % CI over all requests of all repeats (:func:`specwise.stats.bootstrap_ratio_ci`),
-and with several repeats its value is the median of the per-repeat speedups (drift between repeats shows
-in ``per_repeat``). With summaries only (simulate: one deterministic run per load) the speedup is the
+second (summed over repeats). With request records on both sides (bench) each speedup carries a 95 % CI from
+a two-stage bootstrap (:func:`specwise.stats.clustered_ratio_ci`): repeats with replacement, then send-time
+blocks of at most 2 s within each, because requests sent in the same seconds meet the same server state and
+are not independent. With several repeats its value is the median of the per-repeat speedups (drift between
+repeats shows in ``per_repeat``). With summaries only (simulate: one deterministic run per load) the speedup is the
 ratio of the two summaries' percentiles and has no CI.
 
 Inputs are :class:`ArmRun` s, one per repeat of one arm at one load; the load axis and temperature of the
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from specwise.schemas.results import CellSummary, Comparison, RequestRecord, SpeedupCI
-from specwise.stats import bootstrap_ratio_ci, percentile
+from specwise.stats import clustered_ratio_ci, percentile, time_blocks
 
 __all__ = ["ArmRun", "METRICS", "compare_arms", "ratio"]
 
@@ -53,6 +54,20 @@ def _values(runs: Sequence[ArmRun], metric: Callable[[RequestRecord], float | No
     return [v for run in runs for r in (run.records or []) if r.ok for v in [metric(r)] if v is not None]
 
 
+def _blocks(runs: Sequence[ArmRun], metric: Callable[[RequestRecord], float | None]) -> list[list[np.ndarray]]:
+    """Per repeat, the metric's values in send-time blocks (a record without a send time is its own block)."""
+    out = []
+    for run in runs:
+        ok = [r for r in (run.records or []) if r.ok]
+        sent = [(r.sent_s, metric(r)) for r in ok if r.sent_s is not None]
+        blocks = time_blocks([sent])
+        blocks = blocks[0] if blocks else []
+        blocks += [np.asarray([v]) for r in ok if r.sent_s is None for v in [metric(r)] if v is not None]
+        if blocks:
+            out.append(blocks)
+    return out
+
+
 def compare_arms(baseline: Sequence[ArmRun], speculative: Sequence[ArmRun], *, baseline_role: str = "baseline",
                  seed: int = 0) -> Comparison:
     """The comparison of two arms at one load (each a list of repeats); see the module docstring."""
@@ -68,7 +83,7 @@ def compare_arms(baseline: Sequence[ArmRun], speculative: Sequence[ArmRun], *, b
     for name, (field_name, metric, q) in METRICS.items():
         short = name.removeprefix("speedup_")
         if with_records:
-            point, low, high = bootstrap_ratio_ci(_values(baseline, metric), _values(speculative, metric), q=q,
+            point, low, high = clustered_ratio_ci(_blocks(baseline, metric), _blocks(speculative, metric), q=q,
                                                   seed=seed)
             if len(repeats) > 1:
                 vals = []
