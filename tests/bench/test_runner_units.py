@@ -192,3 +192,26 @@ async def test_resume_of_generated_damaged_runs_is_a_user_error_never_a_tracebac
             (run / n).write_text(t)
         with pytest.raises(UserError):
             await BenchRunner(cfg, RunStore(run), resume=True).run()
+
+
+def _steady(role, p10, p90, **kw):
+    return CellSummary(role=role, source=Source.measured, qps=8.0, temperature=0.0, requests_ok=160,
+                       step_window_p10_s=p10, step_window_p90_s=p90, step_windows=20, **kw)
+
+
+def test_a_speculative_step_that_switches_speed_is_a_warning_and_a_steady_one_is_not():
+    def unsteady(*cells):
+        return [f for f in bench_findings(FindingContext(cfg=_cfg(temperatures=[0.0]), pooled=list(cells), k=4))
+                if f.code == "step_time_unsteady"]
+
+    base = _steady("baseline", 0.0047, 0.0048)
+    # round 5 of issue 12 (8 req/s): per-second step 15-26 ms against a baseline steady within 2 %
+    hit = unsteady(base, _steady("speculative", 0.0157, 0.0259))
+    assert len(hit) == 1 and hit[0].severity == "warning"
+    assert "speculative qps=8.0 T=0" in hit[0].message and "15.7-25.9 ms" in hit[0].message
+    assert hit[0].evidence["spread"] == pytest.approx(1.65, abs=0.01) and "--repeats 3" in hit[0].message
+    assert not unsteady(base, _steady("speculative", 0.0157, 0.0180))  # 1.15: steady enough
+    # the baseline swung as much (load moving the batch): not the speculative server's doing
+    assert not unsteady(_steady("baseline", 0.0050, 0.0080), _steady("speculative", 0.0157, 0.0259))
+    assert not unsteady(base, _steady("speculative", 0.0157, 0.0259, saturated=True))
+    assert len(unsteady(_steady("speculative", 0.0157, 0.0259))) == 1  # no baseline at that load: judged alone

@@ -20,12 +20,17 @@ from specwise.schemas.findings import Finding, Severity
 from specwise.schemas.results import CellSummary, LosslessCheck
 
 __all__ = ["BUNCHED_CHUNKS_WARN_SHARE", "FindingContext", "P50_MIN_REQUESTS", "P99_MIN_REQUESTS", "RULES",
-           "bench_findings"]
+           "UNSTEADY_OVER_BASELINE", "UNSTEADY_STEP_SPREAD", "bench_findings"]
 
 LIKE_FOR_LIKE = "baseline_like_for_like"
 ROLE_ORDER = ("baseline", LIKE_FOR_LIKE, "speculative")
 P99_MIN_REQUESTS = 100  # below this a P99 is an extrapolation from the top one or two requests
 P50_MIN_REQUESTS = 10
+# A step_window_spread (p90/p10 of per-second step times) at or above this, and this much above its baseline's at the
+# same load, means the speculative server switched between step speeds within the cell. Below saturation the
+# baselines of issue 12's H200 rounds stayed at 1.01-1.18 and the host-bound draft_model servers reached 1.1-2.5.
+UNSTEADY_STEP_SPREAD = 1.25
+UNSTEADY_OVER_BASELINE = 1.15
 # Above this share of zero gaps, per-chunk timing no longer describes engine steps (a few same-read pairs are
 # normal when two steps land within one scheduler tick of the client).
 BUNCHED_CHUNKS_WARN_SHARE = 0.2
@@ -198,6 +203,34 @@ def per_cell(c: FindingContext) -> list[Finding]:
     return out
 
 
+def step_steadiness(c: FindingContext) -> list[Finding]:
+    """The speculative server's step time switched between speeds within a cell (and its baseline's did not)."""
+    out = []
+    baselines = {(s.qps, s.load, s.temperature): s for s in c.pooled if s.role == "baseline"}
+    for s in c.pooled:
+        spread = s.step_window_spread
+        if s.role != "speculative" or s.saturated or spread is None or spread < UNSTEADY_STEP_SPREAD:
+            continue
+        base = baselines.get((s.qps, s.load, s.temperature))
+        base_spread = base.step_window_spread if base is not None else None
+        if base_spread is not None and spread < UNSTEADY_OVER_BASELINE * base_spread:
+            continue  # the baseline swung as much: the load moved the batch, not the server's speed
+        against = f"; baseline {base_spread:.2f}" if base_spread is not None else ""
+        out.append(_f("step_time_unsteady", "warning", f"{_label(s)}: the server's step time switched between "
+                      f"speeds during the cell (median chunk gap per second {1e3 * s.step_window_p10_s:.1f}-"
+                      f"{1e3 * s.step_window_p90_s:.1f} ms over {s.step_windows} s, p90/p10 {spread:.2f}{against}). "
+                      "Its percentiles depend on which speeds the cell caught, and a repeat can land elsewhere: "
+                      "run --repeats 3 or more with a longer --duration and read the spread across repeats (the "
+                      "intervals resample repeats and 2-s blocks). On issue 12's H200 hosts this was the host CPU "
+                      "under vLLM 0.26's synchronous draft_model step (1.5-2x swings the guest OS does not see)",
+                      cell=_label(s), load=s.load if s.load is not None else s.qps, temperature=s.temperature,
+                      spread=round(spread, 3), baseline_spread=(round(base_spread, 3)
+                                                                               if base_spread is not None else None),
+                      step_p10_s=s.step_window_p10_s, step_p90_s=s.step_window_p90_s, windows=s.step_windows,
+                      repeats=s.repeats, threshold=UNSTEADY_STEP_SPREAD))
+    return out
+
+
 def acceptance_quality(c: FindingContext) -> list[Finding]:
     out = []
     spec_cells = [s for s in c.pooled if s.role == "speculative"]
@@ -231,7 +264,7 @@ def completeness(c: FindingContext) -> list[Finding]:
 
 RULES: list[Callable[[FindingContext], list[Finding]]] = [
     not_lossless, engine_settings, startup_memory, synthetic_acceptance, event_loop_stamps, workload_realism,
-    sample_sizes, per_cell, acceptance_quality, completeness,
+    sample_sizes, per_cell, step_steadiness, acceptance_quality, completeness,
 ]
 
 
