@@ -144,6 +144,31 @@ def test_an_interval_including_one_is_not_a_win_and_asks_for_repeats():
     assert f"--repeats {noise.evidence['repeats_needed']}" in d.next_steps[-1]
 
 
+def _unsteady(run, load, spread=1.65):
+    from specwise.schemas.findings import Finding
+
+    run.findings.append(Finding(code="step_time_unsteady", severity="warning", source="measured",
+                                message=f"speculative qps={load:g} T=0: step switched speeds",
+                                evidence={"load": load, "temperature": 0.0, "spread": spread}))
+    return run
+
+
+def test_one_repeat_of_an_unsteady_speculative_step_is_not_a_win_however_narrow_its_interval():
+    run = winning_run(speedup=1.3, half=0.03, repeats=1)
+    assert decide(ngram_w(), runs=[run], options=NO_SIM).verdict.startswith("ENABLE")
+    d = decide(ngram_w(), runs=[_unsteady(winning_run(speedup=1.3, half=0.03, repeats=1), 2.0)], options=NO_SIM)
+    noise = rule(d, "noise")
+    assert noise.status == "fail" and "switched speeds" in noise.message and noise.evidence["repeats_needed"] >= 3
+    assert "16 of 34" in noise.meaning and d.verdict == "BORDERLINE"
+    assert f"--repeats {noise.evidence['repeats_needed']}" in d.next_steps[-1]
+    # three repeats: the interval carries the differences between repeats, and the rule lets it stand
+    d3 = decide(ngram_w(), runs=[_unsteady(winning_run(speedup=1.3, half=0.03, repeats=3), 2.0)], options=NO_SIM)
+    assert rule(d3, "noise").status == "pass"
+    # an unsteady cell far from the typical and peak loads does not hold the verdict
+    far = decide(ngram_w(), runs=[_unsteady(winning_run(speedup=1.3, half=0.03, repeats=1), 4.0)], options=NO_SIM)
+    assert rule(far, "noise").status == "pass"
+
+
 def test_peak_beyond_the_loads_run_is_unknown_not_extrapolated():
     d = decide(ngram_w(typical=1, peak=40), runs=[winning_run()], options=NO_SIM)
     peak = rule(d, "load_peak")
