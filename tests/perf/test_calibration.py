@@ -168,7 +168,9 @@ def test_host_classes_price_the_draft_pass_of_that_host():
         apply_calibration(*_roofline_arms(), **args, host_class="medium")
     with pytest.raises(UserError, match="needs a calibration"):
         apply_calibration(*_roofline_arms(), **{**args, "gpu": "H100-SXM"}, host_class="slow")
-    # held out: the slow class was checked on another slow instance (round 4), and its probe says why
-    assert cal.host_classes["slow"].errors and all(e["round"] == 4 for e in cal.host_classes["slow"].errors)
+    # held out: the slow class was checked on three other slow instances (rounds 4-6), and its probe says why
+    assert {e["round"] for e in cal.host_classes["slow"].errors} == {4, 5, 6}
+    below = [e["ratio"] for e in cal.host_classes["slow"].errors if e["qps"] <= 24]
+    assert all(0.75 < r < 1.2 for r in below)
     assert cal.host_classes["slow"].python_loop_ns > 1.5 * cal.host_python_loop_ns
     assert {r["round"] for r in cal.host_instances} == {1, 2, 3, 4}
