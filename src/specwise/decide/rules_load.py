@@ -433,5 +433,6 @@ def rule_host_class(ctx: Context) -> Finding:
     if len({classify(v) for v in values.values()}) > 1:
         return finding("host_class", name, "fail", f"the host decides: {text} {at}",
                        meaning="instances of one machine type ran the synchronous speculative step 1.3-1.9x "
-                               "apart (issue 12): bench on the host you serve on", **common)
+                               "apart, four of six H200 instances in the slow class (issue 12): bench on the host "
+                               "you serve on, 3+ repeats", **common)
     return finding("host_class", name, "pass", f"every host class lands on the same side: {text} {at}", **common)

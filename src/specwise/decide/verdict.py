@@ -61,8 +61,9 @@ def assemble(ctx: Context, rules: list[Finding], guard: GuardChoice) -> Outcome:
         "simulated_roofline": "simulated with the roofline step-time defaults (uncalibrated): on a real H200 the "
         "uncalibrated simulator predicted 1.67x faster where vLLM measured 1.27x slower (issue 12)",
         "simulated_calibrated": "simulated with a step-time calibration measured on this GPU, on other hosts: "
-        "speculative steps differed 1.3-1.9x between instances of the same machine type (issue 12; simulate "
-        "--calibration-host slow prices the slow ones), so bench on yours",
+        "speculative steps differed 1.3-1.9x between instances of the same machine type, four of six H200 "
+        "instances were slow, and one instance switched speeds within seconds (issue 12; simulate "
+        "--calibration-host slow prices the slow ones), so bench on yours with 3+ repeats",
         "measured": "measured by bench",
     }
     confirm = bench_command(ctx.workload, ctx.plan, out=ctx.options.bench_out)
