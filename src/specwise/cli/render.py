@@ -210,6 +210,7 @@ CELL_COLS = [
     Col("ITL/tok P50", lambda c: ms(c.itl_per_token_p50_s), 5),
     Col("ITL/chunk P50", lambda c: ms(c.itl_per_chunk_p50_s), 5),
     Col("acc/req P10-P50-P90", _per_request, 6),
+    Col("step p90/p10", lambda c: _num(c.step_window_spread), 4),
 ]
 
 COMPARISON_COLS = [
@@ -228,12 +229,13 @@ COMPARISON_COLS = [
 def cells_table(result: RunResult, width: int) -> RenderableType:
     title = (f"Cells ({result.source}; latencies in ms; load = req/s, or c=N requests in flight (closed loop); "
              "TPOT = (E2E-TTFT)/(tokens-1); ITL/token = chunk gap / tokens in chunk; ITL/chunk = chunk gap; "
-             "batch = mean running sequences; * = saturated (queue keeps growing))")
+             "batch = mean running sequences; step p90/p10 = spread of the per-second median chunk gap, ~1.0 when the step "
+             "held steady; * = saturated (queue keeps growing))")
     return fit_table(title, CELL_COLS, result.cells, width)
 
 
 def comparisons_table(result: RunResult, width: int) -> RenderableType:
-    ci = "; 95% bootstrap CI" if any(c.speedup_e2e_p50.ci_low is not None for c in result.comparisons) else ""
+    ci = "; 95% CI, bootstrap of repeats then 2-s send-time blocks" if any(c.speedup_e2e_p50.ci_low is not None for c in result.comparisons) else ""
     title = (f"Speedup = baseline latency / speculative latency (> 1: speculation faster; {result.source}{ci}; "
              "tok/s ratio = speculative / baseline output tokens per second)")
     cols = COMPARISON_COLS
