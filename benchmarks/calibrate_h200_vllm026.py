@@ -261,10 +261,11 @@ def draft_pass_by_host(v1: StepTimeModel) -> list[dict]:
     """The draft pass fitted separately on each machine instance's HIGH and LOW cells (the host term, issue 12).
 
     Not used by the calibration: it shows how far the fitted pass moves between instances of one machine type,
-    next to the host probe's Python loop time where it was measured (rounds 3 and 4)."""
+    next to the host probe's Python loop time where it was measured (rounds 3 to 6)."""
     groups = [("high", 1, "round 1"), ("low", 1, "round 1"), ("high", 2, "round 2"), ("low", 2, "round 2"),
               ("high", 3, "round 3, two idle servers beside it"), ("low", 3, "round 3, two idle servers beside it"),
-              ("high_solo", 3, "round 3, alone (3 cells)"), ("high_solo4", 4, "round 4, alone")]
+              ("high_solo", 3, "round 3, alone (3 cells)"), ("high_solo4", 4, "round 4, alone"),
+              ("high_r5", 5, "round 5, alone (unpinned, pinned, unpinned)"), ("high_r6", 6, "round 6, alone")]
     rows = []
     for arm, rnd, where in groups:
         got = cells(arm, (rnd,))
