@@ -27,8 +27,9 @@ ROLE_ORDER = ("baseline", LIKE_FOR_LIKE, "speculative")
 P99_MIN_REQUESTS = 100  # below this a P99 is an extrapolation from the top one or two requests
 P50_MIN_REQUESTS = 10
 # A step_window_spread (p90/p10 of per-second step times) at or above this, and this much above its baseline's at the
-# same load, means the speculative server switched between step speeds within the cell. Below saturation the
-# baselines of issue 12's H200 rounds stayed at 1.01-1.18 and the host-bound draft_model servers reached 1.1-2.5.
+# same load, means the speculative server switched between step speeds within the cell. At 2-48 req/s the
+# baselines of issue 12's H200 rounds stayed at 1.01-1.17 and the host-bound draft_model servers reached 1.03-2.47
+# (docs/measurement.md).
 UNSTEADY_STEP_SPREAD = 1.25
 UNSTEADY_OVER_BASELINE = 1.15
 # Above this share of zero gaps, per-chunk timing no longer describes engine steps (a few same-read pairs are
