@@ -58,8 +58,9 @@ def _workload_flag(workload: WorkloadProfile) -> str:
 
 def bench_command(workload: WorkloadProfile, plan: PlanResult | None, *, repeats: int = MIN_REPEATS,
                   temperatures: list[float] | None = None, out: str = "runs/decide-confirm",
-                  guard: list[list[int]] | None = None) -> str:
-    """``specwise bench`` launching both arms at the production loads and temperatures."""
+                  guard: list[list[int]] | None = None, duration_s: float | None = None) -> str:
+    """``specwise bench`` launching both arms at the production loads and temperatures (``duration_s``: seconds of
+    arrivals per cell instead of bench's default request count, for a server whose step switches speeds)."""
     d = workload.deployment
     temps = temperatures if temperatures is not None else sorted({c.temperature for c in workload.categories})
     head = "specwise bench"
@@ -81,6 +82,8 @@ def bench_command(workload: WorkloadProfile, plan: PlanResult | None, *, repeats
              "--workload", _workload_flag(workload),
              "--production-temperature", f"{workload.median_temperature():g}",
              "--repeats", str(repeats), "--gpu", d.gpu, "--out", out]
+    if duration_s is not None and workload.load.kind != "concurrency":
+        args[-4:-4] = ["--duration", f"{duration_s:g}"]
     top_p = {c.top_p for c in workload.categories}
     if len(top_p) == 1 and next(iter(top_p)) < 1.0:
         args += ["--top-p", f"{next(iter(top_p)):g}"]

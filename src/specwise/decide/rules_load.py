@@ -193,6 +193,9 @@ def rule_mixed(ctx: Context) -> Finding:
                    per_temperature_speedup=[f"T={t:g}: {v:.2f}x" for t, v in sorted(temps.items())] or None)
 
 
+UNSTEADY_CELL_S = 60.0  # seconds of arrivals per cell when the speculative step switched speeds (modes of ~2-10 s)
+
+
 def unsteady_step(view: RunView, load: float) -> Finding | None:
     """bench's ``step_time_unsteady`` finding for the cell of ``view`` nearest ``load`` (same temperature)."""
     if not view.points:
@@ -238,7 +241,9 @@ def rule_noise(ctx: Context) -> Finding:
         return finding("noise", "Noise", "pass", "the intervals at the typical and peak load exclude 1.0",
                        source=_src(view), meaning="the verdict is not a coin flip")
     n, load, s, temp, unsteady, repeats = worst
-    cmd = bench_command(ctx.workload, ctx.plan, repeats=n, out=ctx.options.bench_out)
+    # a step that holds one speed for seconds needs cells many seconds long to be sampled fairly
+    cmd = bench_command(ctx.workload, ctx.plan, repeats=n, out=ctx.options.bench_out,
+                        duration_s=UNSTEADY_CELL_S if unsteady is not None else None)
     has_ci = s.ci_low is not None
     at_t = f" (T={temp:g})" if temp is not None else ""
     if unsteady is not None and classify(s) != "tie":
@@ -247,7 +252,7 @@ def rule_noise(ctx: Context) -> Finding:
                        f"interval {_ci_text(s)} at {load:g} {ctx.load_unit}{at_t} rests on {repeats} repeat(s) of a "
                        f"cell whose speculative step switched speeds (per-second step p90/p10 {spread}); a repeat "
                        "can land outside it", threshold=1.0, observed=s.value, source=_src(view),
-                       meaning=f"settle it with {n} repeats per cell and a longer --duration (bench command under "
+                       meaning=f"settle it with {n} repeats of {UNSTEADY_CELL_S:g}-s cells (bench command under "
                        "next steps): on issue 12's H200 hosts one repeat's interval held the next repeat's speedup "
                        "in 16 of 34 pairs", repeats_needed=n, bench_command=cmd, step_spread=spread)
     return finding("noise", "Noise", "fail" if has_ci else "unknown",
