@@ -80,20 +80,26 @@ def test_round3_low_arm_on_another_instance_within_15_percent():
         assert 0.85 <= pred[q] / measured[q] <= 1.15, (q, pred[q], measured[q])
 
 
+def _class_ratios(runs: tuple[str, ...], loads: list[float]) -> tuple[list[float], float]:
+    """HIGH predicted by the slow class over measured, per load, and the fast class's median ratio."""
+    import statistics
+
+    measured = _measured_dir(*(RES / r for r in runs))
+    rates = ["--acceptance-rates", "0.9,0.8,0.7,0.6"]
+    slow = _predicted(rates + ["--calibration-host", "slow"], loads)
+    fast = _predicted(rates, loads)
+    return [slow[q] / measured[q] for q in loads], statistics.median(fast[q] / measured[q] for q in loads)
+
+
 def test_slow_host_class_predicts_the_slow_instance():
     # round 4: HIGH alone on an instance whose Python loop ran 2x slower; the slow class was fitted on round 2.
     # Per load the error reaches 0.79 (8 and 64 req/s; single cells there flip between two step-time modes), so the
     # check is the median ratio, and that the fast class would be clearly wrong on this host.
     import statistics
 
-    measured = _measured_dir(RES / "round4" / "A_solo_full")
-    loads = [2.0, 8.0, 24.0, 48.0, 64.0]
-    rates = ["--acceptance-rates", "0.9,0.8,0.7,0.6"]
-    slow = _predicted(rates + ["--calibration-host", "slow"], loads)
-    fast = _predicted(rates, loads)
-    slow_ratios = [slow[q] / measured[q] for q in loads]
+    slow_ratios, fast_median = _class_ratios(("round4/A_solo_full",), [2.0, 8.0, 24.0, 48.0, 64.0])
     assert 0.9 <= statistics.median(slow_ratios) <= 1.1 and min(slow_ratios) > 0.75, slow_ratios
-    assert statistics.median(fast[q] / measured[q] for q in loads) > 1.2
+    assert fast_median > 1.2
 
 
 @pytest.mark.parametrize("runs,loads", [(("round5/U1", "round5/P1", "round5/U2"), [2.0, 8.0, 24.0, 48.0]),
@@ -103,10 +109,6 @@ def test_slow_host_class_predicts_rounds_5_and_6(runs, loads):
     # the slow class is within 15% in the median, the fast class 1.5-1.7x too optimistic
     import statistics
 
-    measured = _measured_dir(*(RES / r for r in runs))
-    rates = ["--acceptance-rates", "0.9,0.8,0.7,0.6"]
-    slow = _predicted(rates + ["--calibration-host", "slow"], loads)
-    fast = _predicted(rates, loads)
-    slow_ratios = [slow[q] / measured[q] for q in loads]
+    slow_ratios, fast_median = _class_ratios(runs, loads)
     assert 0.85 <= statistics.median(slow_ratios) <= 1.15 and min(slow_ratios) > 0.75, slow_ratios
-    assert statistics.median(fast[q] / measured[q] for q in loads) > 1.4
+    assert fast_median > 1.4
