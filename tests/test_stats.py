@@ -76,3 +76,13 @@ def test_time_blocks_are_at_most_block_s_and_at_least_min_blocks_per_repeat():
     short = time_blocks([[(t, 1.0) for t in np.arange(0, 3, 0.01)]])[0]
     assert len(short) >= MIN_BLOCKS
     assert time_blocks([[(0.0, float("nan")), (None, 1.0)]]) == []
+
+
+def test_a_burst_sent_at_once_is_cut_by_send_order_not_left_as_one_block():
+    burst = time_blocks([[(0.0, float(v)) for v in range(40)]])[0]
+    assert len(burst) == MIN_BLOCKS and sum(b.size for b in burst) == 40
+    rng = np.random.default_rng(2)
+    base = [[(0.0, v) for v in rng.lognormal(np.log(2.0), 0.2, 200)]]
+    spec = [[(0.0, v) for v in rng.lognormal(np.log(1.0), 0.2, 200)]]
+    _, low, high = clustered_ratio_ci(time_blocks(base), time_blocks(spec))
+    assert high - low > 0.05  # a real interval, not one block resampled into itself

@@ -41,8 +41,10 @@ def time_blocks(repeats: Sequence[Sequence[tuple[float, float]]], block_s: float
                 min_blocks: int = MIN_BLOCKS) -> list[list[np.ndarray]]:
     """Group (send time, value) pairs of each repeat into consecutive send-time blocks.
 
-    The block length is ``block_s``, shortened so that each repeat spans at least ``min_blocks`` blocks. Returns,
-    per repeat, its non-empty blocks as arrays of finite values (repeats without one are dropped)."""
+    The block length is ``block_s``, shortened so that each repeat spans at least ``min_blocks`` blocks. Where
+    sends bunch so that fewer blocks hold values (a burst sent at once), the repeat is cut by send order into
+    ``min_blocks`` runs of equal size instead: one block would make every resample the same. Returns, per repeat,
+    its non-empty blocks as arrays of finite values (repeats without one are dropped)."""
     out = []
     for pairs in repeats:
         pts = [(t, v) for t, v in pairs if t is not None and v is not None and np.isfinite(v)]
@@ -53,6 +55,11 @@ def time_blocks(repeats: Sequence[Sequence[tuple[float, float]]], block_s: float
         span = float(times.max() - times.min())
         length = min(block_s, span / min_blocks) if span > 0 else block_s
         ids = np.floor((times - times.min()) / length).astype(int) if length > 0 else np.zeros(times.size, int)
+        wanted = min(min_blocks, times.size)
+        if np.unique(ids).size < wanted:
+            ranks = np.empty(times.size, int)
+            ranks[np.argsort(times, kind="stable")] = np.arange(times.size)
+            ids = ranks * wanted // times.size
         out.append([values[ids == i] for i in np.unique(ids)])
     return out
 
