@@ -1,5 +1,5 @@
-"""Speed of bench's speedup intervals: the two-stage block bootstrap (``specwise.stats.clustered_ratio_ci``) beside
-the request bootstrap it replaced, on the same data, for cells of 300 to 36,000 requests per arm.
+"""Speed of bench's speedup intervals: the paired two-stage block bootstrap
+(``specwise.stats.paired_block_ratio_ci``) beside the request bootstrap it replaced, on the same data, for cells of 300 to 36,000 requests per arm.
 
 Target: a comparison (five metrics) of a 3-repeat cell of 4,000 requests per repeat and arm in under 10 s on the
 2-core CI machine, so that a bench run of ten such loads summarises in under two minutes. The bootstrap runs once,
@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
 from steadiness import request_bootstrap  # noqa: E402
 
-from specwise.stats import clustered_ratio_ci, time_blocks  # noqa: E402
+from specwise.stats import paired_block_ratio_ci, paired_time_blocks  # noqa: E402
 
 TARGET_S = 10.0
 METRICS = 5  # speedups per comparison (TPOT P50/P99, E2E P50/P99, TTFT P50)
@@ -37,7 +37,7 @@ def main() -> None:
         request_bootstrap([v for r in base for _, v in r], [v for r in spec for _, v in r])
         plain = time.perf_counter() - t0
         t0 = time.perf_counter()
-        clustered_ratio_ci(time_blocks(base), time_blocks(spec))
+        paired_block_ratio_ci(*paired_time_blocks(base, spec))
         block = time.perf_counter() - t0
         print(f"{f'{repeats} x {n:,}':>28}  {plain:>16.3f} s  {block:>14.3f} s  {block / plain:5.1f}x")
         if (repeats, n) == (3, 4000):

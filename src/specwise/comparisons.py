@@ -3,9 +3,9 @@
 A speedup is baseline latency / speculative latency at a percentile (> 1: speculation is faster), for
 TPOT P50/P99, E2E P50/P99 and TTFT P50; the throughput ratio is speculative / baseline output tokens per
 second (summed over repeats). With request records on both sides (bench) each speedup carries a 95 % CI from
-a two-stage bootstrap (:func:`specwise.stats.clustered_ratio_ci`): repeats with replacement, then send-time
-blocks of at most 2 s within each, because requests sent in the same seconds meet the same server state and
-are not independent. With several repeats its value is the median of the per-repeat speedups (drift between
+a paired two-stage bootstrap (:func:`specwise.stats.paired_block_ratio_ci`): repeats with replacement, then
+send-time blocks of at most 2 s within each, the same repeats and blocks for both arms (they share the schedule),
+because requests sent in the same seconds meet the same server state and are not independent. With several repeats its value is the median of the per-repeat speedups (drift between
 repeats shows in ``per_repeat``). With summaries only (simulate: one deterministic run per load) the speedup is the
 ratio of the two summaries' percentiles and has no CI.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from specwise.schemas.results import CellSummary, Comparison, RequestRecord, SpeedupCI
-from specwise.stats import clustered_ratio_ci, percentile, time_blocks
+from specwise.stats import paired_block_ratio_ci, paired_time_blocks, percentile
 
 __all__ = ["ArmRun", "METRICS", "compare_arms", "ratio"]
 
@@ -54,18 +54,14 @@ def _values(runs: Sequence[ArmRun], metric: Callable[[RequestRecord], float | No
     return [v for run in runs for r in (run.records or []) if r.ok for v in [metric(r)] if v is not None]
 
 
-def _blocks(runs: Sequence[ArmRun], metric: Callable[[RequestRecord], float | None]) -> list[list[np.ndarray]]:
-    """Per repeat, the metric's values in send-time blocks (a record without a send time is its own block)."""
-    out = []
-    for run in runs:
-        ok = [r for r in (run.records or []) if r.ok]
-        sent = [(r.sent_s, metric(r)) for r in ok if r.sent_s is not None]
-        blocks = time_blocks([sent])
-        blocks = blocks[0] if blocks else []
-        blocks += [np.asarray([v]) for r in ok if r.sent_s is None for v in [metric(r)] if v is not None]
-        if blocks:
-            out.append(blocks)
-    return out
+def _sent(runs: Sequence[ArmRun], repeat: int, metric: Callable[[RequestRecord], float | None]
+          ) -> list[tuple[float | None, float | None]]:
+    """(send time, value) of one repeat's successful requests; request order stands in for send times where a
+    record has none (hand-built records)."""
+    rows = [(r.sent_s, metric(r)) for run in runs if run.repeat == repeat for r in (run.records or []) if r.ok]
+    if any(t is None for t, _ in rows):
+        rows = [(float(i), v) for i, (_, v) in enumerate(rows)]
+    return rows
 
 
 def compare_arms(baseline: Sequence[ArmRun], speculative: Sequence[ArmRun], *, baseline_role: str = "baseline",
@@ -83,8 +79,11 @@ def compare_arms(baseline: Sequence[ArmRun], speculative: Sequence[ArmRun], *, b
     for name, (field_name, metric, q) in METRICS.items():
         short = name.removeprefix("speedup_")
         if with_records:
-            point, low, high = clustered_ratio_ci(_blocks(baseline, metric), _blocks(speculative, metric), q=q,
-                                                  seed=seed)
+            # the interval pairs repeat r of both arms (same schedule); the point is over every request
+            blocks_b, blocks_s = paired_time_blocks([_sent(baseline, r, metric) for r in repeats],
+                                                    [_sent(speculative, r, metric) for r in repeats])
+            _, low, high = paired_block_ratio_ci(blocks_b, blocks_s, q=q, seed=seed)
+            point = ratio(percentile(_values(baseline, metric), q), percentile(_values(speculative, metric), q))
             if len(repeats) > 1:
                 vals = []
                 for rep in repeats:

@@ -159,7 +159,7 @@ def test_one_repeat_of_an_unsteady_speculative_step_is_not_a_win_however_narrow_
     d = decide(ngram_w(), runs=[_unsteady(winning_run(speedup=1.3, half=0.03, repeats=1), 2.0)], options=NO_SIM)
     noise = rule(d, "noise")
     assert noise.status == "fail" and "switched speeds" in noise.message and noise.evidence["repeats_needed"] >= 3
-    assert "16 of 34" in noise.meaning and d.verdict == "BORDERLINE"
+    assert "13 of 34" in noise.meaning and d.verdict == "BORDERLINE"
     assert f"--repeats {noise.evidence['repeats_needed']}" in d.next_steps[-1]
     assert "--duration 60" in noise.evidence["bench_command"]
     # three repeats: the interval carries the differences between repeats, and the rule lets it stand

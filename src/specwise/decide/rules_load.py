@@ -216,7 +216,7 @@ def rule_noise(ctx: Context) -> Finding:
 
     A measured interval from fewer than MIN_REPEATS repeats of a cell whose speculative step switched speeds
     (bench's ``step_time_unsteady``) does not settle it either: on issue 12's H200 hosts one repeat's interval
-    held the next repeat's speedup in 16 of 34 pairs (benchmarks/gpu/steadiness.py)."""
+    held the next repeat's speedup in 13 of 34 pairs (benchmarks/gpu/steadiness.py)."""
     view = ctx.primary()
     if view is None:
         return finding("noise", "Noise", "unknown", "no runs", meaning="")
@@ -254,7 +254,7 @@ def rule_noise(ctx: Context) -> Finding:
                        "can land outside it", threshold=1.0, observed=s.value, source=_src(view),
                        meaning=f"settle it with {n} repeats of {UNSTEADY_CELL_S:g}-s cells (bench command under "
                        "next steps): on issue 12's H200 hosts one repeat's interval held the next repeat's speedup "
-                       "in 16 of 34 pairs", repeats_needed=n, bench_command=cmd, step_spread=spread)
+                       "in 13 of 34 pairs", repeats_needed=n, bench_command=cmd, step_spread=spread)
     return finding("noise", "Noise", "fail" if has_ci else "unknown",
                    (f"interval {_ci_text(s)} at {load:g} {ctx.load_unit}{at_t} includes 1.0" if has_ci else
                     f"no interval at {load:g} {ctx.load_unit} ({_src(view).value}, one run)"),
