@@ -76,27 +76,34 @@ def test_client_workers_die_when_the_bench_is_killed_9():
         parent.kill()
 
 
-async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
-    import asyncio
+def _silent_server(n: int):
+    """A socket that accepts ``n`` connections and never answers: every request stays in flight."""
     import socket
     import threading
-
-    from specwise.bench.client import ClientConfig
-    from specwise.bench.shards import ClientWorkerDied, ShardedSender
-    from specwise.bench.workloads import build_workload
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
     held, accepted = [], threading.Event()
-    reqs = build_workload("chat").sample(4, seed=0)
 
-    def accept():  # connections accepted, never answered: every request stays in flight
-        for _ in reqs:
+    def accept():
+        for _ in range(n):
             held.append(srv.accept())
         accepted.set()
 
     threading.Thread(target=accept, daemon=True).start()
+    return srv, accepted
+
+
+async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
+    import asyncio
+
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ClientWorkerDied, ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    reqs = build_workload("chat").sample(4, seed=0)
+    srv, accepted = _silent_server(len(reqs))
     sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
     try:
         cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0,
@@ -104,6 +111,58 @@ async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
         assert await asyncio.to_thread(accepted.wait, 60)
         os.kill(sender.procs[0].pid, signal.SIGKILL)
         with pytest.raises(ClientWorkerDied, match="died .* in the middle of a cell.*--resume"):
+            await asyncio.wait_for(cell, 30)
+    finally:
+        for p in sender.procs:
+            p.kill()
+        sender.close()
+        srv.close()
+
+
+async def test_streams_past_the_drain_limit_are_cut_and_recorded_as_timeouts_by_the_workers():
+    # the single-process cell cancels streams still running drain_s after its last send; sharded cells used to
+    # wait for each request's own 600-s limit
+    import asyncio
+
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    reqs = build_workload("chat").sample(4, seed=0)
+    srv, accepted = _silent_server(len(reqs))
+    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
+    records = []
+    try:
+        start = time.perf_counter()
+        sent, cut = await asyncio.wait_for(
+            sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0, max_per_step=1,
+                            on_record=lambda r: records.append(r) or False, drain_s=2.0, settle_s=15.0), 60)
+        assert sent == {r.request_id for r in reqs} and cut == len(reqs)
+        assert {r.error_kind for r in records} == {"timeout"} and "drain limit (2 s" in records[0].error
+        assert time.perf_counter() - start < 30
+    finally:
+        sender.close()
+        srv.close()
+
+
+async def test_a_frozen_worker_past_the_drain_limit_stops_the_cell_with_a_clear_error():
+    import asyncio
+
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ClientWorkerDied, ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    reqs = build_workload("chat").sample(4, seed=0)
+    srv, accepted = _silent_server(len(reqs))
+    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
+    try:
+        cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0,
+                                                   repeat=0, max_per_step=1, on_record=lambda r: False,
+                                                   drain_s=1.0, settle_s=2.0))
+        assert await asyncio.to_thread(accepted.wait, 60)
+        os.kill(sender.procs[0].pid, signal.SIGSTOP)  # alive, never answering: a hung worker
+        with pytest.raises(ClientWorkerDied, match="did not finish their share within 2 s of the cell's drain "
+                                                   "limit.*--resume"):
             await asyncio.wait_for(cell, 30)
     finally:
         for p in sender.procs:

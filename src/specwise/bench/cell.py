@@ -289,8 +289,14 @@ class CellRunner:
 
                 await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency or 1)))
             elif sender is not None:
-                sent |= await sender.run_cell(reqs, t0=t0, role=role, qps=qps, repeat=repeat,
-                                              max_per_step=max_per_step, on_record=on_done)
+                shard_sent, cut = await sender.run_cell(reqs, t0=t0, role=role, qps=qps, repeat=repeat,
+                                                        max_per_step=max_per_step, on_record=on_done,
+                                                        drain_s=drain_s, settle_s=self.settle_timeout_s)
+                sent |= shard_sent
+                if cut:
+                    drain_expired.set()
+                    unsettled.append(f"{cut} requests were still streaming {drain_s:g} s after the last send; "
+                                     "they were cancelled and recorded as timeouts")
             else:
                 for req in reqs:
                     delay = t0 + req.scheduled_s - time.perf_counter()

@@ -39,7 +39,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ClientWorkerDied(UserError):
-    """A client worker process died mid-cell (killed, out of memory): the run stops, what was stored is intact."""
+    """A client worker process died mid-cell (killed, out of memory) or hung past the cell's drain limit: the run
+    stops, what was stored is intact."""
 
     exit_code = 1
 
@@ -61,7 +62,7 @@ def die_with_parent() -> bool:
     return True
 
 
-def _worker_main(cfg_json: str, inbox, outbox, abort, parent_pid: int) -> None:  # noqa: ANN001
+def _worker_main(cfg_json: str, inbox, outbox, abort, drained, parent_pid: int) -> None:  # noqa: ANN001
     die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         return
@@ -74,7 +75,7 @@ def _worker_main(cfg_json: str, inbox, outbox, abort, parent_pid: int) -> None: 
                 msg = await loop.run_in_executor(None, inbox.get)
                 if msg == _STOP:
                     return
-                t0, role, qps, repeat, max_per_step, reqs_json = msg
+                t0, role, qps, repeat, max_per_step, drain_s, reqs_json = msg
                 reqs = [RequestSpec.model_validate_json(r) for r in reqs_json]
                 tasks = []
                 sent: list[str] = []
@@ -86,8 +87,13 @@ def _worker_main(cfg_json: str, inbox, outbox, abort, parent_pid: int) -> None: 
                                                 max_tokens_per_step=max_per_step)
                         record = out.record
                     except asyncio.CancelledError:  # the parent stopped the cell: the request was sent
-                        record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="cancelled",
-                                               error="cancelled: the cell stopped early (error budget exceeded)")
+                        if drained.is_set():
+                            record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="timeout",
+                                                   error=f"no complete response within the cell's drain limit "
+                                                   f"({drain_s:g} s after its last send)")
+                        else:
+                            record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="cancelled",
+                                                   error="cancelled: the cell stopped early (error budget exceeded)")
                     outbox.put(record.model_dump_json())
 
                 for req in reqs:
@@ -97,9 +103,12 @@ def _worker_main(cfg_json: str, inbox, outbox, abort, parent_pid: int) -> None: 
                     if abort.is_set():
                         break
                     tasks.append(asyncio.create_task(send(req)))
-                if abort.is_set():
-                    for t in tasks:
-                        t.cancel()
+                # the parent may stop the cell while streams are still running (error budget, drain limit)
+                pending = set(tasks)
+                while pending and not abort.is_set():
+                    _, pending = await asyncio.wait(pending, timeout=0.2)
+                for t in pending:
+                    t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 outbox.put((_DONE, sent))  # this worker's share of the cell is done, and what it sent
 
@@ -114,25 +123,42 @@ class ShardedSender:
         self.workers = workers
         self.outbox = ctx.Queue()
         self.abort = ctx.Event()
+        self.drained = ctx.Event()  # set with abort when the drain limit ended the cell (records say timeout)
         self.inboxes = [ctx.Queue() for _ in range(workers)]
         self.procs = [ctx.Process(target=_worker_main, args=(cfg.model_dump_json(), q, self.outbox, self.abort,
-                                                             os.getpid()), daemon=True) for q in self.inboxes]
+                                                             self.drained, os.getpid()), daemon=True)
+                      for q in self.inboxes]
         for p in self.procs:
             p.start()
 
     async def run_cell(self, reqs: list[RequestSpec], *, t0: float, role: str, qps: float | None, repeat: int,
-                       max_per_step: int | None, on_record: Callable[[RequestRecord], bool]) -> set[str]:
+                       max_per_step: int | None, on_record: Callable[[RequestRecord], bool],
+                       drain_s: float = math.inf, settle_s: float = 15.0) -> tuple[set[str], int]:
         """Send ``reqs`` (round-robin over workers) at ``t0 + scheduled_s``; ``on_record`` returns True to abort.
 
-        Returns the ids of the requests the workers sent (each has had its record passed to ``on_record``)."""
+        Streams still running ``drain_s`` after the last scheduled send are cancelled by their workers and recorded
+        as timeouts, as in a single-process cell; a worker that has not finished ``settle_s`` later is hung, and
+        the cell is not stored (:class:`ClientWorkerDied`). Returns the ids of the requests the workers sent (each
+        has had its record passed to ``on_record``) and how many streams the drain limit cut."""
         self.abort.clear()
+        self.drained.clear()
         sent: set[str] = set()
         for i, inbox in enumerate(self.inboxes):
             share = [r.model_dump_json() for r in reqs[i::self.workers]]
-            inbox.put((t0, role, qps, repeat, max_per_step, share))
+            inbox.put((t0, role, qps, repeat, max_per_step, drain_s, share))
         pending = self.workers
         loop = asyncio.get_running_loop()
+        drain_end = t0 + max((r.scheduled_s for r in reqs), default=0.0) + drain_s
+        cut = 0
         while pending:
+            now = time.perf_counter()
+            if now > drain_end and not self.drained.is_set():
+                self.drained.set()
+                self.abort.set()
+            if self.drained.is_set() and now > drain_end + settle_s:
+                raise ClientWorkerDied(f"{pending} client worker process(es) did not finish their share within "
+                                       f"{settle_s:g} s of the cell's drain limit ({drain_s:g} s after its last "
+                                       "send); the cell is not stored. Continue with the same options and --resume")
             try:
                 item = await loop.run_in_executor(None, self.outbox.get, True, 1.0)
             except queue_mod.Empty:
@@ -147,9 +173,11 @@ class ShardedSender:
                 pending -= 1
                 sent.update(item[1])
                 continue
-            if on_record(RequestRecord.model_validate_json(item)):
+            record = RequestRecord.model_validate_json(item)
+            cut += self.drained.is_set() and record.error_kind == "timeout"
+            if on_record(record):
                 self.abort.set()
-        return sent
+        return sent, cut
 
     def close(self) -> None:
         for inbox in self.inboxes:
