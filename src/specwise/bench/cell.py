@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from specwise.bench.arrivals import ArrivalSpec, requests_for_duration, schedule
-from specwise.bench.client import StreamingClient, failed_record
+from specwise.bench.client import StreamingClient, drain_cut_note, failed_record, stopped_record
 from specwise.bench.config import BenchConfig
 from specwise.bench.settle import bounded, settle
 from specwise.bench.shards import ShardedSender
@@ -251,13 +251,9 @@ class CellRunner:
                                         max_tokens_per_step=max_per_step)
             except asyncio.CancelledError:
                 if abort.is_set():  # the error budget stopped the cell: the request was sent, say so
-                    on_done(failed_record(req, role=role, qps=qps, repeat=repeat, sent_s=None,
-                                          error_kind="cancelled", error="cancelled: the cell stopped early "
-                                          "(error budget exceeded)"))
+                    on_done(stopped_record(req, role=role, qps=qps, repeat=repeat))
                 elif drain_expired.is_set():
-                    on_done(failed_record(req, role=role, qps=qps, repeat=repeat, sent_s=None,
-                                          error_kind="timeout", error=f"no complete response within the cell's "
-                                          f"drain limit ({drain_s:g} s after its last send)"))
+                    on_done(stopped_record(req, role=role, qps=qps, repeat=repeat, drain_s=drain_s))
                 raise
             on_done(out.record)
 
@@ -295,8 +291,7 @@ class CellRunner:
                 sent |= shard_sent
                 if cut:
                     drain_expired.set()
-                    unsettled.append(f"{cut} requests were still streaming {drain_s:g} s after the last send; "
-                                     "they were cancelled and recorded as timeouts")
+                    unsettled.append(drain_cut_note(cut, drain_s))
             else:
                 for req in reqs:
                     delay = t0 + req.scheduled_s - time.perf_counter()
@@ -317,8 +312,7 @@ class CellRunner:
                     if late:  # cancelled, each recorded as a timeout by send(): nothing already measured is lost
                         drain_expired.set()
                         await settle(late, 0)
-                        unsettled.append(f"{len(late)} requests were still streaming {drain_s:g} s after the last "
-                                         "send; they were cancelled and recorded as timeouts")
+                        unsettled.append(drain_cut_note(len(late), drain_s))
         finally:
             # No task outlives the cell (Ctrl-C included): each is cancelled and awaited, within limits. The
             # sampler also gets its stop flag, so it ends after its current scrape even if the cancel is lost.

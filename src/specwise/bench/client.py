@@ -125,6 +125,24 @@ def failed_record(req: RequestSpec, *, role: Role, error_kind: str, error: str, 
                          error_detail=error_detail)
 
 
+def stopped_record(req: RequestSpec, *, role: Role, qps: float | None, repeat: int,
+                   drain_s: float | None = None) -> RequestRecord:
+    """The record of a sent request that its cell cancelled: past the cell's drain limit (``drain_s`` given), a
+    timeout; otherwise the error budget stopped the cell."""
+    if drain_s is not None:
+        return failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="timeout",
+                             error=f"no complete response within the cell's drain limit ({drain_s:g} s after its "
+                             "last send)")
+    return failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="cancelled",
+                         error="cancelled: the cell stopped early (error budget exceeded)")
+
+
+def drain_cut_note(cut: int, drain_s: float) -> str:
+    """What a cell says when its drain limit cut streams (single-process and sharded cells alike)."""
+    return (f"{cut} requests were still streaming {drain_s:g} s after the last send; they were cancelled and "
+            "recorded as timeouts")
+
+
 async def discover_model(base_url: str, api_key_env: str | None = None, timeout_s: float = 10.0) -> str:
     """The first model id served at ``base_url`` (GET /v1/models)."""
     cfg = ClientConfig(base_url=base_url, model="?", api_key_env=api_key_env)

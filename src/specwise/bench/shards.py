@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from specwise.bench.client import ClientConfig, StreamingClient, failed_record, run_async
+from specwise.bench.client import ClientConfig, StreamingClient, run_async, stopped_record
 from specwise.bench.workloads import RequestSpec
 from specwise.errors import UserError
 from specwise.schemas.results import RequestRecord
@@ -87,13 +87,8 @@ def _worker_main(cfg_json: str, inbox, outbox, abort, drained, parent_pid: int) 
                                                 max_tokens_per_step=max_per_step)
                         record = out.record
                     except asyncio.CancelledError:  # the parent stopped the cell: the request was sent
-                        if drained.is_set():
-                            record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="timeout",
-                                                   error=f"no complete response within the cell's drain limit "
-                                                   f"({drain_s:g} s after its last send)")
-                        else:
-                            record = failed_record(req, role=role, qps=qps, repeat=repeat, error_kind="cancelled",
-                                                   error="cancelled: the cell stopped early (error budget exceeded)")
+                        record = stopped_record(req, role=role, qps=qps, repeat=repeat,
+                                                drain_s=drain_s if drained.is_set() else None)
                     outbox.put(record.model_dump_json())
 
                 for req in reqs:
