@@ -112,8 +112,8 @@ def step_windows(records: Iterable[RequestRecord]) -> tuple[float | None, float 
     for r in records:
         if not r.ok or r.sent_s is None or len(r.chunk_offsets_s) < 2:
             continue
-        arrivals = r.sent_s + np.asarray(r.chunk_offsets_s, dtype=float)
-        for at, gap in zip(arrivals[1:], np.diff(arrivals)):
+        gaps, _ = itl_arrays(r)
+        for at, gap in zip(r.sent_s + np.asarray(r.chunk_offsets_s[1:], dtype=float), gaps):
             if gap > 0:
                 windows.setdefault((r.repeat, int(at // STEP_WINDOW_S)), []).append(float(gap))
     medians = [float(np.median(g)) for g in windows.values() if len(g) >= STEP_WINDOW_MIN_GAPS]
