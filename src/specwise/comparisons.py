@@ -5,9 +5,10 @@ TPOT P50/P99, E2E P50/P99 and TTFT P50; the throughput ratio is speculative / ba
 second (summed over repeats). With request records on both sides (bench) each speedup carries a 95 % CI from
 a paired two-stage bootstrap (:func:`specwise.stats.paired_block_ratio_ci`): repeats with replacement, then
 send-time blocks of at most 2 s within each, the same repeats and blocks for both arms (they share the schedule),
-because requests sent in the same seconds meet the same server state and are not independent. With several repeats its value is the median of the per-repeat speedups (drift between
-repeats shows in ``per_repeat``). With summaries only (simulate: one deterministic run per load) the speedup is the
-ratio of the two summaries' percentiles and has no CI.
+because requests sent in the same seconds meet the same server state and are not independent. With several
+repeats its value is the median of the per-repeat speedups (drift between repeats shows in ``per_repeat``). With
+summaries only (simulate: one deterministic run per load) the speedup is the ratio of the two summaries'
+percentiles and has no CI.
 
 Inputs are :class:`ArmRun` s, one per repeat of one arm at one load; the load axis and temperature of the
 comparison are the baseline cells'.

@@ -225,8 +225,8 @@ def step_steadiness(c: FindingContext) -> list[Finding]:
                       "intervals resample repeats and 2-s blocks). On issue 12's H200 hosts this was the host CPU "
                       "under vLLM 0.26's synchronous draft_model step (1.5-2x swings the guest OS does not see)",
                       cell=_label(s), load=s.load if s.load is not None else s.qps, temperature=s.temperature,
-                      spread=round(spread, 3), baseline_spread=(round(base_spread, 3)
-                                                                               if base_spread is not None else None),
+                      spread=round(spread, 3),
+                      baseline_spread=round(base_spread, 3) if base_spread is not None else None,
                       step_p10_s=s.step_window_p10_s, step_p90_s=s.step_window_p90_s, windows=s.step_windows,
                       repeats=s.repeats, threshold=UNSTEADY_STEP_SPREAD))
     return out

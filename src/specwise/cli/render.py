@@ -229,13 +229,14 @@ COMPARISON_COLS = [
 def cells_table(result: RunResult, width: int) -> RenderableType:
     title = (f"Cells ({result.source}; latencies in ms; load = req/s, or c=N requests in flight (closed loop); "
              "TPOT = (E2E-TTFT)/(tokens-1); ITL/token = chunk gap / tokens in chunk; ITL/chunk = chunk gap; "
-             "batch = mean running sequences; step p90/p10 = spread of the per-second median chunk gap, ~1.0 when the step "
-             "held steady; * = saturated (queue keeps growing))")
+             "batch = mean running sequences; step p90/p10 = spread of the per-second median chunk gap, ~1.0 when "
+             "the step held steady; * = saturated (queue keeps growing))")
     return fit_table(title, CELL_COLS, result.cells, width)
 
 
 def comparisons_table(result: RunResult, width: int) -> RenderableType:
-    ci = "; 95% CI, bootstrap of repeats then 2-s send-time blocks" if any(c.speedup_e2e_p50.ci_low is not None for c in result.comparisons) else ""
+    with_ci = any(c.speedup_e2e_p50.ci_low is not None for c in result.comparisons)
+    ci = "; 95% CI, bootstrap of repeats then 2-s send-time blocks" if with_ci else ""
     title = (f"Speedup = baseline latency / speculative latency (> 1: speculation faster; {result.source}{ci}; "
              "tok/s ratio = speculative / baseline output tokens per second)")
     cols = COMPARISON_COLS

@@ -164,8 +164,7 @@ def speedup_plot(inputs: ReportInputs) -> Plot | None:
                "Solid lines are measured (bench; shaded band = 95% confidence interval, bootstrap of repeats "
                "then 2-s send-time blocks), dashed lines simulated (simulate; no interval). Vertical lines mark "
                "the crossover (the load where the speedup falls through 1, linearly interpolated) and the "
-               "workload's peak load. A speedup whose "
-               "interval includes 1.0 is not a win.")
+               "workload's peak load. A speedup whose interval includes 1.0 is not a win.")
     return Plot("speedup", "Speedup vs load", svg, caption, {"series": series})
 
 
