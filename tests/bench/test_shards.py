@@ -1,5 +1,6 @@
 """Client worker processes: how many (``--client-workers auto``), and that none outlives its parent."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -76,47 +77,57 @@ def test_client_workers_die_when_the_bench_is_killed_9():
         parent.kill()
 
 
-def _silent_server(n: int):
-    """A socket that accepts ``n`` connections and never answers: every request stays in flight."""
+@contextlib.contextmanager
+def _sender_on_a_silent_server(n_requests: int = 4, workers: int = 2):
+    """(sender, requests, accepted): two client workers against a socket that accepts every request's connection
+    and never answers, so every request stays in flight; ``accepted`` is set once all are accepted."""
     import socket
     import threading
 
+    from specwise.bench.client import ClientConfig
+    from specwise.bench.shards import ShardedSender
+    from specwise.bench.workloads import build_workload
+
+    reqs = build_workload("chat").sample(n_requests, seed=0)
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
     held, accepted = [], threading.Event()
 
     def accept():
-        for _ in range(n):
+        for _ in reqs:
             held.append(srv.accept())
         accepted.set()
 
     threading.Thread(target=accept, daemon=True).start()
-    return srv, accepted
+    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), workers)
+    try:
+        yield sender, reqs, accepted
+    finally:
+        for p in sender.procs:
+            p.kill()  # a SIGSTOPped worker ignores the stop message
+        sender.close()
+        srv.close()
+
+
+def _start_cell(sender, reqs, **kw):
+    import asyncio
+
+    return asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0,
+                                               max_per_step=1, **{"on_record": lambda r: False, **kw}))
 
 
 async def test_a_worker_dying_mid_cell_stops_the_cell_with_a_clear_error():
     import asyncio
 
-    from specwise.bench.client import ClientConfig
-    from specwise.bench.shards import ClientWorkerDied, ShardedSender
-    from specwise.bench.workloads import build_workload
+    from specwise.bench.shards import ClientWorkerDied
 
-    reqs = build_workload("chat").sample(4, seed=0)
-    srv, accepted = _silent_server(len(reqs))
-    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
-    try:
-        cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0,
-                                                   max_per_step=1, on_record=lambda r: False))
+    with _sender_on_a_silent_server() as (sender, reqs, accepted):
+        cell = _start_cell(sender, reqs)
         assert await asyncio.to_thread(accepted.wait, 60)
         os.kill(sender.procs[0].pid, signal.SIGKILL)
         with pytest.raises(ClientWorkerDied, match="died .* in the middle of a cell.*--resume"):
             await asyncio.wait_for(cell, 30)
-    finally:
-        for p in sender.procs:
-            p.kill()
-        sender.close()
-        srv.close()
 
 
 async def test_streams_past_the_drain_limit_are_cut_and_recorded_as_timeouts_by_the_workers():
@@ -124,48 +135,25 @@ async def test_streams_past_the_drain_limit_are_cut_and_recorded_as_timeouts_by_
     # wait for each request's own 600-s limit
     import asyncio
 
-    from specwise.bench.client import ClientConfig
-    from specwise.bench.shards import ShardedSender
-    from specwise.bench.workloads import build_workload
-
-    reqs = build_workload("chat").sample(4, seed=0)
-    srv, accepted = _silent_server(len(reqs))
-    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
     records = []
-    try:
+    with _sender_on_a_silent_server() as (sender, reqs, accepted):
         start = time.perf_counter()
-        sent, cut = await asyncio.wait_for(
-            sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0, repeat=0, max_per_step=1,
-                            on_record=lambda r: records.append(r) or False, drain_s=2.0, settle_s=15.0), 60)
+        sent, cut = await asyncio.wait_for(_start_cell(sender, reqs, on_record=lambda r: records.append(r) or False,
+                                                       drain_s=2.0, settle_s=15.0), 60)
         assert sent == {r.request_id for r in reqs} and cut == len(reqs)
         assert {r.error_kind for r in records} == {"timeout"} and "drain limit (2 s" in records[0].error
         assert time.perf_counter() - start < 30
-    finally:
-        sender.close()
-        srv.close()
 
 
 async def test_a_frozen_worker_past_the_drain_limit_stops_the_cell_with_a_clear_error():
     import asyncio
 
-    from specwise.bench.client import ClientConfig
-    from specwise.bench.shards import ClientWorkerDied, ShardedSender
-    from specwise.bench.workloads import build_workload
+    from specwise.bench.shards import ClientWorkerDied
 
-    reqs = build_workload("chat").sample(4, seed=0)
-    srv, accepted = _silent_server(len(reqs))
-    sender = ShardedSender(ClientConfig(base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", model="m"), 2)
-    try:
-        cell = asyncio.create_task(sender.run_cell(reqs, t0=time.perf_counter(), role="baseline", qps=1.0,
-                                                   repeat=0, max_per_step=1, on_record=lambda r: False,
-                                                   drain_s=1.0, settle_s=2.0))
+    with _sender_on_a_silent_server() as (sender, reqs, accepted):
+        cell = _start_cell(sender, reqs, drain_s=1.0, settle_s=2.0)
         assert await asyncio.to_thread(accepted.wait, 60)
         os.kill(sender.procs[0].pid, signal.SIGSTOP)  # alive, never answering: a hung worker
         with pytest.raises(ClientWorkerDied, match="did not finish their share within 2 s of the cell's drain "
                                                    "limit.*--resume"):
             await asyncio.wait_for(cell, 30)
-    finally:
-        for p in sender.procs:
-            p.kill()
-        sender.close()
-        srv.close()
